@@ -1,0 +1,197 @@
+"""Typed, frozen definitions: what `features/**/*.yaml` and `conf/<env>.yaml` say, nothing more.
+
+Every object carries `loc`, the file and line it came from, so any later stage can point the
+user at the exact place to fix. Mappings are stored as tuples of pairs so objects stay
+hashable and comparable; use `dict(obj.tags)` to read them. Nothing here knows about Spark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+AGGREGATION_FUNCTIONS = (
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "stddev",
+    "count_distinct",
+    "approx_count_distinct",
+    "last",
+)
+COUNT_FUNCTIONS = ("count", "count_distinct", "approx_count_distinct")
+SOURCE_FORMATS = ("parquet", "delta", "csv", "table")
+MIN_WINDOW_DAYS = 1
+MAX_WINDOW_DAYS = 730
+
+Pairs = tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """Where a definition (or one of its keys) was written."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+NOWHERE = Location("<generated>", 0)
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A thing features describe, identified by its key columns (e.g. customer_id)."""
+
+    name: str
+    keys: tuple[str, ...]
+    description: str = ""
+    loc: Location = NOWHERE
+
+
+@dataclass(frozen=True)
+class Source:
+    """Raw events or rows a feature group reads.
+
+    `location` is the resolved path (or `db.table` for format `table`). `timestamp` is the
+    event-time column; `columns` the declared (name, Spark SQL type) pairs, checked against
+    the real data before compute.
+    """
+
+    name: str
+    format: str
+    location: str
+    timestamp: str | None = None
+    columns: tuple[tuple[str, str], ...] = ()
+    options: Pairs = ()
+    description: str = ""
+    loc: Location = NOWHERE
+
+    @property
+    def column_types(self) -> dict[str, str]:
+        return dict(self.columns)
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """One aggregate over one or more windows: produces `<name>_<N>d` per window."""
+
+    name: str
+    function: str
+    expr: str | None  # None only for `count` (rows)
+    windows: tuple[int, ...]  # whole days
+    description: str = ""
+    tags: Pairs = ()
+    loc: Location = NOWHERE
+
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(f"{self.name}_{w}d" for w in self.windows)
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A named Spark SQL expression: a row-level feature over source columns, or a derived
+    feature over the group's own output columns."""
+
+    name: str
+    expr: str
+    description: str = ""
+    tags: Pairs = ()
+    declassified: str | None = None  # reason a PII-derived feature is not PII (governance)
+    loc: Location = NOWHERE
+
+
+@dataclass(frozen=True)
+class Check:
+    """A Great Expectations expectation (snake_case name + kwargs) that gates a publish."""
+
+    expectation: str
+    kwargs: Pairs
+    severity: Literal["error", "warn"] = "error"
+    loc: Location = NOWHERE
+
+
+@dataclass(frozen=True)
+class FeatureGroup:
+    """A set of features over one entity from one source, published as one Delta table.
+
+    Aggregation groups have `aggregations` (and optional `derived`); row-level groups have
+    `features` and no aggregations.
+    """
+
+    name: str
+    entity: str
+    source: str
+    description: str = ""
+    owner: str = ""
+    filter: str | None = None
+    tags: Pairs = ()
+    ttl_days: int | None = None
+    aggregations: tuple[Aggregation, ...] = ()
+    derived: tuple[Feature, ...] = ()
+    features: tuple[Feature, ...] = ()
+    checks: tuple[Check, ...] = ()
+    loc: Location = NOWHERE
+
+    @property
+    def kind(self) -> Literal["aggregation", "row"]:
+        return "aggregation" if self.aggregations else "row"
+
+    @property
+    def max_window(self) -> int:
+        return max((w for a in self.aggregations for w in a.windows), default=0)
+
+    def feature_names(self) -> tuple[str, ...]:
+        """Output feature columns in table order (keys and time columns excluded)."""
+        if self.kind == "row":
+            return tuple(f.name for f in self.features)
+        names = [n for a in self.aggregations for n in a.output_names()]
+        return tuple(names) + tuple(d.name for d in self.derived)
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """A named list of `group:feature` references (`group:*` for every feature)."""
+
+    name: str
+    features: tuple[str, ...]
+    description: str = ""
+    owner: str = ""
+    loc: Location = NOWHERE
+
+
+@dataclass(frozen=True)
+class Config:
+    """One environment's settings from `conf/<env>.yaml`, with paths already resolved."""
+
+    env: str
+    feature_root: str  # absolute path or URI (s3://...)
+    variables: Pairs = ()
+    timezone: str = "UTC"
+    catalog_type: Literal["none", "glue", "hive"] = "none"
+    catalog_database: str | None = None
+    spark_conf: Pairs = ()
+    aws: Pairs = ()  # raw deployment settings; read by deploy/
+    governance: Pairs = ()  # raw governance settings; read by governance code
+    loc: Location = NOWHERE
+
+
+@dataclass(frozen=True)
+class Project:
+    """Everything one project directory defines, for one environment."""
+
+    root: Path
+    config: Config
+    entities: dict[str, Entity] = field(default_factory=dict)
+    sources: dict[str, Source] = field(default_factory=dict)
+    groups: dict[str, FeatureGroup] = field(default_factory=dict)
+    training_sets: dict[str, TrainingSet] = field(default_factory=dict)
+
+    def table_path(self, group: str) -> str:
+        """Where a group's Delta table lives: `<feature_root>/<group>`."""
+        return f"{self.config.feature_root.rstrip('/')}/{group}"

@@ -1,0 +1,129 @@
+"""The one SparkSession builder, for every place a job runs.
+
+- local: `pyspark` from PyPI; Delta's jars are resolved by Spark from Maven Central into the
+  Ivy cache (`~/.ivy2`) on the first start and reused afterwards, so later starts need no
+  network.
+- submit: launched by `spark-submit` (EMR steps, a standalone cluster): the JVM already
+  exists with whatever `--packages`/`--jars` gave it; we only add Delta's SQL settings.
+- glue / emr: the platform supplies Delta's jars; we only add the SQL extension and catalog.
+
+Settings come from `conf/<env>.yaml` (`spark.conf`), over the local defaults below, which are
+sized for a 2-core, 24 GiB machine. The session time zone is always the project time zone,
+so day boundaries and naive timestamps mean what SPEC says.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from featurebank.definitions.model import Config
+
+DELTA_SQL_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+# Extra Maven packages a local session may need beside Delta (S3 through s3a://).
+HADOOP_AWS_PACKAGE = "org.apache.hadoop:hadoop-aws:3.3.4"
+
+LOCAL_DEFAULTS: dict[str, str] = {
+    "spark.sql.shuffle.partitions": "8",
+    "spark.default.parallelism": "4",
+    "spark.driver.memory": "4g",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.sources.partitionOverwriteMode": "static",
+    "spark.databricks.delta.schema.autoMerge.enabled": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # Parquet from pandas/pyarrow stores nanosecond timestamps, which Spark 3.5 refuses;
+    # read them as longs and let engine.sources convert them (SPEC: read with no user step).
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+}
+
+
+def detect_platform() -> str:
+    """Where this process runs: `glue`, `emr`, `submit` (spark-submit) or `local`."""
+    explicit = os.environ.get("FEATUREBANK_PLATFORM")
+    if explicit:
+        return explicit
+    if os.environ.get("GLUE_VERSION") or os.environ.get("GLUE_COMMAND_CRITERIA"):
+        return "glue"
+    if os.path.exists("/emr/instance-controller") or os.environ.get("EMR_RELEASE_LABEL"):
+        return "emr"
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        return "submit"
+    return "local"
+
+
+def session_conf(config: Config | None, platform: str) -> dict[str, str]:
+    """The Spark settings a session gets on `platform`, before the builder applies them."""
+    conf: dict[str, str] = {}
+    if platform == "local":
+        conf.update(LOCAL_DEFAULTS)
+    conf.update(DELTA_SQL_CONF)
+    if config is not None:
+        conf.update({str(k): str(v) for k, v in config.spark_conf})
+        conf["spark.sql.session.timeZone"] = config.timezone
+        if config.catalog_type == "glue" and platform in ("glue", "emr"):
+            conf.setdefault(
+                "spark.hadoop.hive.metastore.client.factory.class",
+                "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory",
+            )
+    return conf
+
+
+def get_spark(
+    config: Config | None = None,
+    *,
+    app_name: str = "featurebank",
+    platform: str | None = None,
+    extra_packages: tuple[str, ...] = (),
+) -> SparkSession:
+    """Return the active SparkSession with Delta enabled, or build one for this platform.
+
+    A session someone already started (a notebook, a test fixture, spark-submit) is reused
+    as it is, with only the project time zone applied. Raises nothing of its own; a missing
+    Java or an unreachable Maven Central on the very first local start surfaces as Spark's
+    error.
+    """
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        if config is not None:
+            active.conf.set("spark.sql.session.timeZone", config.timezone)
+        return active
+
+    platform = platform or detect_platform()
+    builder: Any = SparkSession.builder.appName(app_name)
+    conf = session_conf(config, platform)
+    if platform == "local":
+        conf.setdefault("spark.master", os.environ.get("FEATUREBANK_SPARK_MASTER", "local[*]"))
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    if platform == "local":
+        from delta import configure_spark_with_delta_pip
+
+        packages = list(extra_packages)
+        if config is not None and _uses_s3(config):
+            packages.append(HADOOP_AWS_PACKAGE)
+        builder = configure_spark_with_delta_pip(builder, extra_packages=sorted(set(packages)))
+    if platform == "glue" or config is not None and config.catalog_type in ("glue", "hive"):
+        builder = builder.enableHiveSupport()
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _uses_s3(config: Config) -> bool:
+    """True when the feature root or any variable (e.g. raw_root) points at S3."""
+    values = [config.feature_root, *(str(v) for _, v in config.variables)]
+    return any(v.startswith(("s3://", "s3a://")) for v in values)

@@ -1,0 +1,78 @@
+"""Error types, and the one table that maps them to exit codes.
+
+Every error a user can cause is a type here. The CLI and the `jobs/` entry points map them
+to exit codes in one place (`exit_code_for`): definition, configuration or usage problems
+exit 2 and nothing runs; a refused publish exits 1; anything else is a runtime failure (3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with the input, at a place a user can open in an editor."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+
+class FeaturebankError(Exception):
+    """Base of every error featurebank raises on purpose."""
+
+
+class DefinitionError(FeaturebankError):
+    """One or more problems in `features/` or `conf/`, reported together, sorted by place."""
+
+    def __init__(self, problems: list[Problem] | Problem | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem("", 0, problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems = sorted(set(problems))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ConfigError(DefinitionError):
+    """A problem in `conf/<env>.yaml` or the environment it reads."""
+
+
+class UsageError(FeaturebankError):
+    """A command was called with arguments that cannot work (exit 2, nothing ran)."""
+
+
+class SourceMismatch(FeaturebankError):
+    """A source's real columns or types no longer match its definition (exit 2, nothing ran)."""
+
+
+class GateFailed(FeaturebankError):
+    """An error-severity check failed: nothing was published (exit 1)."""
+
+
+class MissingCoverage(FeaturebankError):
+    """A training-set spine asks for dates a group never published (exit 2)."""
+
+
+class AccessDenied(FeaturebankError):
+    """A principal asked for features it was not granted (exit 2, nothing written)."""
+
+
+EXIT_OK = 0
+EXIT_GATE = 1
+EXIT_USAGE = 2
+EXIT_RUNTIME = 3
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The exit code SPEC gives an error: 2 bad input, 1 gate refused, 3 anything else."""
+    if isinstance(error, GateFailed):
+        return EXIT_GATE
+    if isinstance(error, (DefinitionError, UsageError, SourceMismatch, MissingCoverage, AccessDenied)):
+        return EXIT_USAGE
+    return EXIT_RUNTIME
