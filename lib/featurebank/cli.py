@@ -1,0 +1,175 @@
+"""The `featurebank` command: argument parsing, one library call per command, exit codes.
+
+Commands own no logic. Each handler imports the library function it calls lazily, so that
+`featurebank validate` and `featurebank plan` never import Spark. Errors map to exit codes
+in one place (`errors.exit_code_for`); `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+
+from featurebank.errors import EXIT_USAGE, FeaturebankError, UsageError, exit_code_for
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date; write it as YYYY-MM-DD") from None
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
+    parser.add_argument(
+        "--env",
+        default=os.environ.get("FEATUREBANK_ENV", "local"),
+        help="environment: conf/<env>.yaml (default: $FEATUREBANK_ENV, else local)",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _dates(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--date", type=_date, help="one snapshot date (default: today in the project time zone)")
+    parser.add_argument("--start", type=_date, help="first snapshot date of a range")
+    parser.add_argument("--end", type=_date, help="last snapshot date of a range (inclusive)")
+
+
+def resolve_dates(args: argparse.Namespace, today: date) -> tuple[date, date]:
+    """`--date D`, or `--start S --end E`, or today; anything else is a usage error."""
+    if args.date and (args.start or args.end):
+        raise UsageError("give either --date or --start/--end, not both")
+    if args.date:
+        return args.date, args.date
+    if args.start or args.end:
+        if not (args.start and args.end):
+            raise UsageError("--start and --end go together; give both")
+        if args.end < args.start:
+            raise UsageError(f"--end {args.end} is before --start {args.start}; swap them")
+        return args.start, args.end
+    return today, today
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="featurebank", description="Declarative feature pipelines on Spark + Delta.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="parse and check every definition and conf (no Spark)")
+    _common(p)
+
+    p = sub.add_parser("plan", help="print what a run would read, compute, check and write (no Spark)")
+    _common(p)
+    p.add_argument("group")
+    _dates(p)
+
+    p = sub.add_parser("run", help="compute, gate and publish feature groups")
+    _common(p)
+    p.add_argument("group", nargs="?")
+    p.add_argument("--all", action="store_true", help="run every group in dependency order")
+    _dates(p)
+    p.add_argument("--dry-run", action="store_true", help="compute and check, publish nothing")
+    p.add_argument("--chunk-days", type=int, help="publish a long backfill in chunks of N days, one commit each")
+
+    p = sub.add_parser("training-set", help="build a point-in-time-correct training set")
+    _common(p)
+    p.add_argument("name", nargs="?", help="training set name (or use --features)")
+    p.add_argument("--features", help="comma-separated group:feature references instead of a name")
+    p.add_argument("--spine", required=True, help="spine path (Parquet, Delta or CSV)")
+    p.add_argument("--out", required=True, help="output directory (Parquet + _manifest.json)")
+    p.add_argument("--timestamp-column", default="ts")
+    p.add_argument("--full-names", action="store_true", help="name columns <group>__<feature>")
+    p.add_argument("--allow-missing", action="store_true", help="NULLs for dates a group never published")
+    p.add_argument("--from-manifest", help="rebuild from the Delta versions a manifest recorded")
+    p.add_argument("--as", dest="principal", help="check access as this principal first")
+
+    p = sub.add_parser("list", help="feature groups and training sets")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("describe", help="one group, as a reader needs it")
+    _common(p)
+    p.add_argument("group")
+
+    p = sub.add_parser("history", help="the run log of a group")
+    _common(p)
+    p.add_argument("group")
+    p.add_argument("--limit", type=int, default=20)
+
+    p = sub.add_parser("docs", help="static HTML catalog")
+    _common(p)
+    p.add_argument("--out", required=True, type=Path)
+
+    p = sub.add_parser("package", help="build the wheel, definitions bundle and entry scripts")
+    _common(p)
+    p.add_argument("--out", type=Path, default=Path("dist"))
+
+    p = sub.add_parser("deploy", help="ship to AWS (glue | emr | emr-serverless | schedule)")
+    _common(p)
+    p.add_argument("target", choices=["glue", "emr", "emr-serverless", "schedule"])
+    p.add_argument("--cluster-id")
+    p.add_argument("--application-id")
+    p.add_argument("--dry-run", action="store_true")
+
+    p = sub.add_parser("iam-policy", help="least-privilege IAM policy for the job role")
+    _common(p)
+
+    p = sub.add_parser("grants", help="apply Lake Formation tags and grants from conf")
+    _common(p)
+    p.add_argument("--dry-run", action="store_true")
+    return parser
+
+
+# Each command's handler lives with the code it drives; the table keeps this file thin.
+HANDLERS: dict[str, str] = {
+    "validate": "featurebank.commands:validate",
+    "plan": "featurebank.commands:plan",
+    "run": "featurebank.commands:run",
+    "training-set": "featurebank.commands:training_set",
+    "list": "featurebank.commands:list_",
+    "describe": "featurebank.commands:describe",
+    "history": "featurebank.commands:history",
+    "docs": "featurebank.commands:docs",
+    "package": "featurebank.commands:package",
+    "deploy": "featurebank.commands:deploy",
+    "iam-policy": "featurebank.commands:iam_policy",
+    "grants": "featurebank.commands:grants",
+}
+
+
+def _handler(command: str) -> Callable[[argparse.Namespace], int]:
+    import importlib
+
+    module, _, name = HANDLERS[command].partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `featurebank` command; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _handler(args.command)(args)
+    except FeaturebankError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {error}" if "\n" not in str(error) else f"error:\n{error}", file=sys.stderr)
+        return exit_code_for(error)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a runtime failure: one sentence, traceback only on --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}", file=sys.stderr)
+        print("(run again with --debug for the full traceback)", file=sys.stderr)
+        return exit_code_for(error)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
