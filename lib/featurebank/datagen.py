@@ -92,6 +92,7 @@ MCCS = [
     ("5732", 0.06, 260.0, 0.6, 3.0), ("5944", 0.03, 400.0, 0.4, 3.0), ("5815", 0.07, 12.0, 1.0, 2.0),
     ("4829", 0.03, 150.0, 0.9, 4.0), ("7995", 0.03, 60.0, 0.9, 4.0), ("5999", 0.07, 35.0, 0.5, 1.5),
 ]
+USUAL_TICKET = 40.0  # a typical customer's typical ticket across categories
 SUBSCRIPTION_MCC = "5815"  # digital goods: monthly subscriptions billed at midnight
 SUBSCRIPTION_PRICES = np.array([4.99, 9.99, 12.99, 17.99])
 
@@ -363,7 +364,7 @@ def _attempts(rng: np.random.Generator, cust: dict, acct: dict, merch: dict, par
 def _decide_outcomes(rng: np.random.Generator, a: dict[str, np.ndarray], cust: dict, merch: dict) -> None:
     """Add `fraud` for everyday attempts, then `declined`, from the attempt's behaviour."""
     n = len(a["c"])
-    usual = cust["ticket"][a["c"]] * merch["ticket"][a["m"]]
+    usual = cust["ticket"][a["c"]] * USUAL_TICKET  # the customer's usual ticket, whatever the merchant
     ratio = np.log(np.maximum(a["amt"] / usual, 1.0))
     hour = (a["ts"] // US_PER_HOUR) % 24
     night = hour < 6
@@ -375,7 +376,7 @@ def _decide_outcomes(rng: np.random.Generator, a: dict[str, np.ndarray], cust: d
     key = a["c"][by_cust] * (1 << 42) + a["ts"][by_cust]
     burst = np.empty(n, np.int64)
     burst[by_cust] = np.arange(n) - np.searchsorted(key, key - 24 * US_PER_HOUR, side="right")
-    logit = (-7.0 + 2.2 * risky + 1.0 * ecom + 1.0 * night + 1.2 * new + 1.1 * ratio
+    logit = (-8.0 + 2.2 * risky + 1.0 * ecom + 1.5 * night + 1.3 * new + 0.9 * ratio
              + 0.45 * np.minimum(burst, 6))
     everyday = a["ch"] != 3
     a["fraud"] = a["fraud"] | (everyday & (rng.random(n) < _sigmoid(logit)))
