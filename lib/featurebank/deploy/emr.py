@@ -1,0 +1,124 @@
+"""`featurebank deploy emr` and `deploy emr-serverless`: submit one run per feature group.
+
+EMR (on EC2): one step per group, `command-runner.jar` running
+`spark-submit --deploy-mode cluster --py-files <wheel> <run_group.py> --group G --env E
+--project <bundle>`. EMR Serverless: one job run per group with the same entry point and
+arguments. The cluster must provide Delta (EMR 7.x: the `delta-defaults` classification)
+and the wheel's requirements (PyYAML, sqlglot, great-expectations, ...: a bootstrap action
+or a custom image), since `--py-files` puts the wheel on the path without installing it.
+
+A run's name carries a fingerprint of its exact arguments (artifact hashes included), so a
+second deploy of the same commit finds the step/job run it already submitted (pending,
+running or completed) and says `unchanged`; a failed or cancelled one is submitted again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from featurebank.deploy.aws import AwsSettings, client
+from featurebank.deploy.changes import Change
+from featurebank.deploy.upload import ArtifactUris
+from featurebank.engine.session import DELTA_SQL_CONF
+
+LIVE_STEP_STATES = ("PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED")
+LIVE_RUN_STATES = ("SUBMITTED", "PENDING", "SCHEDULED", "RUNNING", "SUCCESS", "QUEUED")
+SERVERLESS_DELTA_JARS = "/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar"
+
+
+def job_arguments(settings: AwsSettings, uris: ArtifactUris, group: str) -> list[str]:
+    """The arguments `run_group.py` receives for one group."""
+    return ["--group", group, "--env", settings.env, "--project", uris.bundle]
+
+
+def spark_conf(settings: AwsSettings, *, serverless: bool) -> dict[str, str]:
+    """Delta's SQL settings, then `aws.emr.spark_conf` from conf (which wins)."""
+    conf = dict(DELTA_SQL_CONF)
+    if serverless:
+        conf["spark.jars"] = SERVERLESS_DELTA_JARS
+    conf.update(dict(settings.emr.spark_conf))
+    return conf
+
+
+def step_args(settings: AwsSettings, uris: ArtifactUris, group: str) -> list[str]:
+    """The command-runner.jar arguments of one group's EMR step."""
+    conf = [item for key, value in sorted(spark_conf(settings, serverless=False).items()) for item in ("--conf", f"{key}={value}")]
+    return [
+        "spark-submit", "--deploy-mode", "cluster", *conf,
+        "--py-files", uris.wheel, uris.script("run_group"), *job_arguments(settings, uris, group),
+    ]
+
+
+def run_name(settings: AwsSettings, group: str, arguments: Any) -> str:
+    """`featurebank-<env>-<group>-<fingerprint of the exact arguments>`."""
+    fingerprint = hashlib.sha256(json.dumps(arguments, sort_keys=True).encode()).hexdigest()[:10]
+    return f"featurebank-{settings.env}-{group}-{fingerprint}"
+
+
+def emr_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[str], cluster_id: str) -> list[Change]:
+    """One Change per group: add its step, unless the same step is already live."""
+    emr = client("emr", settings)
+    existing = {
+        step["Name"]
+        for page in emr.get_paginator("list_steps").paginate(ClusterId=cluster_id, StepStates=list(LIVE_STEP_STATES))
+        for step in page["Steps"]
+    }
+    changes = []
+    for group in groups:
+        args = step_args(settings, uris, group)
+        name = run_name(settings, group, args)
+        if name in existing:
+            changes.append(Change("emr step", f"{cluster_id}/{name}", "unchanged"))
+            continue
+        step = {
+            "Name": name,
+            "ActionOnFailure": settings.emr.action_on_failure,
+            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": args},
+        }
+
+        def add(step: dict[str, Any] = step) -> None:
+            emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=[step])
+
+        changes.append(Change("emr step", f"{cluster_id}/{name}", "create", (), ("emr.AddJobFlowSteps",), add))
+    return changes
+
+
+def serverless_job_driver(settings: AwsSettings, uris: ArtifactUris, group: str) -> dict[str, Any]:
+    """The `jobDriver` of one group's EMR Serverless job run."""
+    conf = " ".join(f"--conf {key}={value}" for key, value in sorted(spark_conf(settings, serverless=True).items()))
+    return {
+        "sparkSubmit": {
+            "entryPoint": uris.script("run_group"),
+            "entryPointArguments": job_arguments(settings, uris, group),
+            "sparkSubmitParameters": f"--py-files {uris.wheel} {conf}",
+        }
+    }
+
+
+def serverless_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[str], application_id: str) -> list[Change]:
+    """One Change per group: start its job run, unless the same run is already live."""
+    role = settings.require_serverless_role()
+    es = client("emr-serverless", settings)
+    existing = {
+        run.get("name")
+        for page in es.get_paginator("list_job_runs").paginate(applicationId=application_id, states=list(LIVE_RUN_STATES))
+        for run in page["jobRuns"]
+    }
+    changes = []
+    for group in groups:
+        driver = serverless_job_driver(settings, uris, group)
+        name = run_name(settings, group, driver)
+        if name in existing:
+            changes.append(Change("emr-serverless job run", f"{application_id}/{name}", "unchanged"))
+            continue
+
+        def start(name: str = name, driver: dict[str, Any] = driver, group: str = group) -> None:
+            es.start_job_run(
+                applicationId=application_id, executionRoleArn=role, name=name, jobDriver=driver,
+                tags={"featurebank:env": settings.env, "featurebank:group": group, **dict(settings.tags)},
+            )
+
+        changes.append(Change("emr-serverless job run", f"{application_id}/{name}", "create", (), ("emr-serverless.StartJobRun",), start))
+    return changes

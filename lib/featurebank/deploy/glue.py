@@ -1,0 +1,132 @@
+"""`featurebank deploy glue`: one AWS Glue 5.1 job per feature group.
+
+Each job runs `jobs/glue_run_group.py` with the library wheel installed through
+`--additional-python-modules` (pip installs the wheel and its requirements; Spark and Delta
+are the platform's, see package.py) and the project bundle passed as `--project_bundle`.
+
+Updates: the desired job is compared with GetJob (and GetTags); a match is `unchanged` and
+makes no call. A changed job is updated with UpdateJob (what AWS supports). Endpoints that
+do not implement UpdateJob (moto answers HTTP 500 "not implemented") get DeleteJob +
+CreateJob instead, and the console says so; real AWS never takes that path.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from featurebank.definitions.model import Project
+from featurebank.deploy.aws import AwsSettings, account_id, client
+from featurebank.deploy.changes import Change, diff_fields
+from featurebank.deploy.upload import ArtifactUris
+from featurebank.engine.session import DELTA_SQL_CONF
+
+GLUE_VERSION = "5.1"
+GLUE_CATALOG_CONF = {
+    "spark.hadoop.hive.metastore.client.factory.class": "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory",
+}
+_NOT_IMPLEMENTED = ("500", "501", "NotImplemented", "NotImplementedException")
+
+
+def job_name(env: str, group: str) -> str:
+    """The Glue job of a group in an environment: `featurebank-<env>-<group>`."""
+    return f"featurebank-{env}-{group}"
+
+
+def spark_conf_argument(conf: dict[str, str]) -> str:
+    """Glue takes one `--conf` value; further settings follow as ` --conf k=v` inside it."""
+    return " --conf ".join(f"{key}={value}" for key, value in sorted(conf.items()))
+
+
+def desired_job(project: Project, settings: AwsSettings, uris: ArtifactUris, group: str) -> dict[str, Any]:
+    """The CreateJob request (without Name) for one group, Tags included."""
+    glue = settings.require_glue()
+    definition = project.groups[group]
+    conf = dict(DELTA_SQL_CONF)
+    if project.config.catalog_type == "glue":
+        conf.update(GLUE_CATALOG_CONF)
+    arguments = {
+        "--job-language": "python",
+        "--datalake-formats": "delta",
+        "--additional-python-modules": uris.wheel,
+        "--conf": spark_conf_argument(conf),
+        "--enable-glue-datacatalog": "true",
+        "--group": group,
+        "--env": settings.env,
+        "--project_bundle": uris.bundle,
+    }
+    job: dict[str, Any] = {
+        "Description": (definition.description or f"featurebank feature group {group}")[:2048],
+        "Role": glue.role_arn,
+        "ExecutionProperty": {"MaxConcurrentRuns": 1},
+        "Command": {"Name": "glueetl", "ScriptLocation": uris.script("glue_run_group"), "PythonVersion": "3"},
+        "DefaultArguments": arguments,
+        "MaxRetries": glue.max_retries,
+        "Timeout": glue.timeout_minutes,
+        "GlueVersion": GLUE_VERSION,
+        "WorkerType": glue.worker_type,
+        "NumberOfWorkers": glue.number_of_workers,
+    }
+    if glue.security_configuration:
+        job["SecurityConfiguration"] = glue.security_configuration
+    tags = {"featurebank:env": settings.env, "featurebank:group": group, **dict(settings.tags)}
+    if definition.owner:
+        tags["featurebank:owner"] = definition.owner
+    job["Tags"] = tags
+    return job
+
+
+def glue_changes(project: Project, settings: AwsSettings, uris: ArtifactUris, groups: list[str]) -> list[Change]:
+    """One Change per group's Glue job: create, update (changed fields) or unchanged."""
+    from botocore.exceptions import ClientError
+
+    glue_client = client("glue", settings)
+    arn_prefix = f"arn:aws:glue:{settings.region}:{account_id(settings)}:job/"
+    changes = []
+    for group in groups:
+        name = job_name(settings.env, group)
+        want = desired_job(project, settings, uris, group)
+        try:
+            have = glue_client.get_job(JobName=name)["Job"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "EntityNotFoundException":
+                raise
+            changes.append(Change("glue job", name, "create", (), ("glue.CreateJob",), _creator(glue_client, name, want)))
+            continue
+        have = dict(have, Tags=glue_client.get_tags(ResourceArn=arn_prefix + name).get("Tags", {}))
+        fields = diff_fields(want, have)
+        if not fields:
+            changes.append(Change("glue job", name, "unchanged"))
+            continue
+        updater = _updater(settings, glue_client, name, want, have, arn_prefix + name)
+        changes.append(Change("glue job", name, "update", fields, ("glue.UpdateJob", "glue.TagResource"), updater))
+    return changes
+
+
+def _creator(glue_client: Any, name: str, want: dict[str, Any]) -> Any:
+    def create() -> None:
+        glue_client.create_job(Name=name, **want)
+
+    return create
+
+
+def _updater(settings: AwsSettings, glue_client: Any, name: str, want: dict[str, Any], have: dict[str, Any], arn: str) -> Any:
+    def update() -> None:
+        from botocore.exceptions import ClientError
+
+        job_update = {k: v for k, v in want.items() if k != "Tags"}
+        try:
+            client("glue", settings, retries={"max_attempts": 1}).update_job(JobName=name, JobUpdate=job_update)
+        except ClientError as error:
+            if str(error.response.get("Error", {}).get("Code")) not in _NOT_IMPLEMENTED:
+                raise
+            print(f"note       the endpoint does not implement glue.UpdateJob; replacing {name} (DeleteJob + CreateJob)", file=sys.stderr)
+            glue_client.delete_job(JobName=name)
+            glue_client.create_job(Name=name, **want)
+            return
+        stale = sorted(set(have.get("Tags", {})) - set(want["Tags"]))
+        if stale:
+            glue_client.untag_resource(ResourceArn=arn, TagsToRemove=stale)
+        glue_client.tag_resource(ResourceArn=arn, TagsToAdd=want["Tags"])
+
+    return update
