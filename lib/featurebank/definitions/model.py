@@ -60,7 +60,8 @@ class Source:
 
     `location` is the resolved path (or `db.table` for format `table`). `timestamp` is the
     event-time column; `columns` the declared (name, Spark SQL type) pairs, checked against
-    the real data before compute.
+    the real data before compute. `group` names the feature group whose published table this
+    source reads (then `format` is delta and `location` that table's path): a dependency edge.
     """
 
     name: str
@@ -71,6 +72,7 @@ class Source:
     options: Pairs = ()
     description: str = ""
     loc: Location = NOWHERE
+    group: str | None = None
 
     @property
     def column_types(self) -> dict[str, str]:

@@ -1,0 +1,186 @@
+"""`conf/<env>.yaml` → `Config`: one environment's settings, paths and variables resolved.
+
+Conf problems are reported together as one `ConfigError`, before any definition is read
+(definitions depend on conf variables, so reading them against a broken conf would only add
+noise).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from featurebank.definitions.loader import Resolver, YList, YMap, did_you_mean, read_yaml
+from featurebank.definitions.model import Config, Location, Pairs
+from featurebank.errors import ConfigError, Problem
+
+CONF_KEYS = ("feature_root", "variables", "timezone", "catalog", "spark", "aws", "governance")
+CATALOG_TYPES = ("none", "glue", "hive")
+
+
+def freeze(value: Any) -> Any:
+    """Mappings → tuples of pairs, lists → tuples, recursively (hashable, comparable)."""
+    if isinstance(value, Mapping):
+        return tuple((str(k), freeze(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def resolve_path(text: str, root: Path) -> str:
+    """A URI (`s3://...`) or absolute path as is; a relative path against the project root."""
+    if "://" in text or os.path.isabs(text):
+        return text
+    return os.path.normpath(str(root / text))
+
+
+def _resolve_deep(value: Any, resolver: Resolver, file: str, line: int, problems: list[Problem]) -> Any:
+    if isinstance(value, str) and "${" in value:
+        return resolver.resolve(value, file, line, problems)
+    if isinstance(value, YMap):
+        out = YMap(value.line)
+        for key, item in value.items():
+            out[key] = _resolve_deep(item, resolver, file, value.line_of(key), problems)
+            out.key_lines[key] = value.line_of(key)
+        return out
+    if isinstance(value, YList):
+        items = YList(value.line)
+        for index, item in enumerate(value):
+            items.append(_resolve_deep(item, resolver, file, value.line_of(index), problems))
+            items.item_lines.append(value.line_of(index))
+        return items
+    return value
+
+
+def available_envs(root: Path) -> list[str]:
+    """The environments a project defines: the stems of `conf/*.yaml`."""
+    return sorted(p.stem for p in (root / "conf").glob("*.yaml"))
+
+
+def load_config(root: Path, env: str, environ: Mapping[str, str]) -> Config:
+    """Read and check `conf/<env>.yaml`; raises `ConfigError` with every problem found."""
+    rel = f"conf/{env}.yaml"
+    path = root / rel
+    if not path.is_file():
+        envs = available_envs(root)
+        listed = ", ".join(envs) if envs else "none (there is no conf/*.yaml)"
+        raise ConfigError(
+            Problem(rel, 0, f"no configuration for environment '{env}'{did_you_mean(env, envs)} "
+                    f"(environments: {listed}); create {rel} or pass --env with one of those")
+        )
+    problems: list[Problem] = []
+    documents = read_yaml(path, rel, problems, None)
+    if problems:
+        raise ConfigError(problems)
+    if len(documents) != 1 or not isinstance(documents[0].data, YMap):
+        raise ConfigError(Problem(rel, documents[0].line if documents else 0,
+                                  "the configuration must be one YAML mapping (feature_root:, variables:, ...); rewrite it as one"))
+    data: YMap = documents[0].data
+    for key in data:
+        if key not in CONF_KEYS:
+            hint = did_you_mean(key, CONF_KEYS) or f"; remove it (allowed: {', '.join(CONF_KEYS)})"
+            problems.append(Problem(rel, data.line_of(key), f"unknown configuration key '{key}'{hint}"))
+
+    env_only = Resolver({}, environ, rel)
+    variables: dict[str, str] = {}
+    raw_vars = data.get("variables", YMap(data.line))
+    if not isinstance(raw_vars, YMap):
+        problems.append(Problem(rel, data.line_of("variables"), "'variables' must be a mapping of name: value; write e.g. variables: {raw_root: ./warehouse/raw}"))
+    else:
+        for name, value in raw_vars.items():
+            if isinstance(value, (YMap, YList)) or value is None:
+                problems.append(Problem(rel, raw_vars.line_of(name), f"variable '{name}' must be a single value (text or number); give it one"))
+                continue
+            variables[name] = env_only.resolve(str(value), rel, raw_vars.line_of(name), problems)
+    resolver = Resolver(variables, environ, rel)
+    data = _resolve_deep(data, resolver, rel, data.line, problems)
+
+    feature_root = data.get("feature_root")
+    if feature_root is None:
+        problems.append(Problem(rel, data.line, "'feature_root' is missing; add feature_root: ./warehouse/features (or an s3:// URI)"))
+        feature_root = ""
+    elif not isinstance(feature_root, str) or not feature_root:
+        problems.append(Problem(rel, data.line_of("feature_root"), "'feature_root' must be a path or URI; write e.g. feature_root: ./warehouse/features"))
+        feature_root = ""
+    else:
+        feature_root = resolve_path(feature_root, root)
+
+    timezone = data.get("timezone", "UTC")
+    if not isinstance(timezone, str):
+        problems.append(Problem(rel, data.line_of("timezone"), f"'timezone' must be an IANA time zone name like Europe/London, not {timezone!r}"))
+        timezone = "UTC"
+    else:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(Problem(rel, data.line_of("timezone"), f"unknown time zone '{timezone}'; use an IANA name such as UTC or Europe/London"))
+            timezone = "UTC"
+
+    catalog_type, database = _catalog(data, rel, problems)
+    spark_conf = _spark(data, rel, problems)
+    passthrough: dict[str, Pairs] = {}
+    for key in ("aws", "governance"):
+        value = data.get(key, YMap(data.line))
+        if not isinstance(value, YMap):
+            problems.append(Problem(rel, data.line_of(key), f"'{key}' must be a mapping; write it as {key}: {{...}}"))
+            value = {}
+        passthrough[key] = freeze(value)
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        env=env,
+        feature_root=str(feature_root),
+        variables=tuple(variables.items()),
+        timezone=timezone,
+        catalog_type=catalog_type,  # type: ignore[arg-type]
+        catalog_database=database,
+        spark_conf=spark_conf,
+        aws=passthrough["aws"],
+        governance=passthrough["governance"],
+        loc=Location(rel, data.line),
+    )
+
+
+def _catalog(data: YMap, rel: str, problems: list[Problem]) -> tuple[str, str | None]:
+    catalog = data.get("catalog", YMap(data.line))
+    if not isinstance(catalog, YMap):
+        problems.append(Problem(rel, data.line_of("catalog"), "'catalog' must be a mapping; write catalog: {type: none} or {type: glue, database: features}"))
+        return "none", None
+    for key in catalog:
+        if key not in ("type", "database"):
+            hint = did_you_mean(key, ("type", "database")) or "; remove it (allowed: type, database)"
+            problems.append(Problem(rel, catalog.line_of(key), f"unknown catalog key '{key}'{hint}"))
+    kind = catalog.get("type", "none")
+    if kind not in CATALOG_TYPES:
+        problems.append(Problem(rel, catalog.line_of("type"), f"unknown catalog type '{kind}'{did_you_mean(str(kind), CATALOG_TYPES)} (one of: none, glue, hive)"))
+        return "none", None
+    database = catalog.get("database")
+    if kind != "none" and (not isinstance(database, str) or not database):
+        problems.append(Problem(rel, catalog.line, f"catalog type '{kind}' needs a database; add database: <name>"))
+        return "none", None
+    return str(kind), (str(database) if database is not None else None)
+
+
+def _spark(data: YMap, rel: str, problems: list[Problem]) -> Pairs:
+    spark = data.get("spark", YMap(data.line))
+    if not isinstance(spark, YMap):
+        problems.append(Problem(rel, data.line_of("spark"), "'spark' must be a mapping; write spark: {conf: {key: value}}"))
+        return ()
+    for key in spark:
+        if key != "conf":
+            problems.append(Problem(rel, spark.line_of(key), f"unknown spark key '{key}'{did_you_mean(key, ['conf']) or '; remove it (allowed: conf)'}"))
+    conf = spark.get("conf", YMap(spark.line))
+    if not isinstance(conf, YMap):
+        problems.append(Problem(rel, spark.line_of("conf"), "'spark.conf' must be a mapping of Spark settings; write conf: {spark.sql.shuffle.partitions: \"8\"}"))
+        return ()
+    pairs: list[tuple[str, Any]] = []
+    for key, value in conf.items():
+        if isinstance(value, (YMap, YList)) or value is None:
+            problems.append(Problem(rel, conf.line_of(key), f"Spark setting '{key}' must be a single value; quote it as text"))
+            continue
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        pairs.append((key, text))
+    return tuple(pairs)

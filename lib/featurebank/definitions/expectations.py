@@ -1,0 +1,82 @@
+"""The Great Expectations 1.x expectations a check may name, and their keyword arguments.
+
+`validate` must not import great_expectations (it is slow and pulls in half of PyData), so
+this reads a static catalogue, `expectations.json`, generated from the installed GX by
+`python -m featurebank.definitions.expectations` (a test checks it is current).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+CATALOGUE = Path(__file__).with_name("expectations.json")
+
+# Fields every GX expectation has that are GX's bookkeeping, not the user's to set in a check
+# (featurebank's own `severity:` key sits beside the expectation, not inside its arguments).
+INTERNAL_FIELDS = frozenset(
+    {"id", "meta", "notes", "result_format", "description", "catch_exceptions", "rendered_content",
+     "severity", "windows", "batch_id", "library_metadata"}
+)
+# Arguments that name one column of the batch, or a list of them.
+COLUMN_ARGUMENTS = frozenset({"column", "column_A", "column_B"})
+COLUMN_LIST_ARGUMENTS = frozenset({"column_list", "column_set"})
+
+
+@dataclass(frozen=True)
+class ExpectationSpec:
+    """One expectation: its snake_case name and its allowed and required arguments."""
+
+    name: str
+    arguments: tuple[str, ...]
+    required: tuple[str, ...]
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> dict[str, ExpectationSpec]:
+    """Every known expectation by snake_case name (read once from `expectations.json`)."""
+    raw: dict[str, Any] = json.loads(CATALOGUE.read_text(encoding="utf-8"))
+    return {
+        name: ExpectationSpec(name, tuple(spec["arguments"]), tuple(spec["required"]))
+        for name, spec in raw["expectations"].items()
+    }
+
+
+def generate() -> dict[str, Any]:
+    """Build the catalogue from the installed great_expectations (imports GX; not for validate)."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    expectations: dict[str, Any] = {}
+    for attribute in sorted(dir(gxe)):
+        cls = getattr(gxe, attribute)
+        name = getattr(cls, "expectation_type", None)
+        fields = getattr(cls, "__fields__", None)
+        if not attribute.startswith("Expect") or not isinstance(name, str) or not name or not fields:
+            continue
+        arguments = [f for f in fields if f not in INTERNAL_FIELDS]
+        required = [f for f in arguments if fields[f].required]
+        expectations[name] = {"arguments": arguments, "required": required}
+    return {"great_expectations": gx.__version__, "expectations": dict(sorted(expectations.items()))}
+
+
+def main(argv: list[str]) -> int:
+    """Rewrite `expectations.json` from the installed GX (`--check`: only compare, exit 1 if stale)."""
+    text = json.dumps(generate(), indent=1, sort_keys=False) + "\n"
+    if "--check" in argv:
+        current = CATALOGUE.read_text(encoding="utf-8") if CATALOGUE.exists() else ""
+        if current != text:
+            print(f"{CATALOGUE} is stale; run python -m featurebank.definitions.expectations", file=sys.stderr)
+            return 1
+        return 0
+    CATALOGUE.write_text(text, encoding="utf-8")
+    print(f"wrote {CATALOGUE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,93 @@
+"""Spark SQL expressions, parsed once with sqlglot (dialect "spark").
+
+Referenced columns, lineage and type inference all come from the parse tree, never from
+regular expressions. Nothing here runs SQL; it only reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, SqlglotError
+from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.optimizer.qualify import qualify
+
+DIALECT = "spark"
+UNKNOWN_TYPE = "?"
+
+
+class ExpressionError(ValueError):
+    """An expression that is not one valid Spark SQL expression; the message says why."""
+
+
+@lru_cache(maxsize=4096)
+def parse_expression(text: str) -> exp.Expr:
+    """Parse one Spark SQL expression; raises `ExpressionError` with a one-line reason."""
+    if not text.strip():
+        raise ExpressionError("the expression is empty")
+    try:
+        tree = sqlglot.parse_one(text, dialect=DIALECT)
+    except ParseError as error:
+        first = error.errors[0] if error.errors else {}
+        where = f" at column {first['col']}" if first.get("col") else ""
+        raise ExpressionError(f"{first.get('description', 'cannot parse it')}{where}") from None
+    except SqlglotError as error:
+        raise ExpressionError(str(error).splitlines()[0]) from None
+    if isinstance(tree, exp.Alias):
+        raise ExpressionError("it has an alias (`... as name`); drop the alias, the feature's name is its column name")
+    if isinstance(tree, (exp.Query, exp.DDL, exp.DML, exp.Command)):
+        raise ExpressionError("it is a statement, not an expression; write only the expression")
+    return tree
+
+
+def referenced_columns(text: str) -> tuple[str, ...]:
+    """Column names an expression reads, in order of first appearance (raises `ExpressionError`)."""
+    seen: dict[str, None] = {}
+    for column in parse_expression(text).find_all(exp.Column, bfs=False):
+        seen.setdefault(column.name, None)
+    return tuple(seen)
+
+
+def aggregate_functions(text: str) -> tuple[str, ...]:
+    """Names of aggregate functions used in an expression (they do not belong in row expressions)."""
+    return tuple(sorted({node.sql_name().lower() for node in parse_expression(text).find_all(exp.AggFunc)}))
+
+
+def valid_type(type_text: str) -> bool:
+    """Whether `type_text` is a Spark SQL type name sqlglot knows (e.g. `double`, `decimal(10,2)`)."""
+    try:
+        built = exp.DataType.build(type_text, dialect=DIALECT)
+    except (SqlglotError, ValueError):
+        return False
+    return bool(built.this != exp.DataType.Type.USERDEFINED)
+
+
+def normalise_type(type_text: str) -> str:
+    """The lowercase Spark SQL spelling of a type (`DECIMAL(10, 2)` → `decimal(10,2)`)."""
+    try:
+        return exp.DataType.build(type_text, dialect=DIALECT).sql(DIALECT).lower().replace(", ", ",")
+    except (SqlglotError, ValueError):
+        return type_text.lower()
+
+
+def infer_type(text: str, column_types: Mapping[str, str]) -> str:
+    """The Spark SQL type of an expression over columns of known types, or "?" if unknown."""
+    if not column_types:
+        return UNKNOWN_TYPE
+    try:
+        tree = parse_expression(text)
+        schema: dict[str, object] = {"t": {name: type_ for name, type_ in column_types.items() if type_ != UNKNOWN_TYPE}}
+        if any(c.name not in column_types or column_types[c.name] == UNKNOWN_TYPE for c in tree.find_all(exp.Column)):
+            return UNKNOWN_TYPE
+        select = exp.select(tree.copy().as_("_value")).from_("t")
+        select = qualify(select, schema=schema, dialect=DIALECT)
+        typed = annotate_types(select, schema=schema, dialect=DIALECT)
+        result = typed.selects[0].type
+    except (SqlglotError, ExpressionError, ValueError, KeyError):
+        return UNKNOWN_TYPE
+    if result is None or result.this in (exp.DataType.Type.UNKNOWN, exp.DataType.Type.NULL, exp.DataType.Type.USERDEFINED):
+        return UNKNOWN_TYPE
+    return result.sql(DIALECT).lower().replace(", ", ",")

@@ -1,0 +1,272 @@
+"""Cross-definition checks: names, references, expressions, checks, training sets, cycles.
+
+`assemble` turns built objects into a `Project` and returns every problem found, each at the
+`file:line` where the fix goes, with a "did you mean" where a name is close.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from featurebank.definitions.build import Built, Lines
+from featurebank.definitions.expectations import COLUMN_ARGUMENTS, COLUMN_LIST_ARGUMENTS, catalogue
+from featurebank.definitions.expressions import ExpressionError, aggregate_functions, referenced_columns, valid_type
+from featurebank.definitions.loader import did_you_mean
+from featurebank.definitions.model import (
+    Check,
+    Config,
+    Entity,
+    FeatureGroup,
+    Location,
+    Project,
+    Source,
+    TrainingSet,
+)
+from featurebank.errors import Problem
+
+TIME_COLUMNS = ("feature_date", "feature_ts")
+
+Named = TypeVar("Named", Entity, Source, FeatureGroup, TrainingSet)
+
+
+class Checker:
+    """Collects problems about one assembled project."""
+
+    def __init__(self, project: Project, lines: Lines, problems: list[Problem]) -> None:
+        self.project = project
+        self.lines = lines
+        self.problems = problems
+
+    def at(self, loc: Location, key: str, message: str) -> None:
+        self.problems.append(Problem(loc.file, self.lines.get((loc, key), loc.line), message))
+
+    # -- expressions ---------------------------------------------------------------------
+    def expression(self, loc: Location, key: str, text: str, what: str, columns: Sequence[str] | None,
+                   scope: str, allow_aggregates: bool = False) -> tuple[str, ...]:
+        """Parse `text`; report a parse error, aggregates, and columns outside `columns`."""
+        try:
+            used = referenced_columns(text)
+            aggregates = aggregate_functions(text)
+        except ExpressionError as error:
+            self.at(loc, key, f"{what} is not valid Spark SQL ({error}): {text!r}; fix the expression")
+            return ()
+        if aggregates and not allow_aggregates:
+            self.at(loc, key, f"{what} uses the aggregate function {aggregates[0]}(); {what} is computed per row, "
+                              "so aggregate with an aggregation's function: instead")
+        if columns is not None:
+            for column in used:
+                if column not in columns:
+                    self.at(loc, key, f"{what} uses column '{column}', which is not {scope}{did_you_mean(column, columns)} "
+                                      f"(available: {', '.join(columns)})")
+        return used
+
+    # -- checks ---------------------------------------------------------------------------
+    def check(self, group: FeatureGroup, check: Check, outputs: Sequence[str]) -> None:
+        spec = catalogue().get(check.expectation)
+        if spec is None:
+            hint = did_you_mean(check.expectation, catalogue())
+            self.at(check.loc, "", f"unknown expectation '{check.expectation}'{hint} "
+                                   "(a Great Expectations 1.x expectation name in snake_case)")
+            return
+        arguments = dict(check.kwargs)
+        for name, value in arguments.items():
+            loc_key = f"arg:{name}"
+            if name not in spec.arguments:
+                hint = did_you_mean(name, spec.arguments) or f"; allowed: {', '.join(spec.arguments)}"
+                self.at(check.loc, loc_key, f"{check.expectation} has no argument '{name}'{hint}")
+                continue
+            named: list[Any] = []
+            if name in COLUMN_ARGUMENTS:
+                named = [value]
+            elif name in COLUMN_LIST_ARGUMENTS:
+                named = list(value) if isinstance(value, tuple) else [value]
+            for column in named:
+                if column not in outputs:
+                    self.at(check.loc, loc_key, f"{check.expectation} checks column '{column}', which feature group "
+                                                f"'{group.name}' does not output{did_you_mean(str(column), outputs)}")
+        for name in spec.required:
+            if name not in arguments:
+                self.at(check.loc, "", f"{check.expectation} needs the argument '{name}'; add {name}: ...")
+
+    # -- groups -----------------------------------------------------------------------------
+    def group(self, group: FeatureGroup) -> None:
+        project = self.project
+        entity = project.entities.get(group.entity)
+        source = project.sources.get(group.source)
+        if group.entity and entity is None:
+            self.at(group.loc, "entity", f"feature group '{group.name}' names entity '{group.entity}', which is not defined"
+                                         f"{did_you_mean(group.entity, project.entities)}; define it (kind: entity) or fix the name")
+        if group.source and source is None:
+            self.at(group.loc, "source", f"feature group '{group.name}' names source '{group.source}', which is not defined"
+                                         f"{did_you_mean(group.source, project.sources)}; define it (kind: source) or fix the name")
+        keys = entity.keys if entity else ()
+        declared = [c for c, _ in source.columns] if source and source.columns else None
+        if source is not None:
+            if source.timestamp is None and group.aggregations:
+                self.at(group.loc, "source", f"feature group '{group.name}' aggregates over event time, but source "
+                                             f"'{source.name}' ({source.loc}) has no timestamp; add timestamp: <event-time column> to the source")
+            elif source.timestamp is None and group.features:
+                self.at(group.loc, "source", f"row-level feature group '{group.name}' takes feature_ts from its source, but source "
+                                             f"'{source.name}' ({source.loc}) has no timestamp; add timestamp: <column> to the source")
+            if declared is not None:
+                for key in keys:
+                    if key not in declared:
+                        self.at(group.loc, "source", f"entity key '{key}' of '{group.entity}' is not a column of source '{source.name}'"
+                                                     f"{did_you_mean(key, declared)}; add it to the source's columns or read another source")
+        scope = f"a column of source '{group.source}'"
+        if group.filter is not None:
+            self.expression(group.loc, "filter", group.filter, "filter", declared, scope)
+
+        outputs: list[str] = [*keys, *TIME_COLUMNS]
+        seen: dict[str, Location] = {}
+
+        def add_output(name: str, loc: Location) -> None:
+            if not name:
+                return
+            if name in keys or name in TIME_COLUMNS:
+                self.at(loc, "name", f"'{name}' is a key or time column of feature group '{group.name}'; give the feature another name")
+            elif name in seen:
+                self.at(loc, "name", f"feature group '{group.name}' outputs '{name}' twice (also at {seen[name]}); rename one")
+            seen.setdefault(name, loc)
+            outputs.append(name)
+
+        aggregation_names: dict[str, Location] = {}
+        for aggregation in group.aggregations:
+            if aggregation.name in aggregation_names:
+                self.at(aggregation.loc, "name", f"aggregation '{aggregation.name}' is defined twice in feature group "
+                                                 f"'{group.name}' (also at {aggregation_names[aggregation.name]}); rename one")
+            aggregation_names.setdefault(aggregation.name, aggregation.loc)
+            if aggregation.expr is not None:
+                self.expression(aggregation.loc, "expr", aggregation.expr, f"expr of aggregation '{aggregation.name}'",
+                                declared, scope)
+            for output in aggregation.output_names():
+                add_output(output, aggregation.loc)
+        for feature in group.features:
+            self.expression(feature.loc, "expr", feature.expr, f"feature '{feature.name}'", declared, scope)
+            add_output(feature.name, feature.loc)
+        for derived in group.derived:
+            used = self.expression(derived.loc, "expr", derived.expr, f"derived feature '{derived.name}'", None, "")
+            later = [d.name for d in group.derived]
+            for column in used:
+                if column in outputs:
+                    continue
+                if column in later:
+                    self.at(derived.loc, "expr", f"derived feature '{derived.name}' uses '{column}', which is defined after it; "
+                                                 f"move '{column}' above '{derived.name}'")
+                else:
+                    self.at(derived.loc, "expr", f"derived feature '{derived.name}' uses '{column}', which is not an output of "
+                                                 f"feature group '{group.name}'{did_you_mean(column, outputs)} (derived features "
+                                                 f"read the group's keys, feature_date, feature_ts, <aggregation>_<N>d columns and earlier derived features)")
+            add_output(derived.name, derived.loc)
+        for check in group.checks:
+            self.check(group, check, outputs)
+
+    def source(self, source: Source) -> None:
+        declared = [c for c, _ in source.columns]
+        for column, type_ in source.columns:
+            if not valid_type(type_):
+                self.at(source.loc, "columns", f"column '{column}' of source '{source.name}' has unknown type '{type_}'; "
+                                               "use a Spark SQL type such as string, int, bigint, double, decimal(18,2), date, timestamp")
+        if source.timestamp and declared and source.timestamp not in declared:
+            self.at(source.loc, "timestamp", f"timestamp '{source.timestamp}' of source '{source.name}' is not among its declared columns"
+                                             f"{did_you_mean(source.timestamp, declared)}; declare it or fix the name")
+        if source.group is not None and source.group not in self.project.groups:
+            self.at(source.loc, "group", f"source '{source.name}' reads feature group '{source.group}', which is not defined"
+                                         f"{did_you_mean(source.group, self.project.groups)}; fix the name")
+
+    def training_set(self, training_set: TrainingSet) -> None:
+        taken: dict[str, str] = {}
+        for index, reference in enumerate(training_set.features):
+            key = f"feature:{index}"
+            group_name, sep, feature = reference.partition(":")
+            if not sep or not group_name or not feature:
+                self.at(training_set.loc, key, f"'{reference}' is not a feature reference; write <group>:<feature> or <group>:*")
+                continue
+            group = self.project.groups.get(group_name)
+            if group is None:
+                self.at(training_set.loc, key, f"training set '{training_set.name}' names feature group '{group_name}', which is not "
+                                               f"defined{did_you_mean(group_name, self.project.groups)}; fix the reference")
+                continue
+            names = group.feature_names()
+            if feature != "*" and feature not in names:
+                self.at(training_set.loc, key, f"feature group '{group_name}' has no feature '{feature}'"
+                                               f"{did_you_mean(feature, names)}; fix the reference (or use {group_name}:*)")
+                continue
+            for name in names if feature == "*" else (feature,):
+                other = taken.setdefault(name, group_name)
+                if other != group_name:
+                    self.at(training_set.loc, key, f"training set '{training_set.name}' gets feature '{name}' from both "
+                                                   f"'{other}' and '{group_name}'; build it with --full-names (columns "
+                                                   "<group>__<feature>) or drop one of them")
+
+    def cycles(self) -> None:
+        edges = dependencies(self.project)
+        state: dict[str, int] = {}
+        stack: list[str] = []
+        reported: set[frozenset[str]] = set()
+
+        def visit(name: str) -> None:
+            state[name] = 1
+            stack.append(name)
+            for upstream in edges.get(name, ()):
+                if state.get(upstream) == 1:
+                    members = stack[stack.index(upstream):]
+                    if frozenset(members) not in reported:
+                        reported.add(frozenset(members))
+                        group = self.project.groups[members[0]]
+                        chain = " → ".join([*members, members[0]])
+                        self.at(group.loc, "source", f"feature groups read each other's tables in a cycle ({chain}); "
+                                                     "break the cycle: one of them must read a raw source instead")
+                elif state.get(upstream) is None:
+                    visit(upstream)
+            stack.pop()
+            state[name] = 2
+
+        for name in sorted(edges):
+            if name not in state:
+                visit(name)
+
+
+def dependencies(project: Project) -> dict[str, tuple[str, ...]]:
+    """Feature group → the feature groups whose published tables its source reads."""
+    edges: dict[str, tuple[str, ...]] = {}
+    for group in project.groups.values():
+        source = project.sources.get(group.source)
+        upstream = source.group if source is not None else None
+        edges[group.name] = (upstream,) if upstream is not None and upstream in project.groups else ()
+    return edges
+
+
+def _unique(items: Iterable[Named], kind: str, problems: list[Problem], lines: Lines) -> dict[str, Named]:
+    result: dict[str, Named] = {}
+    for item in items:
+        first = result.get(item.name)
+        if first is not None:
+            problems.append(Problem(item.loc.file, lines.get((item.loc, "name"), item.loc.line),
+                                    f"duplicate {kind} name '{item.name}' (first defined at {first.loc}); rename one of them"))
+            continue
+        result[item.name] = item
+    return result
+
+
+def assemble(root: Path, config: Config, built: Built, problems: list[Problem]) -> Project:
+    """The project built objects make, after checking every cross-definition rule."""
+    project = Project(
+        root=root,
+        config=config,
+        entities=_unique(built.entities, "entity", problems, built.lines),
+        sources=_unique(built.sources, "source", problems, built.lines),
+        groups=_unique(built.groups, "feature group", problems, built.lines),
+        training_sets=_unique(built.training_sets, "training set", problems, built.lines),
+    )
+    checker = Checker(project, built.lines, problems)
+    for source in project.sources.values():
+        checker.source(source)
+    for group in project.groups.values():
+        checker.group(group)
+    for training_set in project.training_sets.values():
+        checker.training_set(training_set)
+    checker.cycles()
+    return project
