@@ -1,0 +1,349 @@
+"""`make demo`: the whole product on a synthetic bank, end to end, with visible progress.
+
+    python -m featurebank.demo --project . [--customers N] [--days D] [--run-days R]
+
+1. validate every definition and the conf (`featurebank.definitions.load_project`);
+2. generate the synthetic bank under the project's `${raw_root}` (`featurebank.datagen`),
+   unless the marker there says it was already generated with the same parameters;
+3. run every feature group through compute → gate → publish (`featurebank.runner`):
+   aggregation groups over the last `run_days` days of the data, row-level groups over the
+   whole data period (so a lookup as of any spine moment finds the profile then in force);
+4. build the `card_fraud_v1` training set from the `card_fraud_labels` spine restricted to
+   the run's dates (`featurebank.training.FeatureStore`) into `warehouse/training/card_fraud_v1`;
+5. print a summary: per group the rows, dates, checks, Delta version and table path; the
+   training set's path and rows; and a signal check (fraud rate by feature quartile).
+
+Reruns reuse the generated data and re-publish the same dates (idempotent). Any failure
+ends the demo with a one-line message and a non-zero exit code (`errors.exit_code_for`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from featurebank.datagen import DatagenParams, generate, read_marker
+from featurebank.errors import FeaturebankError, UsageError, exit_code_for
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from featurebank.definitions.model import Project
+
+TRAINING_SET = "card_fraud_v1"
+SPINE_SOURCE = "card_fraud_labels"
+# The features whose quartiles the signal check shows fraud rates for (when present).
+SIGNAL_FEATURES = ("decline_rate_30d", "chargeback_rate_90d", "spend_trend_7d_90d", "tenure_days")
+
+
+@dataclass(frozen=True)
+class GroupOutcome:
+    """What one group's run did, as the summary shows it."""
+
+    group: str
+    kind: str
+    start: date
+    end: date
+    status: str
+    rows: int
+    delta_version: int | None
+    checks: str
+    table_path: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SignalRow:
+    """Fraud rate in the lowest and highest quartile of one feature."""
+
+    feature: str
+    low_rate: float
+    high_rate: float
+    rows: int
+
+    @property
+    def lift(self) -> float:
+        return self.high_rate / self.low_rate if self.low_rate > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Everything the demo did, for the summary and for tests."""
+
+    raw_root: Path
+    data_reused: bool
+    source_rows: dict[str, int]
+    run_start: date
+    run_end: date
+    groups: tuple[GroupOutcome, ...]
+    training_path: Path
+    training_rows: int
+    fraud_rate: float
+    signal: tuple[SignalRow, ...] = field(default=())
+    seconds: float = 0.0
+
+
+def run_demo(
+    project_dir: Path,
+    *,
+    params: DatagenParams = DatagenParams(),
+    run_days: int = 60,
+    env: str = "local",
+    console: Console | None = None,
+) -> DemoResult:
+    """Generate, validate, run every group, build the training set; return what happened.
+
+    `run_days` snapshot dates ending on the data's last day are run (row-level groups: the
+    whole data period). Uses the active SparkSession if there is one (it is not stopped).
+    Raises FeaturebankError subclasses for definition, gate or usage problems; anything
+    else is a runtime failure of a stage.
+    """
+    from featurebank.definitions import load_project
+
+    console = console or Console()
+    began = time.monotonic()
+    if run_days < 1 or run_days > params.days - 1:
+        raise UsageError(f"--run-days {run_days} must be between 1 and --days - 1 ({params.days - 1}); change one of them")
+    run_end = params.end_date
+    run_start = run_end - timedelta(days=run_days - 1)
+
+    with _progress(console) as progress:
+        stages = progress.add_task("demo", total=5)
+
+        progress.update(stages, description="validating definitions and conf")
+        project = load_project(project_dir, env=env)
+        _require_demo_catalog(project)
+        raw_root = _raw_root(project)
+        progress.advance(stages)
+
+        progress.update(stages, description=f"generating the synthetic bank under {raw_root}")
+        marker = read_marker(raw_root)
+        reused = marker is not None and marker.get("params") == params.to_json()
+        if reused:
+            source_rows = dict(marker["rows"])  # type: ignore[index, arg-type]
+        else:
+            source_rows = generate(raw_root, params)
+        progress.advance(stages)
+
+        progress.update(stages, description="starting Spark (the first start downloads Delta's jars)")
+        spark = _spark(project)
+        groups = _run_groups(project, spark, progress, params.start_date, run_start, run_end)
+        progress.advance(stages)
+
+        progress.update(stages, description=f"building training set {TRAINING_SET}")
+        training_path = Path(project.root) / "warehouse" / "training" / TRAINING_SET
+        training = _training_set(project, spark, raw_root, run_start, run_end, training_path)
+        progress.advance(stages)
+
+        progress.update(stages, description="checking the features carry signal")
+        fraud_rate = float(training["is_fraud"].mean()) if len(training) else 0.0
+        signal = signal_check(training, "is_fraud", SIGNAL_FEATURES)
+        progress.advance(stages)
+        progress.update(stages, description="done")
+
+    return DemoResult(
+        raw_root=raw_root,
+        data_reused=reused,
+        source_rows=source_rows,
+        run_start=run_start,
+        run_end=run_end,
+        groups=groups,
+        training_path=training_path,
+        training_rows=len(training),
+        fraud_rate=fraud_rate,
+        signal=signal,
+        seconds=time.monotonic() - began,
+    )
+
+
+def signal_check(frame: pd.DataFrame, label: str, features: tuple[str, ...]) -> tuple[SignalRow, ...]:
+    """Fraud rate in the bottom and top quartile of each numeric feature present in `frame`.
+
+    Rows where the feature is NULL are left out. A feature with fewer than 4 distinct values
+    is skipped (no quartiles to speak of).
+    """
+    rows = []
+    for feature in features:
+        if feature not in frame.columns:
+            continue
+        values = frame[[feature, label]].dropna()
+        values = values[values[feature].astype(float).abs() < float("inf")]
+        if values[feature].nunique() < 4:
+            continue
+        low_cut, high_cut = values[feature].astype(float).quantile([0.25, 0.75])
+        low = values[values[feature].astype(float) <= low_cut][label]
+        high = values[values[feature].astype(float) > high_cut][label]
+        if len(low) and len(high):
+            rows.append(SignalRow(feature, float(low.mean()), float(high.mean()), len(values)))
+    return tuple(rows)
+
+
+def print_summary(result: DemoResult, console: Console) -> None:
+    """The end-of-demo summary: groups, training set, signal check, time taken."""
+    data = "reused" if result.data_reused else "generated"
+    counts = ", ".join(f"{name} {rows:,}" for name, rows in result.source_rows.items())
+    console.print(f"[bold]Synthetic bank[/] ({data}) under {result.raw_root}: {counts}")
+
+    table = Table(title=f"Feature groups (snapshot dates {result.run_start} .. {result.run_end})", title_justify="left")
+    for column in ("group", "kind", "dates", "status", "rows", "checks", "Delta version", "table"):
+        table.add_column(column, overflow="fold")
+    for g in result.groups:
+        table.add_row(g.group, g.kind, f"{g.start} .. {g.end}", g.status, f"{g.rows:,}", g.checks,
+                      "" if g.delta_version is None else str(g.delta_version), g.table_path)
+    console.print(table)
+
+    console.print(f"[bold]Training set[/] {TRAINING_SET}: {result.training_rows:,} rows at {result.training_path} "
+                  f"(fraud rate {result.fraud_rate:.2%})")
+    if result.signal:
+        signal = Table(title="Signal check: fraud rate by feature quartile", title_justify="left")
+        for column in ("feature", "bottom quartile", "top quartile", "lift"):
+            signal.add_column(column)
+        for s in result.signal:
+            signal.add_row(s.feature, f"{s.low_rate:.2%}", f"{s.high_rate:.2%}", f"{s.lift:.1f}x")
+        console.print(signal)
+    console.print(f"Demo finished in {result.seconds:.0f} s.")
+
+
+# ---------------------------------------------------------------- stages (edges)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _require_demo_catalog(project: Project) -> None:
+    """The demo needs the example catalog's sources and training set; say so if they are gone."""
+    missing = [n for n in ("card_transactions", "customers", "accounts") if n not in project.sources]
+    if TRAINING_SET not in project.training_sets:
+        missing.append(TRAINING_SET)
+    if missing:
+        raise UsageError(f"the demo needs the example catalog, but {', '.join(missing)} is not defined; "
+                         "run it in a copy of the featurebank repository")
+
+
+def _raw_root(project: Project) -> Path:
+    """The project's `${raw_root}` as a local directory (relative = to the project)."""
+    raw = dict(project.config.variables).get("raw_root")
+    if not raw:
+        raise UsageError(f"conf/{project.config.env}.yaml defines no variables.raw_root; add raw_root: ./warehouse/raw")
+    if "://" in str(raw):
+        raise UsageError(f"the demo writes local files, but raw_root is {raw}; run it with a local conf (--env local)")
+    path = Path(str(raw))
+    return path if path.is_absolute() else (Path(project.root) / path).resolve()
+
+
+def _spark(project: Project) -> Any:
+    from featurebank.engine.session import get_spark
+
+    return get_spark(project.config, app_name="featurebank-demo")
+
+
+def _run_groups(project: Project, spark: Any, progress: Progress, data_start: date,
+                run_start: date, run_end: date) -> tuple[GroupOutcome, ...]:
+    """Run every group (compute → gate → publish), one progress step each."""
+    from featurebank.runner import run_group
+
+    names = sorted(project.groups)
+    task = progress.add_task("feature groups", total=len(names))
+    outcomes = []
+    for name in names:
+        group = project.groups[name]
+        start = run_start if group.kind == "aggregation" else data_start
+        progress.update(task, description=f"run {name} {start} .. {run_end}")
+        began = time.monotonic()
+        result = run_group(project, name, start, run_end, spark=spark)
+        outcomes.append(_outcome(project, group.kind, name, start, run_end, result, time.monotonic() - began))
+        progress.advance(task)
+    progress.update(task, description="feature groups published")
+    return tuple(outcomes)
+
+
+def _outcome(project: Project, kind: str, name: str, start: date, end: date, result: Any, seconds: float) -> GroupOutcome:
+    return GroupOutcome(
+        group=name,
+        kind=kind,
+        start=start,
+        end=end,
+        status=str(getattr(result, "status", "published")),
+        rows=int(getattr(result, "rows_written", 0) or 0),
+        delta_version=getattr(result, "delta_version", None),
+        checks=_checks_text(result),
+        table_path=project.table_path(name),
+        seconds=seconds,
+    )
+
+
+def _checks_text(result: Any) -> str:
+    from featurebank.gate import summarize_checks_json
+
+    summary = getattr(result, "checks_summary", "")
+    return summarize_checks_json(summary) if summary else ""
+
+
+def _training_set(project: Project, spark: Any, raw_root: Path, run_start: date, run_end: date,
+                  out: Path) -> pd.DataFrame:
+    """Build card_fraud_v1 on the labels of the run's dates; return it as pandas."""
+    from pyspark.sql import functions as F
+
+    from featurebank.training import FeatureStore
+
+    spine = (
+        spark.read.parquet(str(raw_root / SPINE_SOURCE))
+        .where(F.col("ts") >= F.lit(run_start.isoformat()).cast("timestamp"))
+        .where(F.col("ts") < F.lit((run_end + timedelta(days=1)).isoformat()).cast("timestamp"))
+    )
+    store = FeatureStore(project.root, env=project.config.env, spark=spark)
+    store.training_set(TRAINING_SET, spine=spine, out=str(out))
+    return spark.read.parquet(str(out)).toPandas()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m featurebank.demo`: run the demo, print the summary, return the exit code."""
+    defaults = DatagenParams()
+    parser = argparse.ArgumentParser(prog="python -m featurebank.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
+    parser.add_argument("--env", default="local", help="environment: conf/<env>.yaml (default: local)")
+    parser.add_argument("--customers", type=int, default=defaults.customers)
+    parser.add_argument("--merchants", type=int, default=defaults.merchants)
+    parser.add_argument("--days", type=int, default=defaults.days, help="days of generated history")
+    parser.add_argument("--run-days", type=int, default=60, help="snapshot dates to run, ending on the last day")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--end-date", type=date.fromisoformat, default=defaults.end_date)
+    parser.add_argument("--debug", action="store_true", help="show the traceback on failure")
+    args = parser.parse_args(argv)
+    params = DatagenParams(customers=args.customers, merchants=args.merchants, days=args.days,
+                           end_date=args.end_date, seed=args.seed)
+    console = Console()
+    try:
+        result = run_demo(args.project, params=params, run_days=args.run_days, env=args.env, console=console)
+    except Exception as error:  # one line, not a traceback (--debug shows it)
+        if args.debug:
+            console.print_exception()
+        text = str(error).strip()
+        first = text.splitlines()[0] if text else type(error).__name__
+        prefix = "" if isinstance(error, FeaturebankError) else f"{type(error).__name__}: "
+        more = f" (+{len(text.splitlines()) - 1} more lines)" if len(text.splitlines()) > 1 else ""
+        print(f"demo failed: {prefix}{first}{more}", file=sys.stderr)
+        return exit_code_for(error)
+    print_summary(result, console)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
