@@ -1,0 +1,186 @@
+"""Publish: one Delta commit that replaces exactly the run's snapshot dates of a group's table.
+
+The table lives at `plan.table_path`, partitioned by `feature_date`. A run over dates
+`start..end` overwrites with `replaceWhere` on the partition column only, which Delta turns
+into a metadata-only delete of those partitions plus the new files, in one atomic commit:
+readers see the old or the new version, never a mix; other dates are untouched; a rerun
+gives the same rows, never duplicates. (Dynamic partition overwrite is not used: it would
+keep dates that now have no rows.) Delta's replaceWhere constraint check also refuses a batch
+holding rows outside the range.
+
+Schemas only grow: a new feature column is merged (`mergeSchema`); a dropped, renamed or
+retyped column is refused before anything is written, with the way out spelled out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from featurebank.errors import DefinitionError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+    from featurebank.plan import Plan
+
+PARTITION_COLUMN = "feature_date"
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """How a batch's columns differ from the published table's."""
+
+    added: tuple[str, ...]
+    dropped: tuple[str, ...]
+    retyped: tuple[tuple[str, str, str], ...]  # (column, table type, batch type)
+
+    @property
+    def breaking(self) -> bool:
+        return bool(self.dropped or self.retyped)
+
+
+def schema_change(table: StructType, batch: StructType) -> SchemaChange:
+    """Compare two schemas by column name (nullability ignored: Delta relaxes it itself)."""
+    table_types = {f.name: f.dataType.simpleString() for f in table.fields}
+    batch_types = {f.name: f.dataType.simpleString() for f in batch.fields}
+    return SchemaChange(
+        added=tuple(n for n in batch_types if n not in table_types),
+        dropped=tuple(n for n in table_types if n not in batch_types),
+        retyped=tuple(
+            (n, t, batch_types[n]) for n, t in table_types.items() if n in batch_types and batch_types[n] != t
+        ),
+    )
+
+
+def breaking_change_error(group: str, path: str, change: SchemaChange) -> DefinitionError:
+    """The one clear error for a schema change Delta cannot take as an addition."""
+    parts = []
+    if change.dropped:
+        parts.append(f"no longer produces column(s) {', '.join(change.dropped)} (dropped or renamed)")
+    if change.retyped:
+        parts.append(
+            "changes the type of " + ", ".join(f"{c} from {old} to {new}" for c, old, new in change.retyped)
+        )
+    return DefinitionError(
+        f"feature group {group!r}: the definition {' and '.join(parts)}, but the published table at "
+        f"{path} has them; published tables only gain columns. Publish it under a new group name "
+        f"(e.g. {group}_v2), or drop the table on purpose (delete {path}) and backfill it again"
+    )
+
+
+def table_version(spark: SparkSession, path: str) -> int | None:
+    """The latest committed version of the Delta table at `path`, or None if there is none."""
+    from delta.tables import DeltaTable
+
+    if not _is_delta(spark, path):
+        return None
+    row = DeltaTable.forPath(spark, path).history(1).select("version").first()
+    return None if row is None else int(row[0])
+
+
+def table_schema(spark: SparkSession, path: str) -> StructType | None:
+    """The schema of the Delta table at `path`, or None if there is none."""
+    if not _is_delta(spark, path):
+        return None
+    return spark.read.format("delta").load(path).schema
+
+
+def check_compatible(spark: SparkSession, plan: Plan, columns: tuple[str, ...]) -> None:
+    """Refuse early (before computing) a definition that drops columns of the published table.
+
+    `columns` are the batch's column names as the plan predicts them. Types are compared at
+    publish time, against the real batch. Raises DefinitionError.
+    """
+    schema = table_schema(spark, plan.table_path)
+    if schema is None:
+        return
+    dropped = tuple(f.name for f in schema.fields if f.name not in columns)
+    if dropped:
+        raise breaking_change_error(plan.group, plan.table_path, SchemaChange((), dropped, ()))
+
+
+def commit_metadata(run_id: str, definition_hash: str) -> str:
+    """The commit's `userMetadata`: JSON with the run id and the definition hash."""
+    return json.dumps({"run_id": run_id, "definition_hash": definition_hash}, sort_keys=True)
+
+
+def publish(
+    spark: SparkSession,
+    batch: DataFrame,
+    plan: Plan,
+    run_id: str,
+    *,
+    catalog_type: str = "none",
+    database: str | None = None,
+) -> int:
+    """Replace snapshot dates `plan.start..plan.end` of the group's table with `batch`, in one commit.
+
+    Creates the table (partitioned by `feature_date`) on the first run. The commit carries
+    `userMetadata` = {"run_id", "definition_hash"}. New columns are merged; any other schema
+    change raises DefinitionError and writes nothing. With `catalog_type` glue or hive the
+    table is registered as `<database>.<group>` (if not already). Returns the new version.
+    """
+    path = plan.table_path
+    existing = table_schema(spark, path)
+    merge = False
+    if existing is not None:
+        change = schema_change(existing, batch.schema)
+        if change.breaking:
+            raise breaking_change_error(plan.group, path, change)
+        merge = bool(change.added)
+    start, end = plan.replaced_dates
+    writer = (
+        batch.write.format("delta")
+        .mode("overwrite")
+        .partitionBy(PARTITION_COLUMN)
+        .option("replaceWhere", f"{PARTITION_COLUMN} >= '{start.isoformat()}' AND {PARTITION_COLUMN} <= '{end.isoformat()}'")
+        .option("userMetadata", commit_metadata(run_id, plan.definition_hash))
+    )
+    if merge:
+        writer = writer.option("mergeSchema", "true")
+    writer.save(path)
+    version = _version_of_run(spark, path, run_id)
+    if catalog_type in ("glue", "hive"):
+        register_table(spark, plan.group, path, database, create_database=catalog_type == "hive")
+    return version
+
+
+def register_table(spark: SparkSession, group: str, path: str, database: str | None, *, create_database: bool = False) -> None:
+    """`CREATE TABLE IF NOT EXISTS <database>.<group> USING DELTA LOCATION <path>`.
+
+    Raises ConfigError-like DefinitionError when no database is configured.
+    """
+    from featurebank.errors import ConfigError
+
+    if not database:
+        raise ConfigError("catalog.database is not set in conf; name the database tables are registered in")
+    if create_database:
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    location = path.replace("'", "\\'")
+    spark.sql(f"CREATE TABLE IF NOT EXISTS `{database}`.`{group}` USING DELTA LOCATION '{location}'")
+
+
+def _is_delta(spark: SparkSession, path: str) -> bool:
+    from delta.tables import DeltaTable
+
+    try:
+        return bool(DeltaTable.isDeltaTable(spark, path))
+    except Exception:
+        return False
+
+
+def _version_of_run(spark: SparkSession, path: str, run_id: str) -> int:
+    """The version of the commit this run made (found by its userMetadata, robust to others'
+    commits landing right after ours)."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    history = DeltaTable.forPath(spark, path).history(50)
+    row = history.where(F.col("userMetadata").contains(f'"run_id": "{run_id}"')).select("version").first()
+    if row is None:
+        row = history.select(F.max("version")).first()
+    assert row is not None
+    return int(row[0])

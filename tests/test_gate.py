@@ -1,0 +1,135 @@
+"""The publish gate: GX judges the plan's checks on the exact batch; refusals quarantine and raise."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from publish_fixtures import COUNT_MOSTLY_PRESENT, KEY_CHECKS, SPEND_NOT_NEGATIVE, batch_rows, make_batch, make_plan
+
+from featurebank.errors import DefinitionError, GateFailed
+from featurebank.gate import run_gate, summarize_checks_json
+from featurebank.plan import CheckSpec
+from featurebank.publish import publish, table_version
+
+D1, D2 = date(2024, 3, 1), date(2024, 3, 2)
+
+
+def _files(root: Path) -> set[str]:
+    return {p.name for p in root.iterdir()} if root.exists() else set()
+
+
+def test_passing_batch_returns_result_writes_report_and_no_quarantine(spark, tmp_path):
+    root = str(tmp_path / "features")
+    plan = make_plan(f"{root}/spend", D1, D2)
+    batch = make_batch(spark, batch_rows(D1, D2))
+    result = run_gate(batch, plan, "run-ok", root)
+    assert result.passed and result.row_count == 6
+    assert [c.expectation for c in result.checks] == [c.expectation for c in plan.checks]
+    assert all(c.success for c in result.checks)
+    assert _files(tmp_path / "features/_reports/spend/run-ok") == {"result.json", "report.html"}
+    assert not (tmp_path / "features/_quarantine").exists()
+    stored = json.loads((tmp_path / "features/_reports/spend/run-ok/result.json").read_text())
+    assert stored["passed"] is True and stored["row_count"] == 6
+    assert batch.storageLevel.useMemory or batch.storageLevel.useDisk  # persisted once for gate + publish
+
+
+def test_failing_error_check_quarantines_batch_reports_and_raises_with_observed_value(spark, tmp_path):
+    root = str(tmp_path / "features")
+    plan = make_plan(f"{root}/spend", D1, D2)
+    rows = batch_rows(D1, D2, customers=5)
+    rows[1] = rows[1][:3] + (-5.0,) + rows[1][4:]
+    rows[7] = rows[7][:3] + (-1.5,) + rows[7][4:]
+    batch = make_batch(spark, rows)
+    expected_bad = int((pd.DataFrame(rows)[3] < 0).sum())  # brute-force count of offending rows
+
+    with pytest.raises(GateFailed) as caught:
+        run_gate(batch, plan, "run-bad", root)
+
+    message = str(caught.value)
+    assert "expect_column_values_to_be_between" in message and "spend_sum_7d" in message
+    assert f"{expected_bad} of {len(rows)} rows unexpected" in message and "-5.0" in message
+    result = caught.value.result
+    assert not result.passed
+    [failed] = result.failed
+    assert failed.unexpected_count == expected_bad and failed.unexpected_percent == pytest.approx(100 * expected_bad / len(rows))
+    quarantined = spark.read.parquet(str(tmp_path / "features/_quarantine/spend/run-bad")).toPandas()
+    assert len(quarantined) == len(rows)
+    assert sorted(quarantined["spend_sum_7d"]) == sorted(r[3] for r in rows)
+    report_dir = tmp_path / "features/_reports/spend/run-bad"
+    stored = json.loads((report_dir / "result.json").read_text())
+    assert stored["passed"] is False and stored["failed"] == 1
+    html = (report_dir / "report.html").read_text()
+    assert "REFUSED" in html and "expect_column_values_to_be_between" in html and "spend_sum_7d" in html
+
+
+def test_failing_gate_leaves_published_table_at_previous_version_and_data(spark, tmp_path):
+    root = str(tmp_path / "features")
+    plan = make_plan(f"{root}/spend", D1, D2)
+    good = make_batch(spark, batch_rows(D1, D2))
+    run_gate(good, plan, "run-1", root)
+    version = publish(spark, good, plan, "run-1")
+    before = spark.read.format("delta").load(plan.table_path).toPandas().sort_values(["feature_date", "customer_id"])
+
+    bad = make_batch(spark, batch_rows(D1, D2, spend=-100.0))
+    with pytest.raises(GateFailed):
+        run_gate(bad, plan, "run-2", root)
+
+    assert table_version(spark, plan.table_path) == version
+    after = spark.read.format("delta").load(plan.table_path).toPandas().sort_values(["feature_date", "customer_id"])
+    pd.testing.assert_frame_equal(before.reset_index(drop=True), after.reset_index(drop=True))
+
+
+def test_warn_check_failure_passes_and_is_reported(spark, tmp_path):
+    root = str(tmp_path / "features")
+    plan = make_plan(f"{root}/spend", D1, D1)
+    rows = batch_rows(D1, D1, customers=4)
+    rows[0] = rows[0][:4] + (None,)  # 1 of 4 null: 75% present < mostly 0.9
+    result = run_gate(make_batch(spark, rows), plan, "run-warn", root)
+    assert result.passed
+    [warned] = result.warnings
+    assert warned.expectation == COUNT_MOSTLY_PRESENT.expectation and warned.column == "txn_count_7d"
+    assert warned.unexpected_count == 1
+    assert "1 warned" in summarize_checks_json(result.to_json())
+    assert "WARN" in result.summary()
+
+
+def test_duplicate_entity_key_and_date_fails_always_on_uniqueness_check(spark, tmp_path):
+    root = str(tmp_path / "features")
+    plan = make_plan(f"{root}/spend", D1, D1, checks=KEY_CHECKS)
+    rows = batch_rows(D1, D1, customers=3)
+    rows.append(rows[0])
+    with pytest.raises(GateFailed) as caught:
+        run_gate(make_batch(spark, rows), plan, "run-dup", root)
+    [failed] = caught.value.result.failed
+    assert failed.expectation == "expect_compound_columns_to_be_unique"
+    assert failed.column == "customer_id,feature_date" and failed.unexpected_count == 2
+
+
+def test_null_entity_key_fails_the_gate(spark, tmp_path):
+    root = str(tmp_path / "features")
+    plan = make_plan(f"{root}/spend", D1, D1, checks=KEY_CHECKS)
+    rows = batch_rows(D1, D1, customers=3)
+    rows[2] = (None,) + rows[2][1:]
+    with pytest.raises(GateFailed) as caught:
+        run_gate(make_batch(spark, rows), plan, "run-null", root)
+    assert [c.column for c in caught.value.result.failed] == ["customer_id"]
+
+
+def test_unknown_expectation_is_a_definition_error(spark, tmp_path):
+    root = str(tmp_path / "features")
+    check = CheckSpec("expect_column_values_to_be_lovely", (("column", "spend_sum_7d"),), "error", "spend.yaml:9")
+    plan = make_plan(f"{root}/spend", D1, D1, checks=(check,))
+    with pytest.raises(DefinitionError, match="spend.yaml:9"):
+        run_gate(make_batch(spark, batch_rows(D1, D1)), plan, "run-x", root)
+
+
+def test_check_on_missing_column_fails_instead_of_passing(spark, tmp_path):
+    root = str(tmp_path / "features")
+    check = CheckSpec("expect_column_values_to_not_be_null", (("column", "no_such_column"),), "error", "spend.yaml:9")
+    plan = make_plan(f"{root}/spend", D1, D1, checks=(SPEND_NOT_NEGATIVE, check))
+    with pytest.raises(GateFailed, match="no_such_column"):
+        run_gate(make_batch(spark, batch_rows(D1, D1)), plan, "run-y", root)
