@@ -136,7 +136,8 @@ HANDLERS: dict[str, str] = {
     "history": "featurebank.commands:history",
     "docs": "featurebank.commands:docs",
     "package": "featurebank.commands:package",
-    "deploy": "featurebank.commands:deploy",
+    # direct: once imported, the submodule featurebank.commands.deploy shadows the function
+    "deploy": "featurebank.commands.deploy:deploy",
     "iam-policy": "featurebank.commands:iam_policy",
     "grants": "featurebank.commands:grants",
 }
