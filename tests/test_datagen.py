@@ -194,3 +194,16 @@ def test_cli_writes_a_marker_with_the_parameters(tmp_path: Path) -> None:
 def test_cli_refuses_a_bank_too_small_to_make_sense(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--out", str(tmp_path), "--customers", "2"]) == 2
     assert "at least 10 customers" in capsys.readouterr().err
+
+
+def test_spark_reads_the_sources_with_the_declared_types(spark, tmp_path: Path) -> None:  # noqa: ANN001
+    generate(tmp_path, SMALL)
+    for doc in yaml.safe_load_all((REPO / "features" / "sources.yaml").read_text()):
+        if not doc or doc.get("kind") != "source":
+            continue
+        frame = spark.read.parquet(str(tmp_path / doc["name"]))
+        assert [(f.name, f.dataType.simpleString()) for f in frame.schema.fields] == list(doc["columns"].items())
+    labels = spark.read.parquet(str(tmp_path / "card_fraud_labels"))
+    assert dict(labels.dtypes)["ts"] == "timestamp"
+    first = spark.read.parquet(str(tmp_path / "customers")).selectExpr("cast(min(updated_at) as string)").first()[0]
+    assert first == f"{SMALL.start_date} 00:00:00"  # the initial load, at midnight (UTC) of the first day
