@@ -27,17 +27,20 @@ class ExpressionError(ValueError):
 def parse_expression(text: str) -> exp.Expr:
     """Parse one Spark SQL expression; raises `ExpressionError` with a one-line reason."""
     if not text.strip():
-        raise ExpressionError("the expression is empty")
+        raise ExpressionError("it is empty; write an expression")
     try:
         tree = sqlglot.parse_one(text, dialect=DIALECT)
     except ParseError as error:
         first = error.errors[0] if error.errors else {}
+        what = str(first.get("description") or "cannot parse it")
+        if what.startswith("Required keyword"):
+            what = "incomplete expression (an operator or function is missing an operand)"
         where = f" at column {first['col']}" if first.get("col") else ""
-        raise ExpressionError(f"{first.get('description', 'cannot parse it')}{where}") from None
+        raise ExpressionError(f"{what}{where}; fix the expression") from None
     except SqlglotError as error:
-        raise ExpressionError(str(error).splitlines()[0]) from None
+        raise ExpressionError(f"{str(error).splitlines()[0]}; fix the expression") from None
     if isinstance(tree, exp.Alias):
-        raise ExpressionError("it has an alias (`... as name`); drop the alias, the feature's name is its column name")
+        raise ExpressionError("it has an alias; drop `as ...` (the feature's name already names the column)")
     if isinstance(tree, (exp.Query, exp.DDL, exp.DML, exp.Command)):
         raise ExpressionError("it is a statement, not an expression; write only the expression")
     return tree

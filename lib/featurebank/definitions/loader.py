@@ -64,6 +64,11 @@ def did_you_mean(word: str, candidates: Any) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def guess_or(word: str, candidates: Any, fix: str) -> str:
+    """`; did you mean 'x'?` when a candidate is close (that is the fix), else `; <fix>`."""
+    return did_you_mean(word, candidates) or f"; {fix}"
+
+
 class Resolver:
     """Resolves `${name}` from conf variables and `${env:NAME}` from the environment."""
 
@@ -146,7 +151,10 @@ def read_yaml(path: Path, rel: str, problems: list[Problem], resolver: Resolver 
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else 0
         what = error.problem or "invalid YAML"
-        problems.append(Problem(rel, line, f"YAML syntax error: {what}; fix the indentation or quoting here"))
+        if error.context and error.context_mark is not None and error.problem_mark is not None \
+                and error.context_mark.line != error.problem_mark.line:
+            what += f" ({error.context} on line {error.context_mark.line + 1})"
+        problems.append(Problem(rel, line, f"YAML syntax error: {what}; fix the indentation, brackets or quoting"))
     return documents
 
 

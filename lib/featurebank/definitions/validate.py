@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from featurebank.definitions.build import Built, Lines
 from featurebank.definitions.expectations import COLUMN_ARGUMENTS, COLUMN_LIST_ARGUMENTS, catalogue
 from featurebank.definitions.expressions import ExpressionError, aggregate_functions, referenced_columns, valid_type
-from featurebank.definitions.loader import did_you_mean
+from featurebank.definitions.loader import did_you_mean, guess_or
 from featurebank.definitions.model import (
     Check,
     Config,
@@ -50,7 +50,7 @@ class Checker:
             used = referenced_columns(text)
             aggregates = aggregate_functions(text)
         except ExpressionError as error:
-            self.at(loc, key, f"{what} is not valid Spark SQL ({error}): {text!r}; fix the expression")
+            self.at(loc, key, f"{what} is not valid Spark SQL ({text!r}): {error}")
             return ()
         if aggregates and not allow_aggregates:
             self.at(loc, key, f"{what} uses the aggregate function {aggregates[0]}(); {what} is computed per row, "
@@ -97,10 +97,10 @@ class Checker:
         source = project.sources.get(group.source)
         if group.entity and entity is None:
             self.at(group.loc, "entity", f"feature group '{group.name}' names entity '{group.entity}', which is not defined"
-                                         f"{did_you_mean(group.entity, project.entities)}; define it (kind: entity) or fix the name")
+                                         f"{guess_or(group.entity, project.entities, 'define it (kind: entity) or fix the name')}")
         if group.source and source is None:
             self.at(group.loc, "source", f"feature group '{group.name}' names source '{group.source}', which is not defined"
-                                         f"{did_you_mean(group.source, project.sources)}; define it (kind: source) or fix the name")
+                                         f"{guess_or(group.source, project.sources, 'define it (kind: source) or fix the name')}")
         keys = entity.keys if entity else ()
         declared = [c for c, _ in source.columns] if source and source.columns else None
         if source is not None:
@@ -114,7 +114,7 @@ class Checker:
                 for key in keys:
                     if key not in declared:
                         self.at(group.loc, "source", f"entity key '{key}' of '{group.entity}' is not a column of source '{source.name}'"
-                                                     f"{did_you_mean(key, declared)}; add it to the source's columns or read another source")
+                                                     f"{guess_or(key, declared, 'add it to the source columns, or read another source')}")
         scope = f"a column of source '{group.source}'"
         if group.filter is not None:
             self.expression(group.loc, "filter", group.filter, "filter", declared, scope)
@@ -149,6 +149,8 @@ class Checker:
         for derived in group.derived:
             used = self.expression(derived.loc, "expr", derived.expr, f"derived feature '{derived.name}'", None, "")
             later = [d.name for d in group.derived]
+            fix = ("derived features read only the group's keys, feature_date, feature_ts, <aggregation>_<N>d "
+                   "columns and earlier derived features; aggregate source columns with an aggregation first")
             for column in used:
                 if column in outputs:
                     continue
@@ -157,8 +159,7 @@ class Checker:
                                                  f"move '{column}' above '{derived.name}'")
                 else:
                     self.at(derived.loc, "expr", f"derived feature '{derived.name}' uses '{column}', which is not an output of "
-                                                 f"feature group '{group.name}'{did_you_mean(column, outputs)} (derived features "
-                                                 f"read the group's keys, feature_date, feature_ts, <aggregation>_<N>d columns and earlier derived features)")
+                                                 f"feature group '{group.name}'{guess_or(column, outputs, fix)}")
             add_output(derived.name, derived.loc)
         for check in group.checks:
             self.check(group, check, outputs)
@@ -171,10 +172,10 @@ class Checker:
                                                "use a Spark SQL type such as string, int, bigint, double, decimal(18,2), date, timestamp")
         if source.timestamp and declared and source.timestamp not in declared:
             self.at(source.loc, "timestamp", f"timestamp '{source.timestamp}' of source '{source.name}' is not among its declared columns"
-                                             f"{did_you_mean(source.timestamp, declared)}; declare it or fix the name")
+                                             f"{guess_or(source.timestamp, declared, 'declare it under columns: or fix the name')}")
         if source.group is not None and source.group not in self.project.groups:
             self.at(source.loc, "group", f"source '{source.name}' reads feature group '{source.group}', which is not defined"
-                                         f"{did_you_mean(source.group, self.project.groups)}; fix the name")
+                                         f"{guess_or(source.group, self.project.groups, 'fix the name or define that feature group')}")
 
     def training_set(self, training_set: TrainingSet) -> None:
         taken: dict[str, str] = {}
@@ -187,12 +188,12 @@ class Checker:
             group = self.project.groups.get(group_name)
             if group is None:
                 self.at(training_set.loc, key, f"training set '{training_set.name}' names feature group '{group_name}', which is not "
-                                               f"defined{did_you_mean(group_name, self.project.groups)}; fix the reference")
+                                               f"defined{guess_or(group_name, self.project.groups, 'fix the reference')}")
                 continue
             names = group.feature_names()
             if feature != "*" and feature not in names:
                 self.at(training_set.loc, key, f"feature group '{group_name}' has no feature '{feature}'"
-                                               f"{did_you_mean(feature, names)}; fix the reference (or use {group_name}:*)")
+                                               f"{guess_or(feature, names, f'fix the reference (or use {group_name}:*)')}")
                 continue
             for name in names if feature == "*" else (feature,):
                 other = taken.setdefault(name, group_name)

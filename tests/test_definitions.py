@@ -1,0 +1,180 @@
+"""Loading and validating definitions: the shipped catalog, the broken-definitions corpus, conf.
+
+Every corpus case under tests/definitions_corpus/<case>/ is a project fragment laid over
+`_base/` (a small valid project) plus `expected.txt`, the exact problems `featurebank validate`
+must print, one per line; an optional `args` file adds CLI arguments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from featurebank.cli import main
+from featurebank.definitions import load_project
+from featurebank.definitions.expressions import infer_type, referenced_columns
+from featurebank.errors import ConfigError, DefinitionError
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = Path(__file__).resolve().parent / "definitions_corpus"
+CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir() and not p.name.startswith("_"))
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def corpus_project(case: str, tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    shutil.copytree(CORPUS / "_base", root)
+    for path in (CORPUS / case).rglob("*"):
+        if path.is_file() and path.name not in ("args", "expected.txt"):
+            target = root / path.relative_to(CORPUS / case)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+    return root
+
+
+def write(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_corpus_has_at_least_forty_cases() -> None:
+    assert len(CASES) >= 40
+
+
+def test_corpus_base_project_is_valid(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(CORPUS / "_base", root)
+    project = load_project(root, "local")
+    assert set(project.sources) == {"txns", "customers"}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_broken_definition_is_reported_at_its_line_with_a_fix(case: str, tmp_path: Path) -> None:
+    root = corpus_project(case, tmp_path)
+    extra = (CORPUS / case / "args").read_text().split() if (CORPUS / case / "args").exists() else []
+    code, out, err = run_cli("validate", "--project", str(root), "--env", "local", *extra)
+    expected = (CORPUS / case / "expected.txt").read_text().splitlines()
+    assert code == 2
+    assert out == ""
+    assert "Traceback" not in err
+    assert err.startswith("error:")
+    assert err[len("error:"):].strip("\n ").splitlines() == expected
+    for line in expected:  # file:line (or a conf file for a missing environment), then a message with a fix
+        where, _, message = line.partition(": ")
+        assert where.startswith(("features/", "conf/")), line
+        assert ";" in message or "did you mean" in message, f"no fix hint in: {line}"
+
+
+def test_shipped_catalog_validates_quickly_without_spark() -> None:
+    started = time.perf_counter()
+    code, out, err = run_cli("validate", "--project", str(REPO), "--env", "local")
+    assert (code, err) == (0, "")
+    assert out.startswith("ok: 3 entities, 3 sources, 5 feature groups, 1 training set")
+    assert time.perf_counter() - started < 2.0
+
+
+def test_validate_in_a_fresh_process_imports_neither_spark_nor_gx() -> None:
+    script = (
+        "import sys; from featurebank.cli import main; code = main(['validate', '--project', sys.argv[1]]);"
+        "print(code, 'pyspark' in sys.modules, 'great_expectations' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(REPO)], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "FEATUREBANK_ENV": "local"})
+    assert result.stdout.strip().splitlines()[-1] == "0 False False", result.stderr
+
+
+def test_every_problem_in_every_file_is_reported_sorted(tmp_path: Path) -> None:
+    root = corpus_project("every_error_in_every_file", tmp_path)
+    with pytest.raises(DefinitionError) as raised:
+        load_project(root, "local")
+    problems = raised.value.problems
+    assert [(p.file, p.line) for p in problems] == sorted((p.file, p.line) for p in problems)
+    assert {p.file for p in problems} == {"features/a.yaml", "features/b.yaml"}
+    assert len(problems) == 4
+
+
+def test_variables_resolve_and_relative_paths_are_against_the_project_root(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(CORPUS / "_base", root)
+    write(root, "features/more.yaml", (
+        "kind: source\nname: remote\nformat: delta\npath: s3a://${env:FB_TEST_BUCKET}/events\ntimestamp: ts\n"
+        "---\nkind: source\nname: landed\nformat: table\ntable: ${env:FB_TEST_DB}.landed\n"
+    ))
+    project = load_project(root, "local", environ={"FB_TEST_BUCKET": "bank-raw", "FB_TEST_DB": "raw_db"})
+    assert project.sources["txns"].location == str(root.resolve() / "raw" / "txns")
+    assert project.sources["remote"].location == "s3a://bank-raw/events"
+    assert project.sources["landed"].location == "raw_db.landed"
+    assert project.sources["landed"].format == "table"
+    assert project.config.feature_root == str(root.resolve() / "warehouse" / "features")
+    assert project.table_path("spend") == str(root.resolve() / "warehouse" / "features" / "spend")
+
+
+def test_env_defaults_to_featurebank_env_then_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(CORPUS / "_base", root)
+    write(root, "conf/qa.yaml", "feature_root: s3://qa-bucket/features\nvariables: {raw_root: s3://qa-raw}\ntimezone: Europe/London\n"
+                                "catalog: {type: glue, database: features_qa}\nspark: {conf: {spark.sql.shuffle.partitions: 4}}\n")
+    monkeypatch.delenv("FEATUREBANK_ENV", raising=False)
+    assert load_project(root).config.env == "local"
+    monkeypatch.setenv("FEATUREBANK_ENV", "qa")
+    config = load_project(root).config
+    assert (config.env, config.feature_root, config.timezone) == ("qa", "s3://qa-bucket/features", "Europe/London")
+    assert (config.catalog_type, config.catalog_database) == ("glue", "features_qa")
+    assert dict(config.spark_conf) == {"spark.sql.shuffle.partitions": "4"}
+    assert load_project(root).sources["txns"].location == "s3://qa-raw/txns"
+
+
+def test_missing_conf_lists_the_environments_that_exist(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(CORPUS / "_base", root)
+    write(root, "conf/prod.yaml", "feature_root: s3://b/f\n")
+    with pytest.raises(ConfigError) as raised:
+        load_project(root, "prd")
+    message = str(raised.value)
+    assert message.startswith("conf/prd.yaml: ")
+    assert "did you mean 'prod'?" in message and "local, prod" in message
+
+
+def test_a_group_may_read_another_groups_table(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(CORPUS / "_base", root)
+    write(root, "features/g.yaml", (
+        "kind: feature_group\nname: spend\nentity: customer\nsource: txns\n"
+        "aggregations:\n  - {name: spend_sum, expr: amount, function: sum, windows: [7d]}\n"
+        "---\nkind: source\nname: spend_snapshots\ngroup: spend\ntimestamp: feature_ts\n"
+        "---\nkind: feature_group\nname: spend_trend\nentity: customer\nsource: spend_snapshots\n"
+        "aggregations:\n  - {name: peak, expr: spend_sum_7d, function: max, windows: [30d]}\n"
+    ))
+    project = load_project(root, "local")
+    source = project.sources["spend_snapshots"]
+    assert (source.format, source.group, source.location) == ("delta", "spend", project.table_path("spend"))
+
+
+def test_expressions_are_read_from_the_parse_tree() -> None:
+    assert referenced_columns("case when status = 'x' then amount else amount_fee end") == ("status", "amount", "amount_fee")
+    assert referenced_columns("'amount' || upper(segment)") == ("segment",)
+    assert infer_type("datediff(updated_at, opened_at)", {"updated_at": "timestamp", "opened_at": "timestamp"}) == "int"
+    assert infer_type("amount * 2", {"amount": "double"}) == "double"
+    assert infer_type("amount * 2", {}) == "?"
+
+
+def test_expectation_catalogue_matches_installed_great_expectations() -> None:
+    from featurebank.definitions import expectations
+
+    assert expectations.main(["--check"]) == 0, "run python -m featurebank.definitions.expectations"
+    assert "expect_column_values_to_be_between" in expectations.catalogue()
+    assert "min_value" in expectations.catalogue()["expect_column_values_to_be_between"].arguments
