@@ -22,6 +22,7 @@ from featurebank.deploy.aws import AwsSettings, client
 from featurebank.deploy.changes import Change
 from featurebank.deploy.upload import ArtifactUris
 from featurebank.engine.session import DELTA_SQL_CONF
+from featurebank.errors import UsageError
 
 LIVE_STEP_STATES = ("PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED")
 LIVE_RUN_STATES = ("SUBMITTED", "PENDING", "SCHEDULED", "RUNNING", "SUCCESS", "QUEUED")
@@ -59,7 +60,13 @@ def run_name(settings: AwsSettings, group: str, arguments: Any) -> str:
 
 def emr_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[str], cluster_id: str) -> list[Change]:
     """One Change per group: add its step, unless the same step is already live."""
+    from botocore.exceptions import ClientError
+
     emr = client("emr", settings)
+    try:
+        emr.describe_cluster(ClusterId=cluster_id)
+    except ClientError as error:
+        raise UsageError(f"EMR cluster {cluster_id} was not found in {settings.region} ({_message(error)}); check --cluster-id") from None
     existing = {
         step["Name"]
         for page in emr.get_paginator("list_steps").paginate(ClusterId=cluster_id, StepStates=list(LIVE_STEP_STATES))
@@ -100,12 +107,21 @@ def serverless_job_driver(settings: AwsSettings, uris: ArtifactUris, group: str)
 def serverless_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[str], application_id: str) -> list[Change]:
     """One Change per group: start its job run, unless the same run is already live."""
     role = settings.require_serverless_role()
+    from botocore.exceptions import ClientError
+
     es = client("emr-serverless", settings)
-    existing = {
-        run.get("name")
-        for page in es.get_paginator("list_job_runs").paginate(applicationId=application_id, states=list(LIVE_RUN_STATES))
-        for run in page["jobRuns"]
-    }
+    try:
+        es.get_application(applicationId=application_id)
+    except ClientError as error:
+        raise UsageError(f"EMR Serverless application {application_id} was not found in {settings.region} ({_message(error)}); check --application-id") from None
+    existing: set[str] = set()
+    try:
+        for page in es.get_paginator("list_job_runs").paginate(applicationId=application_id, states=list(LIVE_RUN_STATES)):
+            existing.update(run.get("name", "") for run in page["jobRuns"])
+    except ClientError as error:
+        # moto answers ResourceNotFound for an existing application that has no runs yet
+        if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
     changes = []
     for group in groups:
         driver = serverless_job_driver(settings, uris, group)
@@ -122,3 +138,8 @@ def serverless_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[s
 
         changes.append(Change("emr-serverless job run", f"{application_id}/{name}", "create", (), ("emr-serverless.StartJobRun",), start))
     return changes
+
+
+def _message(error: Exception) -> str:
+    response = getattr(error, "response", {}) or {}
+    return str(response.get("Error", {}).get("Message") or error)

@@ -79,11 +79,8 @@ def build_artifacts(project_root: Path | str, out_dir: Path | str) -> Artifacts:
 
 
 def build_wheel(out_dir: Path) -> Path:
-    """Write the installed `featurebank` package as a reproducible wheel; return its path."""
-    import featurebank
-
-    package_dir = Path(featurebank.__file__).resolve().parent
-    files = [(f"featurebank/{rel}", data) for rel, data in _tree(package_dir)]
+    """Write the `featurebank` package (`library_dir()`) as a reproducible wheel; return its path."""
+    files = [(f"featurebank/{rel}", data) for rel, data in _tree(library_dir())]
     content_hash = _tree_hash(files)
     version = f"{_base_version()}+{content_hash}"
     dist_info = f"featurebank-{version}.dist-info"
@@ -120,6 +117,13 @@ def build_bundle(project_root: Path, out_dir: Path) -> Path:
     target = out_dir / f"featurebank-project-{_tree_hash(files)}.zip"
     _write_if_changed(target, _zip_bytes(files))
     return target
+
+
+def library_dir() -> Path:
+    """The directory of the `featurebank` package this process imported: what the wheel holds."""
+    import featurebank
+
+    return Path(featurebank.__file__).resolve().parent
 
 
 def open_bundle(ref: str | Path, workdir: Path | None = None) -> Path:

@@ -1,0 +1,500 @@
+"""Deploys against a real local AWS endpoint: a moto server on 127.0.0.1 (no mocks in-process).
+
+Every test deploys through the CLI (`featurebank.cli.main`), then reads back through boto3
+what the endpoint now holds: Glue jobs with their exact arguments, uploaded artifacts, EMR
+steps, EMR Serverless job runs, the state machine and the schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+
+from featurebank.cli import main
+from featurebank.definitions import load_project
+from featurebank.deploy.package import build_artifacts
+from featurebank.plan import run_order
+
+REGION = "eu-west-1"
+ARTIFACTS_BUCKET = "acme-featurebank-prod-123456789012"
+ARTIFACTS_PREFIX = "artifacts"
+DELTA_CONF = (
+    "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"
+    " --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension"
+)
+GLUE_CATALOG_CONF = (
+    "spark.hadoop.hive.metastore.client.factory.class="
+    "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
+)
+
+
+@pytest.fixture(scope="session")
+def library_snapshot(tmp_path_factory):
+    """A copy of the featurebank package taken once: other work edits the live tree while
+    these tests run, and a wheel must not change between two deploys of one test."""
+    import shutil
+
+    from featurebank.deploy import package
+
+    target = tmp_path_factory.mktemp("library") / "featurebank"
+    shutil.copytree(package.library_dir(), target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+@pytest.fixture(autouse=True)
+def frozen_library(library_snapshot, monkeypatch):
+    from featurebank.deploy import package
+
+    monkeypatch.setattr(package, "library_dir", lambda: library_snapshot)
+
+
+# --- the local AWS endpoint -----------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A moto server subprocess on a free port, stopped at the end of the session."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("the moto server did not start")
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture()
+def aws(moto_endpoint, monkeypatch):
+    """A clean moto state, and an environment whose standard chain holds dummy credentials."""
+    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"))
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket=ARTIFACTS_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    return moto_endpoint
+
+
+def _client(service: str):
+    return boto3.client(service, region_name=REGION)
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _objects() -> dict[str, dict]:
+    listing = _client("s3").list_objects_v2(Bucket=ARTIFACTS_BUCKET, Prefix=ARTIFACTS_PREFIX + "/")
+    return {o["Key"]: o for o in listing.get("Contents", [])}
+
+
+def _edit_conf(project: Path, env: str, edit) -> None:
+    path = project / "conf" / f"{env}.yaml"
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+# --- package --------------------------------------------------------------------------------
+
+
+def test_package_is_reproducible_and_named_by_content(example_project, tmp_path):
+    first = build_artifacts(example_project, tmp_path / "a")
+    second = build_artifacts(example_project, tmp_path / "b")
+    assert [p.name for p in first.files()] == [p.name for p in second.files()]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(first.files(), second.files()))
+    assert re.fullmatch(r"featurebank-0\.1\.0\+[0-9a-f]{12}-py3-none-any\.whl", first.wheel.name)
+    assert re.fullmatch(r"featurebank-project-[0-9a-f]{12}\.zip", first.bundle.name)
+    assert [name for name, _ in first.scripts] == ["run_group", "training_set", "glue_run_group"]
+
+    with zipfile.ZipFile(first.bundle) as bundle:
+        names = bundle.namelist()
+        assert names == sorted(names)
+        assert "features/cards/customer_card_spend.yaml" in names and "conf/prod.yaml" in names
+        assert {info.date_time for info in bundle.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+    profile = example_project / "features" / "customers" / "profile.yaml"
+    profile.write_text(profile.read_text().replace("Marketing segment", "Marketing segment (v2)"))
+    changed = build_artifacts(example_project, tmp_path / "c")
+    assert changed.bundle.name != first.bundle.name
+    assert changed.wheel.name == first.wheel.name  # the library did not change
+
+
+def test_wheel_installs_with_pip_and_leaves_spark_to_the_platform(example_project, tmp_path):
+    artifacts = build_artifacts(example_project, tmp_path / "dist")
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target", str(target), str(artifacts.wheel)],
+        check=True,
+    )
+    assert (target / "featurebank" / "deploy" / "package.py").is_file()
+    (dist_info,) = target.glob("featurebank-*.dist-info")
+    metadata = (dist_info / "METADATA").read_text()
+    version = artifacts.wheel.name.split("-")[1]
+    assert f"Version: {version}" in metadata
+    requires = [line.split(": ", 1)[1] for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert any(r.startswith("pyyaml") for r in requires) and any(r.startswith("sqlglot") for r in requires)
+    assert not any(r.startswith(("pyspark", "delta-spark")) for r in requires)
+    out = subprocess.run(
+        [sys.executable, "-c", "import featurebank.deploy.entry, featurebank; print(featurebank.__file__)"],
+        env={**os.environ, "PYTHONPATH": str(target)}, cwd=tmp_path, capture_output=True, text=True, check=True,
+    ).stdout
+    assert out.strip().startswith(str(target))
+
+
+def test_package_command_validates_then_writes_artifacts(example_project, tmp_path, capsys):
+    code, out, _ = _cli(capsys, "package", "--project", str(example_project), "--out", str(tmp_path / "dist"))
+    assert code == 0
+    listed = [Path(line).name for line in out.splitlines()]
+    assert sorted(listed) == sorted(p.name for p in (tmp_path / "dist").iterdir())
+    (example_project / "features" / "broken.yaml").write_text("kind: feature_group\nname: Bad Name\n")
+    code, _, err = _cli(capsys, "package", "--project", str(example_project), "--out", str(tmp_path / "dist2"))
+    assert code == 2 and "features/broken.yaml" in err
+    assert not (tmp_path / "dist2").exists()
+
+
+# --- deploy glue ----------------------------------------------------------------------------
+
+
+def test_deploy_glue_uploads_artifacts_and_creates_one_job_per_group(aws, example_project, tmp_path, capsys):
+    code, out, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))
+    assert code == 0, err
+    project = load_project(example_project, "prod")
+    artifacts = build_artifacts(example_project, tmp_path / "expected")
+    base = f"s3://{ARTIFACTS_BUCKET}/{ARTIFACTS_PREFIX}"
+
+    objects = _objects()
+    assert sorted(objects) == sorted(f"{ARTIFACTS_PREFIX}/{p.name}" for p in artifacts.files())
+    for path in artifacts.files():
+        body = _client("s3").get_object(Bucket=ARTIFACTS_BUCKET, Key=f"{ARTIFACTS_PREFIX}/{path.name}")
+        assert body["Body"].read() == path.read_bytes()
+        assert body["ServerSideEncryption"] == "aws:kms"  # conf/prod.yaml gives a KMS key
+
+    glue = _client("glue")
+    names = sorted(j["Name"] for j in glue.get_jobs()["Jobs"])
+    assert names == sorted(f"featurebank-prod-{g}" for g in project.groups)
+    job = glue.get_job(JobName="featurebank-prod-customer_card_spend")["Job"]
+    assert job["DefaultArguments"] == {
+        "--job-language": "python",
+        "--datalake-formats": "delta",
+        "--additional-python-modules": f"{base}/{artifacts.wheel.name}",
+        "--conf": GLUE_CATALOG_CONF + " --conf " + DELTA_CONF,
+        "--enable-glue-datacatalog": "true",
+        "--group": "customer_card_spend",
+        "--env": "prod",
+        "--project_bundle": f"{base}/{artifacts.bundle.name}",
+    }
+    assert job["Command"] == {
+        "Name": "glueetl",
+        "ScriptLocation": f"{base}/{artifacts.script('glue_run_group').name}",
+        "PythonVersion": "3",
+    }
+    assert (job["GlueVersion"], job["WorkerType"], job["NumberOfWorkers"], job["Timeout"], job["MaxRetries"]) == ("5.1", "G.2X", 10, 180, 1)
+    assert job["Role"] == "arn:aws:iam::123456789012:role/featurebank-prod-job"
+    assert job["SecurityConfiguration"] == "featurebank-prod-kms"
+    tags = glue.get_tags(ResourceArn="arn:aws:glue:eu-west-1:123456789012:job/featurebank-prod-customer_card_spend")["Tags"]
+    assert tags == {
+        "featurebank:env": "prod",
+        "featurebank:group": "customer_card_spend",
+        "featurebank:owner": "cards-analytics",
+        "cost-center": "data-platform",
+        "environment": "prod",
+    }
+    lines = out.splitlines()
+    assert sum(line.startswith("create ") for line in lines) == len(project.groups) + len(artifacts.files())
+    assert f"create     glue job featurebank-prod-merchant_risk" in lines
+
+
+def test_second_glue_deploy_of_the_same_commit_changes_nothing(aws, example_project, capsys):
+    assert _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))[0] == 0
+    before_objects = _objects()
+    before_jobs = {j["Name"]: j for j in _client("glue").get_jobs()["Jobs"]}
+
+    code, out, _ = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))
+    assert code == 0
+    changes = [line for line in out.splitlines() if not line.startswith("nothing")]
+    assert changes and all(line.startswith("unchanged") for line in changes), out
+    assert "nothing to change (10 unchanged)" in out
+    assert "done" not in out
+    assert _objects() == before_objects  # same keys, ETags and LastModified: nothing re-uploaded
+    assert {j["Name"]: j for j in _client("glue").get_jobs()["Jobs"]} == before_jobs
+
+
+def test_glue_deploy_after_a_conf_change_updates_exactly_the_changed_fields(aws, example_project, capsys):
+    assert _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))[0] == 0
+    uploaded = set(_objects())
+    _edit_conf(example_project, "prod", lambda d: d["aws"]["glue"].update(number_of_workers=4))
+
+    code, out, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))
+    assert code == 0
+    # conf is inside the bundle, so the bundle is new; the wheel and scripts are not re-uploaded
+    new_keys = set(_objects()) - uploaded
+    assert len(new_keys) == 1 and re.search(r"featurebank-project-[0-9a-f]{12}\.zip$", new_keys.pop())
+    assert "update     glue job featurebank-prod-customer_profile (DefaultArguments[--project_bundle], NumberOfWorkers)" in out
+    assert "does not implement glue.UpdateJob" in err  # moto: the delete+create fallback, said out loud
+    job = _client("glue").get_job(JobName="featurebank-prod-customer_profile")["Job"]
+    assert job["NumberOfWorkers"] == 4
+    assert "nothing to change (10 unchanged)" in _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))[1]
+
+
+def test_dry_run_prints_the_calls_and_creates_nothing(aws, example_project, capsys):
+    code, out, _ = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project), "--dry-run")
+    assert code == 0
+    assert "would call glue.CreateJob" in out and "would call s3.PutObject" in out
+    assert "dry run: nothing was changed" in out
+    assert _client("glue").get_jobs()["Jobs"] == []
+    assert _objects() == {}
+
+
+# --- deploy emr / emr-serverless ------------------------------------------------------------
+
+
+def test_deploy_emr_adds_one_spark_submit_step_per_group_once(aws, example_project, tmp_path, capsys):
+    emr = _client("emr")
+    cluster = emr.run_job_flow(
+        Name="features", ReleaseLabel="emr-7.5.0", JobFlowRole="EMR_EC2_DefaultRole", ServiceRole="EMR_DefaultRole",
+        Instances={"InstanceCount": 1, "KeepJobFlowAliveWhenNoSteps": True, "MasterInstanceType": "m5.xlarge"},
+    )["JobFlowId"]
+    code, out, err = _cli(capsys, "deploy", "emr", "--env", "prod", "--project", str(example_project), "--cluster-id", cluster)
+    assert code == 0, err
+    project = load_project(example_project, "prod")
+    artifacts = build_artifacts(example_project, tmp_path / "expected")
+    base = f"s3://{ARTIFACTS_BUCKET}/{ARTIFACTS_PREFIX}"
+
+    steps = list(reversed(emr.list_steps(ClusterId=cluster)["Steps"]))  # ListSteps is newest first
+    assert [s["Name"].rsplit("-", 1)[0] for s in steps] == [f"featurebank-prod-{g}" for g in run_order(project)]
+    first = steps[0]
+    group = run_order(project)[0]
+    assert first["Config"]["Jar"] == "command-runner.jar"
+    assert first["ActionOnFailure"] == "CONTINUE"
+    assert first["Config"]["Args"] == [
+        "spark-submit", "--deploy-mode", "cluster",
+        "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+        "--py-files", f"{base}/{artifacts.wheel.name}",
+        f"{base}/{artifacts.script('run_group').name}",
+        "--group", group, "--env", "prod", "--project", f"{base}/{artifacts.bundle.name}",
+    ]
+    code, out, _ = _cli(capsys, "deploy", "emr", "--env", "prod", "--project", str(example_project), "--cluster-id", cluster)
+    assert code == 0 and "nothing to change" in out
+    assert len(emr.list_steps(ClusterId=cluster)["Steps"]) == len(project.groups)
+
+
+def test_deploy_emr_without_or_with_an_unknown_cluster_id_is_a_usage_error(aws, example_project, capsys):
+    code, _, err = _cli(capsys, "deploy", "emr", "--env", "prod", "--project", str(example_project))
+    assert code == 2 and "--cluster-id" in err
+    code, _, err = _cli(capsys, "deploy", "emr", "--env", "prod", "--project", str(example_project), "--cluster-id", "j-NOPE")
+    assert code == 2 and "EMR cluster j-NOPE was not found in eu-west-1" in err
+    assert _objects() == {}  # nothing uploaded for a deploy that cannot happen
+
+
+def test_deploy_emr_serverless_starts_one_job_run_per_group_once(aws, example_project, tmp_path, capsys):
+    es = _client("emr-serverless")
+    app = es.create_application(name="features", releaseLabel="emr-7.5.0", type="SPARK")["applicationId"]
+    code, out, err = _cli(capsys, "deploy", "emr-serverless", "--env", "prod", "--project", str(example_project), "--application-id", app)
+    assert code == 0, err
+    project = load_project(example_project, "prod")
+    artifacts = build_artifacts(example_project, tmp_path / "expected")
+    base = f"s3://{ARTIFACTS_BUCKET}/{ARTIFACTS_PREFIX}"
+
+    runs = es.list_job_runs(applicationId=app)["jobRuns"]
+    assert sorted(r["name"].rsplit("-", 1)[0] for r in runs) == sorted(f"featurebank-prod-{g}" for g in project.groups)
+    run = next(r for r in runs if r["name"].startswith("featurebank-prod-merchant_risk-"))
+    detail = es.get_job_run(applicationId=app, jobRunId=run["id"])["jobRun"]
+    assert detail["executionRole"] == "arn:aws:iam::123456789012:role/featurebank-prod-job"
+    submit = detail["jobDriver"]["sparkSubmit"]
+    assert submit["entryPoint"] == f"{base}/{artifacts.script('run_group').name}"
+    assert submit["entryPointArguments"] == ["--group", "merchant_risk", "--env", "prod", "--project", f"{base}/{artifacts.bundle.name}"]
+    assert submit["sparkSubmitParameters"] == (
+        f"--py-files {base}/{artifacts.wheel.name}"
+        " --conf spark.jars=/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar"
+        " --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"
+        " --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension"
+    )
+    code, out, _ = _cli(capsys, "deploy", "emr-serverless", "--env", "prod", "--project", str(example_project), "--application-id", app)
+    assert code == 0 and "nothing to change" in out
+    assert len(es.list_job_runs(applicationId=app)["jobRuns"]) == len(project.groups)
+
+
+# --- deploy schedule ------------------------------------------------------------------------
+
+
+def test_deploy_schedule_chains_every_group_job_in_run_order_and_starts_it_daily(aws, example_project, capsys):
+    code, out, err = _cli(capsys, "deploy", "schedule", "--env", "prod", "--project", str(example_project))
+    assert code == 0, err
+    project = load_project(example_project, "prod")
+    order = run_order(project)
+    arn = "arn:aws:states:eu-west-1:123456789012:stateMachine:featurebank-prod"
+    machine = _client("stepfunctions").describe_state_machine(stateMachineArn=arn)
+    assert machine["roleArn"] == "arn:aws:iam::123456789012:role/featurebank-prod-states"
+    definition = json.loads(machine["definition"])
+
+    walked, state = [], definition["StartAt"]
+    while True:
+        node = definition["States"][state]
+        assert node["Type"] == "Task" and node["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
+        assert node["Parameters"] == {"JobName": f"featurebank-prod-{state}"}
+        assert node["Retry"][0]["ErrorEquals"] == ["States.ALL"] and node["Retry"][0]["MaxAttempts"] >= 1
+        walked.append(state)
+        if node.get("End"):
+            break
+        state = node["Next"]
+    assert walked == order and sorted(walked) == sorted(project.groups)
+
+    schedule = _client("scheduler").get_schedule(Name="featurebank-prod")
+    assert schedule["ScheduleExpression"] == "cron(0 2 * * ? *)"
+    assert schedule["ScheduleExpressionTimezone"] == "UTC"
+    assert schedule["Target"]["Arn"] == arn
+    assert schedule["Target"]["RoleArn"] == "arn:aws:iam::123456789012:role/featurebank-prod-scheduler"
+
+    code, out, _ = _cli(capsys, "deploy", "schedule", "--env", "prod", "--project", str(example_project))
+    assert "unchanged  state machine featurebank-prod" in out and "unchanged  schedule featurebank-prod" in out
+
+    _edit_conf(example_project, "prod", lambda d: d["aws"]["schedule"].update(cron="cron(30 4 * * ? *)"))
+    code, out, _ = _cli(capsys, "deploy", "schedule", "--env", "prod", "--project", str(example_project))
+    assert "update     schedule featurebank-prod (ScheduleExpression)" in out
+    assert "unchanged  state machine featurebank-prod" in out
+    assert _client("scheduler").get_schedule(Name="featurebank-prod")["ScheduleExpression"] == "cron(30 4 * * ? *)"
+
+
+# --- iam-policy -----------------------------------------------------------------------------
+
+
+def test_iam_policy_grants_only_the_envs_prefixes_and_is_accepted_by_iam(aws, example_project, capsys):
+    code, out, _ = _cli(capsys, "iam-policy", "--env", "prod", "--project", str(example_project))
+    assert code == 0
+    policy = json.loads(out)
+    _client("iam").create_policy(PolicyName="featurebank-prod-job", PolicyDocument=out)  # IAM accepts its syntax
+
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert by_sid["RawSourcesReadObjects"]["Action"] == ["s3:GetObject"]
+    assert by_sid["RawSourcesReadObjects"]["Resource"] == ["arn:aws:s3:::acme-raw-prod-123456789012/cards/*"]
+    assert by_sid["FeatureTablesReadWriteObjects"]["Resource"] == ["arn:aws:s3:::acme-featurebank-prod-123456789012/feature-layer/*"]
+    assert "s3:PutObject" in by_sid["FeatureTablesReadWriteObjects"]["Action"]
+    assert by_sid["ArtifactsReadObjects"]["Resource"] == ["arn:aws:s3:::acme-featurebank-prod-123456789012/artifacts/*"]
+    assert by_sid["ArtifactsReadObjects"]["Action"] == ["s3:GetObject"]
+    assert by_sid["FeatureCatalogReadWrite"]["Resource"] == [
+        "arn:aws:glue:eu-west-1:123456789012:catalog",
+        "arn:aws:glue:eu-west-1:123456789012:database/features",
+        "arn:aws:glue:eu-west-1:123456789012:table/features/*",
+    ]
+    assert by_sid["KmsForDataAndArtifacts"]["Resource"] == [
+        "arn:aws:kms:eu-west-1:123456789012:key/1f0c2b9e-7a3d-4c1e-9b8a-0d6e5f4a3b21"
+    ]
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert "*" not in statement["Resource"] and not any(a.endswith(":*") or a == "*" for a in statement["Action"])
+    listing = by_sid["RawSourcesReadList0"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["cards", "cards/*"]}}
+
+
+# --- conf checks ----------------------------------------------------------------------------
+
+
+def test_aws_conf_mistakes_are_reported_together_with_file_line_and_key(example_project, capsys):
+    conf = example_project / "conf" / "prod.yaml"
+    text = conf.read_text()
+    text = text.replace("  region: eu-west-1\n", "  regoin: eu-west-1\n  aws_secret_access_key: abc\n")
+    text = text.replace("artifacts: s3://acme-featurebank-prod-123456789012/artifacts", "artifacts: /tmp/artifacts")
+    text = text.replace("worker_type: G.2X", "worker_type: G.3X")
+    conf.write_text(text)
+    code, _, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project), "--dry-run")
+    assert code == 2
+    lines = text.splitlines()
+
+    def line_of(fragment: str) -> int:
+        return next(i + 1 for i, line in enumerate(lines) if fragment in line)
+
+    assert f"conf/prod.yaml:{line_of('regoin')}: aws.regoin: unknown key; did you mean 'region'?" in err
+    assert f"conf/prod.yaml:{line_of('aws_secret_access_key')}: aws.aws_secret_access_key: secrets never go in conf" in err
+    assert f"conf/prod.yaml:{line_of('artifacts: /tmp')}: aws.artifacts: '/tmp/artifacts' is not an S3 URI" in err
+    assert f"conf/prod.yaml:{line_of('worker_type')}: aws.glue.worker_type: 'G.3X' is not a Glue worker type" in err
+    assert "aws.region: is missing" in err
+    assert "Traceback" not in err
+
+
+def test_local_env_without_aws_section_cannot_deploy(example_project, capsys):
+    code, _, err = _cli(capsys, "deploy", "glue", "--env", "local", "--project", str(example_project), "--dry-run")
+    assert code == 2 and "conf/local.yaml" in err and "aws.region" in err
+
+
+# --- entry points ---------------------------------------------------------------------------
+
+
+def test_run_group_entry_forwards_to_featurebank_run_with_the_bundle_extracted(example_project, tmp_path):
+    from featurebank.deploy.entry import run_group_argv, training_set_argv
+
+    artifacts = build_artifacts(example_project, tmp_path / "dist")
+    argv = run_group_argv(["--group", "merchant_risk", "--start", "2024-01-01", "--end", "2024-01-31", "--project", str(artifacts.bundle), "--env", "prod"])
+    assert argv[:3] == ["run", "merchant_risk", "--project"]
+    assert argv[4:] == ["--start", "2024-01-01", "--end", "2024-01-31", "--env", "prod"]
+    extracted = Path(argv[3])
+    assert (extracted / "features" / "sources.yaml").read_bytes() == (example_project / "features" / "sources.yaml").read_bytes()
+    assert load_project(extracted, "prod").groups.keys() == load_project(example_project, "prod").groups.keys()
+
+    argv = training_set_argv(["card_fraud_v1", "--spine", "s.parquet", "--out", "o", "--project", str(example_project)])
+    assert argv == ["training-set", "card_fraud_v1", "--spine", "s.parquet", "--out", "o", "--project", str(example_project)]
+
+
+def test_glue_script_reads_its_options_without_awsglue_and_fetches_the_bundle_from_s3(aws, example_project, tmp_path):
+    import importlib.util
+
+    from featurebank.deploy.entry import glue_argv
+
+    repo = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("glue_run_group", repo / "jobs" / "glue_run_group.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    artifacts = build_artifacts(example_project, tmp_path / "dist")
+    key = f"{ARTIFACTS_PREFIX}/{artifacts.bundle.name}"
+    _client("s3").upload_file(str(artifacts.bundle), ARTIFACTS_BUCKET, key)
+
+    options = script.resolve_options(
+        ["glue_run_group.py", "--JOB_NAME", "featurebank-prod-merchant_risk", "--group", "merchant_risk",
+         "--env", "prod", "--project_bundle", f"s3://{ARTIFACTS_BUCKET}/{key}", "--date", "2024-02-01"]
+    )
+    assert options == {"group": "merchant_risk", "env": "prod", "project_bundle": f"s3://{ARTIFACTS_BUCKET}/{key}",
+                       "date": "2024-02-01", "start": None, "end": None}
+    argv = glue_argv(options)
+    assert argv[:3] == ["run", "merchant_risk", "--project"] and argv[4:] == ["--env", "prod", "--date", "2024-02-01"]
+    assert (Path(argv[3]) / "conf" / "prod.yaml").read_bytes() == (example_project / "conf" / "prod.yaml").read_bytes()
