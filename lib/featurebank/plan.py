@@ -265,9 +265,14 @@ def _aggregate_type(function: str, expr: str | None, declared: dict[str, str]) -
     return value  # min, max, last: the input's type
 
 
+# Where a definition is written (`loc`) or where its source lives in one environment
+# (`location`) is not part of what it computes.
+UNHASHED_FIELDS = ("loc", "location")
+
+
 def _canonical(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _canonical(getattr(value, f.name)) for f in fields(value) if f.name != "loc"}
+        return {f.name: _canonical(getattr(value, f.name)) for f in fields(value) if f.name not in UNHASHED_FIELDS}
     if isinstance(value, (tuple, list)):
         return [_canonical(v) for v in value]
     if isinstance(value, dict):
@@ -278,10 +283,11 @@ def _canonical(value: Any) -> Any:
 
 
 def definition_hash(project: Project, group: str) -> str:
-    """First 16 hex digits of the sha256 of the group, its source and its entity (file locations left out).
+    """First 16 hex digits of the sha256 of the group, its source and its entity, locations left out.
 
-    Changes exactly when what the group computes from could change; moving a definition to
-    another file or line does not change it.
+    Changes when what the group computes changes; it does not change when a definition moves
+    to another file or line, nor between environments or checkouts where the source's
+    resolved path differs (dev and prod runs of one commit carry the same hash).
     """
     definition = project.groups[group]
     document = {
