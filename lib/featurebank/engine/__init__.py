@@ -1,0 +1,34 @@
+"""The Spark executor: a compiled `Plan` in, the group's batch DataFrame out.
+
+`compute_batch` = `read_source` (checked types, time columns as instants, event-time range
+pushed into the scan) → `compute_aggregation` (daily snapshots) or `compute_rows`
+(row-level), which apply the group's filter, compute the features and derived features, and
+return exactly `plan.output`'s columns in order. Nothing here writes anything.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from featurebank.plan import Plan
+
+
+def compute_batch(spark: SparkSession, plan: Plan) -> DataFrame:
+    """The rows SPEC says `plan.group`'s table holds for `plan.start..plan.end` (lazy).
+
+    Sets the session time zone to `plan.timezone` first, so that time functions inside
+    user expressions (filter, features, derived) see project-local time, as SPEC requires.
+    Raises `SourceMismatch` if the source no longer matches its definition.
+    """
+    from featurebank.engine.aggregate import compute_aggregation
+    from featurebank.engine.rows import compute_rows
+    from featurebank.engine.sources import read_source
+
+    spark.conf.set("spark.sql.session.timeZone", plan.timezone)
+    events = read_source(spark, plan.source, plan.timezone)
+    if plan.kind == "aggregation":
+        return compute_aggregation(events, plan)
+    return compute_rows(events, plan)

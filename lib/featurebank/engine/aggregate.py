@@ -1,0 +1,361 @@
+"""Aggregation groups: filtered events → daily tiles → windowed daily snapshots.
+
+SPEC: the snapshot for entity E and date D aggregates E's filtered events with
+`D - w <= event day < D` (days cut at midnight in the project time zone), and a row exists
+exactly when E has an event in `[D - max_window, D)`.
+
+How it is computed, without re-reading raw events per date (all DataFrame API, no UDFs):
+
+1. `event_days`: one pass over events: apply the filter, compute each event's local day
+   (an integer, days since 1970-01-01) and each aggregate's input value.
+2. `daily_tiles`: one row per (keys, day) with mergeable partials: counts, sums, min, max,
+   Welford partials (n, mean, M2) for stddev, the day's latest non-NULL value as
+   `struct(day, ts, value)` (struct order = later time, then greater value: SPEC's tie
+   rule), and the day's set of distinct values.
+3. `activity_segments`: per entity, tiles closer than `max_window` days apart form one
+   segment; the days with a snapshot row are exactly `[first + 1, last + max_window]` of
+   each segment, clipped to the run (`snapshot_days`). Nothing before a segment can reach
+   into it, so every later window function is partitioned by (keys, segment).
+4. `rolling_windows`: tiles, snapshot rows and helper rows are unioned on one sorted
+   position axis per segment (tile of day t at `2t+1`, "after day X" at `2X+2`) and one
+   sort serves every window function:
+   - sums and counts: a running total (unbounded-preceding frame, incremental) read at the
+     snapshot row (all tiles before D) minus the same running total read at a "start" row
+     placed after day `D - w - 1` (skipped, i.e. 0, when that is before the segment).
+     stddev carries `n`, `Σ(x-K)` and `Σ(x-K)²` per tile, merged exactly from Welford
+     partials around a per-segment centre K, so no catastrophic cancellation.
+   - min / max: a bounded range frame covering exactly the tiles of `[D - w, D)`.
+   - last: `last(struct, ignorenulls)` over the running frame, then an age check `>= D - w`.
+   - exact count_distinct (and approx_count_distinct, computed exactly): per (entity,
+     value) each occurrence day o counts from o + 1 until `min(o + w, next occurrence)`:
+     +1/-1 deltas whose running total at D is the number of distinct values in the window.
+   Rows: tiles + snapshot rows x (1 + windows) + distinct deltas; a one-day run costs a few
+   rows per entity on top of the tiles, not `max_window` densified days.
+5. `snapshot_columns`: pivot the snapshot/start rows back to one row per (keys, D), apply
+   SPEC's empty-window rules (count family 0, everything else NULL), add `feature_date`,
+   `feature_ts`, then derived features in order.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING
+
+from featurebank.plan import AggregateSpec, Plan
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+MICROS_PER_DAY = 86_400_000_000
+EPOCH = date(1970, 1, 1)
+DISTINCT = ("count_distinct", "approx_count_distinct")
+ADDITIVE = ("count", "sum", "avg", "stddev")
+
+
+def compute_aggregation(events: DataFrame, plan: Plan) -> DataFrame:
+    """The snapshot rows of an aggregation group for dates `plan.start..plan.end`.
+
+    `events` are source rows as `read_source` returns them (event time as TIMESTAMP);
+    `plan.filter` is applied here. Returns one row per (keys, feature_date) that SPEC says
+    exists, with the columns of `plan.output` in that order.
+    """
+    keys = list(plan.keys)
+    max_window = plan.max_window
+    start_day, end_day = epoch_day(plan.start), epoch_day(plan.end)
+    events = event_days(events, plan, first_day=start_day - max_window, last_day=end_day - 1)
+    tiles = activity_segments(daily_tiles(events, keys, plan.aggregates), keys, plan.aggregates, max_window)
+    days = snapshot_days(tiles, keys, max_window, start_day, end_day)
+    rolled = rolling_windows(tiles, days, keys, plan.aggregates, end_day)
+    return snapshot_columns(rolled, tiles, plan)
+
+
+def epoch_day(day: date) -> int:
+    """Days from 1970-01-01 to `day` (the integer day axis every step here uses)."""
+    return (day - EPOCH).days
+
+
+def local_epoch_day(instant: Column, timezone: str) -> Column:
+    """The day (days since 1970-01-01) an instant falls on in `timezone`; session-independent."""
+    from pyspark.sql import functions as F
+
+    wall = F.unix_micros(F.from_utc_timestamp(instant, timezone))
+    return ((wall - F.pmod(wall, F.lit(MICROS_PER_DAY))) / F.lit(MICROS_PER_DAY)).cast("int")
+
+
+def day_date(day: Column) -> Column:
+    """An epoch-day integer as a DATE."""
+    from pyspark.sql import functions as F
+
+    return F.date_add(F.lit(EPOCH), day)
+
+
+def day_start_ts(day: Column, timezone: str) -> Column:
+    """The instant an epoch day begins (00:00) in `timezone`."""
+    from pyspark.sql import functions as F
+
+    return F.to_utc_timestamp(F.timestamp_micros(day.cast("bigint") * F.lit(MICROS_PER_DAY)), timezone)
+
+
+def event_days(events: DataFrame, plan: Plan, first_day: int, last_day: int) -> DataFrame:
+    """Filtered events with `day` (local epoch day) in `[first_day, last_day]` and inputs `_v{i}`."""
+    from pyspark.sql import functions as F
+
+    ts = F.col(f"`{plan.source.timestamp}`")
+    if plan.filter:
+        events = events.filter(F.expr(plan.filter))
+    values = [F.expr(a.expr).alias(f"_v{i}") for i, a in enumerate(plan.aggregates) if a.expr is not None]
+    out = events.filter(ts.isNotNull()).select(
+        *[F.col(f"`{k}`") for k in plan.keys], ts.alias("_ts"), local_epoch_day(ts, plan.timezone).alias("day"), *values
+    )
+    return out.filter((F.col("day") >= first_day) & (F.col("day") <= last_day))
+
+
+def daily_tiles(events: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...]) -> DataFrame:
+    """One row per (keys, day) with the mergeable partials every aggregate needs."""
+    from pyspark.sql import functions as F
+
+    parts: list[Column] = []
+    for i, a in enumerate(aggregates):
+        v = F.col(f"_v{i}")
+        p = f"_a{i}"
+        fn = a.function
+        if fn == "count":
+            parts.append((F.count(F.lit(1)) if a.expr is None else F.count(v)).alias(f"{p}_n"))
+        elif fn in ("sum", "avg"):
+            parts.append(F.sum(v if fn == "sum" else v.cast("double")).alias(f"{p}_s"))
+            parts.append(F.count(v).alias(f"{p}_n"))
+        elif fn == "stddev":
+            x = v.cast("double")
+            parts += [F.count(x).alias(f"{p}_n"), F.avg(x).alias(f"{p}_mean"), (F.var_pop(x) * F.count(x)).alias(f"{p}_m2")]
+        elif fn in ("min", "max"):
+            parts.append((F.min(v) if fn == "min" else F.max(v)).alias(f"{p}_{fn}"))
+        elif fn == "last":
+            latest = F.when(v.isNotNull(), F.struct(F.col("day").alias("day"), F.col("_ts").alias("ts"), v.alias("v")))
+            parts.append(F.max(latest).alias(f"{p}_last"))
+        elif fn in DISTINCT:
+            parts.append(F.collect_set(v).alias(f"{p}_set"))
+        else:
+            raise ValueError(f"unknown aggregation function {fn!r}")
+    return events.groupBy(*keys, "day").agg(F.count(F.lit(1)).alias("_events"), *parts)
+
+
+def activity_segments(
+    tiles: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...], max_window: int
+) -> DataFrame:
+    """Add `seg` (first tile day of the entity's activity segment) and `seg_last`.
+
+    Tiles more than `max_window` days apart start a new segment: no window can span the gap.
+    Also turns stddev's Welford partials into sums centred on the segment's mean (`_s1`, `_s2`).
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    by_day = Window.partitionBy(*keys).orderBy("day")
+    running = by_day.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    gap = F.col("day") - F.lag("day").over(by_day)
+    starts = tiles.withColumn("_new", gap.isNull() | (gap > max_window))
+    segs = starts.withColumn("seg", F.max(F.when(F.col("_new"), F.col("day"))).over(running)).drop("_new")
+    whole = Window.partitionBy(*keys, "seg")
+    segs = segs.withColumn("seg_last", F.max("day").over(whole))
+    for i, a in enumerate(aggregates):
+        if a.function != "stddev":
+            continue
+        p = f"_a{i}"
+        n, mean = F.col(f"{p}_n"), F.coalesce(F.col(f"{p}_mean"), F.lit(0.0))
+        centre = F.coalesce(F.sum(n * mean).over(whole) / F.sum(n).over(whole), F.lit(0.0))
+        segs = segs.withColumn(f"{p}_k", centre)
+        d = mean - F.col(f"{p}_k")
+        segs = segs.withColumn(f"{p}_s1", n * d).withColumn(f"{p}_s2", F.coalesce(F.col(f"{p}_m2"), F.lit(0.0)) + n * d * d)
+    return segs
+
+
+def snapshot_days(tiles: DataFrame, keys: list[str], max_window: int, start_day: int, end_day: int) -> DataFrame:
+    """(keys, seg, D): every snapshot day in `[start_day, end_day]` on which a row exists."""
+    from pyspark.sql import functions as F
+
+    first = tiles.filter(F.col("day") == F.col("seg"))
+    lo = F.greatest(F.col("seg") + 1, F.lit(start_day))
+    hi = F.least(F.col("seg_last") + max_window, F.lit(end_day))
+    spans = first.select(*keys, "seg", lo.alias("_lo"), hi.alias("_hi")).filter(F.col("_lo") <= F.col("_hi"))
+    return spans.select(*keys, "seg", F.explode(F.sequence("_lo", "_hi")).alias("D"))
+
+
+def distinct_deltas(tiles: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...], end_day: int) -> DataFrame | None:
+    """(keys, seg, day, `_a{i}_d{w}`): +1/-1 changes of each window's distinct-value count.
+
+    An occurrence of a value on day o counts for snapshots `o + 1 .. min(o + w, next o)`;
+    the delta at tile position `day` applies to snapshots after that day.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    parts: list[DataFrame] = []
+    for i, a in enumerate(aggregates):
+        if a.function not in DISTINCT:
+            continue
+        occ = tiles.select(*keys, "seg", "day", F.explode(f"_a{i}_set").alias("_val"))
+        nxt = F.lead("day").over(Window.partitionBy(*keys, "seg", "_val").orderBy("day"))
+        occ = occ.withColumn("_next", nxt)
+        changes = [F.struct(F.col("day").alias("day"), F.lit(f"_a{i}_d{w}").alias("tag"), F.lit(1).alias("delta")) for w in a.windows]
+        for w in a.windows:
+            until = F.least(F.col("day") + w, F.coalesce(F.col("_next"), F.col("day") + w))
+            changes.append(F.struct(until.alias("day"), F.lit(f"_a{i}_d{w}").alias("tag"), F.lit(-1).alias("delta")))
+        parts.append(occ.select(*keys, "seg", F.explode(F.array(*changes)).alias("_c")).select(*keys, "seg", "_c.*"))
+    if not parts:
+        return None
+    allc = parts[0]
+    for p in parts[1:]:
+        allc = allc.unionByName(p)
+    allc = allc.filter(F.col("day") < end_day)
+    tags = [f"_a{i}_d{w}" for i, a in enumerate(aggregates) if a.function in DISTINCT for w in a.windows]
+    sums = [F.sum(F.when(F.col("tag") == t, F.col("delta"))).alias(t) for t in tags]
+    return allc.groupBy(*keys, "seg", "day").agg(*sums)
+
+
+def additive_columns(aggregates: tuple[AggregateSpec, ...]) -> list[str]:
+    """Tile columns whose window value is (running total at D) - (running total at D - w)."""
+    cols: list[str] = []
+    for i, a in enumerate(aggregates):
+        p = f"_a{i}"
+        if a.function == "count":
+            cols.append(f"{p}_n")
+        elif a.function in ("sum", "avg"):
+            cols += [f"{p}_s", f"{p}_n"]
+        elif a.function == "stddev":
+            cols += [f"{p}_n", f"{p}_s1", f"{p}_s2"]
+    return cols
+
+
+def rolling_windows(
+    tiles: DataFrame, days: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...], end_day: int
+) -> DataFrame:
+    """Per (keys, seg, D): every window's raw totals, read from one sorted pass per segment.
+
+    Returns columns keys, seg, D and, per aggregate i and window w, `_r{i}_{w}_<part>`.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    additive = additive_columns(aggregates)
+    additive_windows = sorted({w for a in aggregates if a.function in ADDITIVE for w in a.windows})
+    carried = [*additive, *_tile_reads(aggregates)]
+    tile_rows = tiles.select(*keys, "seg", *carried, F.lit("tile").alias("_kind"), (F.col("day").cast("bigint") * 2 + 1).alias("pos"))
+    end_rows = days.select(*keys, "seg", "D", F.lit("end").alias("_kind"), (F.col("D").cast("bigint") * 2).alias("pos"))
+    end_rows = end_rows.withColumn("_w", F.lit(None).cast("int"))
+    union = tile_rows.unionByName(end_rows, allowMissingColumns=True)
+    if additive_windows:
+        start = days.select(*keys, "seg", "D", F.explode(F.array(*[F.lit(w) for w in additive_windows])).alias("_w"))
+        start = start.filter(F.col("D") - F.col("_w") - 1 >= F.col("seg"))
+        start = start.withColumn("_kind", F.lit("start")).withColumn("pos", (F.col("D") - F.col("_w")).cast("bigint") * 2)
+        union = union.unionByName(start, allowMissingColumns=True)
+    deltas = distinct_deltas(tiles, keys, aggregates, end_day)
+    if deltas is not None:
+        deltas = deltas.withColumn("_kind", F.lit("delta")).withColumn("pos", F.col("day").cast("bigint") * 2 + 1).drop("day")
+        union = union.unionByName(deltas, allowMissingColumns=True)
+
+    axis = Window.partitionBy(*keys, "seg").orderBy("pos")
+    running = axis.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    computed: list[Column] = [F.sum(c).over(running).alias(f"_rt{c}") for c in additive]
+    for i, a in enumerate(aggregates):
+        p = f"_a{i}"
+        if a.function in ("min", "max"):
+            agg = F.min if a.function == "min" else F.max
+            for w in a.windows:
+                frame = axis.rangeBetween(-(2 * w - 1), -1)
+                computed.append(agg(f"{p}_{a.function}").over(frame).alias(f"_r{i}_{w}_{a.function}"))
+        elif a.function == "last":
+            computed.append(F.last(f"{p}_last", ignorenulls=True).over(running).alias(f"_r{i}_last"))
+        elif a.function in DISTINCT:
+            computed += [F.sum(f"{p}_d{w}").over(running).alias(f"_r{i}_{w}_distinct") for w in a.windows]
+    reads = union.select(*keys, "seg", "D", "_kind", "_w", *computed).filter(F.col("_kind").isin("end", "start"))
+
+    is_end = F.col("_kind") == "end"
+    pivot: list[Column] = []
+    for c in additive:
+        pivot.append(F.max(F.when(is_end, F.col(f"_rt{c}"))).alias(f"_end{c}"))
+        pivot += [F.max(F.when((~is_end) & (F.col("_w") == w), F.col(f"_rt{c}"))).alias(f"_start{c}_{w}") for w in additive_windows]
+    for col in _read_names(aggregates):
+        pivot.append(F.max(F.when(is_end, F.col(col))).alias(col))
+    return reads.groupBy(*keys, "seg", "D").agg(*pivot)
+
+
+def _tile_reads(aggregates: tuple[AggregateSpec, ...]) -> list[str]:
+    """Non-additive tile columns the window functions read (min, max, last)."""
+    names: list[str] = []
+    for i, a in enumerate(aggregates):
+        if a.function in ("min", "max", "last"):
+            names.append(f"_a{i}_{a.function}")
+    return names
+
+
+def _read_names(aggregates: tuple[AggregateSpec, ...]) -> list[str]:
+    names: list[str] = []
+    for i, a in enumerate(aggregates):
+        if a.function in ("min", "max"):
+            names += [f"_r{i}_{w}_{a.function}" for w in a.windows]
+        elif a.function == "last":
+            names.append(f"_r{i}_last")
+        elif a.function in DISTINCT:
+            names += [f"_r{i}_{w}_distinct" for w in a.windows]
+    return names
+
+
+def window_value(a: AggregateSpec, i: int, w: int, sum_type: str | None) -> Column:
+    """The value of aggregate `a` over window `w` at a snapshot row of `rolling_windows`."""
+    from pyspark.sql import functions as F
+
+    def total(part: str) -> Column:
+        c = f"_a{i}_{part}"
+        return F.coalesce(F.col(f"_end{c}"), F.lit(0)) - F.coalesce(F.col(f"_start{c}_{w}"), F.lit(0))
+
+    fn = a.function
+    if fn == "count":
+        return total("n").cast("bigint")
+    if fn == "sum":
+        return F.when(total("n") > 0, total("s").cast(sum_type or "double"))
+    if fn == "avg":
+        return F.when(total("n") > 0, total("s").cast("double") / total("n"))
+    if fn == "stddev":
+        n, s1, s2 = total("n").cast("double"), total("s1"), total("s2")
+        var = (s2 - s1 * s1 / n) / (n - 1)
+        return F.when(n >= 2, F.sqrt(F.greatest(var, F.lit(0.0))))
+    if fn in ("min", "max"):
+        return F.col(f"_r{i}_{w}_{fn}")
+    if fn == "last":
+        latest = F.col(f"_r{i}_last")
+        return F.when(latest["day"] >= F.col("D") - w, latest["v"])
+    if fn in DISTINCT:
+        return F.coalesce(F.col(f"_r{i}_{w}_distinct"), F.lit(0)).cast("bigint")
+    raise ValueError(f"unknown aggregation function {fn!r}")
+
+
+def snapshot_columns(rolled: DataFrame, tiles: DataFrame, plan: Plan) -> DataFrame:
+    """Final snapshot rows: keys, feature_date, feature_ts, `<name>_<w>d`, derived; plan.output order."""
+    from pyspark.sql import functions as F
+
+    tile_types = dict((f.name, f.dataType.simpleString()) for f in tiles.schema.fields)
+    features = [
+        window_value(a, i, w, tile_types.get(f"_a{i}_s")).alias(f"{a.name}_{w}d")
+        for i, a in enumerate(plan.aggregates)
+        for w in a.windows
+    ]
+    out = rolled.select(
+        *[F.col(f"`{k}`") for k in plan.keys],
+        day_date(F.col("D")).alias("feature_date"),
+        day_start_ts(F.col("D"), plan.timezone).alias("feature_ts"),
+        *features,
+    )
+    for d in plan.derived:
+        out = out.withColumn(d.name, F.expr(d.expr))
+    return out.select(*[F.col(f"`{c}`") for c in output_names(plan)])
+
+
+def output_names(plan: Plan) -> list[str]:
+    """The batch's column names in table order: `plan.output`, or SPEC's order if it is empty."""
+    if plan.output:
+        return [c.name for c in plan.output]
+    if plan.kind == "row":
+        features = [f.name for f in plan.features]
+    else:
+        features = [n for a in plan.aggregates for n in a.output_names()] + [d.name for d in plan.derived]
+    return [*plan.keys, "feature_date", "feature_ts", *features]

@@ -1,0 +1,281 @@
+"""Read a source: check its declared types, normalise its time columns, keep what a run needs.
+
+`read_source` is the only place the executor touches raw data. It
+
+1. opens the source (`parquet`, `delta`, `csv` or a catalog `table`);
+2. checks, before anything is computed, that every column the run needs exists and that
+   each declared `(column, type)` matches the real schema, raising `SourceMismatch` naming
+   the source, the column, the found and the declared type;
+3. restricts to the event-time range `[read_start, read_end_exclusive)` (days cut at
+   midnight in the project time zone) with a predicate on the *raw* column, so Spark can
+   push it into the scan (Parquet/Delta file and row-group skipping);
+4. turns every time column the definition declares as `timestamp` (and the event-time
+   column) into a Spark `TIMESTAMP`, i.e. an instant.
+
+What a raw time column means (SPEC, "Timestamps in sources and spines"):
+
+- `timestamp` (with time zone): already an instant.
+- `timestamp_ntz` (naive): wall-clock time in the project time zone.
+- `bigint` holding nanoseconds: what pandas/pyarrow write, read as longs because the session
+  sets `spark.sql.legacy.parquet.nanosAsLong=true`. The Parquet footer (read with pyarrow
+  where the path is reachable) says whether the column was zoned (an instant) or naive
+  (wall-clock time in the project zone); when the footer cannot be read we assume naive,
+  which is what `DataFrame.to_parquet` writes for ordinary pandas timestamps.
+- `date`: midnight of that day in the project time zone.
+- `string` (CSV): an ISO timestamp; with an offset or `Z` it is an instant, without one it
+  is wall-clock time in the project time zone.
+
+Every conversion here is independent of the Spark session time zone: it uses only the
+project time zone passed in.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from featurebank.errors import SourceMismatch
+from featurebank.plan import SourceRead
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+MICROS_PER_DAY = 86_400_000_000
+EPOCH_NTZ = "TIMESTAMP_NTZ'1970-01-01 00:00:00'"
+
+# Spellings Spark accepts for one type, mapped to the name `DataType.simpleString()` gives.
+_TYPE_ALIASES = {
+    "long": "bigint",
+    "integer": "int",
+    "short": "smallint",
+    "byte": "tinyint",
+    "bool": "boolean",
+    "real": "float",
+    "dec": "decimal(10,0)",
+    "decimal": "decimal(10,0)",
+    "numeric": "decimal(10,0)",
+    "timestamp_ltz": "timestamp",
+    "varchar": "string",
+    "text": "string",
+}
+_TIME_TYPES = ("timestamp", "timestamp_ntz")
+_OFFSET_SUFFIX = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
+
+
+def read_source(spark: SparkSession, source: SourceRead, timezone: str) -> DataFrame:
+    """Read `source` as a DataFrame of exactly `source.columns`, time columns as instants.
+
+    Rows are restricted to `read_start <= event time < read_end_exclusive`, with day
+    boundaries at midnight in `timezone` (either bound may be None: unbounded). Raises
+    `SourceMismatch` (before any computation) when a needed column is missing, a declared
+    type differs from the real one, or the event-time column is not a time.
+    """
+    raw = _open(spark, source)
+    footer = _parquet_time_columns(source) if source.format == "parquet" else {}
+    found = {f.name: f.dataType.simpleString() for f in raw.schema.fields}
+    kinds = _check_schema(source, found, footer)
+
+    df = raw
+    if source.timestamp and (source.read_start or source.read_end_exclusive):
+        df = df.filter(_raw_range_predicate(source, kinds[source.timestamp], timezone))
+    selected = [_as_instant(c, kinds[c], timezone).alias(c) if c in kinds else _col(c) for c in source.columns]
+    if source.format == "csv":
+        declared = dict(source.declared_types)
+        selected = [
+            s if c in kinds or c not in declared else _col(c).cast(_normalise_type(declared[c])).alias(c)
+            for c, s in zip(source.columns, selected)
+        ]
+    df = df.select(*selected)
+    if source.format == "csv" and source.timestamp and (source.read_start or source.read_end_exclusive):
+        # CSV has no types to push a predicate into: filter on the parsed instant.
+        df = df.filter(instant_range_predicate(source.timestamp, source.read_start, source.read_end_exclusive, timezone))
+    return df
+
+
+def day_start_instant(day: date, timezone: str) -> datetime:
+    """The instant `day` 00:00 begins in `timezone` (tz-aware)."""
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone))
+
+
+def instant_range_predicate(column: str, start: date | None, end_exclusive: date | None, timezone: str) -> Column:
+    """`start 00:00 <= column < end_exclusive 00:00` (project time zone) on a TIMESTAMP column."""
+    from pyspark.sql import functions as F
+
+    cond = F.lit(True)
+    if start is not None:
+        cond = cond & (_col(column) >= F.lit(day_start_instant(start, timezone)))
+    if end_exclusive is not None:
+        cond = cond & (_col(column) < F.lit(day_start_instant(end_exclusive, timezone)))
+    return cond
+
+
+def naive_to_instant(wall_clock_sql: str, timezone: str) -> Column:
+    """A TIMESTAMP_NTZ expression (Spark SQL text) read as wall-clock time in `timezone`.
+
+    Returns a TIMESTAMP (instant) column. Independent of the session time zone: the NTZ
+    value is turned into microseconds since 1970-01-01 00:00 wall clock (pure arithmetic),
+    then that wall clock is placed in `timezone`.
+    """
+    from pyspark.sql import functions as F
+
+    as_utc_wall = F.expr(f"timestamp_micros(timestampdiff(MICROSECOND, {EPOCH_NTZ}, {wall_clock_sql}))")
+    return F.to_utc_timestamp(as_utc_wall, timezone)
+
+
+def _open(spark: SparkSession, source: SourceRead) -> DataFrame:
+    options = {str(k): str(v) for k, v in source.options}
+    fmt = source.format
+    if fmt == "table":
+        return spark.table(source.location)
+    reader = spark.read.options(**options)
+    if fmt == "csv":
+        return reader.options(header=options.get("header", "true")).csv(source.location)
+    if fmt in ("parquet", "delta"):
+        return reader.format(fmt).load(source.location)
+    raise SourceMismatch(f"source '{source.name}': format '{fmt}' is not one of parquet, delta, csv, table")
+
+
+def _check_schema(source: SourceRead, found: dict[str, str], footer: dict[str, str]) -> dict[str, str]:
+    """Check needed and declared columns; return {time column: how its raw values are kept}.
+
+    The kinds are `instant`, `ntz`, `nanos_utc`, `nanos_naive`, `date` and `text`.
+    """
+    where = f"source '{source.name}' ({source.location})"
+    needed = list(dict.fromkeys([*source.columns, *(c for c, _ in source.declared_types if c in source.columns)]))
+    missing = [c for c in needed if c not in found]
+    if missing:
+        raise SourceMismatch(
+            f"{where}: column {missing[0]} is missing (found: {', '.join(sorted(found))}); "
+            "fix the source or the definition"
+        )
+    declared = {c: _normalise_type(t) for c, t in source.declared_types}
+    time_columns = {c for c, t in declared.items() if t in _TIME_TYPES}
+    if source.timestamp:
+        time_columns.add(source.timestamp)
+    for column, want in declared.items():
+        if column not in found:
+            continue
+        have = found[column]
+        if column in time_columns:
+            continue
+        if source.format == "csv" and have == "string":
+            continue  # CSV carries no types: the declaration gives them (see read_source).
+        if have != want:
+            raise SourceMismatch(
+                f"{where}: column {column} is {have}, the definition says {want}; fix the source or the definition"
+            )
+    kinds: dict[str, str] = {}
+    for column in sorted(time_columns):
+        if column not in found:
+            continue
+        kind = _time_kind(found[column], footer.get(column), source.format)
+        if kind is None:
+            what = "the definition says timestamp" if column in declared else "the event-time column must be a timestamp"
+            raise SourceMismatch(
+                f"{where}: column {column} is {found[column]}, {what}; fix the source or the definition"
+            )
+        kinds[column] = kind
+    return kinds
+
+
+def _time_kind(spark_type: str, footer_type: str | None, fmt: str) -> str | None:
+    if spark_type == "timestamp":
+        return "instant"
+    if spark_type == "timestamp_ntz":
+        return "ntz"
+    if spark_type == "date":
+        return "date"
+    if spark_type == "string" and fmt == "csv":
+        return "text"
+    if spark_type == "bigint":
+        if footer_type is None:
+            return "nanos_naive"  # footer unreadable: what pandas writes by default
+        if footer_type.startswith("timestamp[ns, tz="):
+            return "nanos_utc"
+        if footer_type == "timestamp[ns]":
+            return "nanos_naive"
+    return None
+
+
+def _as_instant(column: str, kind: str, timezone: str) -> Column:
+    from pyspark.sql import functions as F
+
+    raw = _col(column)
+    if kind == "instant":
+        return raw
+    if kind == "ntz":
+        return naive_to_instant(_quoted(column), timezone)
+    if kind in ("nanos_utc", "nanos_naive"):
+        micros = (raw - F.pmod(raw, F.lit(1000))) / F.lit(1000)  # floor division, exact for longs
+        utc = F.timestamp_micros(micros.cast("bigint"))
+        return utc if kind == "nanos_utc" else F.to_utc_timestamp(utc, timezone)
+    if kind == "date":
+        return F.to_utc_timestamp(F.timestamp_micros(F.unix_date(raw).cast("bigint") * F.lit(MICROS_PER_DAY)), timezone)
+    if kind == "text":
+        text = F.trim(raw)
+        zoned = text.rlike(_OFFSET_SUFFIX)
+        naive = naive_to_instant(f"cast(trim({_quoted(column)}) as timestamp_ntz)", timezone)
+        return F.when(zoned, text.cast("timestamp")).otherwise(naive)
+    raise AssertionError(kind)
+
+
+def _raw_range_predicate(source: SourceRead, kind: str, timezone: str) -> Column:
+    """The event-time range as a predicate on the raw column, so the scan can skip data."""
+    from pyspark.sql import functions as F
+
+    column, start, end = source.timestamp or "", source.read_start, source.read_end_exclusive
+    if kind == "instant":
+        return instant_range_predicate(column, start, end, timezone)
+    if kind == "text":
+        return F.lit(True)  # filtered after parsing, in read_source
+    cond = F.lit(True)
+    raw = _col(column)
+    for bound, is_start in ((start, True), (end, False)):
+        if bound is None:
+            continue
+        literal: Any
+        if kind == "ntz":
+            literal = F.expr(f"TIMESTAMP_NTZ'{bound.isoformat()} 00:00:00'")
+        elif kind == "date":
+            literal = F.lit(bound)
+        elif kind == "nanos_naive":
+            literal = F.lit((bound - date(1970, 1, 1)).days * MICROS_PER_DAY * 1000)
+        else:  # nanos_utc
+            instant = day_start_instant(bound, timezone)
+            literal = F.lit(int(instant.timestamp()) * 1_000_000_000)
+        cond = cond & ((raw >= literal) if is_start else (raw < literal))
+    return cond
+
+
+def _parquet_time_columns(source: SourceRead) -> dict[str, str]:
+    """{column: arrow type} of the timestamp columns in the source's Parquet footer, if readable.
+
+    Best effort (local paths, file:// and s3:// through pyarrow's filesystems): an empty
+    dict means "unknown", never an error.
+    """
+    try:
+        import pyarrow.dataset as ds
+        import pyarrow.types as pat
+
+        location = source.location.replace("s3a://", "s3://", 1)
+        schema = ds.dataset(location, format="parquet", partitioning="hive").schema
+        return {f.name: str(f.type) for f in schema if pat.is_timestamp(f.type)}
+    except Exception:  # noqa: BLE001 - unreadable footer only means "unknown"
+        return {}
+
+
+def _normalise_type(type_name: str) -> str:
+    name = re.sub(r"\s+", "", type_name.strip().lower())
+    return _TYPE_ALIASES.get(name, name)
+
+
+def _quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _col(name: str) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.col(_quoted(name))
