@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from featurebank.deploy.aws import AwsSettings, client
-from featurebank.deploy.changes import Change
+from featurebank.deploy.changes import Action, Change
 from featurebank.deploy.package import Artifacts, sha256_hex
 
 
@@ -59,7 +59,7 @@ def upload_changes(settings: AwsSettings, artifacts: Artifacts) -> list[Change]:
         def put(path: Any = path, key: str = key, extra: dict[str, Any] = extra) -> None:
             s3.upload_file(str(path), bucket, key, ExtraArgs=extra)
 
-        action = "create" if head is None else "update"
+        action: Action = "create" if head is None else "update"
         changes.append(Change("s3 object", uri, action, () if head is None else ("content",), ("s3.PutObject",), put))
     return changes
 

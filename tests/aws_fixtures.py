@@ -1,0 +1,88 @@
+"""Fixtures for tests that talk to AWS: a real moto server on 127.0.0.1, never in-process mocks.
+
+Import the fixtures into a test module: `from aws_fixtures import aws, moto_endpoint, ...`.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import boto3
+import pytest
+
+REGION = "eu-west-1"
+ARTIFACTS_BUCKET = "acme-featurebank-prod-123456789012"  # conf/prod.yaml's aws.artifacts bucket
+
+
+@pytest.fixture(scope="session")
+def library_snapshot(tmp_path_factory):
+    """A copy of the featurebank package taken once: other work edits the live tree while
+    these tests run, and a wheel must not change between two deploys of one test."""
+    import shutil
+
+    from featurebank.deploy import package
+
+    target = tmp_path_factory.mktemp("library") / "featurebank"
+    shutil.copytree(package.library_dir(), target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+@pytest.fixture(autouse=True)
+def frozen_library(library_snapshot, monkeypatch):
+    from featurebank.deploy import package
+
+    monkeypatch.setattr(package, "library_dir", lambda: library_snapshot)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A moto server subprocess on a free port, stopped at the end of the session."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("the moto server did not start")
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture()
+def aws(moto_endpoint, monkeypatch):
+    """A clean moto state, and an environment whose standard chain holds dummy credentials."""
+    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"))
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket=ARTIFACTS_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    return moto_endpoint
