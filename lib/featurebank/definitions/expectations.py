@@ -11,6 +11,7 @@ import json
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,10 @@ class ExpectationSpec:
 @lru_cache(maxsize=1)
 def catalogue() -> dict[str, ExpectationSpec]:
     """Every known expectation by snake_case name (read once from `expectations.json`)."""
-    raw: dict[str, Any] = json.loads(CATALOGUE.read_text(encoding="utf-8"))
+    # importlib.resources, not CATALOGUE: on EMR the package is imported from a wheel on
+    # `--py-files` (a zip), where no file path exists.
+    text = resources.files("featurebank.definitions").joinpath("expectations.json").read_text(encoding="utf-8")
+    raw: dict[str, Any] = json.loads(text)
     return {
         name: ExpectationSpec(name, tuple(spec["arguments"]), tuple(spec["required"]))
         for name, spec in raw["expectations"].items()
