@@ -105,6 +105,19 @@ def test_wheel_installs_with_pip_and_leaves_spark_to_the_platform(example_projec
     assert out.strip().startswith(str(target))
 
 
+def test_wheel_works_zipped_on_the_path_as_spark_submit_py_files_puts_it(example_project, tmp_path):
+    artifacts = build_artifacts(example_project, tmp_path / "dist")
+    code = (
+        "import sys, featurebank; from featurebank.cli import main; "
+        f"assert featurebank.__file__.startswith({str(artifacts.wheel)!r}), featurebank.__file__; "
+        f"sys.exit(main(['validate', '--project', {str(example_project)!r}, '--env', 'prod']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(artifacts.wheel)},
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok: ")
+
+
 def test_package_command_validates_then_writes_artifacts(example_project, tmp_path, capsys):
     code, out, _ = _cli(capsys, "package", "--project", str(example_project), "--out", str(tmp_path / "dist"))
     assert code == 0
