@@ -1,0 +1,438 @@
+"""Training sets: the data scientists' API. A spine in, every requested feature as known then out.
+
+    >>> import featurebank as fb
+    >>> store = fb.FeatureStore("path/to/project", env="local")
+    >>> df = store.training_set("card_fraud_v1", spine="labels.parquet")        # a Spark DataFrame
+    >>> pdf = store.to_pandas(df)                                                # zoned timestamps
+    >>> store.write_training_set("card_fraud_v1", spine="labels.parquet", out="ts/v1")  # Parquet + _manifest.json
+
+`training_set` returns a plain Spark DataFrame (not a subclass or wrapper): every Spark and
+Delta API keeps working on it, `df.toPandas()` is one call, and nothing is hidden.
+`store.to_pandas(df)` exists only because Spark's own conversion turns instants into naive
+wall-clock values of the session zone; it gives timezone-aware values in the project zone.
+
+How a build goes (each step one function below):
+1. resolve `group:feature` / `group:*` references into output columns (`resolve_features`);
+2. read the spine, give every row an id and an instant, and profile it in one pass (rows,
+   fingerprint, snapshot dates) — `training_spine.read_spine` / `profile_spine`;
+3. pin each group's Delta table to its latest version (read the version number first, then
+   `versionAsOf` it), and take its coverage from the run log as of that version;
+4. refuse spine dates an aggregation group never published (`MissingCoverage`), unless
+   `allow_missing`;
+5. join each group (`engine.pit.snapshot_join` / `asof_join`), keep spine order.
+A rebuild from a manifest skips 1, 3 and 4's lookups: everything comes from the manifest, so
+the rows are the same however many runs have published since.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from featurebank.errors import DefinitionError, MissingCoverage, Problem, UsageError
+from featurebank.training_manifest import (
+    GroupRead,
+    Manifest,
+    PinnedGroup,
+    PitStatistics,
+    read_manifest,
+    write_manifest,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import DataFrame, SparkSession
+
+    from featurebank.definitions.model import Project
+
+DEFAULT_TIMESTAMP_COLUMN = "ts"
+ROW_ID = "__fb_row_id"
+INSTANT = "__fb_ts"
+_STATUS = "__fb_status__"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SelectedFeature:
+    """One requested feature: where it comes from and the column it becomes."""
+
+    group: str
+    feature: str
+    column: str
+
+    @property
+    def reference(self) -> str:
+        return f"{self.group}:{self.feature}"
+
+
+def resolve_features(
+    project: Project, references: Sequence[str], *, full_names: bool = False, where: str = ""
+) -> tuple[SelectedFeature, ...]:
+    """The one place `group:feature` and `group:*` references are resolved, in request order.
+
+    Columns are the feature names, or `<group>__<feature>` with `full_names`. Raises
+    `DefinitionError` listing every unknown group or feature (with a "did you mean") and
+    every name two groups both provide; `where` (e.g. `features/x.yaml:3`) prefixes them.
+    """
+    from featurebank.definitions.loader import did_you_mean
+
+    file, _, line = where.rpartition(":") if where.rpartition(":")[2].isdigit() else (where, "", "0")
+    problems: list[Problem] = []
+    selected: dict[tuple[str, str], SelectedFeature] = {}
+    if not references:
+        problems.append(Problem(file, int(line), "no features requested; name a training set or give group:feature references"))
+    for reference in references:
+        group_name, sep, feature = reference.strip().partition(":")
+        group = project.groups.get(group_name)
+        if not sep or not group_name or not feature:
+            problems.append(Problem(file, int(line), f"'{reference}' is not a feature reference; write <group>:<feature> or <group>:*"))
+            continue
+        if group is None:
+            problems.append(Problem(file, int(line), f"unknown feature group '{group_name}'{did_you_mean(group_name, project.groups)}; "
+                                                     f"fix the reference (groups: {', '.join(sorted(project.groups))})"))
+            continue
+        names = group.feature_names()
+        if feature != "*" and feature not in names:
+            problems.append(Problem(file, int(line), f"feature group '{group_name}' has no feature '{feature}'"
+                                                     f"{did_you_mean(feature, names)}; fix the reference (or use {group_name}:*)"))
+            continue
+        for name in names if feature == "*" else (feature,):
+            column = f"{group_name}__{name}" if full_names else name
+            selected.setdefault((group_name, name), SelectedFeature(group_name, name, column))
+    by_column: dict[str, list[str]] = {}
+    for s in selected.values():
+        by_column.setdefault(s.column, []).append(s.group)
+    for column, groups in by_column.items():
+        if len(groups) > 1:
+            problems.append(Problem(file, int(line), f"feature '{column}' comes from both '{groups[0]}' and '{groups[1]}'; "
+                                                     "ask for full names (--full-names, full_names=True: columns "
+                                                     "<group>__<feature>) or drop one of them"))
+    if problems:
+        raise DefinitionError(problems)
+    return tuple(selected.values())
+
+
+def group_reads(project: Project, selected: Sequence[SelectedFeature]) -> tuple[GroupRead, ...]:
+    """What to read from each group's table for these features (groups in first-request order)."""
+    from featurebank.definitions.model import COUNT_FUNCTIONS
+
+    reads: dict[str, list[SelectedFeature]] = {}
+    for s in selected:
+        reads.setdefault(s.group, []).append(s)
+    result = []
+    for name, features in reads.items():
+        group = project.groups[name]
+        counts = {n for a in group.aggregations if a.function in COUNT_FUNCTIONS for n in a.output_names()}
+        result.append(GroupRead(
+            group=name,
+            kind=group.kind,
+            keys=project.entities[group.entity].keys,
+            ttl_days=group.ttl_days,
+            table_path=project.table_path(name),
+            features=tuple((s.feature, s.column) for s in features),
+            count_columns=tuple(s.column for s in features if s.feature in counts),
+        ))
+    return tuple(result)
+
+
+@dataclass
+class TrainingSetBuild:
+    """A built (not yet materialised) training set: the frame, and the manifest describing it.
+
+    `frame` is what users get: the spine's columns, then the features, in spine order.
+    `statistics()` computes the point-in-time summary in one aggregate pass.
+    """
+
+    frame: DataFrame
+    manifest: Manifest
+    internal: DataFrame = field(repr=False)  # frame + row id + per-group status columns
+
+    def statistics(self) -> PitStatistics:
+        """Rows, per-feature NULL share and per-group match statuses, in one aggregate pass."""
+        from pyspark.sql import functions as F
+
+        columns = [c for g in self.manifest.groups for _, c in g.read.features]
+        groups = [g.read.group for g in self.manifest.groups]
+        from featurebank.engine import pit
+
+        statuses = (pit.STATUS_MATCHED, pit.STATUS_FILLED, pit.STATUS_UNCOVERED, pit.STATUS_EXPIRED,
+                    pit.STATUS_NO_ROW, pit.STATUS_NULL_INPUT)
+        aggregates = [F.count(F.lit(1)).alias("rows")]
+        aggregates += [F.sum(F.col(f"`{c}`").isNull().cast("long")).alias(f"n{i}") for i, c in enumerate(columns)]
+        aggregates += [
+            F.sum((F.col(f"`{_STATUS}{g}`") == s).cast("long")).alias(f"g{i}_{s}")
+            for i, g in enumerate(groups) for s in statuses
+        ]
+        row = self.internal.agg(*aggregates).first()
+        values = row.asDict() if row is not None else {}
+        rows = int(values.get("rows") or 0)
+        share = (lambda n: (int(n or 0) / rows) if rows else 0.0)
+        return PitStatistics(
+            rows=rows,
+            null_share={c: share(values[f"n{i}"]) for i, c in enumerate(columns)},
+            status_share={g: {s: share(values[f"g{i}_{s}"]) for s in statuses if values[f"g{i}_{s}"]}
+                          for i, g in enumerate(groups)},
+            kinds={g.read.group: g.read.kind for g in self.manifest.groups},
+        )
+
+
+@dataclass(frozen=True)
+class WrittenTrainingSet:
+    """What `write_training_set` wrote: the directory, its manifest and the PIT summary."""
+
+    path: str
+    manifest: Manifest
+    statistics: PitStatistics
+
+
+class FeatureStore:
+    """A project's features, for building point-in-time-correct training sets.
+
+    `project` is a project directory (holding `features/` and `conf/`) or a loaded
+    `Project`; `env` picks `conf/<env>.yaml` (default `$FEATUREBANK_ENV`, else `local`);
+    `spark` is an existing session (default: the active one, or one built for the env).
+    Loading raises `DefinitionError`/`ConfigError` for a broken project.
+    """
+
+    def __init__(self, project: str | Path | Project = ".", env: str | None = None,
+                 spark: SparkSession | None = None, progress: Progress | None = None) -> None:
+        from featurebank.definitions.model import Project as ProjectType
+
+        if isinstance(project, ProjectType):
+            self.project = project
+        else:
+            from featurebank.definitions import load_project
+
+            self.project = load_project(project, env)
+        self._spark = spark
+        self._progress = progress or (lambda message: None)
+
+    @property
+    def spark(self) -> SparkSession:
+        """The session builds run on; the project time zone is applied to it."""
+        from featurebank.engine.session import get_spark
+
+        if self._spark is None:
+            self._spark = get_spark(self.project.config)
+        return self._spark
+
+    @property
+    def timezone(self) -> str:
+        return self.project.config.timezone
+
+    def training_set(self, name: str | None = None, *, features: Sequence[str] | None = None, spine: Any,
+                     timestamp_column: str = DEFAULT_TIMESTAMP_COLUMN, full_names: bool = False,
+                     allow_missing: bool = False, out: str | Path | None = None) -> DataFrame:
+        """Build training set `name` (or the `features` references) on `spine`; return the DataFrame.
+
+        `spine`: a Spark DataFrame, a pandas DataFrame, or a path (Parquet, Delta or CSV)
+        holding the keys of every entity involved and `timestamp_column`. One row per spine
+        row, the spine's columns unchanged and in order, then the features. With `out`, also
+        writes it (see `write_training_set`). Raises `DefinitionError` (unknown reference,
+        name clash), `UsageError` (bad spine), `MissingCoverage` (unpublished dates).
+        """
+        if out is not None:
+            self.write_training_set(name, features=features, spine=spine, out=out, timestamp_column=timestamp_column,
+                                    full_names=full_names, allow_missing=allow_missing)
+            return self.spark.read.parquet(str(out))
+        return self.build_training_set(name, features=features, spine=spine, timestamp_column=timestamp_column,
+                                       full_names=full_names, allow_missing=allow_missing).frame
+
+    def write_training_set(self, name: str | None = None, *, features: Sequence[str] | None = None, spine: Any,
+                           out: str | Path, timestamp_column: str = DEFAULT_TIMESTAMP_COLUMN,
+                           full_names: bool = False, allow_missing: bool = False,
+                           from_manifest: str | Path | None = None) -> WrittenTrainingSet:
+        """Build and write a training set: Parquet files under `out`, then `out/_manifest.json`.
+
+        With `from_manifest` (a manifest file or a training-set directory), rebuild with the
+        features, flags, Delta versions and coverage it recorded, ignoring the other
+        arguments except `spine` and `out`: the same spine gives the same rows. `out` is
+        replaced. Returns the path, the manifest and the point-in-time summary.
+        """
+        from pyspark import StorageLevel
+
+        if from_manifest is not None:
+            build = self.rebuild(from_manifest, spine=spine)
+        else:
+            build = self.build_training_set(name, features=features, spine=spine, timestamp_column=timestamp_column,
+                                            full_names=full_names, allow_missing=allow_missing)
+        internal = build.internal.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            build = TrainingSetBuild(internal.select(*build.frame.columns), build.manifest, internal)
+            target = str(out)
+            self._progress(f"writing {target}")
+            build.frame.write.mode("overwrite").parquet(target)
+            statistics = build.statistics()
+        finally:
+            internal.unpersist()
+        manifest = build.manifest.with_output(target, statistics.rows)
+        write_manifest(manifest, target)
+        self._progress(f"wrote {statistics.rows} rows and {target}/_manifest.json")
+        return WrittenTrainingSet(target, manifest, statistics)
+
+    def build_training_set(self, name: str | None = None, *, features: Sequence[str] | None = None, spine: Any,
+                           timestamp_column: str = DEFAULT_TIMESTAMP_COLUMN, full_names: bool = False,
+                           allow_missing: bool = False) -> TrainingSetBuild:
+        """Everything `training_set` does, also returning the manifest and the statistics hook."""
+        from featurebank.plan import definition_hash
+        from featurebank.publish import table_version
+
+        references, where = self._references(name, features)
+        selected = resolve_features(self.project, references, full_names=full_names, where=where)
+        reads = group_reads(self.project, selected)
+        pinned = []
+        for read in reads:
+            version = table_version(self.spark, read.table_path)
+            if version is None:
+                raise MissingCoverage(f"feature group '{read.group}' has no table at {read.table_path}; run "
+                                      f"`featurebank run {read.group}` for the spine's dates first")
+            published = self._published(read.group, version) if read.kind == "aggregation" else ()
+            pinned.append(PinnedGroup(read, version, definition_hash(self.project, read.group), published))
+            self._progress(f"{read.group}: Delta version {version} at {read.table_path}")
+        manifest = Manifest.new(training_set=name, requested=tuple(references),
+                                features=tuple(s.reference for s in selected), timestamp_column=timestamp_column,
+                                full_names=full_names, allow_missing=allow_missing, timezone=self.timezone,
+                                env=self.project.config.env, groups=tuple(pinned))
+        return self._build(manifest, spine)
+
+    def rebuild(self, manifest: str | Path | Manifest, *, spine: Any) -> TrainingSetBuild:
+        """Rebuild a training set exactly as a manifest recorded it (same versions, same coverage).
+
+        Warns through the progress callback when the spine's fingerprint differs from the
+        recorded one (the rows then differ as the spine does). Raises `UsageError` when the
+        manifest cannot be read.
+        """
+        recorded = manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
+        return self._build(recorded.for_rebuild(), spine, expected_fingerprint=recorded.spine_fingerprint)
+
+    def to_pandas(self, frame: DataFrame) -> pd.DataFrame:
+        """`frame` as pandas, with instants as timezone-aware values in the project time zone."""
+        import pandas as pd
+        from pyspark.sql import functions as F
+
+        stamps = [f.name for f in frame.schema.fields if f.dataType.typeName() == "timestamp"]
+        pdf = frame.select(*(F.unix_micros(F.col(f"`{c}`")).alias(c) if c in stamps else F.col(f"`{c}`")
+                             for c in frame.columns)).toPandas()
+        for c in stamps:
+            pdf[c] = pd.to_datetime(pdf[c], unit="us", utc=True).dt.tz_convert(self.timezone)
+        return pdf
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _references(self, name: str | None, features: Sequence[str] | None) -> tuple[tuple[str, ...], str]:
+        if name and features:
+            raise UsageError("give a training set name or feature references, not both")
+        if features:
+            refs = [features] if isinstance(features, str) else list(features)
+            return tuple(r.strip() for item in refs for r in item.split(",") if r.strip()), ""
+        if not name:
+            raise UsageError("name a training set (e.g. card_fraud_v1) or give --features group:feature,...")
+        training_set = self.project.training_sets.get(name)
+        if training_set is None:
+            from featurebank.definitions.loader import did_you_mean
+
+            known = sorted(self.project.training_sets)
+            raise UsageError(f"unknown training set '{name}'{did_you_mean(name, known)}; "
+                             f"defined: {', '.join(known) or 'none'} (or give --features)")
+        return training_set.features, str(training_set.loc)
+
+    def _published(self, group: str, version: int) -> tuple[Any, ...]:
+        """Snapshot dates published by runs whose commit is part of `version` (run log)."""
+        from featurebank.runlog import read_runs
+
+        dates = set()
+        for record in read_runs(self.spark, self.project.config.feature_root, group):
+            if record.status == "published" and (record.delta_version is None or record.delta_version <= version):
+                dates.update(record.dates())
+        return tuple(sorted(dates))
+
+    def _build(self, manifest: Manifest, spine: Any, expected_fingerprint: str | None = None) -> TrainingSetBuild:
+        from pyspark.sql import functions as F
+
+        from featurebank.engine import pit
+        from featurebank.training_spine import profile_spine, read_spine
+
+        self._progress("reading the spine")
+        zone = manifest.timezone
+        frame, source = read_spine(self.spark, spine, manifest.timestamp_column, zone,
+                                   internal_id=ROW_ID, internal_ts=INSTANT)
+        user_columns = [c for c in frame.columns if c not in (ROW_ID, INSTANT)]
+        self._check_spine(user_columns, manifest)
+        profile = profile_spine(frame, user_columns, INSTANT, zone)
+        if expected_fingerprint is not None and profile.fingerprint != expected_fingerprint:
+            self._progress("warning: this spine differs from the one the manifest recorded; rows will differ accordingly")
+        self._progress(f"spine: {profile.rows} rows over {len(profile.dates)} dates")
+        if not manifest.allow_missing:
+            self._check_coverage(manifest, profile.dates)
+
+        result = frame
+        for pinned in manifest.groups:
+            read = pinned.read
+            table = self.spark.read.format("delta").option("versionAsOf", pinned.version).load(read.table_path)
+            columns = [F.col(f"`{k}`") for k in read.keys]
+            columns += [F.col(pit.FEATURE_DATE), F.col(pit.FEATURE_TS)]
+            columns += [F.col(f"`{feature}`").alias(column) for feature, column in read.features]
+            status = f"{_STATUS}{read.group}"
+            if read.kind == "aggregation":
+                wanted = sorted(profile.dates)
+                table = table.where(F.col(pit.FEATURE_DATE).isin(wanted)) if wanted else table.limit(0)
+                result = pit.snapshot_join(result, table.select(*columns), read.keys, timestamp_column=INSTANT,
+                                           timezone=zone, published_dates=pinned.published,
+                                           count_columns=read.count_columns, status_column=status)
+            else:
+                table = _prune_row_level(table, profile, read.ttl_days)
+                result = pit.asof_join(result, table.select(*columns).drop(pit.FEATURE_DATE), read.keys, INSTANT,
+                                       read.ttl_days, status_column=status)
+        result = result.orderBy(ROW_ID)
+        feature_columns = [c for g in manifest.groups for _, c in g.read.features]
+        public = result.select(*(F.col(f"`{c}`") for c in (*user_columns, *feature_columns)))
+        return TrainingSetBuild(public, manifest.with_spine(source, profile), result)
+
+    def _check_spine(self, columns: list[str], manifest: Manifest) -> None:
+        problems = []
+        for pinned in manifest.groups:
+            missing = [k for k in pinned.read.keys if k not in columns]
+            if missing:
+                problems.append(f"the spine has no column {', '.join(missing)}, which feature group "
+                                f"'{pinned.read.group}' is keyed by; add it to the spine")
+            clash = [c for _, c in pinned.read.features if c in columns]
+            if clash:
+                problems.append(f"the spine already has column(s) {', '.join(clash)}, which feature group "
+                                f"'{pinned.read.group}' would add; rename them in the spine or use full names")
+        if problems:
+            raise UsageError("; ".join(dict.fromkeys(problems)))
+
+    def _check_coverage(self, manifest: Manifest, spine_dates: frozenset[Any]) -> None:
+        lines = []
+        for pinned in manifest.groups:
+            if pinned.read.kind != "aggregation":
+                continue
+            missing = sorted(spine_dates - set(pinned.published))
+            if missing:
+                shown = ", ".join(d.isoformat() for d in missing[:5])
+                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+                lines.append(f"feature group '{pinned.read.group}' never published {len(missing)} snapshot date(s) "
+                             f"the spine asks for: {shown}{more}; run `featurebank run {pinned.read.group} --start "
+                             f"{missing[0]} --end {missing[-1]}`")
+        if lines:
+            raise MissingCoverage("\n".join(lines) + "\nor build with --allow-missing (allow_missing=True) to get "
+                                                     "NULLs for those dates")
+
+
+def _prune_row_level(table: DataFrame, profile: Any, ttl_days: int | None) -> DataFrame:
+    """Skip partitions no spine row can see: after its last date, or older than its ttl."""
+    from datetime import timedelta
+
+    from pyspark.sql import functions as F
+
+    from featurebank.engine.pit import FEATURE_DATE
+
+    if not profile.dates:
+        return table.limit(0)
+    # A day of slack either side: feature_date and the spine dates may be cut in different zones.
+    table = table.where(F.col(FEATURE_DATE) <= F.lit(max(profile.dates) + timedelta(days=1)))
+    if ttl_days is not None:
+        table = table.where(F.col(FEATURE_DATE) >= F.lit(min(profile.dates) - timedelta(days=ttl_days + 1)))
+    return table

@@ -1,0 +1,187 @@
+"""The training-set manifest (`<out>/_manifest.json`) and the point-in-time summary.
+
+A manifest records everything needed to rebuild the same rows: the resolved features and
+flags, and per group the table path, the Delta version read, the definition hash, how to
+join it (kind, keys, ttl, count columns) and the snapshot dates it had published at that
+version. A rebuild reads nothing else (not the definitions, not the run log).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from featurebank.errors import UsageError
+
+if TYPE_CHECKING:
+    from featurebank.training_spine import SpineProfile
+
+MANIFEST_FILE = "_manifest.json"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class GroupRead:
+    """How one group takes part: which columns to read from its table and how to join them."""
+
+    group: str
+    kind: str  # aggregation | row
+    keys: tuple[str, ...]
+    ttl_days: int | None
+    table_path: str
+    features: tuple[tuple[str, str], ...]  # (feature in the table, output column)
+    count_columns: tuple[str, ...]  # output columns that are 0 on a published date without a row
+
+
+@dataclass(frozen=True)
+class PinnedGroup:
+    """A group read at one Delta version, with the snapshot dates published as of it."""
+
+    read: GroupRead
+    version: int
+    definition_hash: str
+    published: tuple[date, ...] = ()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a training set was built from; `to_json()` is the file's content."""
+
+    training_set: str | None
+    requested: tuple[str, ...]
+    features: tuple[str, ...]  # resolved group:feature references
+    timestamp_column: str
+    full_names: bool
+    allow_missing: bool
+    timezone: str
+    env: str
+    groups: tuple[PinnedGroup, ...]
+    created_at: str = ""
+    spine: dict[str, Any] = field(default_factory=dict)
+    output: dict[str, Any] = field(default_factory=dict)
+    rebuilt_from: str | None = None
+
+    @classmethod
+    def new(cls, **values: Any) -> Manifest:
+        return cls(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), **values)
+
+    @property
+    def spine_fingerprint(self) -> str | None:
+        return self.spine.get("fingerprint")
+
+    def with_spine(self, source: str, profile: SpineProfile) -> Manifest:
+        return replace(self, spine={"source": source, "rows": profile.rows, "fingerprint": profile.fingerprint,
+                                    "schema": [list(c) for c in profile.schema]})
+
+    def with_output(self, path: str, rows: int) -> Manifest:
+        return replace(self, output={"path": path, "rows": rows, "format": "parquet"})
+
+    def for_rebuild(self) -> Manifest:
+        """This manifest as the recipe of a rebuild: same everything, new times and output."""
+        return replace(self, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), output={},
+                       rebuilt_from=self.created_at)
+
+    def to_json(self) -> str:
+        document = asdict(self)
+        document["format"] = FORMAT_VERSION
+        for group in document["groups"]:
+            group["published"] = _date_ranges(group["published"])
+        return json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "manifest") -> Manifest:
+        """Parse a manifest; raises `UsageError` naming `where` if it is not one."""
+        try:
+            doc = json.loads(text)
+            if doc.get("format") != FORMAT_VERSION:
+                raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT_VERSION}")
+            groups = tuple(
+                PinnedGroup(
+                    read=GroupRead(**{**g["read"], "keys": tuple(g["read"]["keys"]),
+                                      "features": tuple(tuple(f) for f in g["read"]["features"]),
+                                      "count_columns": tuple(g["read"]["count_columns"])}),
+                    version=int(g["version"]),
+                    definition_hash=g["definition_hash"],
+                    published=_expand_ranges(g["published"]),
+                )
+                for g in doc["groups"]
+            )
+            fields_ = {k: doc[k] for k in ("training_set", "timestamp_column", "full_names", "allow_missing",
+                                          "timezone", "env", "created_at", "spine", "output", "rebuilt_from")}
+            return cls(requested=tuple(doc["requested"]), features=tuple(doc["features"]), groups=groups, **fields_)
+        except (ValueError, KeyError, TypeError) as error:
+            raise UsageError(f"{where} is not a featurebank training-set manifest ({error}); "
+                             "point --from-manifest at a _manifest.json a training set wrote") from None
+
+
+@dataclass(frozen=True)
+class PitStatistics:
+    """The point-in-time summary of a training set.
+
+    `null_share`: per feature column, the share of rows where it is NULL. `status_share`:
+    per group, the share of rows by join outcome (`engine.pit.STATUS_*`: matched, filled,
+    uncovered for aggregation groups; matched, expired, no_row for row-level ones; null_input
+    where a key or the timestamp is NULL). Shares are 0..1 of `rows`.
+    """
+
+    rows: int
+    null_share: dict[str, float]
+    status_share: dict[str, dict[str, float]]
+    kinds: dict[str, str]
+
+
+def manifest_location(path: str | Path) -> str:
+    """The manifest file for a training-set directory, or the file itself."""
+    text = str(path)
+    return text if text.endswith(".json") else f"{text.rstrip('/')}/{MANIFEST_FILE}"
+
+
+def write_manifest(manifest: Manifest, out: str) -> str:
+    """Write `out/_manifest.json` (local path or s3://); return its location."""
+    location = manifest_location(out)
+    filesystem, inner = _filesystem(location)
+    with filesystem.open_output_stream(inner) as stream:
+        stream.write(manifest.to_json().encode("utf-8"))
+    return location
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """Read a manifest file (or a training-set directory's); raises `UsageError` if unreadable."""
+    location = manifest_location(path)
+    try:
+        filesystem, inner = _filesystem(location)
+        with filesystem.open_input_stream(inner) as stream:
+            text = stream.read().decode("utf-8")
+    except (OSError, ValueError) as error:
+        raise UsageError(f"cannot read the manifest {location}: {error}") from None
+    return Manifest.from_json(text, location)
+
+
+def _filesystem(location: str) -> tuple[Any, str]:
+    from pyarrow import fs
+
+    if "://" not in location:
+        return fs.LocalFileSystem(), str(Path(location).resolve())
+    return fs.FileSystem.from_uri(location.replace("s3a://", "s3://", 1))  # type: ignore[no-any-return]
+
+
+def _date_ranges(days: Any) -> list[list[str]]:
+    """Sorted dates as inclusive [first, last] runs of consecutive days."""
+    ranges: list[list[date]] = []
+    for day in sorted(days):
+        if ranges and day - ranges[-1][1] == timedelta(days=1):
+            ranges[-1][1] = day
+        else:
+            ranges.append([day, day])
+    return [[a.isoformat(), b.isoformat()] for a, b in ranges]
+
+
+def _expand_ranges(ranges: list[list[str]]) -> tuple[date, ...]:
+    days: list[date] = []
+    for first, last in ranges:
+        start, end = date.fromisoformat(first), date.fromisoformat(last)
+        days += [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    return tuple(days)

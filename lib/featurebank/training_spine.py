@@ -1,0 +1,145 @@
+"""Read a training-set spine and profile it in one pass.
+
+A spine is a Spark DataFrame, a pandas DataFrame, or a path (Parquet, Delta or CSV). Its
+timestamp column means what SPEC says: with a zone it is an instant; naive (Spark
+`TIMESTAMP_NTZ`, pandas without tz, a CSV text without offset) it is wall-clock time in the
+project time zone; pandas-written Parquet nanoseconds are read through `engine.sources`.
+The user's columns stay as they are; the reader adds a row id and the instant, for the joins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from featurebank.errors import UsageError
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+_TIME_KINDS = {"timestamp": "instant", "timestamp_ntz": "ntz", "date": "date", "string": "text",
+               "bigint": "nanos_naive"}
+
+
+@dataclass(frozen=True)
+class SpineProfile:
+    """What one pass over the spine tells: size, a content fingerprint and its snapshot dates."""
+
+    rows: int
+    fingerprint: str  # sha256 over the schema, the row count and order-free row hashes
+    dates: frozenset[date]  # local dates (project time zone) of its non-NULL timestamps
+    schema: tuple[tuple[str, str], ...]
+
+
+def spine_format(path: str) -> str:
+    """`delta` for a directory with `_delta_log`, `csv` for `.csv` paths, else `parquet`."""
+    local = Path(path.removeprefix("file://"))
+    if (local / "_delta_log").is_dir():
+        return "delta"
+    if path.lower().rstrip("/").endswith(".csv") or (local.is_dir() and any(local.glob("*.csv"))):
+        return "csv"
+    return "parquet"
+
+
+def read_spine(spark: SparkSession, spine: Any, timestamp_column: str, timezone: str, *,
+               internal_id: str, internal_ts: str) -> tuple[DataFrame, str]:
+    """The spine as a DataFrame: its own columns, then `internal_id` (row id) and `internal_ts`
+    (the timestamp as an instant). Returns it and a description of where it came from.
+
+    Raises `UsageError` when the spine is of an unknown kind, cannot be read, has no
+    `timestamp_column`, or that column holds no times.
+    """
+    from pyspark.sql import DataFrame
+    from pyspark.sql import functions as F
+
+    if isinstance(spine, DataFrame):
+        frame, source = spine, "DataFrame"
+    elif _is_pandas(spine):
+        frame, source = _from_pandas(spark, spine, timestamp_column, timezone), "pandas DataFrame"
+    elif isinstance(spine, (str, Path)):
+        frame, source = _from_path(spark, str(spine), timestamp_column, timezone), str(spine)
+    else:
+        raise UsageError(f"a spine is a Spark or pandas DataFrame or a path, not {type(spine).__name__}")
+    if timestamp_column not in frame.columns:
+        raise UsageError(f"the spine has no column '{timestamp_column}' (it has {', '.join(frame.columns)}); "
+                         "pass --timestamp-column (timestamp_column=) naming its timestamp")
+    kind = _TIME_KINDS.get(dict(frame.dtypes)[timestamp_column])
+    if kind is None:
+        raise UsageError(f"spine column '{timestamp_column}' is {dict(frame.dtypes)[timestamp_column]}, not a "
+                         "timestamp; convert it or name another column with --timestamp-column")
+    frame = frame.withColumn(internal_id, F.monotonically_increasing_id())
+    return frame.withColumn(internal_ts, _instant(timestamp_column, kind, timezone)), source
+
+
+def profile_spine(frame: DataFrame, columns: list[str], instant: str, timezone: str) -> SpineProfile:
+    """Rows, fingerprint and snapshot dates of the spine, in one aggregate pass."""
+    import hashlib
+    import json
+
+    from pyspark.sql import functions as F
+
+    from featurebank.engine.pit import local_date
+
+    cols = [F.col(f"`{c}`") for c in columns]
+    row = frame.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.xxhash64(*cols).cast("decimal(38,0)")).alias("h1"),
+        F.sum(F.hash(*cols).cast("decimal(38,0)")).alias("h2"),
+        F.collect_set(local_date(F.col(instant), timezone)).alias("dates"),
+    ).first()
+    assert row is not None
+    schema = tuple((f.name, f.dataType.simpleString()) for f in frame.schema.fields if f.name in columns)
+    text = json.dumps({"schema": schema, "rows": row["rows"], "h1": str(row["h1"]), "h2": str(row["h2"])})
+    return SpineProfile(int(row["rows"]), "sha256:" + hashlib.sha256(text.encode()).hexdigest(),
+                        frozenset(row["dates"] or ()), schema)
+
+
+def _instant(column: str, kind: str, timezone: str) -> Column:
+    # engine.sources owns what a raw time value means; the spine follows the same rules.
+    from featurebank.engine.sources import _as_instant
+
+    return _as_instant(column, kind, timezone)
+
+
+def _is_pandas(value: Any) -> bool:
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        return False
+    return isinstance(value, pd.DataFrame)
+
+
+def _from_pandas(spark: SparkSession, pdf: Any, timestamp_column: str, timezone: str) -> DataFrame:
+    """Naive pandas times are wall-clock in the project zone: make them zoned before Spark sees
+    them (Spark would otherwise read them in the session zone)."""
+    import pandas as pd
+
+    pdf = pdf.copy()
+    for name in pdf.columns:
+        series = pdf[name]
+        if pd.api.types.is_datetime64_any_dtype(series) and getattr(series.dt, "tz", None) is None:
+            pdf[name] = series.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="shift_forward")
+    return spark.createDataFrame(pdf)
+
+
+def _from_path(spark: SparkSession, path: str, timestamp_column: str, timezone: str) -> DataFrame:
+    from featurebank.engine.sources import _parquet_time_columns, read_source
+    from featurebank.plan import SourceRead
+
+    fmt = spine_format(path)
+    try:
+        reader = spark.read.option("header", "true") if fmt == "csv" else spark.read
+        columns = tuple(reader.format(fmt).load(path).columns)
+    except Exception as error:  # a missing or unreadable path is the user's to fix
+        raise UsageError(f"cannot read the spine at {path} as {fmt}: {str(error).splitlines()[0]}") from None
+    source = SourceRead(name="spine", format=fmt, location=path, timestamp=timestamp_column, columns=columns,
+                        declared_types=(), read_start=None, read_end_exclusive=None)
+    if timestamp_column not in columns:
+        raise UsageError(f"the spine at {path} has no column '{timestamp_column}' (it has {', '.join(columns)}); "
+                         "pass --timestamp-column naming its timestamp")
+    # Every pandas-written timestamp column (labels too) reads as a time, not as nanoseconds.
+    stamps = _parquet_time_columns(source) if fmt == "parquet" else {}
+    declared = tuple((c, "timestamp") for c in columns if c in stamps)
+    return read_source(spark, SourceRead(**{**source.__dict__, "declared_types": declared}), timezone)
