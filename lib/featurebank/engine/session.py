@@ -27,6 +27,11 @@ DELTA_SQL_CONF = {
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
 
+# Needed on every platform (spark-submit, EMR, Glue), not only locally: Parquet from
+# pandas/pyarrow stores nanosecond timestamps, which Spark 3.5 refuses; read them as longs
+# and let engine.sources convert them (SPEC: read with no user step).
+READ_CONF = {"spark.sql.legacy.parquet.nanosAsLong": "true"}
+
 # Extra Maven packages a local session may need beside Delta (S3 through s3a://).
 HADOOP_AWS_PACKAGE = "org.apache.hadoop:hadoop-aws:3.3.4"
 
@@ -41,9 +46,6 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "spark.sql.sources.partitionOverwriteMode": "static",
     "spark.databricks.delta.schema.autoMerge.enabled": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
-    # Parquet from pandas/pyarrow stores nanosecond timestamps, which Spark 3.5 refuses;
-    # read them as longs and let engine.sources convert them (SPEC: read with no user step).
-    "spark.sql.legacy.parquet.nanosAsLong": "true",
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
 }
@@ -69,6 +71,7 @@ def session_conf(config: Config | None, platform: str) -> dict[str, str]:
     if platform == "local":
         conf.update(LOCAL_DEFAULTS)
     conf.update(DELTA_SQL_CONF)
+    conf.update(READ_CONF)
     if config is not None:
         conf.update({str(k): str(v) for k, v in config.spark_conf})
         conf["spark.sql.session.timeZone"] = config.timezone
@@ -98,6 +101,8 @@ def get_spark(
 
     active = SparkSession.getActiveSession()
     if active is not None:
+        for key, value in READ_CONF.items():
+            active.conf.set(key, value)
         if config is not None:
             active.conf.set("spark.sql.session.timeZone", config.timezone)
         return active
