@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -178,3 +179,13 @@ def test_expectation_catalogue_matches_installed_great_expectations() -> None:
     assert expectations.main(["--check"]) == 0, "run python -m featurebank.definitions.expectations"
     assert "expect_column_values_to_be_between" in expectations.catalogue()
     assert "min_value" in expectations.catalogue()["expect_column_values_to_be_between"].arguments
+
+
+def test_spark_function_catalogue_matches_the_pinned_spark(spark) -> None:  # type: ignore[no-untyped-def]
+    from featurebank.definitions import spark_functions
+
+    stored = json.loads(spark_functions.CATALOGUE.read_text())
+    current = spark_functions.generate(spark)
+    assert current["spark"] == stored["spark"]
+    missing, extra = set(current["functions"]) - set(stored["functions"]), set(stored["functions"]) - set(current["functions"])
+    assert (missing, extra) == (set(), set()), "rewrite it: spark_functions.write_catalogue(spark)"

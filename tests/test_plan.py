@@ -108,7 +108,7 @@ def test_types_follow_spark_rules_for_sums_and_extremes(tmp_path: Path) -> None:
         "  - {name: price_sum, expr: price, function: sum, windows: [7d]}\n"
         "  - {name: n_avg, expr: n, function: avg, windows: [7d]}\n"
         "  - {name: first_day, expr: day, function: min, windows: [7d]}\n"
-        "  - {name: odd, expr: \"some_udf(n)\", function: max, windows: [7d]}\n"
+        "  - {name: odd, expr: \"bit_count(n)\", function: max, windows: [7d]}\n"
         "derived:\n  - {name: n_ratio, expr: \"n_sum_7d / 7\"}\n"
     ))
     types = {c.name: c.type for c in compile_plan(load_project(root, "local"), "g", date(2024, 1, 8), date(2024, 1, 8)).output}

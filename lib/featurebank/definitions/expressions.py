@@ -59,6 +59,16 @@ def aggregate_functions(text: str) -> tuple[str, ...]:
     return tuple(sorted({node.sql_name().lower() for node in parse_expression(text).find_all(exp.AggFunc)}))
 
 
+def unknown_functions(text: str) -> tuple[str, ...]:
+    """Functions an expression calls that are not Spark SQL built-ins (raises `ExpressionError`)."""
+    from featurebank.definitions.spark_functions import spark_functions
+
+    known = spark_functions()
+    called = (node.name.lower() for node in parse_expression(text).find_all(exp.Anonymous, bfs=False)
+              if not isinstance(node.parent, exp.Dot))  # db.function(...) is a catalog function
+    return tuple(dict.fromkeys(name for name in called if name not in known))
+
+
 def valid_type(type_text: str) -> bool:
     """Whether `type_text` is a Spark SQL type name sqlglot knows (e.g. `double`, `decimal(10,2)`)."""
     try:

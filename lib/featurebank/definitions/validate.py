@@ -12,8 +12,15 @@ from typing import Any, TypeVar
 
 from featurebank.definitions.build import Built, Lines
 from featurebank.definitions.expectations import COLUMN_ARGUMENTS, COLUMN_LIST_ARGUMENTS, catalogue
-from featurebank.definitions.expressions import ExpressionError, aggregate_functions, referenced_columns, valid_type
+from featurebank.definitions.expressions import (
+    ExpressionError,
+    aggregate_functions,
+    referenced_columns,
+    unknown_functions,
+    valid_type,
+)
 from featurebank.definitions.loader import did_you_mean, guess_or
+from featurebank.definitions.spark_functions import spark_functions
 from featurebank.definitions.model import (
     Check,
     Config,
@@ -49,9 +56,13 @@ class Checker:
         try:
             used = referenced_columns(text)
             aggregates = aggregate_functions(text)
+            unknown = unknown_functions(text)
         except ExpressionError as error:
             self.at(loc, key, f"{what} is not valid Spark SQL ({text!r}): {error}")
             return ()
+        for function in unknown:
+            self.at(loc, key, f"{what} calls {function}(), which is not a Spark SQL function"
+                              f"{guess_or(function, spark_functions(), 'check the name against the Spark SQL function reference')}")
         if aggregates and not allow_aggregates:
             self.at(loc, key, f"{what} uses the aggregate function {aggregates[0]}(); {what} is computed per row, "
                               "so aggregate with an aggregation's function: instead")
