@@ -1,0 +1,273 @@
+"""`make bench`: featurebank and its baselines, side by side, on the same data and cores.
+
+    python -m bench.run [--scale S] [--repeats N] [--only backfill,incremental,training]
+                        [--out bench/RESULTS.md] [--per-date-sample K] [--timeout SECONDS]
+
+Scenarios (each measurement is a fresh subprocess: its own JVM in local[2], or DuckDB with
+2 threads, so per-scenario memory is measurable and no side profits from the other's warm
+caches; the order of the systems rotates between repeats):
+  backfill     featurebank run_group over 365 snapshot dates vs the hand-written per-date
+               PySpark job (timed on K evenly spaced dates, extrapolated x 365) vs DuckDB;
+               values are compared on the K dates before any timing is reported.
+  incremental  featurebank's daily run of one new date, with 30 and with 365 dates of history
+               already published.
+  training     a spine (1M rows at scale 1) against the published table: featurebank's
+               FeatureStore.training_set vs the naive join-then-rank in Spark vs DuckDB ASOF.
+Gate overhead and peak memory come from the same runs. The report goes to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.memory import MemorySampler
+from bench.report import render_report
+from bench.workload import BENCH_DIR, Workload, ensure_workload
+
+REPO = BENCH_DIR.parent
+SCENARIOS = ("backfill", "incremental", "training")
+GROUP = "customer_card_spend_bench"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="1.0 = 100k customers, 10M transactions, 1M spine rows (default); 0.01 for a quick check")
+    p.add_argument("--repeats", type=int, default=3, help="runs per measurement; medians are reported (default 3)")
+    p.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    p.add_argument("--out", default=str(BENCH_DIR / "RESULTS.md"), help="the report (default bench/RESULTS.md)")
+    p.add_argument("--per-date-sample", type=int, default=12,
+                   help="snapshot dates the per-date baseline is timed on, then extrapolated x 365 (default 12)")
+    p.add_argument("--timeout", type=float, default=1200,
+                   help="seconds one measurement may take; a slower one is stopped and reported as a lower bound")
+    args = p.parse_args(argv)
+    args.scenarios = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(args.scenarios) - set(SCENARIOS))
+    if unknown:
+        p.error(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
+    if args.repeats < 1:
+        p.error("--repeats must be at least 1")
+    return args
+
+
+class Bench:
+    """Runs measurements in subprocesses and keeps every result for the report."""
+
+    def __init__(self, wl: Workload, timeout: float) -> None:
+        self.wl = wl
+        self.timeout = timeout
+        self.logs = Path(wl.root) / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.results: dict[str, list[dict[str, Any]]] = {}
+        self.setups: list[dict[str, Any]] = []
+        self.checks: dict[str, dict[str, Any]] = {}
+        self.count = 0
+
+    def measure(self, key: str | None, spec: dict[str, Any]) -> dict[str, Any]:
+        """Run one task in a fresh subprocess, sampling its process tree's memory; record it
+        under `key` (None: a setup or check step, kept apart)."""
+        self.count += 1
+        label = key or spec["task"]
+        log_path = self.logs / f"{self.count:03d}-{label.replace(' ', '_').replace('/', '_')}.log"
+        result_path = self.logs / f"{self.count:03d}.json"
+        env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
+                   FEATUREBANK_SPARK_MASTER="local[2]", PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+        print(f"  [{time.strftime('%H:%M:%S')}] {label} ...", end="", flush=True)
+        started = time.perf_counter()
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "bench.tasks", json.dumps(spec), str(result_path)],
+                                    cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            sampler = MemorySampler(proc.pid).start()
+            try:
+                proc.wait(timeout=self.timeout)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # the child's own session: it and its JVM
+                proc.wait()
+                timed_out = True
+            peak = sampler.stop()
+        wall = time.perf_counter() - started
+        if timed_out:
+            result = {"error": f"timed out after {self.timeout:.0f} s (stopped)", "timed_out": True}
+        elif result_path.exists():
+            result = json.loads(result_path.read_text())
+        else:
+            result = {"error": f"the subprocess exited with {proc.returncode} and no result; see {log_path}"}
+        own = result.pop("memory_self", {})
+        result["memory"] = {k: max(v, own.get(k, 0)) for k, v in peak.as_dict().items()}
+        result["wall_seconds"] = wall
+        result["log"] = str(log_path)
+        result["task"] = spec["task"]
+        if "error" in result:
+            print(f" FAILED ({wall:.1f} s): {result['error']}")
+        else:
+            print(f" {result.get('seconds', wall):.1f} s (process {wall:.1f} s)")
+        if key is not None:
+            self.results.setdefault(key, []).append(result)
+        return result
+
+
+def prepare_project(wl: Workload, name: str) -> Path:
+    """A copy of bench/project next to the generated data; its conf's relative paths
+    (`../raw`, `./warehouse`) resolve there."""
+    target = Path(wl.root) / name
+    target.mkdir(parents=True, exist_ok=True)
+    for part in ("features", "conf"):
+        shutil.rmtree(target / part, ignore_errors=True)
+        shutil.copytree(BENCH_DIR / "project" / part, target / part)
+    return target
+
+
+def _marker(project: Path) -> Path:
+    return project / "published.json"
+
+
+def _publish_history(bench: Bench, project: Path, start: Any, end: Any, label: str) -> bool:
+    """Untimed setup: publish snapshot dates start..end with featurebank (fresh table)."""
+    marker = _marker(project)
+    wanted = {"start": str(start), "end": str(end)}
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
+        return True
+    marker.unlink(missing_ok=True)
+    result = bench.measure(None, {"task": "fb_backfill", "project": str(project), "group": GROUP,
+                                  "start": str(start), "end": str(end), "fresh": True})
+    bench.setups.append({"label": label, **result})
+    if "error" in result:
+        return False
+    marker.write_text(json.dumps(wanted))
+    return True
+
+
+def run_backfill(bench: Bench, project: Path, repeats: int, sample: int) -> None:
+    wl = bench.wl
+    dates = [str(d) for d in wl.sample_dates(sample)]
+    out = Path(wl.root) / "out"
+    table = project / "warehouse" / "features" / GROUP
+    specs = {
+        "backfill/featurebank": {"task": "fb_backfill", "project": str(project), "group": GROUP,
+                                 "start": str(wl.backfill_start), "end": str(wl.backfill_end), "fresh": True},
+        "backfill/per-date Spark": {"task": "per_date", "project": str(project), "events": str(wl.events_path),
+                                    "dates": dates, "out": str(out / "per_date")},
+        "backfill/DuckDB": {"task": "duckdb_backfill", "events": str(wl.events_path),
+                            "start": str(wl.backfill_start), "end": str(wl.backfill_end), "out": str(out / "duckdb")},
+    }
+    order = list(specs)
+    for r in range(repeats):
+        print(f"backfill, run {r + 1}/{repeats}")
+        for key in order[r % 3:] + order[: r % 3]:
+            if key == "backfill/featurebank":
+                _marker(project).unlink(missing_ok=True)
+            result = bench.measure(key, specs[key])
+            if key == "backfill/featurebank" and "error" not in result:
+                _marker(project).write_text(json.dumps({"start": str(wl.backfill_start), "end": str(wl.backfill_end)}))
+        if r == 0:
+            ok = all("error" not in bench.results[k][-1] for k in specs)
+            if ok:
+                check = bench.measure(None, {"task": "check_backfill", "featurebank": str(table),
+                                             "per_date": str(out / "per_date"), "duckdb": str(out / "duckdb"),
+                                             "dates": dates})
+                bench.checks["backfill"] = check
+                print(f"  values agree: {check.get('agree')}")
+            else:
+                bench.checks["backfill"] = {"error": "not run: a system failed (see the errors below)"}
+
+
+def run_incremental(bench: Bench, project: Path, project30: Path, repeats: int) -> None:
+    wl = bench.wl
+    new_date = wl.incremental_date
+    ok365 = _publish_history(bench, project, wl.backfill_start, wl.backfill_end, "365 dates of history")
+    ok30 = _publish_history(bench, project30, new_date - timedelta(days=30), new_date - timedelta(days=1),
+                            "30 dates of history")
+    specs = {
+        "incremental/30 days of history": (ok30, project30),
+        "incremental/365 days of history": (ok365, project),
+    }
+    for r in range(repeats):
+        print(f"incremental, run {r + 1}/{repeats}")
+        keys = list(specs) if r % 2 == 0 else list(reversed(specs))
+        for key in keys:
+            ok, proj = specs[key]
+            if ok:
+                bench.measure(key, {"task": "fb_incremental", "project": str(proj), "group": GROUP,
+                                    "date": str(new_date)})
+
+
+def run_training(bench: Bench, project: Path, repeats: int) -> None:
+    wl = bench.wl
+    if not _publish_history(bench, project, wl.backfill_start, wl.backfill_end, "365 dates published"):
+        return
+    out = Path(wl.root) / "out"
+    table = project / "warehouse" / "features" / GROUP
+    specs = {
+        "training/featurebank": {"task": "fb_training", "project": str(project), "group": GROUP,
+                                 "spine": str(wl.spine_path), "out": str(out / "training_fb")},
+        "training/naive Spark": {"task": "naive_training", "project": str(project), "spine": str(wl.spine_path),
+                                 "table": str(table), "out": str(out / "training_naive")},
+        "training/DuckDB ASOF": {"task": "duckdb_training", "spine": str(wl.spine_path), "table": str(table),
+                                 "out": str(out / "training_duckdb.parquet")},
+    }
+    order = list(specs)
+    for r in range(repeats):
+        print(f"training set, run {r + 1}/{repeats}")
+        for key in order[r % 3:] + order[: r % 3]:
+            previous = bench.results.get(key, [])
+            if previous and previous[0].get("timed_out"):
+                continue  # a lower bound is known; do not spend another timeout on it
+            bench.measure(key, specs[key])
+        if r == 0:
+            if all("error" not in bench.results[k][-1] for k in specs):
+                check = bench.measure(None, {"task": "check_training", "featurebank": specs[order[0]]["out"],
+                                             "naive": specs[order[1]]["out"], "duckdb": specs[order[2]]["out"]})
+                bench.checks["training"] = check
+                print(f"  values agree: {check.get('agree')}")
+            else:
+                bench.checks["training"] = {"error": "not run: a system failed (see the errors below)"}
+
+
+def median_seconds(results: list[dict[str, Any]]) -> float | None:
+    """Median of the measured seconds over the successful runs (None if none succeeded)."""
+    ok = [r["seconds"] for r in results if "error" not in r and "seconds" in r]
+    return statistics.median(ok) if ok else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    load_before = os.getloadavg()
+    wl = ensure_workload(args.scale)
+    print(f"workload: {wl.customers:,} customers, {wl.transactions:,} transactions, "
+          f"{wl.spine_rows:,} spine rows in {wl.root}")
+    bench = Bench(wl, args.timeout)
+    project = prepare_project(wl, "project")
+    project30 = prepare_project(wl, "project-30d")
+    if "backfill" in args.scenarios:
+        run_backfill(bench, project, args.repeats, args.per_date_sample)
+    if "incremental" in args.scenarios:
+        run_incremental(bench, project, project30, args.repeats)
+    if "training" in args.scenarios:
+        run_training(bench, project, args.repeats)
+    elapsed = time.time() - started
+    command = "python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv)
+    raw = {"args": vars(args), "command": command.strip(), "workload": wl.__dict__, "results": bench.results,
+           "setups": bench.setups, "checks": bench.checks, "elapsed_seconds": elapsed,
+           "load_before": load_before, "load_after": os.getloadavg()}
+    (Path(wl.root) / "results.json").write_text(json.dumps(raw, indent=1, default=str))
+    Path(args.out).write_text(render_report(raw, wl))
+    print(f"done in {elapsed / 60:.1f} min; report: {args.out}; raw results: {wl.root}/results.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
