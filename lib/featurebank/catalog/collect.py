@@ -1,0 +1,191 @@
+"""The catalog as one value: every group and training set with its meaning, lineage and status.
+
+`collect_catalog` is the one place `list`, `describe` and `docs` get their facts from:
+definitions (`load_project`) and compiled plans (pure), the run log and gate reports (read
+once), and optionally each group's profile (two Spark passes per group). Spark is only
+started when something has to be read from tables; a local project that never ran needs none.
+
+Training-set manifests are discovered in `training_dirs`: every `<dir>/*/_manifest.json`
+(and `<dir>/_manifest.json`). The default is `<project>/warehouse/training`, where the local
+demo and the examples write training sets; `featurebank docs --training-dir DIR` adds others.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from featurebank.catalog.semantics import FeatureSemantics, group_semantics
+from featurebank.catalog.status import GroupStatus, SparkProvider, collect_statuses
+from featurebank.plan import Plan, compile_plan
+
+if TYPE_CHECKING:
+    from featurebank.catalog.profile import GroupProfile
+    from featurebank.definitions.model import Project
+
+DEFAULT_TRAINING_DIR = Path("warehouse") / "training"
+MANIFEST_FILE = "_manifest.json"
+
+
+@dataclass(frozen=True)
+class GroupEntry:
+    """One feature group as the catalog shows it."""
+
+    name: str
+    plan: Plan  # compiled for `status.expected_date` (dates do not change what it means)
+    semantics: dict[str, FeatureSemantics]
+    status: GroupStatus
+    defined_at: str
+    source_description: str = ""
+    profile: GroupProfile | None = None
+
+    @property
+    def feature_count(self) -> int:
+        return len(self.plan.feature_columns)
+
+    @property
+    def tags(self) -> dict[str, Any]:
+        return dict(self.plan.tags)
+
+
+@dataclass(frozen=True)
+class ManifestInfo:
+    """One training set written somewhere, from its `_manifest.json`."""
+
+    path: str
+    training_set: str | None
+    created_at: str
+    rows: int | None
+    spine: dict[str, Any]
+    groups: tuple[tuple[str, int, str], ...]  # (group, Delta version read, definition hash)
+    rebuilt_from: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainingSetEntry:
+    """One training set: its resolved features, the groups it reads and the manifests found."""
+
+    name: str
+    description: str
+    owner: str
+    defined_at: str
+    features: tuple[tuple[str, str, str], ...]  # (group, feature, output column)
+    manifests: tuple[ManifestInfo, ...] = ()
+    error: str | None = None  # a reference that does not resolve (validate reports it)
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(g for g, _, _ in self.features))
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Everything the catalog commands show, for one project and environment."""
+
+    project_root: str
+    env: str
+    timezone: str
+    feature_root: str
+    expected_date: date
+    groups: dict[str, GroupEntry] = field(default_factory=dict)
+    training_sets: dict[str, TrainingSetEntry] = field(default_factory=dict)
+    entity_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    entity_descriptions: dict[str, str] = field(default_factory=dict)
+
+
+def lazy_spark(project: Project) -> SparkProvider:
+    """A provider that starts (or reuses) the project's SparkSession on first call only."""
+    session: list[Any] = []
+
+    def provide() -> Any:
+        if not session:
+            from featurebank.engine.session import get_spark
+
+            session.append(get_spark(project.config, app_name="featurebank-catalog"))
+        return session[0]
+
+    return provide
+
+
+def discover_manifests(project: Project, training_dirs: Sequence[Path | str] = ()) -> tuple[ManifestInfo, ...]:
+    """Every readable training-set manifest under the training directories (default
+    `<project>/warehouse/training`), newest first. Unreadable files are skipped."""
+    dirs = [Path(d) for d in training_dirs] or [Path(project.root) / DEFAULT_TRAINING_DIR]
+    found: dict[str, ManifestInfo] = {}
+    for directory in dirs:
+        directory = directory if directory.is_absolute() else Path(project.root) / directory
+        for path in sorted([*directory.glob(f"*/{MANIFEST_FILE}"), *directory.glob(MANIFEST_FILE)]):
+            info = _read_manifest(path)
+            if info is not None:
+                found.setdefault(str(path.resolve()), info)
+    return tuple(sorted(found.values(), key=lambda m: m.created_at, reverse=True))
+
+
+def _read_manifest(path: Path) -> ManifestInfo | None:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        groups = tuple((str(g["read"]["group"]), int(g["version"]), str(g["definition_hash"])) for g in doc["groups"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    output = doc.get("output") or {}
+    return ManifestInfo(str(path.parent), doc.get("training_set"), str(doc.get("created_at", "")),
+                        output.get("rows"), dict(doc.get("spine") or {}), groups, doc.get("rebuilt_from"))
+
+
+def training_set_entries(project: Project, manifests: Sequence[ManifestInfo]) -> dict[str, TrainingSetEntry]:
+    """Every training set with its resolved features and the manifests that name it."""
+    from featurebank.training import resolve_features
+
+    entries = {}
+    for name, ts in sorted(project.training_sets.items()):
+        error = None
+        try:
+            features = tuple((s.group, s.feature, s.column)
+                             for s in resolve_features(project, ts.features, where=str(ts.loc)))
+        except Exception as problem:  # shown on the page; `validate` is where it gets fixed
+            features, error = (), str(problem).splitlines()[0]
+        entries[name] = TrainingSetEntry(name, ts.description, ts.owner, str(ts.loc), features,
+                                         tuple(m for m in manifests if m.training_set == name), error)
+    return entries
+
+
+def collect_catalog(
+    project: Project,
+    *,
+    spark: SparkProvider | None = None,
+    now: datetime | None = None,
+    profiles: bool = False,
+    training_dirs: Sequence[Path | str] = (),
+) -> Catalog:
+    """Gather the catalog of `project`: definitions, semantics, statuses, manifests, and with
+    `profiles=True` each group's latest-partition profile.
+
+    `spark` provides the SparkSession when tables must be read (default: `lazy_spark`);
+    `now` (timezone-aware) fixes "today" for freshness. Raises what `compile_plan` raises.
+    """
+    provider = spark or lazy_spark(project)
+    statuses = collect_statuses(project, provider, now)
+    expected = next(iter(statuses.values())).expected_date if statuses else date.today()
+    groups = {}
+    for name in sorted(project.groups):
+        plan = compile_plan(project, name, expected, expected)
+        source = project.sources.get(project.groups[name].source)
+        profile = None
+        if profiles and statuses[name].last_published_date is not None:
+            from featurebank.catalog.profile import profile_latest_partition
+
+            profile = profile_latest_partition(provider(), plan)
+        groups[name] = GroupEntry(name, plan, group_semantics(plan), statuses[name], str(project.groups[name].loc),
+                                  source.description.strip() if source else "", profile)
+    config = project.config
+    return Catalog(
+        project_root=str(project.root), env=config.env, timezone=config.timezone, feature_root=config.feature_root,
+        expected_date=expected, groups=groups,
+        training_sets=training_set_entries(project, discover_manifests(project, training_dirs)),
+        entity_keys={n: e.keys for n, e in project.entities.items()},
+        entity_descriptions={n: e.description for n, e in project.entities.items()},
+    )
