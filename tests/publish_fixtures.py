@@ -13,7 +13,7 @@ BATCH_DDL = "customer_id STRING, feature_date DATE, feature_ts TIMESTAMP, spend_
 KEY_CHECKS = (
     CheckSpec("expect_column_values_to_not_be_null", (("column", "customer_id"),), "error", KEY_CHECK),
     CheckSpec(
-        "expect_compound_columns_to_be_unique", (("column_list", ["customer_id", "feature_date"]),), "error", KEY_CHECK
+        "expect_compound_columns_to_be_unique", (("column_list", ("customer_id", "feature_date")),), "error", KEY_CHECK
     ),
 )
 SPEND_NOT_NEGATIVE = CheckSpec(

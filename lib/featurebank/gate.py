@@ -226,7 +226,10 @@ def _build_expectation(classes: dict[str, type], check: CheckSpec) -> Any:
             "see `featurebank validate` for the expectations GX provides"
         )
     try:
-        return cls(**check.arguments, severity="warning" if check.severity == "warn" else "critical")
+        # GX stores suites as JSON: tuples must arrive as lists, or its freshness check sees a
+        # stored suite that differs from the one in memory and refuses to validate.
+        arguments = {k: _lists(v) for k, v in check.arguments.items()}
+        return cls(**arguments, severity="warning" if check.severity == "warn" else "critical")
     except Exception as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DefinitionError(
@@ -375,6 +378,14 @@ dt {{ font-weight: 600; }}
 </tbody></table>
 </body></html>
 """
+
+
+def _lists(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    return value
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -1,0 +1,102 @@
+"""`featurebank run` and `featurebank history`: drive the runner, read the run log."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from featurebank.errors import EXIT_OK, UsageError
+
+
+def _console():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compute, gate and publish one group (`GROUP`) or every group (`--all`) over the dates.
+
+    Prints a line per chunk and stage. Returns 0; a refused publish raises `GateFailed`
+    (exit 1, with the failed expectations and observed values), bad input a usage or
+    definition error (exit 2), anything else exits 3.
+    """
+    from featurebank.cli import resolve_dates
+    from featurebank.definitions import load_project
+    from featurebank.runner import ProgressEvent, run_all, run_group
+
+    if bool(args.all) == bool(args.group):
+        raise UsageError("name one feature group, or pass --all to run every group")
+    project = load_project(args.project, args.env)
+    today = datetime.now(ZoneInfo(project.config.timezone)).date()
+    start, end = resolve_dates(args, today)
+    console = _console()
+
+    def show(event: ProgressEvent) -> None:
+        chunk = f" [{event.chunk}/{event.chunks}]" if event.chunks > 1 else ""
+        head = f"{event.group}{chunk} {event.start}..{event.end}"
+        if event.stage == "computing":
+            console.print(f"{head}: computing")
+        elif event.stage == "gating":
+            console.print(f"{head}: gating {event.checks} checks")
+        elif event.stage == "publishing":
+            console.print(f"{head}: publishing {event.rows} rows")
+        elif event.stage == "done":
+            where = f", version {event.version}" if event.version is not None else " (dry run: nothing written)"
+            console.print(
+                f"[green]{head}: {event.status}[/green] {event.rows} rows{where}, {event.message}, "
+                f"{event.seconds:.1f}s, run {event.run_id}"
+            )
+        elif event.stage == "failed":
+            console.print(f"[red]{head}: {event.status}[/red] after {event.seconds:.1f}s, run {event.run_id}")
+
+    options = {"dry_run": args.dry_run, "chunk_days": args.chunk_days, "progress": show}
+    if args.all:
+        outcomes = run_all(project, start, end, **options)
+    else:
+        outcomes = run_group(project, args.group, start, end, **options)
+    rows = sum(o.rows_written for o in outcomes)
+    console.print(f"done: {len(outcomes)} run(s), {rows} rows")
+    return EXIT_OK
+
+
+def history(args: argparse.Namespace) -> int:
+    """Print the run log of `GROUP`, newest first (at most `--limit` runs)."""
+    from rich.table import Table
+
+    from featurebank.definitions import load_project
+    from featurebank.engine.session import get_spark
+    from featurebank.gate import summarize_checks_json
+    from featurebank.runlog import read_runs
+
+    project = load_project(args.project, args.env)
+    spark = get_spark(project.config)
+    runs = read_runs(spark, project.config.feature_root, args.group)[: max(args.limit, 0)]
+    console = _console()
+    if not runs:
+        if args.group not in project.groups:
+            raise UsageError(f"unknown feature group '{args.group}' and no runs logged for it")
+        console.print(f"no runs logged for {args.group} yet")
+        return EXIT_OK
+    table = Table(title=f"runs of {args.group} (newest first)")
+    for column in ("run id", "status", "dates", "rows", "version", "user", "started (UTC)", "duration", "checks"):
+        table.add_column(column, overflow="fold")
+    colours = {"published": "green", "gate_failed": "red", "failed": "red", "dry_run": "yellow"}
+    for r in runs:
+        checks = summarize_checks_json(r.checks_summary)
+        if r.error and r.status == "failed":
+            checks = (checks + " " if checks else "") + r.error.splitlines()[0][:120]
+        table.add_row(
+            r.run_id,
+            f"[{colours.get(r.status, 'white')}]{r.status}[/]",
+            f"{r.start_date}..{r.end_date}" if r.start_date != r.end_date else str(r.start_date),
+            str(r.rows_written),
+            "" if r.delta_version is None else str(r.delta_version),
+            r.user,
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{r.duration_seconds:.1f}s",
+            checks,
+        )
+    console.print(table)
+    return EXIT_OK

@@ -1,0 +1,256 @@
+"""The runner: compile → compute → gate → publish → log, for one group or every group.
+
+A run covers snapshot dates `start..end` (inclusive). With `chunk_days=N` the range is cut
+into consecutive chunks of N days; each chunk is a run of its own (its own plan, gate, Delta
+commit and run-log row), so a failure at chunk k keeps chunks 1..k-1 published. Resuming a
+backfill is rerunning it: each chunk replaces exactly its dates, so a rerun is idempotent.
+Chunks already published are recomputed rather than skipped (late-arriving source events
+are then picked up, and "same definition hash" is not proof the source is unchanged).
+
+Every run is logged in `<feature_root>/_runs`, failures included (`gate_failed`, `failed`
+with the error), and the error is re-raised for the CLI to map to an exit code.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from featurebank.errors import GateFailed, UsageError
+from featurebank.runlog import RunRecord, RunStatus, append_run, current_user
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from featurebank.definitions.model import Project
+    from featurebank.gate import GateResult
+    from featurebank.plan import Plan
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one run (one group, one chunk of dates) did."""
+
+    run_id: str
+    group: str
+    start: date
+    end: date
+    status: RunStatus
+    rows_written: int
+    delta_version: int | None
+    seconds: float
+    gate: GateResult | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """A step of a run, for a console or a log: `stage` is one of computing, gating,
+    publishing, done, failed."""
+
+    group: str
+    run_id: str
+    chunk: int  # 1-based
+    chunks: int
+    start: date
+    end: date
+    stage: str
+    checks: int = 0
+    rows: int | None = None
+    version: int | None = None
+    seconds: float = 0.0
+    status: str | None = None
+    message: str = ""
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A run id that sorts by start time: `20240301T101502123Z-a1b2c3` (UTC, ms, random suffix)."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
+
+
+def date_chunks(start: date, end: date, chunk_days: int | None) -> list[tuple[date, date]]:
+    """`start..end` cut into consecutive inclusive chunks of `chunk_days` days (the last may be
+    shorter); one chunk when `chunk_days` is None. Raises UsageError for chunk_days < 1."""
+    if end < start:
+        raise UsageError(f"the end date {end} is before the start date {start}; swap them")
+    if chunk_days is None:
+        return [(start, end)]
+    if chunk_days < 1:
+        raise UsageError(f"--chunk-days must be at least 1, got {chunk_days}")
+    chunks = []
+    first = start
+    while first <= end:
+        last = min(first + timedelta(days=chunk_days - 1), end)
+        chunks.append((first, last))
+        first = last + timedelta(days=1)
+    return chunks
+
+
+def run_group(
+    project: Project,
+    group: str,
+    start: date,
+    end: date,
+    *,
+    spark: SparkSession | None = None,
+    dry_run: bool = False,
+    chunk_days: int | None = None,
+    progress: Progress | None = None,
+) -> list[RunOutcome]:
+    """Compute, gate and publish `group` for snapshot dates `start..end`, chunk by chunk.
+
+    Every plan is compiled first (pure), so an unknown group or bad dates raise `UsageError`
+    before anything runs. Then each chunk: compute the batch, gate it, publish it in one
+    Delta commit (skipped with `dry_run`), log the run. Returns one RunOutcome per chunk.
+    Raises the first chunk's error (`GateFailed`, `DefinitionError` for a breaking schema
+    change, `SourceMismatch`, or a runtime error) after logging it; earlier chunks stay
+    published.
+    """
+    from featurebank.plan import compile_plan
+
+    plans = [compile_plan(project, group, first, last) for first, last in date_chunks(start, end, chunk_days)]
+    if spark is None:
+        from featurebank.engine.session import get_spark
+
+        spark = get_spark(project.config)
+    outcomes = []
+    for index, plan in enumerate(plans, start=1):
+        outcomes.append(_run_chunk(spark, project, plan, index, len(plans), dry_run, progress))
+    return outcomes
+
+
+def run_all(
+    project: Project,
+    start: date,
+    end: date,
+    *,
+    spark: SparkSession | None = None,
+    dry_run: bool = False,
+    chunk_days: int | None = None,
+    progress: Progress | None = None,
+) -> list[RunOutcome]:
+    """Run every group in dependency order (`plan.run_order`).
+
+    A group whose upstream group failed is not run; independent groups still are. When
+    anything failed, raises after all runnable groups ran: the first non-gate error if there
+    is one (a runtime failure outranks a refused publish), else the first `GateFailed`.
+    """
+    from featurebank.definitions.validate import dependencies
+    from featurebank.plan import run_order
+
+    order = run_order(project)
+    upstream = dependencies(project)
+    if spark is None:
+        from featurebank.engine.session import get_spark
+
+        spark = get_spark(project.config)
+    outcomes: list[RunOutcome] = []
+    errors: list[BaseException] = []
+    failed: set[str] = set()
+    for group in order:
+        if failed.intersection(upstream.get(group, ())):
+            failed.add(group)
+            continue
+        try:
+            outcomes += run_group(
+                project, group, start, end, spark=spark, dry_run=dry_run, chunk_days=chunk_days, progress=progress
+            )
+        except Exception as error:
+            failed.add(group)
+            errors.append(error)
+    if errors:
+        raise next((e for e in errors if not isinstance(e, GateFailed)), errors[0])
+    return outcomes
+
+
+def _run_chunk(
+    spark: SparkSession,
+    project: Project,
+    plan: Plan,
+    chunk: int,
+    chunks: int,
+    dry_run: bool,
+    progress: Progress | None,
+) -> RunOutcome:
+    """One run: compute, gate, publish, log; the batch is computed once and persisted."""
+    from featurebank.engine import compute_batch
+    from featurebank.gate import run_gate
+    from featurebank.publish import check_compatible, publish
+
+    run_id = new_run_id()
+    started = datetime.now(timezone.utc)
+    clock = time.monotonic()
+    feature_root = project.config.feature_root
+
+    def tell(stage: str, **info: Any) -> None:
+        if progress is not None:
+            progress(ProgressEvent(plan.group, run_id, chunk, chunks, plan.start, plan.end, stage,
+                                   seconds=time.monotonic() - clock, **info))
+
+    def log(status: RunStatus, rows: int, version: int | None, gate: GateResult | None, error: str | None) -> RunOutcome:
+        finished = datetime.now(timezone.utc)
+        record = RunRecord(
+            run_id=run_id, group=plan.group, env=project.config.env, start_date=plan.start, end_date=plan.end,
+            status=status, started_at=started, finished_at=finished, rows_written=rows, delta_version=version,
+            definition_hash=plan.definition_hash, checks_summary=gate.to_json() if gate else "",
+            user=current_user(), error=error,
+        )
+        append_run(spark, feature_root, record)
+        return RunOutcome(run_id, plan.group, plan.start, plan.end, status, rows, version,
+                          time.monotonic() - clock, gate, error)
+
+    batch: DataFrame | None = None
+    try:
+        check_compatible(spark, plan, tuple(c.name for c in plan.output))
+        tell("computing")
+        batch = compute_batch(spark, plan)
+        tell("gating", checks=len(plan.checks))
+        gate = run_gate(batch, plan, run_id, feature_root)
+        if dry_run:
+            outcome = log("dry_run", gate.row_count, None, gate, None)
+        else:
+            tell("publishing", rows=gate.row_count)
+            version = publish(spark, batch, plan, run_id, catalog_type=project.config.catalog_type,
+                              database=project.config.catalog_database)
+            outcome = log("published", gate.row_count, version, gate, None)
+        tell("done", rows=outcome.rows_written, version=outcome.delta_version, status=outcome.status,
+             checks=len(plan.checks), message=gate.headline())
+        return outcome
+    except GateFailed as error:
+        result = getattr(error, "result", None)
+        _log_failure(log, "gate_failed", result, error)
+        tell("failed", status="gate_failed", rows=getattr(result, "row_count", None), message=_first_line(error))
+        raise
+    except BaseException as error:
+        _log_failure(log, "failed", None, error)
+        tell("failed", status="failed", message=_first_line(error))
+        raise
+    finally:
+        if batch is not None:
+            batch.unpersist()
+
+
+def _log_failure(
+    log: Callable[[RunStatus, int, int | None, Any, str | None], RunOutcome],
+    status: RunStatus,
+    gate: GateResult | None,
+    error: BaseException,
+) -> None:
+    """Log a failed run; a failure to log must not hide the error that caused it."""
+    try:
+        log(status, 0, None, gate, f"{type(error).__name__}: {error}")
+    except Exception:  # pragma: no cover - the original error is the one worth raising
+        pass
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,261 @@
+"""The runner end to end on the example project: compute → gate → publish → run log, and the CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from featurebank.cli import main
+from featurebank.definitions import load_project
+from featurebank.errors import GateFailed
+from featurebank.plan import compile_plan
+from featurebank.publish import table_version
+from featurebank.runlog import RunRecord, append_run, published_dates, read_runs
+from featurebank.runner import date_chunks, new_run_id, run_all, run_group
+
+D1 = date(2024, 3, 1)
+GROUP = "customer_card_spend"
+
+
+def _ts(day: date, hour: int) -> pd.Timestamp:
+    return pd.Timestamp(datetime(day.year, day.month, day.day, hour, tzinfo=timezone.utc))
+
+
+def _transactions(bad_amount_on: date | None = None, null_amounts_for: str | None = None) -> pd.DataFrame:
+    """Four customers with one or two events a day from Feb 20 to Mar 8 (tiny, deterministic)."""
+    rows = []
+    day = date(2024, 2, 20)
+    n = 0
+    while day <= date(2024, 3, 8):
+        for i in range(4):
+            if (day.toordinal() + i) % 3 == 0:
+                continue  # some customer-days without events
+            n += 1
+            status = "DECLINED" if n % 5 == 0 else ("CHARGEBACK" if n % 17 == 0 else "SETTLED")
+            amount = float(10 + i * 3 + day.day % 7)
+            if null_amounts_for == f"c{i}":
+                amount = None
+            rows.append((f"t{n}", f"c{i}", f"a{i}", f"m{n % 3}", f"mcc{n % 4}", amount, "EUR",
+                         "web" if n % 2 else "pos", status, _ts(day, 1 + (n % 20))))
+        day += timedelta(days=1)
+    if bad_amount_on is not None:
+        rows.append(("tbad", "c1", "a1", "m0", "mcc0", -100000.0, "EUR", "pos", "SETTLED", _ts(bad_amount_on, 12)))
+    frame = pd.DataFrame(rows, columns=["txn_id", "customer_id", "account_id", "merchant_id", "mcc", "amount",
+                                       "currency", "channel", "status", "event_ts"])
+    frame["event_ts"] = frame["event_ts"].astype("datetime64[us, UTC]")
+    return frame
+
+
+def _write_sources(project: Path, transactions: pd.DataFrame) -> None:
+    raw = project / "warehouse" / "raw"
+    for name in ("card_transactions", "customers", "accounts"):
+        (raw / name).mkdir(parents=True, exist_ok=True)
+    transactions.to_parquet(raw / "card_transactions" / "part-0.parquet", index=False)
+    stamp = lambda d: pd.Timestamp(d, tz="UTC")  # noqa: E731
+    customers = pd.DataFrame({
+        "customer_id": ["c0", "c1", "c2", "c3"], "segment": ["mass", "affluent", "mass", "private"],
+        "income": [2500.0, 6000.0, 9000.0, None], "birth_year": pd.array([1980, 1990, 1975, 2000], dtype="int32"),
+        "region": ["north", "south", "east", "west"],
+        "opened_at": [stamp("2020-01-01")] * 4,
+        "updated_at": [stamp("2024-03-01 08:00"), stamp("2024-03-02 09:00"), stamp("2024-03-02 10:00"),
+                       stamp("2024-03-03 11:00")],
+    })
+    customers.to_parquet(raw / "customers" / "part-0.parquet", index=False)
+    accounts = pd.DataFrame({
+        "account_id": ["a0", "a1", "a2", "a3"], "customer_id": ["c0", "c1", "c2", "c3"],
+        "product": ["classic", "gold", "classic", "platinum"], "credit_limit": [1000.0, 5000.0, 1500.0, 20000.0],
+        "opened_at": [stamp("2021-01-01")] * 4,
+        "updated_at": [stamp("2024-03-01 08:00"), stamp("2024-03-01 09:00"), stamp("2024-03-02 10:00"),
+                       stamp("2024-03-03 11:00")],
+    })
+    accounts.to_parquet(raw / "accounts" / "part-0.parquet", index=False)
+
+
+def _spend_oracle(transactions: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
+    """Brute force: per customer and snapshot date D, settled spend in [D-7, D) and count in [D-30, D)."""
+    settled = transactions[transactions.status == "SETTLED"]
+    out = []
+    day = start
+    while day <= end:
+        lo90, hi = _ts(day, 0) - pd.Timedelta(days=90), _ts(day, 0)
+        for customer in sorted(settled.customer_id.unique()):
+            mine = settled[settled.customer_id == customer]
+            if not ((mine.event_ts >= lo90) & (mine.event_ts < hi)).any():
+                continue
+            w7 = mine[(mine.event_ts >= hi - pd.Timedelta(days=7)) & (mine.event_ts < hi)]
+            w30 = mine[(mine.event_ts >= hi - pd.Timedelta(days=30)) & (mine.event_ts < hi)]
+            out.append((customer, day, w7.amount.sum() if len(w7) else None, len(w30)))
+        day += timedelta(days=1)
+    return pd.DataFrame(out, columns=["customer_id", "feature_date", "spend_sum_7d", "txn_count_30d"])
+
+
+def _table(spark, project, group: str = GROUP) -> pd.DataFrame:
+    path = project.table_path(group)
+    frame = spark.read.format("delta").load(path).toPandas()
+    return frame.sort_values(["feature_date", *project.entities[project.groups[group].entity].keys]).reset_index(drop=True)
+
+
+@pytest.fixture()
+def project(example_project):
+    """The example project with tiny, well-behaved sources."""
+    _write_sources(example_project, _transactions())
+    return load_project(example_project, "local")
+
+
+def test_run_publishes_one_commit_logs_the_run_and_matches_brute_force(spark, project):
+    start, end = D1, D1 + timedelta(days=2)
+    [outcome] = run_group(project, GROUP, start, end, spark=spark)
+    assert outcome.status == "published" and outcome.delta_version == 0
+
+    table = _table(spark, project)
+    expected = _spend_oracle(_transactions(), start, end)
+    assert len(table) == len(expected) == outcome.rows_written
+    got = table[["customer_id", "feature_date", "spend_sum_7d", "txn_count_30d"]].copy()
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected, check_dtype=False)
+
+    [record] = read_runs(spark, project.config.feature_root, GROUP)
+    plan = compile_plan(project, GROUP, start, end)
+    assert (record.run_id, record.status, record.delta_version, record.rows_written) == (
+        outcome.run_id, "published", 0, len(expected))
+    assert (record.start_date, record.end_date, record.definition_hash, record.env) == (start, end, plan.definition_hash, "local")
+    assert record.user and record.started_at <= record.finished_at and record.error is None
+    assert json.loads(record.checks_summary)["passed"] is True
+    assert published_dates(spark, project.config.feature_root, GROUP) == {start, start + timedelta(days=1), end}
+    assert (Path(project.config.feature_root) / "_reports" / GROUP / outcome.run_id / "report.html").exists()
+
+
+def test_rerunning_the_same_range_is_idempotent(spark, project):
+    run_group(project, GROUP, D1, D1 + timedelta(days=1), spark=spark)
+    first = _table(spark, project)
+    [again] = run_group(project, GROUP, D1, D1 + timedelta(days=1), spark=spark)
+    assert again.delta_version == 1
+    pd.testing.assert_frame_equal(first, _table(spark, project))
+    assert [r.status for r in read_runs(spark, project.config.feature_root, GROUP)] == ["published", "published"]
+
+
+def test_gate_failure_exits_1_names_expectation_and_observed_value_and_changes_nothing(spark, example_project, capsys):
+    _write_sources(example_project, _transactions())
+    project = load_project(example_project, "local")
+    run_group(project, GROUP, D1, D1, spark=spark)
+    before = _table(spark, project)
+
+    _write_sources(example_project, _transactions(bad_amount_on=D1 - timedelta(days=1)))
+    code = main(["run", GROUP, "--project", str(example_project), "--date", str(D1)])
+    err = capsys.readouterr().err
+
+    assert code == 1
+    assert "expect_column_values_to_be_between" in err and "spend_sum_90d" in err
+    assert "1 of 4 rows unexpected" in err and "-9" in err  # observed: the offending (negative) value
+    assert table_version(spark, project.table_path(GROUP)) == 0
+    pd.testing.assert_frame_equal(before, _table(spark, project))
+    latest = read_runs(spark, project.config.feature_root, GROUP)[0]
+    assert latest.status == "gate_failed" and latest.delta_version is None and "GateFailed" in (latest.error or "")
+    assert json.loads(latest.checks_summary)["failed"] == 1
+    root = Path(project.config.feature_root)
+    assert (root / "_quarantine" / GROUP / latest.run_id).is_dir()
+    assert {p.name for p in (root / "_reports" / GROUP / latest.run_id).iterdir()} == {"result.json", "report.html"}
+    assert published_dates(spark, project.config.feature_root, GROUP) == {D1}
+
+
+def test_warn_check_publishes_and_records_the_warning_in_the_run_log(spark, example_project):
+    _write_sources(example_project, _transactions(null_amounts_for="c2"))
+    project = load_project(example_project, "local")
+    [outcome] = run_group(project, GROUP, D1, D1, spark=spark)
+    assert outcome.status == "published"
+    [record] = read_runs(spark, project.config.feature_root, GROUP)
+    summary = json.loads(record.checks_summary)
+    warned = [c for c in summary["checks"] if not c["success"]]
+    assert [(c["expectation"], c["column"], c["severity"]) for c in warned] == [
+        ("expect_column_values_to_not_be_null", "spend_avg_90d", "warn")]
+    assert warned[0]["unexpected_count"] == 1
+
+
+def test_chunked_backfill_commits_each_chunk_and_keeps_earlier_chunks_when_a_later_one_fails(spark, example_project):
+    from delta.tables import DeltaTable
+
+    # A huge negative spend on Mar 4 only reaches snapshots from Mar 5 on: chunk 3 (Mar 5-6).
+    transactions = _transactions(bad_amount_on=D1 + timedelta(days=3))
+    _write_sources(example_project, transactions)
+    project = load_project(example_project, "local")
+    assert date_chunks(D1, D1 + timedelta(days=5), 2) == [
+        (D1, D1 + timedelta(days=1)), (D1 + timedelta(days=2), D1 + timedelta(days=3)),
+        (D1 + timedelta(days=4), D1 + timedelta(days=5))]
+
+    with pytest.raises(GateFailed):
+        run_group(project, GROUP, D1, D1 + timedelta(days=5), spark=spark, chunk_days=2)
+
+    runs = list(reversed(read_runs(spark, project.config.feature_root, GROUP)))
+    assert [(r.status, r.start_date, r.delta_version) for r in runs] == [
+        ("published", D1, 0), ("published", D1 + timedelta(days=2), 1), ("gate_failed", D1 + timedelta(days=4), None)]
+    history = DeltaTable.forPath(spark, project.table_path(GROUP)).history().orderBy("version").collect()
+    assert [json.loads(h.userMetadata)["run_id"] for h in history] == [runs[0].run_id, runs[1].run_id]
+    table = _table(spark, project)
+    assert sorted(set(table.feature_date)) == [D1 + timedelta(days=i) for i in range(4)]
+    expected = _spend_oracle(transactions, D1, D1 + timedelta(days=3))
+    assert len(table) == len(expected)
+
+
+def test_runtime_failure_is_logged_as_failed_and_reraised(spark, example_project):
+    _write_sources(example_project, _transactions())
+    (example_project / "warehouse/raw/card_transactions/part-0.parquet").unlink()
+    (example_project / "warehouse/raw/card_transactions").rmdir()
+    project = load_project(example_project, "local")
+    with pytest.raises(Exception):
+        run_group(project, GROUP, D1, D1, spark=spark)
+    [record] = read_runs(spark, project.config.feature_root, GROUP)
+    assert record.status == "failed" and record.error and record.delta_version is None
+    assert table_version(spark, project.table_path(GROUP)) is None
+
+
+def test_dry_run_gates_but_writes_nothing(spark, project):
+    [outcome] = run_group(project, GROUP, D1, D1, spark=spark, dry_run=True)
+    assert outcome.status == "dry_run" and outcome.delta_version is None and outcome.rows_written > 0
+    assert table_version(spark, project.table_path(GROUP)) is None
+    assert published_dates(spark, project.config.feature_root, GROUP) == set()
+
+
+def test_run_all_publishes_every_group_in_run_order_and_history_prints_them(spark, project, capsys):
+    outcomes = run_all(project, D1 + timedelta(days=2), D1 + timedelta(days=2), spark=spark)
+    assert sorted(o.group for o in outcomes) == sorted(project.groups)
+    assert all(o.status == "published" for o in outcomes)
+    customers = _table(spark, project, "customer_profile")
+    assert list(customers.customer_id) == ["c1", "c2"] and list(customers.segment) == ["AFFLUENT", "MASS"]
+
+    code = main(["history", GROUP, "--project", str(project.root)])
+    out = capsys.readouterr().out
+    assert code == 0 and "published" in out and outcomes[0].run_id[:8] in out and "checks" in out
+
+
+def test_cli_run_prints_progress_per_stage(spark, project, capsys):
+    code = main(["run", GROUP, "--project", str(project.root), "--start", str(D1), "--end", str(D1 + timedelta(days=1)),
+                 "--chunk-days", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    for text in ("[1/2]", "[2/2]", "computing", "gating", "checks", "publishing", "published", "version 1"):
+        assert text in out
+
+
+def test_run_ids_sort_by_start_time():
+    early = new_run_id(datetime(2024, 3, 1, 10, 0, 0, 1000, tzinfo=timezone.utc))
+    late = new_run_id(datetime(2024, 3, 1, 10, 0, 0, 2000, tzinfo=timezone.utc))
+    assert early < late and early.startswith("20240301T100000001Z-")
+
+
+def test_published_dates_come_from_the_run_log_not_from_rows(spark, tmp_path):
+    root = str(tmp_path)
+    now = datetime.now(timezone.utc)
+
+    def record(run_id: str, status: str, start: date, end: date) -> RunRecord:
+        return RunRecord(run_id, "g", "local", start, end, status, now, now, 0, None, "h", "", "me")  # type: ignore[arg-type]
+
+    append_run(spark, root, record("1", "published", D1, D1 + timedelta(days=1)))
+    append_run(spark, root, record("2", "gate_failed", D1 + timedelta(days=5), D1 + timedelta(days=5)))
+    append_run(spark, root, record("3", "dry_run", D1 + timedelta(days=6), D1 + timedelta(days=6)))
+    append_run(spark, root, record("4", "published", D1 + timedelta(days=9), D1 + timedelta(days=9)))
+    assert published_dates(spark, root, "g") == {D1, D1 + timedelta(days=1), D1 + timedelta(days=9)}
+    assert published_dates(spark, root, "other") == set()
+    assert [r.run_id for r in read_runs(spark, root)] in (["4", "3", "2", "1"], ["1", "2", "3", "4"][::-1])
