@@ -34,8 +34,8 @@ START, END = date(2024, 3, 1), date(2024, 3, 4)
 GROUP = "account_activity"
 DELTA_PACKAGE = "io.delta:delta-spark_2.12:3.3.3"
 CONF = """\
-feature_root: ${env:FB_E2E_FEATURE_ROOT}
-variables: {raw_root: ${env:FB_E2E_RAW_ROOT}}
+feature_root: "${env:FB_E2E_FEATURE_ROOT}"
+variables: {raw_root: "${env:FB_E2E_RAW_ROOT}"}
 timezone: UTC
 catalog: {type: none}
 spark:
@@ -44,13 +44,13 @@ spark:
 """
 S3_CONF = """\
 feature_root: s3a://featurebank-e2e/features
-variables: {raw_root: ${env:FB_E2E_RAW_ROOT}}
+variables: {raw_root: "${env:FB_E2E_RAW_ROOT}"}
 timezone: UTC
 catalog: {type: none}
 spark:
   conf:
     spark.sql.shuffle.partitions: "2"
-    spark.hadoop.fs.s3a.endpoint: ${env:AWS_ENDPOINT_URL}
+    spark.hadoop.fs.s3a.endpoint: "${env:AWS_ENDPOINT_URL}"
     spark.hadoop.fs.s3a.endpoint.region: eu-west-1
     spark.hadoop.fs.s3a.path.style.access: "true"
     spark.hadoop.fs.s3a.connection.ssl.enabled: "false"
@@ -149,7 +149,7 @@ def test_packaged_wheel_and_bundle_run_through_spark_submit_as_the_emr_step_does
     submitted_root = tmp_path / "submitted"
     result = subprocess.run(command, env=_subprocess_env(FB_E2E_FEATURE_ROOT=str(submitted_root)),
                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
 
     cli_root = tmp_path / "cli"
     result = subprocess.run(
@@ -157,7 +157,7 @@ def test_packaged_wheel_and_bundle_run_through_spark_submit_as_the_emr_step_does
          "--start", START.isoformat(), "--end", END.isoformat()],
         env=_subprocess_env(FB_E2E_FEATURE_ROOT=str(cli_root)), capture_output=True, text=True, timeout=600,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
 
     submitted = _table(str(submitted_root / GROUP))
     direct = _table(str(cli_root / GROUP))
@@ -177,7 +177,7 @@ def test_a_run_publishes_its_delta_table_to_s3a_on_the_local_endpoint(e2e_projec
          "--start", START.isoformat(), "--end", END.isoformat()],
         env=_subprocess_env(), capture_output=True, text=True, timeout=900,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
 
     keys = [o["Key"] for o in boto3.client("s3", region_name="eu-west-1").list_objects_v2(
         Bucket="featurebank-e2e", Prefix=f"features/{GROUP}/_delta_log/")["Contents"]]

@@ -10,7 +10,12 @@ bundle is extracted first (`package.open_bundle`).
 from __future__ import annotations
 
 import argparse
+import importlib
+import sys
+import tempfile
+import zipfile
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from featurebank.deploy.package import open_bundle
 
@@ -52,20 +57,43 @@ def glue_argv(options: Mapping[str, str | None]) -> list[str]:
 
 def run_group(argv: Sequence[str]) -> int:
     """Entry of `jobs/run_group.py`; returns the CLI's exit code."""
-    from featurebank.cli import main
-
-    return main(run_group_argv(argv))
+    return _cli_main(run_group_argv(argv))
 
 
 def training_set(argv: Sequence[str]) -> int:
     """Entry of `jobs/training_set.py`; returns the CLI's exit code."""
-    from featurebank.cli import main
-
-    return main(training_set_argv(argv))
+    return _cli_main(training_set_argv(argv))
 
 
 def glue_run_group(options: Mapping[str, str | None]) -> int:
     """Entry of `jobs/glue_run_group.py` once it has resolved the Glue job options."""
-    from featurebank.cli import main
+    return _cli_main(glue_argv(options))
 
-    return main(glue_argv(options))
+
+def unzip_library() -> str | None:
+    """If `featurebank` was imported from a zip (a wheel on `spark-submit --py-files`),
+    extract it to a temporary directory, put that first on `sys.path` and forget the
+    zipped modules, so code that reads package data as files works; return the directory.
+
+    Returns None when the package is already on disk (pip-installed, Glue, a checkout).
+    """
+    import featurebank
+
+    loader: Any = getattr(featurebank.__spec__, "loader", None)
+    archive = getattr(loader, "archive", None)  # zipimport.zipimporter
+    if not archive or not zipfile.is_zipfile(archive):
+        return None
+    target = tempfile.mkdtemp(prefix="featurebank-lib-")
+    with zipfile.ZipFile(archive) as wheel:
+        wheel.extractall(target)
+    sys.path.insert(0, target)
+    for name in [m for m in sys.modules if m == "featurebank" or m.startswith("featurebank.")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+    return target
+
+
+def _cli_main(argv: list[str]) -> int:
+    unzip_library()
+    cli = importlib.import_module("featurebank.cli")
+    return int(cli.main(argv))
