@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -158,13 +159,29 @@ def _rows(frame, columns):
     return [tuple(r[c] for c in columns) for r in frame.collect()]
 
 
-@pytest.fixture()
-def world(spark, example_project):
-    world = World(spark, _project(example_project))
+def _make_world(spark, root):
+    world = World(spark, _project(root))
     world.publish_snapshots("customer_card_spend", DAYS[:8])
     world.publish_snapshots("merchant_risk", DAYS[:8])
     world.publish_profiles(_profile_rows(world.rnd, world.project, DAYS[:8]))
     return world
+
+
+@pytest.fixture()
+def world(spark, example_project):
+    """A project with three published groups, private to one test (it may publish more)."""
+    return _make_world(spark, example_project)
+
+
+@pytest.fixture(scope="module")
+def shared_world(spark, tmp_path_factory):
+    """The same, shared by the tests that only read."""
+    from conftest import REPO
+
+    root = tmp_path_factory.mktemp("shared") / "project"
+    shutil.copytree(REPO / "features", root / "features")
+    shutil.copytree(REPO / "conf", root / "conf")
+    return _make_world(spark, root)
 
 
 def _store(world):
@@ -175,34 +192,34 @@ def _store(world):
 
 # --- the tests ---------------------------------------------------------------------------------
 
-def test_training_set_matches_oracle_for_every_value(world):
-    store = _store(world)
-    spine, pdf = _spine(random.Random(3), world, DAYS[:8])
+def test_training_set_matches_oracle_for_every_value(shared_world):
+    store = _store(shared_world)
+    spine, pdf = _spine(random.Random(3), shared_world, DAYS[:8])
     df = store.training_set("card_fraud_v1", spine=pdf)
-    card = list(world.project.groups["customer_card_spend"].feature_names())
+    card = list(shared_world.project.groups["customer_card_spend"].feature_names())
     assert df.columns == ["row_id", "customer_id", "merchant_id", "ts", "is_fraud", *card, *PROFILE, *RISK]
     got = _rows(df, ["row_id", "customer_id", "merchant_id", "is_fraud", *card, *PROFILE, *RISK])
-    assert got == _expected(world, spine, card)  # every value, in spine order, duplicates kept
+    assert got == _expected(shared_world, spine, card)  # every value, in spine order, duplicates kept
     pandas = store.to_pandas(df)
     assert len(pandas) == len(spine) and str(pandas["ts"].dt.tz) == TZ
     assert [t.to_pydatetime() for t in pandas["ts"]] == [s["ts"] for s in spine]  # naive = project wall clock
 
 
-def test_unpublished_spine_dates_fail_naming_them_and_allow_missing_gives_nulls(world):
-    store = _store(world)
-    spine, pdf = _spine(random.Random(4), world, DAYS[6:10])
+def test_unpublished_spine_dates_fail_naming_them_and_allow_missing_gives_nulls(shared_world):
+    store = _store(shared_world)
+    spine, pdf = _spine(random.Random(4), shared_world, DAYS[6:10])
     with pytest.raises(MissingCoverage) as caught:
         store.training_set("card_fraud_v1", spine=pdf)
     message = str(caught.value)
     asked = {s["ts"].astimezone(ZoneInfo(TZ)).date() for s in spine}
-    missing = sorted(d for d in asked if d not in world.published["customer_card_spend"])
+    missing = sorted(d for d in asked if d not in shared_world.published["customer_card_spend"])
     assert missing and all(d.isoformat() in message for d in missing)
     assert "customer_card_spend" in message and "merchant_risk" in message and "--allow-missing" in message
 
     df = store.training_set("card_fraud_v1", spine=pdf, allow_missing=True)
-    card = list(world.project.groups["customer_card_spend"].feature_names())
+    card = list(shared_world.project.groups["customer_card_spend"].feature_names())
     assert _rows(df, ["row_id", "customer_id", "merchant_id", "is_fraud", *card, *PROFILE, *RISK]) == \
-        _expected(world, spine, card)  # the oracle gives NULLs (also counts) on unpublished dates
+        _expected(shared_world, spine, card)  # the oracle gives NULLs (also counts) on unpublished dates
 
 
 def test_later_publishes_never_leak_into_earlier_spine_rows(world):
@@ -246,19 +263,16 @@ def test_rebuild_from_manifest_after_new_runs_gives_identical_rows(world, tmp_pa
     assert not fresh.reset_index(drop=True).equals(read(tmp_path / "v1"))  # the data really changed
 
 
-def test_feature_name_clash_is_an_error_unless_full_names(world):
-    from featurebank.training import resolve_features
-
-    project = world.project
-    with pytest.raises(DefinitionError, match="segment.*--full-names"):
-        resolve_features(project, ["customer_profile:segment", "customer_profile:*", "customer_card_spend:spend_sum_7d",
-                                   "account_profile:product", "customer_profile_clone:segment"])
-    clash = {**project.groups}
-    clash["customer_profile_clone"] = project.groups["customer_profile"]
+def test_feature_name_clash_is_an_error_unless_full_names(example_project):
     from dataclasses import replace
 
-    cloned = replace(project, groups=clash)
-    with pytest.raises(DefinitionError, match="'segment' comes from both"):
+    from featurebank.training import resolve_features
+
+    project = _project(example_project)
+    with pytest.raises(DefinitionError, match="unknown feature group 'customer_profil'; did you mean 'customer_profile'"):
+        resolve_features(project, ["customer_profil:segment"])
+    cloned = replace(project, groups={**project.groups, "customer_profile_clone": project.groups["customer_profile"]})
+    with pytest.raises(DefinitionError, match="'segment' comes from both .*--full-names"):
         resolve_features(cloned, ["customer_profile:segment", "customer_profile_clone:*"])
     columns = [s.column for s in resolve_features(cloned, ["customer_profile:segment", "customer_profile_clone:*"],
                                                   full_names=True)]
@@ -267,9 +281,9 @@ def test_feature_name_clash_is_an_error_unless_full_names(world):
                        "customer_profile_clone__tenure_days"]
 
 
-def test_ad_hoc_features_with_full_names_and_a_spine_missing_a_key(world):
-    store = _store(world)
-    spine, pdf = _spine(random.Random(7), world, DAYS[:8])
+def test_ad_hoc_features_with_full_names_and_a_spine_missing_a_key(shared_world):
+    store = _store(shared_world)
+    spine, pdf = _spine(random.Random(7), shared_world, DAYS[:8])
     df = store.training_set(features=["merchant_risk:decline_rate_30d", "customer_profile:segment"], spine=pdf,
                             full_names=True)
     assert df.columns[-2:] == ["merchant_risk__decline_rate_30d", "customer_profile__segment"]
@@ -277,22 +291,22 @@ def test_ad_hoc_features_with_full_names_and_a_spine_missing_a_key(world):
         store.training_set(features=["merchant_risk:decline_rate_30d"], spine=pdf.drop(columns=["merchant_id"]))
 
 
-def test_cli_builds_from_a_pandas_parquet_spine_and_rebuilds_from_its_manifest(world, tmp_path, capsys):
+def test_cli_builds_from_a_pandas_parquet_spine_and_rebuilds_from_its_manifest(shared_world, tmp_path, capsys):
     from featurebank.cli import main
 
-    spine, pdf = _spine(random.Random(8), world, DAYS[:8])
+    spine, pdf = _spine(random.Random(8), shared_world, DAYS[:8])
     pdf.to_parquet(tmp_path / "spine.parquet")  # nanosecond, naive timestamps
-    common = ["--project", str(world.project.root), "--spine", str(tmp_path / "spine.parquet")]
+    common = ["--project", str(shared_world.project.root), "--spine", str(tmp_path / "spine.parquet")]
     assert main(["training-set", "card_fraud_v1", *common, "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
     assert "customer_profile" in printed and "NULL share per feature" in printed
     assert main(["training-set", *common, "--out", str(tmp_path / "re"), "--from-manifest",
                  str(tmp_path / "out" / "_manifest.json")]) == 0
-    read = lambda p: world.spark.read.parquet(str(p)).toPandas().sort_values("row_id", kind="stable").reset_index(drop=True)
+    read = lambda p: shared_world.spark.read.parquet(str(p)).toPandas().sort_values("row_id", kind="stable").reset_index(drop=True)
     built = read(tmp_path / "out")
     pd.testing.assert_frame_equal(read(tmp_path / "re"), built)
-    card = list(world.project.groups["customer_card_spend"].feature_names())
-    expected = _expected(world, spine, card)
+    card = list(shared_world.project.groups["customer_card_spend"].feature_names())
+    expected = _expected(shared_world, spine, card)
     assert len(built) == len(spine)
     by_row = {}
     for row in expected:
@@ -300,8 +314,8 @@ def test_cli_builds_from_a_pandas_parquet_spine_and_rebuilds_from_its_manifest(w
     segments = [by_row[i][4 + len(card)] for i in built["row_id"]]
     assert list(built["segment"].where(built["segment"].notna(), None)) == segments
 
-    late, late_pdf = _spine(random.Random(9), world, DAYS[9:11])
+    late, late_pdf = _spine(random.Random(9), shared_world, DAYS[9:11])
     late_pdf.to_parquet(tmp_path / "late.parquet")
-    assert main(["training-set", "card_fraud_v1", "--project", str(world.project.root), "--spine",
+    assert main(["training-set", "card_fraud_v1", "--project", str(shared_world.project.root), "--spine",
                  str(tmp_path / "late.parquet"), "--out", str(tmp_path / "late")]) == 2
     assert "never published" in capsys.readouterr().err

@@ -78,7 +78,7 @@ def resolve_features(
     """
     from featurebank.definitions.loader import did_you_mean
 
-    file, _, line = where.rpartition(":") if where.rpartition(":")[2].isdigit() else (where, "", "0")
+    file, _, line = where.rpartition(":") if where.rpartition(":")[2].isdigit() else (where or "requested features", "", "0")
     problems: list[Problem] = []
     selected: dict[tuple[str, str], SelectedFeature] = {}
     if not references:
