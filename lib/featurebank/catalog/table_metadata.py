@@ -1,0 +1,148 @@
+"""Descriptions flow into the table: Delta column comments and table properties.
+
+Every column of a group's Delta table carries a comment (the feature's description and its
+exact meaning, see `semantics`); the table carries a comment (the group's description) and
+properties `featurebank.owner`, `featurebank.tags` (JSON), `featurebank.definition_hash`,
+`featurebank.entity`, `featurebank.kind`. Anything reading the table (Spark `DESCRIBE`,
+delta-rs, Athena, the Glue console) then shows what a column means.
+
+Two ways in, because SPEC promises one Delta commit per run:
+- `with_column_comments(batch, plan)`: the comments as column metadata of the batch, so the
+  publish commit itself stores them when it creates the table or adds a column (Delta keeps
+  an existing column's metadata on later writes). Costs no commit; the runner uses it.
+- `apply_table_metadata(spark, plan)`: ALTER TABLE ... ALTER COLUMN ... COMMENT, SET
+  TBLPROPERTIES and COMMENT ON TABLE for whatever differs from the table's current metadata
+  (properties, and comments whose description changed). Each statement is a Delta metadata
+  commit (and metadata commits conflict with concurrent writers of the table), so nothing is
+  emitted for what already matches and a rerun of an unchanged definition adds no commit.
+
+Where the environment configures a catalog (`catalog_type` glue or hive), the statements
+address `<database>.<group>` instead of `delta.\\`<path>\\``: Delta's catalog then updates the
+Delta log and the metastore entry together, which on AWS is the Glue Data Catalog (through the
+Glue-backed Hive metastore client the session is configured with).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from featurebank.catalog.semantics import group_semantics
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from featurebank.plan import Plan
+
+log = logging.getLogger(__name__)
+PROPERTY_PREFIX = "featurebank."
+MAX_COMMENT = 1000
+
+
+def sql_string(text: str) -> str:
+    """A Spark SQL string literal (backslash escapes, as Spark's parser expects)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", " ") + "'"
+
+
+def column_comments(plan: Plan) -> dict[str, str]:
+    """The comment each output column should carry: description, then meaning in words."""
+    meanings = group_semantics(plan)
+    comments = {}
+    for column in plan.output:
+        if column.role == "key":
+            text = f"Key of entity {plan.entity}."
+        elif column.role == "partition":
+            text = ("Snapshot date D (partition): features aggregate source events before D 00:00 "
+                    f"{plan.timezone}." if plan.kind == "aggregation"
+                    else f"Date of feature_ts in {plan.timezone} (partition).")
+        elif column.role == "time":
+            text = (f"D 00:00 in {plan.timezone}: the instant the row becomes valid." if plan.kind == "aggregation"
+                    else f"The source row's {plan.source.timestamp or 'timestamp'}: when the row becomes valid.")
+        else:
+            meaning = meanings.get(column.name)
+            parts = [column.description.rstrip(".") + "." if column.description else "",
+                     meaning.sentence if meaning else ""]
+            text = " ".join(p for p in parts if p)
+        comments[column.name] = text[:MAX_COMMENT]
+    return comments
+
+
+def with_column_comments(batch: DataFrame, plan: Plan) -> DataFrame:
+    """`batch` with each known column's comment in its schema metadata (same rows, same plan
+    underneath, so a persisted batch is not recomputed)."""
+    from pyspark.sql import functions as F
+
+    comments = column_comments(plan)
+    return batch.select(*[
+        F.col(f"`{f.name}`").alias(f.name, metadata={**f.metadata, "comment": comments[f.name]})
+        if f.name in comments else F.col(f"`{f.name}`")
+        for f in batch.schema.fields
+    ])
+
+
+def table_properties(plan: Plan) -> dict[str, str]:
+    """The `featurebank.*` table properties of the group's table."""
+    return {
+        f"{PROPERTY_PREFIX}owner": plan.owner,
+        f"{PROPERTY_PREFIX}tags": json.dumps(dict(plan.tags), sort_keys=True, default=str),
+        f"{PROPERTY_PREFIX}definition_hash": plan.definition_hash,
+        f"{PROPERTY_PREFIX}entity": plan.entity,
+        f"{PROPERTY_PREFIX}kind": plan.kind,
+    }
+
+
+def table_reference(plan: Plan, catalog_type: str = "none", database: str | None = None) -> str:
+    """How SQL names the table: `<database>.<group>` with a catalog, else delta.`<path>`."""
+    if catalog_type in ("glue", "hive") and database:
+        return f"`{database}`.`{plan.group}`"
+    return f"delta.`{plan.table_path}`"
+
+
+def metadata_statements(plan: Plan, table: str, current_comments: dict[str, str],
+                        current_properties: dict[str, str], current_description: str | None) -> list[str]:
+    """The ALTER/COMMENT statements that bring the table's metadata to what `plan` says (pure).
+
+    Columns the table does not have are skipped; nothing is emitted for what already matches.
+    """
+    statements = []
+    for column, comment in column_comments(plan).items():
+        if column in current_comments and current_comments[column] != comment:
+            statements.append(f"ALTER TABLE {table} ALTER COLUMN `{column}` COMMENT {sql_string(comment)}")
+    wanted = table_properties(plan)
+    changed = {k: v for k, v in wanted.items() if current_properties.get(k) != v}
+    if changed:
+        pairs = ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in sorted(changed.items()))
+        statements.append(f"ALTER TABLE {table} SET TBLPROPERTIES ({pairs})")
+    if plan.description and (current_description or "") != plan.description:
+        statements.append(f"COMMENT ON TABLE {table} IS {sql_string(plan.description)}")
+    return statements
+
+
+def apply_table_metadata(spark: SparkSession, plan: Plan, *, catalog_type: str = "none",
+                         database: str | None = None) -> list[str]:
+    """Write column comments and table properties for `plan`'s published table.
+
+    Call after a successful publish. Returns the statements executed ([] when the metadata
+    already matched or the table does not exist). Never raises: the data is already
+    committed, so a refused statement is logged as a warning rather than failing the run.
+    """
+    from delta.tables import DeltaTable
+
+    try:
+        if not DeltaTable.isDeltaTable(spark, plan.table_path):
+            return []
+        detail = DeltaTable.forPath(spark, plan.table_path).detail().first()
+        schema = spark.read.format("delta").load(plan.table_path).schema
+        comments = {f.name: str(f.metadata.get("comment", "")) for f in schema.fields}
+        properties = dict(detail["properties"] or {}) if detail is not None else {}
+        description = detail["description"] if detail is not None else None
+        statements = metadata_statements(plan, table_reference(plan, catalog_type, database), comments,
+                                         properties, description)
+        for statement in statements:
+            spark.sql(statement)
+        return statements
+    except Exception as error:  # noqa: BLE001 - see the docstring: never fail a published run
+        log.warning("featurebank: could not write column comments/properties of %s: %s",
+                    plan.table_path, str(error).splitlines()[0] if str(error) else type(error).__name__)
+        return []
