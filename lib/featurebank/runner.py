@@ -218,9 +218,16 @@ def _run_chunk(
             outcome = log("dry_run", gate.row_count, None, gate, None)
         else:
             tell("publishing", rows=gate.row_count)
-            version = publish(spark, batch, plan, run_id, catalog_type=project.config.catalog_type,
+            from featurebank.catalog.table_metadata import with_column_comments  # comments ride in the commit
+
+            version = publish(spark, with_column_comments(batch, plan), plan, run_id, catalog_type=project.config.catalog_type,
                               database=project.config.catalog_database)
             outcome = log("published", gate.row_count, version, gate, None)
+            if project.config.catalog_type != "none":  # table properties where a catalog shows them (Glue)
+                from featurebank.catalog.table_metadata import apply_table_metadata
+
+                apply_table_metadata(spark, plan, catalog_type=project.config.catalog_type,
+                                     database=project.config.catalog_database)
         tell("done", rows=outcome.rows_written, version=outcome.delta_version, status=outcome.status,
              checks=len(plan.checks), message=gate.headline())
         return outcome
