@@ -282,13 +282,14 @@ class FeatureStore:
         references, where = self._references(name, features)
         selected = resolve_features(self.project, references, full_names=full_names, where=where)
         reads = group_reads(self.project, selected)
+        runs = self._runs() if any(r.kind == "aggregation" for r in reads) else []
         pinned = []
         for read in reads:
             version = table_version(self.spark, read.table_path)
             if version is None:
                 raise MissingCoverage(f"feature group '{read.group}' has no table at {read.table_path}; run "
                                       f"`featurebank run {read.group}` for the spine's dates first")
-            published = self._published(read.group, version) if read.kind == "aggregation" else ()
+            published = _published(runs, read.group, version) if read.kind == "aggregation" else ()
             pinned.append(PinnedGroup(read, version, definition_hash(self.project, read.group), published))
             self._progress(f"{read.group}: Delta version {version} at {read.table_path}")
         manifest = Manifest.new(training_set=name, requested=tuple(references),
@@ -313,7 +314,7 @@ class FeatureStore:
         from pyspark.sql import functions as F
 
         stamps = [f.name for f in frame.schema.fields if f.dataType.typeName() == "timestamp"]
-        pdf = frame.select(*(F.unix_micros(F.col(f"`{c}`")).alias(c) if c in stamps else F.col(f"`{c}`")
+        pdf: pd.DataFrame = frame.select(*(F.unix_micros(F.col(f"`{c}`")).alias(c) if c in stamps else F.col(f"`{c}`")
                              for c in frame.columns)).toPandas()
         for c in stamps:
             pdf[c] = pd.to_datetime(pdf[c], unit="us", utc=True).dt.tz_convert(self.timezone)
@@ -338,15 +339,10 @@ class FeatureStore:
                              f"defined: {', '.join(known) or 'none'} (or give --features)")
         return training_set.features, str(training_set.loc)
 
-    def _published(self, group: str, version: int) -> tuple[Any, ...]:
-        """Snapshot dates published by runs whose commit is part of `version` (run log)."""
+    def _runs(self) -> list[Any]:
         from featurebank.runlog import read_runs
 
-        dates = set()
-        for record in read_runs(self.spark, self.project.config.feature_root, group):
-            if record.status == "published" and (record.delta_version is None or record.delta_version <= version):
-                dates.update(record.dates())
-        return tuple(sorted(dates))
+        return read_runs(self.spark, self.project.config.feature_root)
 
     def _build(self, manifest: Manifest, spine: Any, expected_fingerprint: str | None = None) -> TrainingSetBuild:
         from pyspark.sql import functions as F
@@ -419,6 +415,20 @@ class FeatureStore:
         if lines:
             raise MissingCoverage("\n".join(lines) + "\nor build with --allow-missing (allow_missing=True) to get "
                                                      "NULLs for those dates")
+
+
+def _published(runs: Sequence[Any], group: str, version: int) -> tuple[Any, ...]:
+    """Snapshot dates of `group` published by runs whose commit is part of table `version`.
+
+    Coverage comes from the run log (a date with no active entity is still published), as of
+    the version read: a run committed after it does not cover dates for this read.
+    """
+    dates = set()
+    for record in runs:
+        if record.group == group and record.status == "published" and (
+                record.delta_version is None or record.delta_version <= version):
+            dates.update(record.dates())
+    return tuple(sorted(dates))
 
 
 def _prune_row_level(table: DataFrame, profile: Any, ttl_days: int | None) -> DataFrame:
