@@ -3,7 +3,8 @@
 A spine is a Spark DataFrame, a pandas DataFrame, or a path (Parquet, Delta or CSV). Its
 timestamp column means what SPEC says: with a zone it is an instant; naive (Spark
 `TIMESTAMP_NTZ`, pandas without tz, a CSV text without offset) it is wall-clock time in the
-project time zone; pandas-written Parquet nanoseconds are read through `engine.sources`.
+project time zone; pandas-written Parquet nanoseconds are read through `engine.sources`
+(a Spark DataFrame whose timestamp is a bigint is taken to hold such naive nanoseconds).
 The user's columns stay as they are; the reader adds a row id and the instant, for the joins.
 """
 
