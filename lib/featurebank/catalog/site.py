@@ -361,3 +361,16 @@ def build_site(project: Project, out: Path, *, training_dirs: Sequence[Path | st
 
 
 __all__ = ["build_site", "write_site", "render_index", "render_group", "render_training_set", "feature_node_id"]
+
+
+DEMO_DOCS_DIR = Path("warehouse") / "docs"
+
+
+def build_project_site(project_dir: Path | str, env: str | None = None, out: Path | str | None = None) -> Path:
+    """Load the project and write its site to `out` (default `<project>/warehouse/docs`), reusing
+    the active SparkSession if there is one; returns index.html's path (what `make demo` prints)."""
+    from featurebank.definitions import load_project
+
+    project = load_project(project_dir, env)
+    target = Path(out) if out is not None else Path(project.root) / DEMO_DOCS_DIR
+    return build_site(project, target)
