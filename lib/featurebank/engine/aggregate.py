@@ -14,23 +14,25 @@ How it is computed, without re-reading raw events per date (all DataFrame API, n
    rule), and the day's set of distinct values.
 3. `activity_segments`: per entity, tiles closer than `max_window` days apart form one
    segment; the days with a snapshot row are exactly `[first + 1, last + max_window]` of
-   each segment, clipped to the run (`snapshot_days`). Nothing before a segment can reach
-   into it, so every later window function is partitioned by (keys, segment).
-4. `rolling_windows`: tiles, snapshot rows and helper rows are unioned on one sorted
-   position axis per segment (tile of day t at `2t+1`, "after day X" at `2X+2`) and one
-   sort serves every window function:
+   each segment, clipped to the run. Nothing before a segment can reach into it, so every
+   later window function is partitioned by (keys, segment).
+4. `axis_rows` explodes each tile (no branching: events are scanned and tiled once, and
+   there are only two shuffles in the whole plan) into rows on one sorted position axis
+   per segment — tile of day t at `2t+1`, "after day X" at `2X+2` — and `rolling_windows`
+   reads every window from one sort of that axis:
    - sums and counts: a running total (unbounded-preceding frame, incremental) read at the
-     snapshot row (all tiles before D) minus the same running total read at a "start" row
-     placed after day `D - w - 1` (skipped, i.e. 0, when that is before the segment).
+     snapshot row D (all tiles before D) minus the same running total read at a "start"
+     row after day `D - w - 1` (skipped, i.e. 0, when that is before the segment).
      stddev carries `n`, `Σ(x-K)` and `Σ(x-K)²` per tile, merged exactly from Welford
      partials around a per-segment centre K, so no catastrophic cancellation.
    - min / max: a bounded range frame covering exactly the tiles of `[D - w, D)`.
    - last: `last(struct, ignorenulls)` over the running frame, then an age check `>= D - w`.
-   - exact count_distinct (and approx_count_distinct, computed exactly): per (entity,
-     value) each occurrence day o counts from o + 1 until `min(o + w, next occurrence)`:
-     +1/-1 deltas whose running total at D is the number of distinct values in the window.
-   Rows: tiles + snapshot rows x (1 + windows) + distinct deltas; a one-day run costs a few
-   rows per entity on top of the tiles, not `max_window` densified days.
+   - exact count_distinct (and approx_count_distinct, computed exactly — within any error
+     bound): per (entity, value) an occurrence on day o counts for snapshots
+     `o + 1 .. min(o + w, next occurrence)`: +1 on the tile, -1 at that stop
+     (`distinct_expiries`); the running sum at D is the distinct count.
+   Rows: tiles + snapshot rows x (1 + windows) + distinct occurrences; a one-day run costs
+   a few rows per entity on top of the tiles, not `max_window` densified days.
 5. `snapshot_columns`: pivot the snapshot/start rows back to one row per (keys, D), apply
    SPEC's empty-window rules (count family 0, everything else NULL), add `feature_date`,
    `feature_ts`, then derived features in order.
@@ -39,7 +41,7 @@ How it is computed, without re-reading raw events per date (all DataFrame API, n
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from featurebank.plan import AggregateSpec, Plan
 
@@ -64,8 +66,9 @@ def compute_aggregation(events: DataFrame, plan: Plan) -> DataFrame:
     start_day, end_day = epoch_day(plan.start), epoch_day(plan.end)
     events = event_days(events, plan, first_day=start_day - max_window, last_day=end_day - 1)
     tiles = activity_segments(daily_tiles(events, keys, plan.aggregates), keys, plan.aggregates, max_window)
-    days = snapshot_days(tiles, keys, max_window, start_day, end_day)
-    rolled = rolling_windows(tiles, days, keys, plan.aggregates, end_day)
+    rows = axis_rows(tiles, keys, plan.aggregates, max_window, start_day, end_day)
+    rows = distinct_expiries(rows, keys, plan.aggregates, end_day)
+    rolled = rolling_windows(rows, keys, plan.aggregates)
     return snapshot_columns(rolled, tiles, plan)
 
 
@@ -154,66 +157,29 @@ def activity_segments(
     running = by_day.rowsBetween(Window.unboundedPreceding, Window.currentRow)
     gap = F.col("day") - F.lag("day").over(by_day)
     starts = tiles.withColumn("_new", gap.isNull() | (gap > max_window))
-    segs = starts.withColumn("seg", F.max(F.when(F.col("_new"), F.col("day"))).over(running)).drop("_new")
+    segs = starts.select("*", F.max(F.when(F.col("_new"), F.col("day"))).over(running).alias("seg")).drop("_new")
     whole = Window.partitionBy(*keys, "seg")
-    segs = segs.withColumn("seg_last", F.max("day").over(whole))
+    segs = segs.select("*", F.max("day").over(whole).alias("seg_last"))
+    centres = []
     for i, a in enumerate(aggregates):
-        if a.function != "stddev":
-            continue
-        p = f"_a{i}"
-        n, mean = F.col(f"{p}_n"), F.coalesce(F.col(f"{p}_mean"), F.lit(0.0))
-        centre = F.coalesce(F.sum(n * mean).over(whole) / F.sum(n).over(whole), F.lit(0.0))
-        segs = segs.withColumn(f"{p}_k", centre)
-        d = mean - F.col(f"{p}_k")
-        segs = segs.withColumn(f"{p}_s1", n * d).withColumn(f"{p}_s2", F.coalesce(F.col(f"{p}_m2"), F.lit(0.0)) + n * d * d)
-    return segs
-
-
-def snapshot_days(tiles: DataFrame, keys: list[str], max_window: int, start_day: int, end_day: int) -> DataFrame:
-    """(keys, seg, D): every snapshot day in `[start_day, end_day]` on which a row exists."""
-    from pyspark.sql import functions as F
-
-    first = tiles.filter(F.col("day") == F.col("seg"))
-    lo = F.greatest(F.col("seg") + 1, F.lit(start_day))
-    hi = F.least(F.col("seg_last") + max_window, F.lit(end_day))
-    spans = first.select(*keys, "seg", lo.alias("_lo"), hi.alias("_hi")).filter(F.col("_lo") <= F.col("_hi"))
-    return spans.select(*keys, "seg", F.explode(F.sequence("_lo", "_hi")).alias("D"))
-
-
-def distinct_deltas(tiles: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...], end_day: int) -> DataFrame | None:
-    """(keys, seg, day, `_a{i}_d{w}`): +1/-1 changes of each window's distinct-value count.
-
-    An occurrence of a value on day o counts for snapshots `o + 1 .. min(o + w, next o)`;
-    the delta at tile position `day` applies to snapshots after that day.
-    """
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    parts: list[DataFrame] = []
+        if a.function == "stddev":
+            n, mean = F.col(f"_a{i}_n"), F.coalesce(F.col(f"_a{i}_mean"), F.lit(0.0))
+            centres.append(F.coalesce(F.sum(n * mean).over(whole) / F.sum(n).over(whole), F.lit(0.0)).alias(f"_a{i}_k"))
+    segs = segs.select("*", *centres)
+    centred = []
     for i, a in enumerate(aggregates):
-        if a.function not in DISTINCT:
-            continue
-        occ = tiles.select(*keys, "seg", "day", F.explode(f"_a{i}_set").alias("_val"))
-        nxt = F.lead("day").over(Window.partitionBy(*keys, "seg", "_val").orderBy("day"))
-        occ = occ.withColumn("_next", nxt)
-        changes = [F.struct(F.col("day").alias("day"), F.lit(f"_a{i}_d{w}").alias("tag"), F.lit(1).alias("delta")) for w in a.windows]
-        for w in a.windows:
-            until = F.least(F.col("day") + w, F.coalesce(F.col("_next"), F.col("day") + w))
-            changes.append(F.struct(until.alias("day"), F.lit(f"_a{i}_d{w}").alias("tag"), F.lit(-1).alias("delta")))
-        parts.append(occ.select(*keys, "seg", F.explode(F.array(*changes)).alias("_c")).select(*keys, "seg", "_c.*"))
-    if not parts:
-        return None
-    allc = parts[0]
-    for p in parts[1:]:
-        allc = allc.unionByName(p)
-    allc = allc.filter(F.col("day") < end_day)
-    tags = [f"_a{i}_d{w}" for i, a in enumerate(aggregates) if a.function in DISTINCT for w in a.windows]
-    sums = [F.sum(F.when(F.col("tag") == t, F.col("delta"))).alias(t) for t in tags]
-    return allc.groupBy(*keys, "seg", "day").agg(*sums)
+        if a.function == "stddev":
+            n, d = F.col(f"_a{i}_n"), F.coalesce(F.col(f"_a{i}_mean"), F.lit(0.0)) - F.col(f"_a{i}_k")
+            centred += [(n * d).alias(f"_a{i}_s1"), (F.coalesce(F.col(f"_a{i}_m2"), F.lit(0.0)) + n * d * d).alias(f"_a{i}_s2")]
+    return segs.select("*", *centred)
 
 
 def additive_columns(aggregates: tuple[AggregateSpec, ...]) -> list[str]:
-    """Tile columns whose window value is (running total at D) - (running total at D - w)."""
+    """Tile columns whose window value is (running total before D) - (running total before D - w).
+
+    Distinct counts are additive too: `_a{i}_p` (+1 per value on the tile's day) and
+    `_a{i}_x{w}` (-1 where an occurrence stops counting for window w).
+    """
     cols: list[str] = []
     for i, a in enumerate(aggregates):
         p = f"_a{i}"
@@ -226,33 +192,108 @@ def additive_columns(aggregates: tuple[AggregateSpec, ...]) -> list[str]:
     return cols
 
 
-def rolling_windows(
-    tiles: DataFrame, days: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...], end_day: int
-) -> DataFrame:
+def axis_rows(tiles: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...], max_window: int, start_day: int, end_day: int) -> DataFrame:
+    """Explode each segmented tile into the rows of the per-segment position axis.
+
+    From one input row (no branching, so the events are read and tiled once): the tile
+    itself (`_kind` tile, pos `2 day + 1`); for a segment's first tile, every snapshot day D
+    of the segment within the run (`end`, pos `2D`: sees the tiles of days < D) and, per
+    additive window w, a `start` row after day `D - w - 1` (pos `2(D - w)`), skipped when
+    that is before the segment (the total there is 0); and one `occ` row per distinct
+    value of the day, for count_distinct.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import IntegerType
+
+    day, seg = F.col("day"), F.col("seg")
+    lo = F.greatest(seg + 1, F.lit(start_day))
+    hi = F.least(F.col("seg_last") + max_window, F.lit(end_day))
+    snapshot = F.filter(F.sequence(lo, F.greatest(lo, hi)), lambda d: (d <= hi) & (day == seg))
+    distinct = [(i, a) for i, a in enumerate(aggregates) if a.function in DISTINCT]
+    value_types = {i: tiles.schema[f"_a{i}_set"].dataType.elementType for i, _ in distinct}  # type: ignore[attr-defined]
+
+    def item(kind: str, d: Column | None = None, w: Column | None = None, tag: int | None = None, value: Column | None = None) -> Column:
+        fields = [
+            F.lit(kind).alias("_kind"),
+            (d if d is not None else F.lit(None)).cast(IntegerType()).alias("D"),
+            (w if w is not None else F.lit(None)).cast(IntegerType()).alias("_w"),
+            F.lit(tag).cast(IntegerType()).alias("_tag"),
+        ]
+        fields += [
+            (value if j == tag and value is not None else F.lit(None)).cast(t).alias(f"_val{j}") for j, t in value_types.items()
+        ]
+        return F.struct(*fields)
+
+    additive_windows = sorted({w for a in aggregates if a.function in ADDITIVE for w in a.windows})
+    parts = [F.array(item("tile")), F.transform(snapshot, lambda d: item("end", d=d))]
+    if additive_windows:
+        starts = F.flatten(F.transform(snapshot, lambda d: F.array(*[item("start", d=d, w=F.lit(w)) for w in additive_windows])))
+        parts.append(F.filter(starts, lambda r: r["D"] - r["_w"] - 1 >= seg))
+    for i, _ in distinct:
+        parts.append(F.transform(F.col(f"_a{i}_set"), _occurrence(item, i)))
+    exploded = tiles.select("*", F.explode(F.concat(*parts)).alias("_item")).select("*", "_item.*").drop("_item")
+    pos = (
+        F.when(F.col("_kind") == "tile", day.cast("bigint") * 2 + 1)
+        .when(F.col("_kind") == "end", F.col("D").cast("bigint") * 2)
+        .when(F.col("_kind") == "start", (F.col("D") - F.col("_w")).cast("bigint") * 2)
+    )
+    is_tile = F.col("_kind") == "tile"
+    carried = [*additive_columns(aggregates), *_tile_reads(aggregates)]
+    out = exploded.select(
+        *keys, "seg", "day", "D", "_w", "_kind", "_tag", *[f"_val{i}" for i, _ in distinct],
+        pos.alias("pos"), *[F.when(is_tile, F.col(c)).alias(c) for c in carried],
+        *[F.when(is_tile, F.size(f"_a{i}_set")).alias(f"_a{i}_p") for i, _ in distinct],
+    )
+    return out
+
+
+def _occurrence(item: Any, tag: int) -> Any:
+    """A one-argument lambda for F.transform (a second argument would be the index)."""
+    return lambda v: item("occ", tag=tag, value=v)
+
+
+def distinct_expiries(rows: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...], end_day: int) -> DataFrame:
+    """Turn each `occ` row into the -1 rows of exact sliding count_distinct.
+
+    A value seen on day o counts for snapshots `o + 1 .. min(o + w, next occurrence)`: its
+    +1 is already in the tile's `_a{i}_p`; here a -1 (`_a{i}_x{w}`) lands at tile position
+    `min(o + w, next)`, dropped when that is past the run. Other rows pass through.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    distinct = [(i, a) for i, a in enumerate(aggregates) if a.function in DISTINCT]
+    if not distinct:
+        return rows
+    by_value = Window.partitionBy(*keys, "seg", "_tag", *[f"_val{i}" for i, _ in distinct]).orderBy("day")
+    rows = rows.withColumn("_next", F.lead("day").over(by_value))
+    is_occ = F.col("_kind") == "occ"
+    stop_tags = [(i, w) for i, a in distinct for w in a.windows]
+    stops = []
+    for i, w in stop_tags:
+        until = F.least(F.col("day") + w, F.coalesce(F.col("_next"), F.col("day") + w))
+        stop = F.when(F.col("_tag") == i, F.lit(f"{i}_{w}"))  # only the row's own aggregate
+        stops.append(F.struct((until.cast("bigint") * 2 + 1).alias("_p"), stop.alias("_stop")))
+    keep = F.array(F.struct(F.col("pos").alias("_p"), F.lit(None).cast("string").alias("_stop")))
+    live = F.filter(F.array(*stops), lambda r: r["_stop"].isNotNull() & (r["_p"] < 2 * end_day))
+    chosen = F.when(is_occ, live).otherwise(keep)
+    rows = rows.select("*", F.explode(chosen).alias("_e"))
+    expiries = [F.when(F.col("_e._stop") == f"{i}_{w}", F.lit(1)).alias(f"_a{i}_x{w}") for i, w in stop_tags]
+    rest = [F.col(c) for c in rows.columns if c not in ("_e", "_next", "pos")]
+    return rows.select(*rest, F.col("_e._p").alias("pos"), *expiries)
+
+
+def rolling_windows(rows: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...]) -> DataFrame:
     """Per (keys, seg, D): every window's raw totals, read from one sorted pass per segment.
 
-    Returns columns keys, seg, D and, per aggregate i and window w, `_r{i}_{w}_<part>`.
+    Input: `axis_rows` (+ `distinct_expiries`). Output columns keys, seg, D and the pivoted
+    reads `window_value` turns into features.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     additive = additive_columns(aggregates)
     additive_windows = sorted({w for a in aggregates if a.function in ADDITIVE for w in a.windows})
-    carried = [*additive, *_tile_reads(aggregates)]
-    tile_rows = tiles.select(*keys, "seg", *carried, F.lit("tile").alias("_kind"), (F.col("day").cast("bigint") * 2 + 1).alias("pos"))
-    end_rows = days.select(*keys, "seg", "D", F.lit("end").alias("_kind"), (F.col("D").cast("bigint") * 2).alias("pos"))
-    end_rows = end_rows.withColumn("_w", F.lit(None).cast("int"))
-    union = tile_rows.unionByName(end_rows, allowMissingColumns=True)
-    if additive_windows:
-        start = days.select(*keys, "seg", "D", F.explode(F.array(*[F.lit(w) for w in additive_windows])).alias("_w"))
-        start = start.filter(F.col("D") - F.col("_w") - 1 >= F.col("seg"))
-        start = start.withColumn("_kind", F.lit("start")).withColumn("pos", (F.col("D") - F.col("_w")).cast("bigint") * 2)
-        union = union.unionByName(start, allowMissingColumns=True)
-    deltas = distinct_deltas(tiles, keys, aggregates, end_day)
-    if deltas is not None:
-        deltas = deltas.withColumn("_kind", F.lit("delta")).withColumn("pos", F.col("day").cast("bigint") * 2 + 1).drop("day")
-        union = union.unionByName(deltas, allowMissingColumns=True)
-
     axis = Window.partitionBy(*keys, "seg").orderBy("pos")
     running = axis.rowsBetween(Window.unboundedPreceding, Window.currentRow)
     computed: list[Column] = [F.sum(c).over(running).alias(f"_rt{c}") for c in additive]
@@ -266,8 +307,11 @@ def rolling_windows(
         elif a.function == "last":
             computed.append(F.last(f"{p}_last", ignorenulls=True).over(running).alias(f"_r{i}_last"))
         elif a.function in DISTINCT:
-            computed += [F.sum(f"{p}_d{w}").over(running).alias(f"_r{i}_{w}_distinct") for w in a.windows]
-    reads = union.select(*keys, "seg", "D", "_kind", "_w", *computed).filter(F.col("_kind").isin("end", "start"))
+            plus = F.coalesce(F.sum(f"{p}_p").over(running), F.lit(0))
+            for w in a.windows:
+                minus = F.coalesce(F.sum(f"{p}_x{w}").over(running), F.lit(0))
+                computed.append((plus - minus).alias(f"_r{i}_{w}_distinct"))
+    reads = rows.select(*keys, "seg", "D", "_kind", "_w", *computed).filter(F.col("_kind").isin("end", "start"))
 
     is_end = F.col("_kind") == "end"
     pivot: list[Column] = []
@@ -281,11 +325,7 @@ def rolling_windows(
 
 def _tile_reads(aggregates: tuple[AggregateSpec, ...]) -> list[str]:
     """Non-additive tile columns the window functions read (min, max, last)."""
-    names: list[str] = []
-    for i, a in enumerate(aggregates):
-        if a.function in ("min", "max", "last"):
-            names.append(f"_a{i}_{a.function}")
-    return names
+    return [f"_a{i}_{a.function}" for i, a in enumerate(aggregates) if a.function in ("min", "max", "last")]
 
 
 def _read_names(aggregates: tuple[AggregateSpec, ...]) -> list[str]:
