@@ -89,6 +89,7 @@ class DemoResult:
     training_rows: int
     fraud_rate: float
     signal: tuple[SignalRow, ...] = field(default=())
+    pit_outcomes: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -141,7 +142,8 @@ def run_demo(
 
         progress.update(stages, description=f"building training set {TRAINING_SET}")
         training_path = Path(project.root) / "warehouse" / "training" / TRAINING_SET
-        training = _training_set(project, spark, raw_root, run_start, run_end, training_path)
+        training, pit_outcomes = _training_set(project, spark, raw_root, run_start, run_end, training_path,
+                                               progress, stages)
         progress.advance(stages)
 
         progress.update(stages, description="checking the features carry signal")
@@ -161,6 +163,7 @@ def run_demo(
         training_rows=len(training),
         fraud_rate=fraud_rate,
         signal=signal,
+        pit_outcomes=pit_outcomes,
         seconds=time.monotonic() - began,
     )
 
@@ -194,15 +197,18 @@ def print_summary(result: DemoResult, console: Console) -> None:
     console.print(f"[bold]Synthetic bank[/] ({data}) under {result.raw_root}: {counts}")
 
     table = Table(title=f"Feature groups (snapshot dates {result.run_start} .. {result.run_end})", title_justify="left")
-    for column in ("group", "kind", "dates", "status", "rows", "checks", "Delta version", "table"):
+    for column in ("group", "kind", "dates", "status", "rows", "checks", "Delta version", "seconds", "table"):
         table.add_column(column, overflow="fold")
     for g in result.groups:
         table.add_row(g.group, g.kind, f"{g.start} .. {g.end}", g.status, f"{g.rows:,}", g.checks,
-                      "" if g.delta_version is None else str(g.delta_version), g.table_path)
+                      "" if g.delta_version is None else str(g.delta_version), f"{g.seconds:.0f}", g.table_path)
     console.print(table)
 
     console.print(f"[bold]Training set[/] {TRAINING_SET}: {result.training_rows:,} rows at {result.training_path} "
                   f"(fraud rate {result.fraud_rate:.2%})")
+    for group, shares in sorted(result.pit_outcomes.items()):
+        parts = ", ".join(f"{status} {share:.0%}" for status, share in sorted(shares.items(), key=lambda kv: -kv[1]) if share)
+        console.print(f"  {group}: {parts}")
     if result.signal:
         signal = Table(title="Signal check: fraud rate by feature quartile", title_justify="left")
         for column in ("feature", "bottom quartile", "top quartile", "lift"):
@@ -256,49 +262,45 @@ def _spark(project: Project) -> Any:
 
 def _run_groups(project: Project, spark: Any, progress: Progress, data_start: date,
                 run_start: date, run_end: date) -> tuple[GroupOutcome, ...]:
-    """Run every group (compute → gate → publish), one progress step each."""
-    from featurebank.runner import run_group
+    """Run every group (compute → gate → publish) in dependency order, one progress step each.
 
-    names = sorted(project.groups)
+    Aggregation groups run `run_start..run_end`; row-level groups the whole data period, so
+    the profile in force at any spine moment is published. Raises the run's error (e.g.
+    GateFailed) at the first group that fails.
+    """
+    from featurebank.plan import run_order
+    from featurebank.runner import ProgressEvent, run_group
+
+    names = run_order(project)
     task = progress.add_task("feature groups", total=len(names))
+
+    def tell(event: ProgressEvent) -> None:
+        detail = f"{event.rows:,} rows" if event.rows is not None else ""
+        progress.update(task, description=f"{event.group} {event.start} .. {event.end}: {event.stage} {detail}".rstrip())
+
     outcomes = []
     for name in names:
-        group = project.groups[name]
-        start = run_start if group.kind == "aggregation" else data_start
-        progress.update(task, description=f"run {name} {start} .. {run_end}")
-        began = time.monotonic()
-        result = run_group(project, name, start, run_end, spark=spark)
-        outcomes.append(_outcome(project, group.kind, name, start, run_end, result, time.monotonic() - began))
+        kind = project.groups[name].kind
+        start = run_start if kind == "aggregation" else data_start
+        progress.update(task, description=f"{name} {start} .. {run_end}: starting")
+        for run in run_group(project, name, start, run_end, spark=spark, progress=tell):
+            outcomes.append(GroupOutcome(
+                group=name, kind=kind, start=run.start, end=run.end, status=run.status, rows=run.rows_written,
+                delta_version=run.delta_version, checks=run.gate.headline() if run.gate else "",
+                table_path=project.table_path(name), seconds=run.seconds,
+            ))
         progress.advance(task)
     progress.update(task, description="feature groups published")
     return tuple(outcomes)
 
 
-def _outcome(project: Project, kind: str, name: str, start: date, end: date, result: Any, seconds: float) -> GroupOutcome:
-    return GroupOutcome(
-        group=name,
-        kind=kind,
-        start=start,
-        end=end,
-        status=str(getattr(result, "status", "published")),
-        rows=int(getattr(result, "rows_written", 0) or 0),
-        delta_version=getattr(result, "delta_version", None),
-        checks=_checks_text(result),
-        table_path=project.table_path(name),
-        seconds=seconds,
-    )
-
-
-def _checks_text(result: Any) -> str:
-    from featurebank.gate import summarize_checks_json
-
-    summary = getattr(result, "checks_summary", "")
-    return summarize_checks_json(summary) if summary else ""
-
-
 def _training_set(project: Project, spark: Any, raw_root: Path, run_start: date, run_end: date,
-                  out: Path) -> pd.DataFrame:
-    """Build card_fraud_v1 on the labels of the run's dates; return it as pandas."""
+                  out: Path, progress: Progress, task: Any) -> tuple[pd.DataFrame, dict[str, dict[str, float]]]:
+    """Build card_fraud_v1 on the labels of the run's dates into `out`.
+
+    Returns the label and signal-check columns as pandas, and the point-in-time join
+    outcome shares per group (matched / filled / no_row ...).
+    """
     from pyspark.sql import functions as F
 
     from featurebank.training import FeatureStore
@@ -308,9 +310,12 @@ def _training_set(project: Project, spark: Any, raw_root: Path, run_start: date,
         .where(F.col("ts") >= F.lit(run_start.isoformat()).cast("timestamp"))
         .where(F.col("ts") < F.lit((run_end + timedelta(days=1)).isoformat()).cast("timestamp"))
     )
-    store = FeatureStore(project.root, env=project.config.env, spark=spark)
-    store.training_set(TRAINING_SET, spine=spine, out=str(out))
-    return spark.read.parquet(str(out)).toPandas()
+    store = FeatureStore(project, spark=spark,
+                         progress=lambda message: progress.update(task, description=f"training set: {message}"))
+    written = store.write_training_set(TRAINING_SET, spine=spine, out=str(out))
+    frame = spark.read.parquet(written.path)
+    wanted = [c for c in ("is_fraud", *SIGNAL_FEATURES) if c in frame.columns]
+    return frame.select(*wanted).toPandas(), written.statistics.status_share
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,6 +347,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo failed: {prefix}{first}{more}", file=sys.stderr)
         return exit_code_for(error)
     print_summary(result, console)
+    try:  # last step: the static catalog site (`featurebank docs`) over what the demo published
+        from featurebank.catalog.site import build_project_site
+
+        console.print(f"[bold]Feature catalog[/]: {build_project_site(args.project, args.env)}")
+    except Exception as error:  # the features are published; say the site failed, in one line
+        print(f"docs failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}", file=sys.stderr)
+        return exit_code_for(error)
     return 0
 
 
