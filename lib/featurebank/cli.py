@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("docs", help="static HTML catalog")
     _common(p)
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--training-dir", action="append", type=Path,
+                   help="where to look for training sets' _manifest.json (repeatable; default: warehouse/training)")
 
     p = sub.add_parser("package", help="build the wheel, definitions bundle and entry scripts")
     _common(p)

@@ -6,6 +6,7 @@ Pure functions of a `Catalog` value, so tests pin the text without a terminal.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from featurebank.catalog.collect import Catalog, GroupEntry, TrainingSetEntry
@@ -69,7 +70,7 @@ def render_list_json(catalog: Catalog) -> str:
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
-def _table(rows: list[tuple[str, ...]], indent: str = "") -> list[str]:
+def _table(rows: Sequence[tuple[str, ...]], indent: str = "") -> list[str]:
     if not rows:
         return []
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -62,7 +62,7 @@ def lineage_svg(graph: LineageGraph, link: dict[str, str] | None = None) -> str:
     coords: dict[str, tuple[float, float]] = {}
     parts = []
     for slot, (layer, column) in enumerate(shown):
-        x = 2 + slot * (NODE_W + GAP_X)
+        x = 2.0 + slot * (NODE_W + GAP_X)
         offset = TOP + (tallest - len(column)) * (NODE_H + GAP_Y) / 2
         parts.append(f"<text class='title' x='{x}' y='14'>{escape(LAYER_TITLES[layer])}</text>")
         for i, node in enumerate(column):
