@@ -105,12 +105,15 @@ def test_wheel_installs_with_pip_and_leaves_spark_to_the_platform(example_projec
     assert out.strip().startswith(str(target))
 
 
-def test_wheel_works_zipped_on_the_path_as_spark_submit_py_files_puts_it(example_project, tmp_path):
+def test_jobs_run_from_the_wheel_zipped_on_the_path_as_spark_submit_py_files_puts_it(example_project, tmp_path):
     artifacts = build_artifacts(example_project, tmp_path / "dist")
     code = (
-        "import sys, featurebank; from featurebank.cli import main; "
+        "import sys, featurebank; from featurebank.deploy import entry; "
         f"assert featurebank.__file__.startswith({str(artifacts.wheel)!r}), featurebank.__file__; "
-        f"sys.exit(main(['validate', '--project', {str(example_project)!r}, '--env', 'prod']))"
+        f"code = entry.main(['validate', '--project', {str(example_project)!r}, '--env', 'prod']); "
+        "import featurebank.cli; "
+        f"assert not featurebank.cli.__file__.startswith({str(artifacts.wheel)!r}), featurebank.cli.__file__; "
+        "sys.exit(code)"
     )
     result = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(artifacts.wheel)},
                             cwd=tmp_path, capture_output=True, text=True)

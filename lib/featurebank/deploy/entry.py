@@ -57,17 +57,17 @@ def glue_argv(options: Mapping[str, str | None]) -> list[str]:
 
 def run_group(argv: Sequence[str]) -> int:
     """Entry of `jobs/run_group.py`; returns the CLI's exit code."""
-    return _cli_main(run_group_argv(argv))
+    return main(run_group_argv(argv))
 
 
 def training_set(argv: Sequence[str]) -> int:
     """Entry of `jobs/training_set.py`; returns the CLI's exit code."""
-    return _cli_main(training_set_argv(argv))
+    return main(training_set_argv(argv))
 
 
 def glue_run_group(options: Mapping[str, str | None]) -> int:
     """Entry of `jobs/glue_run_group.py` once it has resolved the Glue job options."""
-    return _cli_main(glue_argv(options))
+    return main(glue_argv(options))
 
 
 def unzip_library() -> str | None:
@@ -93,7 +93,8 @@ def unzip_library() -> str | None:
     return target
 
 
-def _cli_main(argv: list[str]) -> int:
+def main(argv: Sequence[str]) -> int:
+    """Run the featurebank CLI from a job: unzip a zipped library first (`unzip_library`)."""
     unzip_library()
     cli = importlib.import_module("featurebank.cli")
-    return int(cli.main(argv))
+    return int(cli.main(list(argv)))
