@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 @dataclass
 class MemoryPeak:
     """Peak resident memory in bytes: the largest JVM, the largest Python process, and the
-    largest sum over the whole tree seen at one sample."""
+    largest sum over the whole tree seen at one sample. The sum uses PSS (proportional set
+    size), because the JVM forks short-lived helpers (Hadoop's local file system runs chmod
+    and friends) whose RSS would count the JVM's shared pages twice."""
 
     jvm_bytes: int = 0
     python_bytes: int = 0
@@ -54,8 +56,20 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def _pss(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def _status(pid: int) -> tuple[str, int, int] | None:
-    """(kind, VmHWM bytes, VmRSS bytes) of one process, or None if it is gone."""
+    """(kind, VmHWM bytes, PSS bytes — VmRSS where PSS is unavailable) of one process, or
+    None if it is gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
             text = f.read()
@@ -65,10 +79,29 @@ def _status(pid: int) -> tuple[str, int, int] | None:
         return None
     fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
     hwm = int(fields.get("VmHWM", "0 kB").split()[0]) * 1024
-    rss = int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+    rss = _pss(pid)
+    if rss is None:
+        rss = int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
     base = os.path.basename(cmd)
     kind = "jvm" if base == "java" else "python" if base.startswith("python") else "other"
     return kind, hwm, rss
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by `pid` and every live process below it,
+    plus what their already-exited, waited-for children used. Less sensitive than wall time
+    to other work on a shared machine, so it is reported beside it."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in descendants(pid):
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                fields = f.read().decode(errors="replace").rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # after the command name: state ppid ... utime(12) stime(13) cutime(14) cstime(15), 0-based from state
+        total += sum(int(x) for x in fields[11:15])
+    return total / ticks
 
 
 class MemorySampler:

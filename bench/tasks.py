@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench import baselines
-from bench.memory import MemorySampler
+from bench.memory import MemorySampler, tree_cpu_seconds
 
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 _SPARK: Any = None
@@ -227,6 +227,7 @@ def main(argv: list[str]) -> int:
     sampler = MemorySampler(os.getpid())
     sampler.sample()  # the kernel's high-water marks, read while the JVM is still alive
     result["memory_self"] = sampler.peak.as_dict()
+    result["cpu_seconds"] = tree_cpu_seconds(os.getpid())  # whole process incl. the JVM and its start
     result_path.write_text(json.dumps(result, default=str))
     if _SPARK is not None:
         _SPARK.stop()
