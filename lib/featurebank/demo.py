@@ -63,16 +63,17 @@ class GroupOutcome:
 
 @dataclass(frozen=True)
 class SignalRow:
-    """Fraud rate in the lowest and highest quartile of one feature."""
+    """Fraud rate in each quartile of one feature (lowest values first), over `rows` rows."""
 
     feature: str
-    low_rate: float
-    high_rate: float
+    quartile_rates: tuple[float, ...]
     rows: int
 
     @property
-    def lift(self) -> float:
-        return self.high_rate / self.low_rate if self.low_rate > 0 else float("inf")
+    def spread(self) -> float:
+        """Highest quartile rate over lowest (how strongly the feature separates fraud)."""
+        low, high = min(self.quartile_rates), max(self.quartile_rates)
+        return high / low if low > 0 else float("inf")
 
 
 @dataclass(frozen=True)
@@ -169,24 +170,24 @@ def run_demo(
 
 
 def signal_check(frame: pd.DataFrame, label: str, features: tuple[str, ...]) -> tuple[SignalRow, ...]:
-    """Fraud rate in the bottom and top quartile of each numeric feature present in `frame`.
+    """Fraud rate by quartile of each numeric feature present in `frame`.
 
-    Rows where the feature is NULL are left out. A feature with fewer than 4 distinct values
-    is skipped (no quartiles to speak of).
+    Rows where the feature is NULL are left out; ties are split by row order so the four
+    quartiles have equal sizes. A feature with fewer than 4 distinct values is skipped.
     """
+    import pandas as pd
+
     rows = []
     for feature in features:
         if feature not in frame.columns:
             continue
         values = frame[[feature, label]].dropna()
-        values = values[values[feature].astype(float).abs() < float("inf")]
+        values = values.assign(**{feature: values[feature].astype(float)})
         if values[feature].nunique() < 4:
             continue
-        low_cut, high_cut = values[feature].astype(float).quantile([0.25, 0.75])
-        low = values[values[feature].astype(float) <= low_cut][label]
-        high = values[values[feature].astype(float) > high_cut][label]
-        if len(low) and len(high):
-            rows.append(SignalRow(feature, float(low.mean()), float(high.mean()), len(values)))
+        quartile = pd.qcut(values[feature].rank(method="first"), 4, labels=False)
+        rates = values.groupby(quartile)[label].mean()
+        rows.append(SignalRow(feature, tuple(float(r) for r in rates), len(values)))
     return tuple(rows)
 
 
@@ -196,13 +197,17 @@ def print_summary(result: DemoResult, console: Console) -> None:
     counts = ", ".join(f"{name} {rows:,}" for name, rows in result.source_rows.items())
     console.print(f"[bold]Synthetic bank[/] ({data}) under {result.raw_root}: {counts}")
 
-    table = Table(title=f"Feature groups (snapshot dates {result.run_start} .. {result.run_end})", title_justify="left")
-    for column in ("group", "kind", "dates", "status", "rows", "checks", "Delta version", "seconds", "table"):
-        table.add_column(column, overflow="fold")
+    table = Table(title="Feature groups: compute → gate → publish", title_justify="left")
+    for column in ("group", "snapshot dates", "status", "rows", "checks", "Delta version", "seconds"):
+        table.add_column(column, justify="right" if column in ("rows", "Delta version", "seconds") else "left",
+                         no_wrap=column == "group")
     for g in result.groups:
-        table.add_row(g.group, g.kind, f"{g.start} .. {g.end}", g.status, f"{g.rows:,}", g.checks,
-                      "" if g.delta_version is None else str(g.delta_version), f"{g.seconds:.0f}", g.table_path)
+        table.add_row(g.group, f"{g.start} .. {g.end}", g.status, f"{g.rows:,}", g.checks,
+                      "" if g.delta_version is None else str(g.delta_version), f"{g.seconds:.0f}")
     console.print(table)
+    roots = sorted({str(Path(g.table_path).parent) for g in result.groups})
+    console.print(f"Delta tables (partitioned by feature_date): {', '.join(roots)}/<group>; run log in {roots[0]}/_runs"
+                  if roots else "No feature groups were run.")
 
     console.print(f"[bold]Training set[/] {TRAINING_SET}: {result.training_rows:,} rows at {result.training_path} "
                   f"(fraud rate {result.fraud_rate:.2%})")
@@ -210,11 +215,12 @@ def print_summary(result: DemoResult, console: Console) -> None:
         parts = ", ".join(f"{status} {share:.0%}" for status, share in sorted(shares.items(), key=lambda kv: -kv[1]) if share)
         console.print(f"  {group}: {parts}")
     if result.signal:
-        signal = Table(title="Signal check: fraud rate by feature quartile", title_justify="left")
-        for column in ("feature", "bottom quartile", "top quartile", "lift"):
-            signal.add_column(column)
+        signal = Table(title="Signal check: fraud rate by feature quartile (Q1 = lowest values)", title_justify="left")
+        for column in ("feature", "Q1", "Q2", "Q3", "Q4", "max/min", "rows"):
+            signal.add_column(column, justify="left" if column == "feature" else "right")
         for s in result.signal:
-            signal.add_row(s.feature, f"{s.low_rate:.2%}", f"{s.high_rate:.2%}", f"{s.lift:.1f}x")
+            spread = "∞" if s.spread == float("inf") else f"{s.spread:.1f}x"
+            signal.add_row(s.feature, *(f"{r:.2%}" for r in s.quartile_rates), spread, f"{s.rows:,}")
         console.print(signal)
     console.print(f"Demo finished in {result.seconds:.0f} s.")
 

@@ -1,0 +1,107 @@
+"""The demo, small, end to end in a copy of the example project: every group published as a
+Delta table partitioned by feature_date that delta-rs reads exactly as Spark does, and a
+training set with one row per labelled transaction of the run's dates."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+from deltalake import DeltaTable
+from rich.console import Console
+
+from featurebank.datagen import DatagenParams
+from featurebank.demo import TRAINING_SET, main, print_summary, run_demo
+
+TINY = DatagenParams(customers=200, merchants=40, days=60, end_date=date(2024, 3, 31), seed=5)
+RUN_DAYS = 10
+
+
+@pytest.fixture(scope="module")
+def demo(spark, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201
+    import shutil
+
+    from conftest import REPO
+
+    root = tmp_path_factory.mktemp("demo") / "project"
+    shutil.copytree(REPO / "features", root / "features")
+    shutil.copytree(REPO / "conf", root / "conf")
+    console = Console(record=True, width=200)
+    first = run_demo(root, params=TINY, run_days=RUN_DAYS, console=console)
+    print_summary(first, console)
+    return root, first, console.export_text()
+
+
+def test_demo_publishes_every_group_partitioned_by_feature_date_as_spark_sees_it(spark, demo) -> None:  # noqa: ANN001
+    root, result, _ = demo
+    assert {g.group for g in result.groups} == {
+        "customer_card_spend", "merchant_risk", "account_activity", "customer_profile", "account_profile"}
+    for outcome in result.groups:
+        assert outcome.status == "published", outcome
+        table = DeltaTable(outcome.table_path)
+        assert table.metadata().partition_columns == ["feature_date"], outcome.group
+        rows = table.to_pyarrow_table()
+        seen_by_spark = spark.read.format("delta").load(outcome.table_path)
+        assert rows.num_rows == seen_by_spark.count() == outcome.rows > 0, outcome.group
+        con = duckdb.connect()
+        con.register("published", rows)
+        by_date_rs = con.execute("select feature_date, count(*) from published group by 1 order by 1").fetchall()
+        by_date_spark = sorted((r[0], r[1]) for r in seen_by_spark.groupBy("feature_date").count().collect())
+        assert by_date_rs == by_date_spark, outcome.group
+        assert min(d for d, _ in by_date_rs) >= outcome.start and max(d for d, _ in by_date_rs) <= outcome.end
+
+
+def test_aggregation_groups_cover_the_last_run_days_and_row_groups_the_whole_history(demo) -> None:  # noqa: ANN001
+    _, result, _ = demo
+    assert result.run_end == TINY.end_date and (result.run_end - result.run_start).days == RUN_DAYS - 1
+    for outcome in result.groups:
+        expected_start = result.run_start if outcome.kind == "aggregation" else TINY.start_date
+        assert (outcome.start, outcome.end) == (expected_start, TINY.end_date), outcome
+
+
+def test_training_set_has_one_row_per_label_of_the_run_dates(demo) -> None:  # noqa: ANN001
+    root, result, _ = demo
+    labels = root / "warehouse" / "raw" / "card_fraud_labels" / "*.parquet"
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    expected = con.execute(
+        f"select count(*) from read_parquet('{labels}') "
+        f"where ts >= '{result.run_start}'::timestamptz and ts < '{result.run_end}'::timestamptz + interval 1 day"
+    ).fetchone()[0]
+    assert result.training_rows == expected > 0
+    assert result.training_path == root / "warehouse" / "training" / TRAINING_SET
+    assert (result.training_path / "_manifest.json").exists()
+    manifest = json.loads((result.training_path / "_manifest.json").read_text())
+    assert manifest  # written by the training-set builder; its content is tested there
+
+
+def test_summary_names_groups_versions_and_the_training_set(demo) -> None:  # noqa: ANN001
+    _, result, text = demo
+    for outcome in result.groups:
+        assert outcome.group in text
+    assert TRAINING_SET in text and f"{result.training_rows:,}" in text
+    assert "Signal check" in text
+
+
+def test_rerun_reuses_the_data_and_republishes_the_same_dates(spark, demo) -> None:  # noqa: ANN001
+    root, first, _ = demo
+    second = run_demo(root, params=TINY, run_days=RUN_DAYS, console=Console(quiet=True))
+    assert second.data_reused and not first.data_reused
+    for before, after in zip(first.groups, second.groups, strict=True):
+        assert after.rows == before.rows, after.group
+        assert after.delta_version is not None and before.delta_version is not None
+        assert after.delta_version > before.delta_version
+        assert spark.read.format("delta").load(after.table_path).count() == after.rows
+    assert second.training_rows == first.training_rows
+
+
+def test_a_broken_definition_fails_with_one_line_and_exit_code_2(example_project: Path, capsys) -> None:  # noqa: ANN001
+    broken = example_project / "features" / "broken.yaml"
+    broken.write_text("kind: feature_group\nname: broken\nentity: nobody\nsource: nothing\nfeatures: []\n")
+    assert main(["--project", str(example_project), "--customers", "20", "--days", "20"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("demo failed:") and len(err.splitlines()) == 1
+    assert not (example_project / "warehouse").exists()  # validated before generating anything
