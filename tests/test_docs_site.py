@@ -59,6 +59,7 @@ def built(spark, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN
         "card_fraud_v1", spine=spine, out=str(root / "warehouse" / "training" / "card_fraud_v1"))
     out = root / "site"
     index = build_site(project, out, spark=lambda: spark, now=NOW)
+    shutil.copytree(out, ARTIFACTS / "docs-site", dirs_exist_ok=True)  # to open by hand after a run
     return project, out, index
 
 
@@ -114,11 +115,11 @@ def test_profile_matches_a_brute_force_computation_of_the_latest_partition(built
     assert profile is not None and profile.feature_date == RUN_DATES[1]
     rows = DeltaTable(plan.table_path).to_pyarrow_table()  # noqa: F841 - read by duckdb below
     where = f"feature_date = DATE '{RUN_DATES[1]}'"
-    assert profile.rows == duckdb.sql(f"select count(*) from rows where {where}").fetchone()[0] > 0
+    assert profile.rows == duckdb.sql(f"select count(*) from rows where {where}").fetchall()[0][0] > 0
     for name in ("spend_sum_30d", "txn_count_7d", "avg_ticket_7d", "spend_stddev_90d"):
         p = profile.features[name]
         nulls, low, mean, high = duckdb.sql(
-            f"select count(*) - count({name}), min({name}), avg({name}), max({name}) from rows where {where}").fetchone()
+            f"select count(*) - count({name}), min({name}), avg({name}), max({name}) from rows where {where}").fetchall()[0]
         assert p.nulls == nulls, name
         if low is None:
             assert p.minimum is None, name
@@ -136,6 +137,16 @@ def test_profile_matches_a_brute_force_computation_of_the_latest_partition(built
     expected_top = duckdb.sql(f"select last_channel_30d, count(*) from rows where {where} and last_channel_30d "
                               "is not null group by 1 order by 2 desc, 1").fetchall()
     assert list(channel.top_values) == [(v, n) for v, n in expected_top][: len(channel.top_values)]
+
+
+def test_published_tables_carry_each_column_meaning_as_its_comment(built) -> None:  # noqa: ANN001
+    from featurebank.catalog.table_metadata import column_comments
+
+    project, _, _ = built
+    for name in project.groups:
+        plan = compile_plan(project, name, RUN_DATES[1], RUN_DATES[1])
+        fields = DeltaTable(plan.table_path).schema().fields  # read by delta-rs, not by Spark
+        assert {f.name: f.metadata.get("comment") for f in fields} == column_comments(plan), name
 
 
 def _internal(href: str) -> bool:
