@@ -231,3 +231,17 @@ def test_result_types_follow_spark(spark):
     assert (types["spend_avg_3d"], types["spend_std_3d"]) == ("double", "double")
     assert (types["spend_min_1d"], types["last_channel_2d"]) == ("double", "string")
     assert (types["feature_date"], types["feature_ts"]) == ("date", "timestamp")
+
+
+def test_window_sums_carry_no_rounding_noise_from_earlier_days(spark):
+    # A running total of doubles would leave ~1e-10 here: a `min_value: 0` gate would refuse it.
+    base = datetime(2024, 1, 1, 12, tzinfo=dt_timezone.utc)
+    amounts = [(0, 1e6 + 0.1), (1, 3.3), (2, 1e6 + 0.7), (5, 0.0), (6, 0.1), (6, 0.2)]
+    events = [
+        dict(customer_id="c", event_ts=base + timedelta(days=d), amount=a, qty=1, merchant="m", channel="x", status="OK")
+        for d, a in amounts
+    ]
+    aggregates = (AggregateSpec("s", "sum", "amount", (1,)), AggregateSpec("m", "avg", "amount", (1,)))
+    got = spark_snapshots(spark, events, make_plan(aggregates, date(2024, 1, 7), date(2024, 1, 8)))
+    assert (got[("c", date(2024, 1, 7))]["s_1d"], got[("c", date(2024, 1, 7))]["m_1d"]) == (0.0, 0.0)
+    assert got[("c", date(2024, 1, 8))]["s_1d"] == 0.1 + 0.2

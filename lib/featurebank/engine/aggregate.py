@@ -52,6 +52,8 @@ MICROS_PER_DAY = 86_400_000_000
 EPOCH = date(1970, 1, 1)
 DISTINCT = ("count_distinct", "approx_count_distinct")
 ADDITIVE = ("count", "sum", "avg", "stddev")
+EXACT_TYPE = "decimal(38,18)"
+EXACT_TILE_LIMIT = 1e15
 
 
 def compute_aggregation(events: DataFrame, plan: Plan) -> DataFrame:
@@ -171,7 +173,23 @@ def activity_segments(
         if a.function == "stddev":
             n, d = F.col(f"_a{i}_n"), F.coalesce(F.col(f"_a{i}_mean"), F.lit(0.0)) - F.col(f"_a{i}_k")
             centred += [(n * d).alias(f"_a{i}_s1"), (F.coalesce(F.col(f"_a{i}_m2"), F.lit(0.0)) + n * d * d).alias(f"_a{i}_s2")]
+        elif a.function in ("sum", "avg"):
+            centred.append(_exact_sum(F.col(f"_a{i}_s"), whole).alias(f"_a{i}_sd"))
     return segs.select("*", *centred)
+
+
+def _exact_sum(tile_sum: Column, segment: Any) -> Column:
+    """The tile sum as decimal(38,18), or NULL for the whole segment if any |tile sum| >= 1e15.
+
+    A running total of doubles minus an earlier one carries rounding noise proportional to
+    the segment's total (e.g. 1e-13 instead of 0.0, which a `min_value: 0` check would
+    refuse); in decimal the difference is exact. Below 1e15 per tile no running total of a
+    segment can overflow decimal(38,18).
+    """
+    from pyspark.sql import functions as F
+
+    fits = F.max(F.abs(tile_sum.cast("double"))).over(segment) < F.lit(EXACT_TILE_LIMIT)
+    return F.when(fits, tile_sum.cast(EXACT_TYPE))
 
 
 def additive_columns(aggregates: tuple[AggregateSpec, ...]) -> list[str]:
@@ -186,7 +204,7 @@ def additive_columns(aggregates: tuple[AggregateSpec, ...]) -> list[str]:
         if a.function == "count":
             cols.append(f"{p}_n")
         elif a.function in ("sum", "avg"):
-            cols += [f"{p}_s", f"{p}_n"]
+            cols += [f"{p}_s", f"{p}_sd", f"{p}_n"]
         elif a.function == "stddev":
             cols += [f"{p}_n", f"{p}_s1", f"{p}_s2"]
     return cols
@@ -351,10 +369,16 @@ def window_value(a: AggregateSpec, i: int, w: int, sum_type: str | None) -> Colu
     fn = a.function
     if fn == "count":
         return total("n").cast("bigint")
-    if fn == "sum":
+    if fn == "sum" and sum_type not in ("double", "float"):
         return F.when(total("n") > 0, total("s").cast(sum_type or "double"))
-    if fn == "avg":
-        return F.when(total("n") > 0, total("s").cast("double") / total("n"))
+    if fn in ("sum", "avg"):
+        # Exact decimal difference unless its conversion error (<= w * 1e-18) exceeds the
+        # double difference's rounding error (tiny-valued features) or the segment is too big.
+        end, start = F.col(f"_end_a{i}_sd"), F.coalesce(F.col(f"_start_a{i}_sd_{w}"), F.lit(0))
+        double_error = F.lit(4 * 2.2e-16) * (F.abs(F.col(f"_end_a{i}_s")) + F.abs(F.coalesce(F.col(f"_start_a{i}_s_{w}"), F.lit(0.0))))
+        exact = F.when(end.isNotNull() & (double_error > F.lit(w * 1e-18)), (end - start).cast("double"))
+        value = F.coalesce(exact, total("s").cast("double"))
+        return F.when(total("n") > 0, value if fn == "sum" else value / total("n"))
     if fn == "stddev":
         n, s1, s2 = total("n").cast("double"), total("s1"), total("s2")
         var = (s2 - s1 * s1 / n) / (n - 1)
