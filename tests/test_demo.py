@@ -14,10 +14,11 @@ from deltalake import DeltaTable
 from rich.console import Console
 
 from featurebank.datagen import DatagenParams
-from featurebank.demo import TRAINING_SET, main, print_summary, run_demo
+from featurebank.demo import TRAINING_SET, ensure_bank, main, print_summary, run_demo
 
 TINY = DatagenParams(customers=200, merchants=40, days=60, end_date=date(2024, 3, 31), seed=5)
 RUN_DAYS = 10
+SMALL_BANK = DatagenParams(customers=30, merchants=20, days=20, end_date=date(2024, 1, 31), seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -86,16 +87,29 @@ def test_summary_names_groups_versions_and_the_training_set(demo) -> None:  # no
     assert "Signal check" in text
 
 
-def test_rerun_reuses_the_data_and_republishes_the_same_dates(spark, demo) -> None:  # noqa: ANN001
+def test_rerun_reuses_the_generated_bank_and_other_parameters_regenerate_it(tmp_path: Path) -> None:
+    counts, reused = ensure_bank(tmp_path, SMALL_BANK)
+    assert not reused and counts["card_transactions"] > 0
+    stamp = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.parquet")}
+    again, reused = ensure_bank(tmp_path, SMALL_BANK)
+    assert reused and again == counts
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.parquet")} == stamp
+    other, reused = ensure_bank(tmp_path, DatagenParams(**{**SMALL_BANK.__dict__, "seed": 99}))
+    assert not reused and other != counts
+
+
+def test_rerun_republishes_the_same_dates_with_the_same_rows(spark, demo) -> None:  # noqa: ANN001
     root, first, _ = demo
-    second = run_demo(root, params=TINY, run_days=RUN_DAYS, console=Console(quiet=True))
-    assert second.data_reused and not first.data_reused
-    for before, after in zip(first.groups, second.groups, strict=True):
-        assert after.rows == before.rows, after.group
-        assert after.delta_version is not None and before.delta_version is not None
-        assert after.delta_version > before.delta_version
-        assert spark.read.format("delta").load(after.table_path).count() == after.rows
-    assert second.training_rows == first.training_rows
+    from featurebank.definitions import load_project
+    from featurebank.runner import run_group
+
+    project = load_project(root)
+    before = next(g for g in first.groups if g.group == "merchant_risk")
+    (again,) = run_group(project, "merchant_risk", before.start, before.end, spark=spark)
+    assert again.rows_written == before.rows
+    assert again.delta_version is not None and before.delta_version is not None
+    assert again.delta_version > before.delta_version
+    assert spark.read.format("delta").load(before.table_path).count() == before.rows
 
 
 def test_a_broken_definition_fails_with_one_line_and_exit_code_2(example_project: Path, capsys) -> None:  # noqa: ANN001

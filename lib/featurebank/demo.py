@@ -2,7 +2,9 @@
 
     python -m featurebank.demo --project . [--customers N] [--days D] [--run-days R]
 
-1. validate every definition and the conf (`featurebank.definitions.load_project`);
+1. validate every definition and the conf (`featurebank.definitions.load_project`) first:
+   the conf says where `${raw_root}` is, and a broken definition should stop the demo
+   before anything is generated or started;
 2. generate the synthetic bank under the project's `${raw_root}` (`featurebank.datagen`),
    unless the marker there says it was already generated with the same parameters;
 3. run every feature group through compute → gate → publish (`featurebank.runner`):
@@ -102,7 +104,7 @@ def run_demo(
     env: str = "local",
     console: Console | None = None,
 ) -> DemoResult:
-    """Generate, validate, run every group, build the training set; return what happened.
+    """Validate, generate, run every group, build the training set; return what happened.
 
     `run_days` snapshot dates ending on the data's last day are run (row-level groups: the
     whole data period). Uses the active SparkSession if there is one (it is not stopped).
@@ -128,12 +130,7 @@ def run_demo(
         progress.advance(stages)
 
         progress.update(stages, description=f"generating the synthetic bank under {raw_root}")
-        marker = read_marker(raw_root)
-        reused = marker is not None and marker.get("params") == params.to_json()
-        if reused:
-            source_rows = dict(marker["rows"])  # type: ignore[index, arg-type]
-        else:
-            source_rows = generate(raw_root, params)
+        source_rows, reused = ensure_bank(raw_root, params)
         progress.advance(stages)
 
         progress.update(stages, description="starting Spark (the first start downloads Delta's jars)")
@@ -167,6 +164,18 @@ def run_demo(
         pit_outcomes=pit_outcomes,
         seconds=time.monotonic() - began,
     )
+
+
+def ensure_bank(raw_root: Path, params: DatagenParams) -> tuple[dict[str, int], bool]:
+    """The synthetic bank under `raw_root`, generated only if not already there with `params`.
+
+    Returns the row count of each table and whether the existing data was reused (its
+    marker records exactly these parameters). Other parameters regenerate every table.
+    """
+    marker = read_marker(raw_root)
+    if marker is not None and marker.get("params") == params.to_json():
+        return {str(k): int(v) for k, v in dict(marker["rows"]).items()}, True  # type: ignore[call-overload]
+    return generate(raw_root, params), False
 
 
 def signal_check(frame: pd.DataFrame, label: str, features: tuple[str, ...]) -> tuple[SignalRow, ...]:
