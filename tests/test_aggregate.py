@@ -241,7 +241,8 @@ def test_window_sums_carry_no_rounding_noise_from_earlier_days(spark):
         dict(customer_id="c", event_ts=base + timedelta(days=d), amount=a, qty=1, merchant="m", channel="x", status="OK")
         for d, a in amounts
     ]
-    aggregates = (AggregateSpec("s", "sum", "amount", (1,)), AggregateSpec("m", "avg", "amount", (1,)))
+    aggregates = (AggregateSpec("s", "sum", "amount", (1, 30)), AggregateSpec("m", "avg", "amount", (1,)))
     got = spark_snapshots(spark, events, make_plan(aggregates, date(2024, 1, 7), date(2024, 1, 8)))
+    assert got[("c", date(2024, 1, 8))]["s_30d"] == pytest.approx(sum(a for _, a in amounts), rel=1e-15)
     assert (got[("c", date(2024, 1, 7))]["s_1d"], got[("c", date(2024, 1, 7))]["m_1d"]) == (0.0, 0.0)
     assert got[("c", date(2024, 1, 8))]["s_1d"] == 0.1 + 0.2
