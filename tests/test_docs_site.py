@@ -12,7 +12,7 @@ import json
 import shutil
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import unquote, urldefrag, urlparse
+from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
 import duckdb
 import pytest
@@ -187,8 +187,9 @@ def test_site_opens_in_a_real_browser_searches_and_every_link_resolves(built) ->
                     continue
                 seen.add(url)
                 page.goto(url)
-                hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
-                for href in hrefs:
+                # getAttribute: an SVG <a>'s .href is an SVGAnimatedString, not a URL
+                hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
+                for href in (urljoin(url, h) for h in hrefs):
                     if not _internal(href):
                         continue
                     target, fragment = urldefrag(href)

@@ -139,7 +139,9 @@ def profile_partition(frame: DataFrame, features: tuple[str, ...]) -> tuple[int,
             edges[name] = (low, high)
             if high > low:
                 width = (high - low) / BINS
-                index = F.least(F.floor((_finite(name, type_) - F.lit(low)) / F.lit(width)), F.lit(BINS - 1))
+                value = _finite(name, type_)
+                # least() skips NULLs (least(NULL, 11) = 11): keep NULL values out of every bin explicitly
+                index = F.when(value.isNotNull(), F.least(F.floor((value - F.lit(low)) / F.lit(width)), F.lit(BINS - 1)))
             else:
                 index = F.when(_finite(name, type_).isNotNull(), F.lit(0))
             buckets.append((name, index.cast("string")))

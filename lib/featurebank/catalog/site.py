@@ -202,12 +202,12 @@ def render_group(catalog: Catalog, project: Project, g: GroupEntry, copied: set[
     body.append(f"<div class='panel'>{lineage_svg(graph, links)}</div>")
 
     body.append("<h2>Freshness and rows over the run history<span class='hint'>bars: rows written per run; "
-                "line: days the run's last snapshot date was behind the day it ran</span></h2>")
+                "line: the last snapshot date published as of each run</span></h2>")
     body.append(f"<div class='panel'>{runs_chart_svg(status.runs, plan.timezone)}"
                 "<div class='legend'><span><i style='background:#7c9ee6'></i>published</span>"
                 "<span><i style='background:#e58a80'></i>refused or failed</span>"
                 "<span><i style='background:#d8c27a'></i>dry run</span>"
-                "<span><i style='background:#c06a1b'></i>lag (days)</span></div></div>")
+                "<span><i style='background:#c06a1b'></i>published through (right axis)</span></div></div>")
 
     when = f" of {g.profile.feature_date} ({g.profile.rows:,} rows)" if g.profile else ""
     body.append(f"<h2>Features<span class='hint'>profile of the latest published snapshot date{escape(when)}"

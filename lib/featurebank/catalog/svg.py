@@ -8,7 +8,7 @@ nodes ordered within a column by the barycentre of their neighbours in the previ
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
 
@@ -126,48 +126,63 @@ def _num(value: float | None) -> str:
     return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.1f}"
 
 
-def lag_days(run: RunRecord, timezone_name: str) -> int:
-    """How far behind the run's own day (project time zone) its last snapshot date was."""
-    started = run.started_at.astimezone(ZoneInfo(timezone_name)).date()
-    return (started - run.end_date).days
+def published_through(runs: list[RunRecord]) -> list[date | None]:
+    """For runs oldest first: the last snapshot date the table held after each run (the running
+    maximum of published runs' end dates; None before the first publish)."""
+    latest: date | None = None
+    result = []
+    for run in runs:
+        if run.status == "published" and (latest is None or run.end_date > latest):
+            latest = run.end_date
+        result.append(latest)
+    return result
 
 
-def runs_chart_svg(runs: tuple[RunRecord, ...], timezone_name: str, width: int = 1100, height: int = 210) -> str:
-    """Rows written per run (bars, coloured by status) and each run's lag behind its own day
-    (line, right axis), oldest run on the left; at most the last 60 runs."""
+def runs_chart_svg(runs: tuple[RunRecord, ...], timezone_name: str, width: int = 1100, height: int = 220) -> str:
+    """Rows written per run (bars, coloured by status) and the last snapshot date published as
+    of each run (step line, right axis: how freshness advanced), oldest run on the left; at
+    most the last 60 runs."""
     history = list(reversed(runs[:60]))
     if not history:
         return "<p class='muted'>No runs yet.</p>"
-    left, right, top, bottom = 56, 56, 14, 36
+    left, right, top, bottom = 60, 86, 16, 38
     plot_w, plot_h = width - left - right, height - top - bottom
     most = max(r.rows_written for r in history) or 1
-    lags = [lag_days(r, timezone_name) for r in history]
-    lag_top = max(max(lags), 1)
+    through = published_through(history)
+    known = [d for d in through if d is not None]
+    first_day = min(known) if known else None
+    span = max(((max(known) - first_day).days if known and first_day else 0), 1)
     step = plot_w / len(history)
+    bar_w = min(step * .6, 44.0)
     out = [f"<line class='axis' x1='{left}' y1='{top + plot_h}' x2='{left + plot_w}' y2='{top + plot_h}'/>"]
     for k in range(0, 5):
         y = top + plot_h - plot_h * k / 4
         out.append(f"<line class='gridline' x1='{left}' y1='{y:.1f}' x2='{left + plot_w}' y2='{y:.1f}'/>")
         out.append(f"<text x='{left - 6}' y='{y + 4:.1f}' text-anchor='end'>{_num(most * k / 4)}</text>")
-        out.append(f"<text x='{left + plot_w + 6}' y='{y + 4:.1f}'>{_num(lag_top * k / 4)}d</text>")
+        if first_day is not None:
+            label = first_day + timedelta(days=round(span * k / 4))
+            out.append(f"<text x='{left + plot_w + 6}' y='{y + 4:.1f}'>{label}</text>")
     points = []
-    for i, (run, lag) in enumerate(zip(history, lags)):
-        x = left + i * step
+    for i, (run, day) in enumerate(zip(history, through)):
+        centre = left + i * step + step / 2
         h = plot_h * run.rows_written / most
         tip = (f"{run.run_id}: {run.status}, {run.rows_written:,} rows, snapshot dates {run.start_date} .. "
-               f"{run.end_date}, {lag} days behind its run day")
-        out.append(f"<rect class='bar {escape(run.status)}' x='{x + step * .15:.1f}' y='{top + plot_h - h:.1f}' "
-                   f"width='{max(step * .7, 1):.1f}' height='{max(h, 1):.1f}'><title>{escape(tip)}</title></rect>")
-        points.append((x + step / 2, top + plot_h - plot_h * lag / lag_top))
-    path = " ".join(f"{'M' if i == 0 else 'L'}{x:.1f},{y:.1f}" for i, (x, y) in enumerate(points))
-    out.append(f"<path class='lag' d='{path}'/>")
-    out += [f"<circle class='lagdot' cx='{x:.1f}' cy='{y:.1f}' r='2.6'/>" for x, y in points]
-    ticks = sorted({0, len(history) - 1, (len(history) - 1) // 2})
-    for i in ticks:
-        label = history[i].started_at.astimezone(ZoneInfo(timezone_name)).strftime("%Y-%m-%d %H:%M")
-        out.append(f"<text x='{left + i * step + step / 2:.1f}' y='{height - 14}' text-anchor='middle'>{label}</text>")
-    out.append(f"<text x='{left - 6}' y='{top - 3}' text-anchor='end'>rows</text>")
-    out.append(f"<text x='{left + plot_w + 6}' y='{top - 3}'>lag</text>")
+               f"{run.end_date}; published through {day or 'nothing yet'}")
+        out.append(f"<rect class='bar {escape(run.status)}' x='{centre - bar_w / 2:.1f}' y='{top + plot_h - h:.1f}' "
+                   f"width='{max(bar_w, 1):.1f}' height='{max(h, 1):.1f}' rx='2'><title>{escape(tip)}</title></rect>")
+        if day is not None and first_day is not None:
+            points.append((centre, top + plot_h - plot_h * (day - first_day).days / span))
+    if points:
+        path = f"M{points[0][0]:.1f},{points[0][1]:.1f}"
+        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+            path += f" L{x1:.1f},{y0:.1f} L{x1:.1f},{y1:.1f}"
+        out.append(f"<path class='lag' d='{path}'/>")
+        out += [f"<circle class='lagdot' cx='{x:.1f}' cy='{y:.1f}' r='3'/>" for x, y in points]
+    for i in sorted({0, len(history) - 1, (len(history) - 1) // 2}):
+        when = history[i].started_at.astimezone(ZoneInfo(timezone_name)).strftime("%Y-%m-%d %H:%M")
+        out.append(f"<text x='{left + i * step + step / 2:.1f}' y='{height - 14}' text-anchor='middle'>{when}</text>")
+    out.append(f"<text x='{left - 6}' y='{top - 4}' text-anchor='end'>rows</text>")
+    out.append(f"<text x='{left + plot_w + 6}' y='{top - 4}'>published through</text>")
     return (f"<svg class='chart' xmlns='http://www.w3.org/2000/svg' width='100%' viewBox='0 0 {width} {height}' "
             f"preserveAspectRatio='xMinYMin meet' role='img' aria-label='run history'>{''.join(out)}</svg>")
 
