@@ -43,7 +43,11 @@ def db(bank: Path) -> duckdb.DuckDBPyConnection:
 
 
 def one(con: duckdb.DuckDBPyConnection, sql: str) -> object:
-    return con.execute(sql).fetchone()[0]  # type: ignore[index]
+    return con.execute(sql).fetchall()[0][0]
+
+
+def pair(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:  # type: ignore[type-arg]
+    return tuple(con.execute(sql).fetchall()[0])
 
 
 def file_bytes(root: Path) -> dict[str, bytes]:
@@ -119,40 +123,47 @@ def test_chargebacks_reference_settled_transactions_and_come_later(db: duckdb.Du
 
 def test_fraud_rate_at_risky_merchants_is_more_than_twice_the_rest(db: duckdb.DuckDBPyConnection) -> None:
     # Risky, as a feature would see it: the merchants with the highest decline rates.
-    risky, rest = db.execute("""
+    risky, rest = pair(db, """
         with m as (select merchant_id, avg((status = 'DECLINED')::int) as decline_rate
                    from card_transactions where status <> 'CHARGEBACK' group by 1),
              r as (select merchant_id, decline_rate >= quantile_cont(decline_rate, 0.9) over () as risky from m)
         select avg(is_fraud) filter (where risky), avg(is_fraud) filter (where not risky)
-        from card_fraud_labels join r using (merchant_id)""").fetchone()  # type: ignore[misc]
+        from card_fraud_labels join r using (merchant_id)""")
     assert risky > 2 * rest
 
 
 def test_fraud_depends_on_night_ecommerce_ticket_tenure_and_bursts(db: duckdb.DuckDBPyConnection) -> None:
-    night, day = db.execute("""select avg(is_fraud) filter (where hour(ts) < 6),
-                               avg(is_fraud) filter (where hour(ts) between 9 and 20) from card_fraud_labels""").fetchone()  # type: ignore[misc]
+    night, day = pair(db, """select avg(is_fraud) filter (where hour(ts) < 6),
+                               avg(is_fraud) filter (where hour(ts) between 9 and 20) from card_fraud_labels""")
     assert night > 2 * day
-    online, present = db.execute("""
+    online, present = pair(db, """
         select avg(is_fraud) filter (where channel = 'ecommerce'), avg(is_fraud) filter (where channel in ('pos', 'contactless'))
-        from card_fraud_labels join card_transactions using (txn_id) where status = 'SETTLED'""").fetchone()  # type: ignore[misc]
+        from card_fraud_labels join card_transactions using (txn_id) where status = 'SETTLED'""")
     assert online > 2 * present
-    big, usual = db.execute("""
+    big, usual = pair(db, """
         with c as (select customer_id, median(amount) as med from card_fraud_labels group by 1)
         select avg(is_fraud) filter (where amount > 3 * med), avg(is_fraud) filter (where amount <= 3 * med)
-        from card_fraud_labels join c using (customer_id)""").fetchone()  # type: ignore[misc]
+        from card_fraud_labels join c using (customer_id)""")
     assert big > 2 * usual
-    new, old = db.execute("""
+    new, old = pair(db, """
         with c as (select customer_id, min(opened_at) as opened from customers group by 1)
         select avg(is_fraud) filter (where ts - opened < interval 90 day), avg(is_fraud) filter (where ts - opened >= interval 365 day)
-        from card_fraud_labels join c using (customer_id)""").fetchone()  # type: ignore[misc]
+        from card_fraud_labels join c using (customer_id)""")
     assert new > 2 * old
-    burst, calm = db.execute("""
+    burst, calm = pair(db, """
         with e as (select txn_id, count(*) over (partition by customer_id order by event_ts
                    range between interval 24 hour preceding and current row) - 1 as recent
                    from card_transactions where status <> 'CHARGEBACK')
         select avg(is_fraud) filter (where recent >= 3), avg(is_fraud) filter (where recent = 0)
-        from card_fraud_labels join e using (txn_id)""").fetchone()  # type: ignore[misc]
+        from card_fraud_labels join e using (txn_id)""")
     assert burst > 2 * calm
+
+
+def test_fraud_rate_is_stable_over_time(db: duckdb.DuckDBPyConnection) -> None:
+    rates = [r[1] for r in db.execute("""select date_trunc('month', ts), avg(is_fraud) from card_fraud_labels
+                                         where ts >= (select min(ts) + interval 14 day from card_fraud_labels)
+                                         group by 1 order by 1""").fetchall()]
+    assert len(rates) >= 3 and max(rates) < 2.5 * min(rates), rates
 
 
 def test_events_follow_a_day_with_a_night_lull_and_some_exactly_at_midnight(db: duckdb.DuckDBPyConnection) -> None:
@@ -161,18 +172,18 @@ def test_events_follow_a_day_with_a_night_lull_and_some_exactly_at_midnight(db: 
     assert at_noon > 5 * at_three  # type: ignore[operator]
     midnight = one(db, "select count(*) from card_transactions where event_ts = date_trunc('day', event_ts)")
     assert midnight > 100
-    saturday, tuesday = db.execute("""select count(*) filter (where dayofweek(event_ts) = 6),
-                                      count(*) filter (where dayofweek(event_ts) = 2) from card_transactions""").fetchone()  # type: ignore[misc]
+    saturday, tuesday = pair(db, """select count(*) filter (where dayofweek(event_ts) = 6),
+                                      count(*) filter (where dayofweek(event_ts) = 2) from card_transactions""")
     assert saturday > 1.2 * tuesday
     span = one(db, "select date_diff('day', min(event_ts), max(event_ts)) from card_transactions")
     assert span >= MEDIUM.days - 2  # type: ignore[operator]
-    bounds = db.execute("select min(event_ts)::date, max(event_ts)::date from card_transactions").fetchone()
+    bounds = pair(db, "select min(event_ts)::date, max(event_ts)::date from card_transactions")
     assert bounds == (MEDIUM.start_date, MEDIUM.end_date)
 
 
 def test_master_data_is_a_change_history_with_increasing_updated_at(db: duckdb.DuckDBPyConnection) -> None:
     for table, key in (("customers", "customer_id"), ("accounts", "account_id")):
-        rows, entities = db.execute(f"select count(*), count(distinct {key}) from {table}").fetchone()  # type: ignore[misc]
+        rows, entities = pair(db, f"select count(*), count(distinct {key}) from {table}")
         assert rows > 1.2 * entities, table
         assert one(db, f"select count(*) - count(distinct ({key}, updated_at)) from {table}") == 0, table
         assert one(db, f"select count(*) from {table} where updated_at < opened_at") == 0, table

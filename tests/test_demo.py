@@ -71,7 +71,7 @@ def test_training_set_has_one_row_per_label_of_the_run_dates(demo) -> None:  # n
     expected = con.execute(
         f"select count(*) from read_parquet('{labels}') "
         f"where ts >= '{result.run_start}'::timestamptz and ts < '{result.run_end}'::timestamptz + interval 1 day"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     assert result.training_rows == expected > 0
     assert result.training_path == root / "warehouse" / "training" / TRAINING_SET
     assert (result.training_path / "_manifest.json").exists()

@@ -125,6 +125,8 @@ def generate(out: Path, params: DatagenParams = DatagenParams()) -> dict[str, in
     """
     if params.customers < 10 or params.merchants < 20 or params.days < 14:
         raise UsageError("datagen needs at least 10 customers, 20 merchants and 14 days; raise the flags")
+    if params.customers * (params.days + 2) * US_PER_DAY >= 2**62:
+        raise UsageError("datagen supports up to about 100,000 customers over 730 days; lower --customers or --days")
     tables = build_tables(params)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).unlink(missing_ok=True)
@@ -373,10 +375,12 @@ def _decide_outcomes(rng: np.random.Generator, a: dict[str, np.ndarray], cust: d
     new = (a["ts"] - cust["opened"][a["c"]]) < 90 * US_PER_DAY
     # A burst: how many attempts the same customer made in the 24 hours before this one.
     by_cust = np.lexsort((a["ts"], a["c"]))
-    key = a["c"][by_cust] * (1 << 42) + a["ts"][by_cust]
+    since = a["ts"] - a["ts"].min() if n else a["ts"]
+    span = int(since.max()) + 48 * US_PER_HOUR if n else 1  # customer c owns keys [c*span, (c+1)*span)
+    key = a["c"][by_cust] * span + since[by_cust]  # sorted: by customer, then time
     burst = np.empty(n, np.int64)
     burst[by_cust] = np.arange(n) - np.searchsorted(key, key - 24 * US_PER_HOUR, side="right")
-    logit = (-8.0 + 2.2 * risky + 1.0 * ecom + 1.5 * night + 1.3 * new + 0.9 * ratio
+    logit = (-7.6 + 2.2 * risky + 1.0 * ecom + 1.5 * night + 1.3 * new + 0.9 * ratio
              + 0.45 * np.minimum(burst, 6))
     everyday = a["ch"] != 3
     a["fraud"] = a["fraud"] | (everyday & (rng.random(n) < _sigmoid(logit)))
