@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from featurebank.datagen import MARKER, DatagenParams, generate, main, read_marker
+from featurebank.datagen import GENERATOR_VERSION, MARKER, DatagenParams, generate, main, read_marker
 
 REPO = Path(__file__).resolve().parent.parent
 SPARK_TO_ARROW = {
@@ -199,6 +199,7 @@ def test_cli_writes_a_marker_with_the_parameters(tmp_path: Path) -> None:
     assert code == 0
     marker = read_marker(tmp_path)
     assert marker is not None and (tmp_path / MARKER).exists()
+    assert marker["generator"] == GENERATOR_VERSION
     assert marker["params"] == {"customers": 50, "merchants": 400, "days": 30, "end_date": "2024-01-31", "seed": 5}
 
 

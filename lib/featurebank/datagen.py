@@ -40,6 +40,9 @@ import pyarrow.parquet as pq
 from featurebank.errors import UsageError
 
 MARKER = "_datagen.json"
+# Bump when the generated data changes for the same parameters, so a marker from an older
+# generator does not make the demo reuse stale data.
+GENERATOR_VERSION = 2
 US_PER_SECOND = 1_000_000
 US_PER_HOUR = 3600 * US_PER_SECOND
 US_PER_DAY = 24 * US_PER_HOUR
@@ -133,13 +136,16 @@ def generate(out: Path, params: DatagenParams = DatagenParams()) -> dict[str, in
     for name, table in tables.items():
         _write_table(out / name, table, by_month=name in ("card_transactions", "card_fraud_labels"))
     counts = {name: table.num_rows for name, table in tables.items()}
-    marker = {"params": params.to_json(), "rows": counts}
+    marker = {"generator": GENERATOR_VERSION, "params": params.to_json(), "rows": counts}
     (out / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
     return counts
 
 
 def read_marker(out: Path) -> dict[str, object] | None:
-    """The marker of a complete earlier generation under `out` (parameters, row counts), or None."""
+    """The marker of a complete earlier generation under `out`, or None.
+
+    Keys: `generator` (GENERATOR_VERSION), `params` (`DatagenParams.to_json()`), `rows`.
+    """
     try:
         return json.loads((out / MARKER).read_text())  # type: ignore[no-any-return]
     except (OSError, ValueError):

@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from featurebank.datagen import DatagenParams, generate, read_marker
+from featurebank.datagen import GENERATOR_VERSION, DatagenParams, generate, read_marker
 from featurebank.errors import FeaturebankError, UsageError, exit_code_for
 
 if TYPE_CHECKING:
@@ -170,10 +170,11 @@ def ensure_bank(raw_root: Path, params: DatagenParams) -> tuple[dict[str, int], 
     """The synthetic bank under `raw_root`, generated only if not already there with `params`.
 
     Returns the row count of each table and whether the existing data was reused (its
-    marker records exactly these parameters). Other parameters regenerate every table.
+    marker records exactly these parameters and this generator version). Anything else
+    regenerates every table.
     """
     marker = read_marker(raw_root)
-    if marker is not None and marker.get("params") == params.to_json():
+    if marker is not None and marker.get("generator") == GENERATOR_VERSION and marker.get("params") == params.to_json():
         return {str(k): int(v) for k, v in dict(marker["rows"]).items()}, True  # type: ignore[call-overload]
     return generate(raw_root, params), False
 
