@@ -159,6 +159,9 @@ def test_gate_failure_exits_1_names_expectation_and_observed_value_and_changes_n
     assert (root / "_quarantine" / GROUP / latest.run_id).is_dir()
     assert {p.name for p in (root / "_reports" / GROUP / latest.run_id).iterdir()} == {"result.json", "report.html"}
     assert published_dates(spark, project.config.feature_root, GROUP) == {D1}
+    assert main(["history", GROUP, "--project", str(example_project)]) == 0
+    out = capsys.readouterr().out
+    assert "gate_failed" in out and "expect_column_values_to_be_between[spend_sum_90d]" in out
 
 
 def test_warn_check_publishes_and_records_the_warning_in_the_run_log(spark, example_project):
@@ -223,7 +226,7 @@ def test_run_all_publishes_every_group_in_run_order_and_history_prints_them(spar
     assert sorted(o.group for o in outcomes) == sorted(project.groups)
     assert all(o.status == "published" for o in outcomes)
     customers = _table(spark, project, "customer_profile")
-    assert list(customers.customer_id) == ["c1", "c2"] and list(customers.segment) == ["AFFLUENT", "MASS"]
+    assert list(customers.customer_id) == ["c3"] and list(customers.segment) == ["PRIVATE"]  # updated Mar 3
 
     code = main(["history", GROUP, "--project", str(project.root)])
     out = capsys.readouterr().out

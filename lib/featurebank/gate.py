@@ -265,7 +265,9 @@ def _judge(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str) -> list[C
     )
     judged: list[tuple[int, CheckResult]] = []
     for item in outcome.results:
-        index = index_by_id[str(item.expectation_config.id)]
+        config = item.expectation_config
+        assert config is not None  # GX returns one result per expectation, carrying its config
+        index = index_by_id[str(config.id)]
         judged.append((index, _check_result(checks[index], item.to_json_dict())))
     return [result for _, result in sorted(judged, key=lambda pair: pair[0])]
 
@@ -322,7 +324,7 @@ def write_text(spark: SparkSession, uri: str, text: str) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         return
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    jvm: Any = spark.sparkContext._jvm
     path = jvm.org.apache.hadoop.fs.Path(uri)
     fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
     stream = fs.create(path, True)

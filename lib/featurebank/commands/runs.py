@@ -10,9 +10,12 @@ from featurebank.errors import EXIT_OK, UsageError
 
 
 def _console():  # type: ignore[no-untyped-def]
+    """A rich console; piped or captured output gets a wide page so tables do not fold."""
+    import sys
+
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     (exit 1, with the failed expectations and observed values), bad input a usage or
     definition error (exit 2), anything else exits 3.
     """
+    from rich.markup import escape
+
     from featurebank.cli import resolve_dates
     from featurebank.definitions import load_project
     from featurebank.runner import ProgressEvent, run_all, run_group
@@ -45,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         elif event.stage == "done":
             where = f", version {event.version}" if event.version is not None else " (dry run: nothing written)"
             console.print(
-                f"[green]{head}: {event.status}[/green] {event.rows} rows{where}, {event.message}, "
+                f"[green]{head}: {event.status}[/green] {event.rows} rows{where}, {escape(event.message)}, "
                 f"{event.seconds:.1f}s, run {event.run_id}"
             )
         elif event.stage == "failed":
@@ -63,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
 def history(args: argparse.Namespace) -> int:
     """Print the run log of `GROUP`, newest first (at most `--limit` runs)."""
+    from rich.markup import escape
     from rich.table import Table
 
     from featurebank.definitions import load_project
@@ -88,15 +94,15 @@ def history(args: argparse.Namespace) -> int:
         if r.error and r.status == "failed":
             checks = (checks + " " if checks else "") + r.error.splitlines()[0][:120]
         table.add_row(
-            r.run_id,
+            escape(r.run_id),
             f"[{colours.get(r.status, 'white')}]{r.status}[/]",
             f"{r.start_date}..{r.end_date}" if r.start_date != r.end_date else str(r.start_date),
             str(r.rows_written),
             "" if r.delta_version is None else str(r.delta_version),
-            r.user,
+            escape(r.user),
             r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             f"{r.duration_seconds:.1f}s",
-            checks,
+            escape(checks),
         )
     console.print(table)
     return EXIT_OK
