@@ -133,3 +133,23 @@ def test_check_on_missing_column_fails_instead_of_passing(spark, tmp_path):
     plan = make_plan(f"{root}/spend", D1, D1, checks=(SPEND_NOT_NEGATIVE, check))
     with pytest.raises(GateFailed, match="no_such_column"):
         run_gate(make_batch(spark, batch_rows(D1, D1)), plan, "run-y", root)
+
+
+def test_batch_is_computed_once_for_all_checks_and_the_publish(spark, tmp_path):
+    from pyspark.sql import functions as F
+
+    root = str(tmp_path / "features")
+    plan = make_plan(f"{root}/spend", D1, D2)
+    rows = batch_rows(D1, D2, customers=4)
+    computed = spark.sparkContext.accumulator(0)
+
+    def touch(value: float) -> float:
+        computed.add(1)
+        return value
+
+    batch = make_batch(spark, rows).withColumn("spend_sum_7d", F.udf(touch, "double")("spend_sum_7d"))
+    result = run_gate(batch, plan, "run-once", root)
+    publish(spark, batch, plan, "run-once")
+    batch.unpersist()
+    assert len(result.checks) == 4
+    assert computed.value == len(rows)  # one evaluation per row: GX and the write read the cache
