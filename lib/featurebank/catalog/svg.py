@@ -145,7 +145,7 @@ def runs_chart_svg(runs: tuple[RunRecord, ...], timezone_name: str, width: int =
     history = list(reversed(runs[:60]))
     if not history:
         return "<p class='muted'>No runs yet.</p>"
-    left, right, top, bottom = 60, 86, 16, 38
+    left, right, top, bottom = 60, 96, 30, 38
     plot_w, plot_h = width - left - right, height - top - bottom
     most = max(r.rows_written for r in history) or 1
     through = published_through(history)
@@ -158,7 +158,9 @@ def runs_chart_svg(runs: tuple[RunRecord, ...], timezone_name: str, width: int =
     for k in range(0, 5):
         y = top + plot_h - plot_h * k / 4
         out.append(f"<line class='gridline' x1='{left}' y1='{y:.1f}' x2='{left + plot_w}' y2='{y:.1f}'/>")
-        out.append(f"<text x='{left - 6}' y='{y + 4:.1f}' text-anchor='end'>{_num(most * k / 4)}</text>")
+        tick = most * k / 4
+        out.append(f"<text x='{left - 6}' y='{y + 4:.1f}' text-anchor='end'>"
+                   f"{_num(round(tick) if most >= 8 else tick)}</text>")
         if first_day is not None:
             label = first_day + timedelta(days=round(span * k / 4))
             out.append(f"<text x='{left + plot_w + 6}' y='{y + 4:.1f}'>{label}</text>")
@@ -181,8 +183,8 @@ def runs_chart_svg(runs: tuple[RunRecord, ...], timezone_name: str, width: int =
     for i in sorted({0, len(history) - 1, (len(history) - 1) // 2}):
         when = history[i].started_at.astimezone(ZoneInfo(timezone_name)).strftime("%Y-%m-%d %H:%M")
         out.append(f"<text x='{left + i * step + step / 2:.1f}' y='{height - 14}' text-anchor='middle'>{when}</text>")
-    out.append(f"<text x='{left - 6}' y='{top - 4}' text-anchor='end'>rows</text>")
-    out.append(f"<text x='{left + plot_w + 6}' y='{top - 4}'>published through</text>")
+    out.append(f"<text x='{left - 6}' y='{top - 16}' text-anchor='end'>rows</text>")
+    out.append(f"<text x='{left + plot_w + 6}' y='{top - 16}'>published through</text>")
     return (f"<svg class='chart' xmlns='http://www.w3.org/2000/svg' width='100%' viewBox='0 0 {width} {height}' "
             f"preserveAspectRatio='xMinYMin meet' role='img' aria-label='run history'>{''.join(out)}</svg>")
 
