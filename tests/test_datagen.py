@@ -219,3 +219,12 @@ def test_spark_reads_the_sources_with_the_declared_types(spark, tmp_path: Path) 
     assert dict(labels.dtypes)["ts"] == "timestamp"
     first = spark.read.parquet(str(tmp_path / "customers")).selectExpr("cast(min(updated_at) as string)").first()[0]
     assert first == f"{SMALL.start_date} 00:00:00"  # the initial load, at midnight (UTC) of the first day
+
+
+def test_a_promotion_holds_for_the_customers_later_rows(db: duckdb.DuckDBPyConnection) -> None:
+    promoted = one(db, "select count(distinct customer_id) from customers where segment <> 'student' "
+                       "and customer_id in (select customer_id from customers where segment = 'student')")
+    assert promoted > 0
+    reverted = one(db, """select count(*) from (select segment, lag(segment) over (partition by customer_id order by updated_at) prev
+                          from customers) where prev = 'mass' and segment = 'student'""")
+    assert reverted == 0

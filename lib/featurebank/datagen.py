@@ -42,7 +42,7 @@ from featurebank.errors import UsageError
 MARKER = "_datagen.json"
 # Bump when the generated data changes for the same parameters, so a marker from an older
 # generator does not make the demo reuse stale data.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 US_PER_SECOND = 1_000_000
 US_PER_HOUR = 3600 * US_PER_SECOND
 US_PER_DAY = 24 * US_PER_HOUR
@@ -190,7 +190,7 @@ def _customers(rng: np.random.Generator, n: int, t0: int, t_end: int) -> dict[st
     region = rng.choice(len(REGIONS), size=n, p=REGION_P)
     # Latent behaviour: how often and how much a customer spends (drives every feature).
     activity = rng.lognormal(np.log(0.3) - 0.32, 0.8, n) * np.array(SEGMENT_ACTIVITY)[segment]
-    ticket = rng.lognormal(0.0, 0.35, n) * np.sqrt(np.array(SEGMENT_INCOME)[segment] / 2800.0) ** 0.5
+    ticket = rng.lognormal(0.0, 0.35, n) * (np.array(SEGMENT_INCOME)[segment] / 2800.0) ** 0.25
 
     # History: the initial load (at the start of the period: exactly midnight) or the opening,
     # then a few changes; segment, income and region may change.
@@ -201,11 +201,14 @@ def _customers(rng: np.random.Generator, n: int, t0: int, t_end: int) -> dict[st
     order = np.lexsort((when, owner))
     owner, when = owner[order], _strictly_increasing(owner[order], when[order])
     is_change = np.r_[False, owner[1:] == owner[:-1]]
-    seg_h = segment[owner].copy()
+    # A promotion (student → mass → affluent) or a move holds for the customer's later rows.
     promote = is_change & (rng.random(len(owner)) < 0.25)
-    seg_h[promote] = np.where(seg_h[promote] == 2, 0, np.where(seg_h[promote] == 0, 1, seg_h[promote]))
+    promoted = np.where(segment[owner] == 2, 0, np.where(segment[owner] == 0, 1, segment[owner]))
+    seg_h = _carry_forward(np.where(promote, promoted, segment[owner]), promote | ~is_change)
+    move = is_change & (rng.random(len(owner)) < 0.1)
+    region_h = _carry_forward(np.where(move, rng.choice(len(REGIONS), len(owner), p=REGION_P), region[owner]),
+                              move | ~is_change)
     income_h = np.round(income[owner] * np.where(is_change, rng.uniform(0.9, 1.3, len(owner)), 1.0), 2)
-    region_h = np.where(is_change & (rng.random(len(owner)) < 0.1), rng.choice(len(REGIONS), len(owner), p=REGION_P), region[owner])
     table = pa.table(
         {
             "customer_id": pa.array(ids[owner], pa.string()),
@@ -478,6 +481,12 @@ def _uniform_between(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray | 
     """A uniform instant in `[lo, hi)` per element, in whole seconds."""
     width = np.maximum(np.asarray(hi) - lo, US_PER_SECOND)
     return (lo + (rng.random(len(lo)) * width).astype(np.int64)) // US_PER_SECOND * US_PER_SECOND
+
+
+def _carry_forward(values: np.ndarray, is_set: np.ndarray) -> np.ndarray:
+    """Each row takes the value of the latest row at or before it where `is_set` is True."""
+    source = np.maximum.accumulate(np.where(is_set, np.arange(len(values)), 0))
+    return values[source]
 
 
 def _strictly_increasing(group: np.ndarray, when: np.ndarray) -> np.ndarray:
