@@ -134,10 +134,17 @@ def render_report(raw: dict[str, Any], wl: Workload) -> str:
     add(f"- The per-date baseline is timed on {args['per_date_sample']} evenly spaced snapshot dates and "
         f"**extrapolated**: mean seconds per date × {BACKFILL_DATES}. It excludes the JVM start every "
         "scheduled daily job pays, so it flatters the baseline.")
-    add(f"- Medians of {args['repeats']} run(s) per measurement; timeout {args['timeout']:.0f} s per measurement "
-        "(a stopped one is reported as a lower bound); a baseline whose first run took over "
-        f"{args.get('single_run_over', 300):.0f} s is run once (its ratio is clear; this keeps `make bench` "
-        "near 40 minutes).\n")
+    budget = args.get("budget", 0)
+    add(f"- Up to {args['repeats']} rounds; round 1 runs every measurement once, later rounds repeat a "
+        f"measurement only while its first run's time fits in the budget "
+        f"({f'{budget:.0f} min' if budget else 'no limit'}); a baseline whose first run took over "
+        f"{args.get('single_run_over', 300):.0f} s is run once (its ratio is already clear); a baseline is "
+        f"stopped after {args['timeout']:.0f} s and reported as a lower bound. The *runs* column lists every "
+        "run; medians are over the successful ones.")
+    skipped = raw.get("skipped") or {}
+    if skipped:
+        add("- Fewer runs than rounds: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()) + ".")
+    add("")
 
     add("## Same values? (checked on the first run, before timings count)\n")
     _render_checks(raw["checks"], add)

@@ -1,7 +1,8 @@
 """`make bench`: featurebank and its baselines, side by side, on the same data and cores.
 
     python -m bench.run [--scale S] [--repeats N] [--only backfill,incremental,training]
-                        [--out bench/RESULTS.md] [--per-date-sample K] [--timeout SECONDS]
+                        [--out bench/RESULTS.md] [--budget MINUTES] [--per-date-sample K]
+                        [--timeout SECONDS] [--single-run-over SECONDS]
 
 Scenarios (each measurement is a fresh subprocess: its own JVM in local[2], or DuckDB with
 2 threads, so per-scenario memory is measurable and no side profits from the other's warm
@@ -14,6 +15,10 @@ caches; the order of the systems rotates between repeats):
   training     a spine (1M rows at scale 1) against the published table: featurebank's
                FeatureStore.training_set vs the naive join-then-rank in Spark vs DuckDB ASOF.
 Gate overhead and peak memory come from the same runs. The report goes to --out.
+
+Rounds: every measurement runs once (round 1, always complete), then rounds 2..--repeats
+repeat them while --budget minutes allow; the report shows how many runs each median has and
+why any repeat was skipped.
 """
 
 from __future__ import annotations
@@ -47,9 +52,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="runs per measurement; medians are reported (default 3)")
     p.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
     p.add_argument("--out", default=str(BENCH_DIR / "RESULTS.md"), help="the report (default bench/RESULTS.md)")
-    p.add_argument("--per-date-sample", type=int, default=12,
+    p.add_argument("--budget", type=float, default=40,
+                   help="minutes: after the first round (every measurement once, always run), further rounds "
+                        "run a measurement only if its first run's time still fits (default 40; 0 = no limit)")
+    p.add_argument("--per-date-sample", type=int, default=6,
                    help="snapshot dates the per-date baseline is timed on, then extrapolated x 365 (default 12)")
-    p.add_argument("--timeout", type=float, default=900,
+    p.add_argument("--timeout", type=float, default=600,
                    help="seconds one baseline measurement may take; a slower one is stopped and reported as a "
                         "lower bound (featurebank's own runs and setup steps may take 4x this)")
     p.add_argument("--single-run-over", type=float, default=300,
@@ -68,8 +76,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 class Bench:
     """Runs measurements in subprocesses and keeps every result for the report."""
 
-    def __init__(self, wl: Workload, timeout: float, single_run_over: float) -> None:
+    def __init__(self, wl: Workload, timeout: float, single_run_over: float, budget_minutes: float = 0) -> None:
         self.wl = wl
+        self.started = time.perf_counter()
+        self.budget_seconds = budget_minutes * 60
+        self.skipped: dict[str, str] = {}
         self.timeout = timeout
         self.single_run_over = single_run_over
         self.logs = Path(wl.root) / "logs"
@@ -90,6 +101,24 @@ class Bench:
             return False
         is_baseline = key.startswith(("backfill/", "training/")) and not key.endswith("/featurebank")
         return not is_baseline or first.get("wall_seconds", 0) <= self.single_run_over
+
+    def should_run(self, key: str, round_index: int) -> bool:
+        """Whether round `round_index` measures `key`: the first round always does; later rounds
+        only while the measurement should be repeated and its first run's time still fits in
+        the --budget. Records why a run was skipped, for the report."""
+        if round_index == 0 or not self.results.get(key):
+            return True
+        if not self.should_repeat(key):
+            first = self.results[key][0]
+            self.skipped[key] = ("timed out on its first run (a lower bound)" if first.get("timed_out") else
+                                 f"first run over --single-run-over {self.single_run_over:.0f} s")
+            return False
+        if self.budget_seconds:
+            expected = self.results[key][0].get("wall_seconds", 0)
+            if time.perf_counter() - self.started + expected > self.budget_seconds:
+                self.skipped[key] = f"the --budget of {self.budget_seconds / 60:.0f} min was reached"
+                return False
+        return True
 
     def measure(self, key: str | None, spec: dict[str, Any]) -> dict[str, Any]:
         """Run one task in a fresh subprocess, sampling its process tree's memory; record it
@@ -169,7 +198,8 @@ def _publish_history(bench: Bench, project: Path, start: Any, end: Any, label: s
     return True
 
 
-def run_backfill(bench: Bench, project: Path, repeats: int, sample: int) -> None:
+def run_backfill(bench: Bench, project: Path, r: int, sample: int) -> None:
+    """Round `r` (0-based) of the backfill scenario; the value check follows the first round."""
     wl = bench.wl
     dates = [str(d) for d in wl.sample_dates(sample)]
     out = Path(wl.root) / "out"
@@ -183,29 +213,28 @@ def run_backfill(bench: Bench, project: Path, repeats: int, sample: int) -> None
                             "start": str(wl.backfill_start), "end": str(wl.backfill_end), "out": str(out / "duckdb")},
     }
     order = list(specs)
-    for r in range(repeats):
-        print(f"backfill, run {r + 1}/{repeats}")
-        for key in order[r % 3:] + order[: r % 3]:
-            if not bench.should_repeat(key):
-                continue
-            if key == "backfill/featurebank":
-                _marker(project).unlink(missing_ok=True)
-            result = bench.measure(key, specs[key])
-            if key == "backfill/featurebank" and "error" not in result:
-                _marker(project).write_text(json.dumps({"start": str(wl.backfill_start), "end": str(wl.backfill_end)}))
-        if r == 0:
-            ok = all("error" not in bench.results[k][-1] for k in specs)
-            if ok:
-                check = bench.measure(None, {"task": "check_backfill", "featurebank": str(table),
-                                             "per_date": str(out / "per_date"), "duckdb": str(out / "duckdb"),
-                                             "dates": dates})
-                bench.checks["backfill"] = check
-                print(f"  values agree: {check.get('agree')}")
-            else:
-                bench.checks["backfill"] = {"error": "not run: a system failed (see the errors below)"}
+    print(f"backfill, round {r + 1}")
+    for key in order[r % 3:] + order[: r % 3]:
+        if not bench.should_run(key, r):
+            continue
+        if key == "backfill/featurebank":
+            _marker(project).unlink(missing_ok=True)
+        result = bench.measure(key, specs[key])
+        if key == "backfill/featurebank" and "error" not in result:
+            _marker(project).write_text(json.dumps({"start": str(wl.backfill_start), "end": str(wl.backfill_end)}))
+    if r == 0:
+        if all("error" not in bench.results[k][-1] for k in specs):
+            check = bench.measure(None, {"task": "check_backfill", "featurebank": str(table),
+                                         "per_date": str(out / "per_date"), "duckdb": str(out / "duckdb"),
+                                         "dates": dates})
+            bench.checks["backfill"] = check
+            print(f"  values agree: {check.get('agree')}")
+        else:
+            bench.checks["backfill"] = {"error": "not run: a system failed (see the errors below)"}
 
 
-def run_incremental(bench: Bench, project: Path, project30: Path, repeats: int) -> None:
+def run_incremental(bench: Bench, project: Path, project30: Path, r: int) -> None:
+    """Round `r` of the incremental scenario (publishes the histories first when needed)."""
     wl = bench.wl
     new_date = wl.incremental_date
     ok365 = _publish_history(bench, project, wl.backfill_start, wl.backfill_end, "365 dates of history")
@@ -215,17 +244,16 @@ def run_incremental(bench: Bench, project: Path, project30: Path, repeats: int) 
         "incremental/30 days of history": (ok30, project30),
         "incremental/365 days of history": (ok365, project),
     }
-    for r in range(repeats):
-        print(f"incremental, run {r + 1}/{repeats}")
-        keys = list(specs) if r % 2 == 0 else list(reversed(specs))
-        for key in keys:
-            ok, proj = specs[key]
-            if ok and bench.should_repeat(key):
-                bench.measure(key, {"task": "fb_incremental", "project": str(proj), "group": GROUP,
-                                    "date": str(new_date)})
+    print(f"incremental, round {r + 1}")
+    for key in list(specs) if r % 2 == 0 else list(reversed(specs)):
+        ok, proj = specs[key]
+        if ok and bench.should_run(key, r):
+            bench.measure(key, {"task": "fb_incremental", "project": str(proj), "group": GROUP,
+                                "date": str(new_date)})
 
 
-def run_training(bench: Bench, project: Path, repeats: int) -> None:
+def run_training(bench: Bench, project: Path, r: int) -> None:
+    """Round `r` of the training-set scenario; the value check follows the first round."""
     wl = bench.wl
     if not _publish_history(bench, project, wl.backfill_start, wl.backfill_end, "365 dates published"):
         return
@@ -240,20 +268,18 @@ def run_training(bench: Bench, project: Path, repeats: int) -> None:
                                  "out": str(out / "training_duckdb.parquet")},
     }
     order = list(specs)
-    for r in range(repeats):
-        print(f"training set, run {r + 1}/{repeats}")
-        for key in order[r % 3:] + order[: r % 3]:
-            if not bench.should_repeat(key):
-                continue  # a lower bound or a slow single run already makes the ratio clear
+    print(f"training set, round {r + 1}")
+    for key in order[r % 3:] + order[: r % 3]:
+        if bench.should_run(key, r):
             bench.measure(key, specs[key])
-        if r == 0:
-            if all("error" not in bench.results[k][-1] for k in specs):
-                check = bench.measure(None, {"task": "check_training", "featurebank": specs[order[0]]["out"],
-                                             "naive": specs[order[1]]["out"], "duckdb": specs[order[2]]["out"]})
-                bench.checks["training"] = check
-                print(f"  values agree: {check.get('agree')}")
-            else:
-                bench.checks["training"] = {"error": "not run: a system failed (see the errors below)"}
+    if r == 0:
+        if all(bench.results.get(k) and "error" not in bench.results[k][-1] for k in specs):
+            check = bench.measure(None, {"task": "check_training", "featurebank": specs[order[0]]["out"],
+                                         "naive": specs[order[1]]["out"], "duckdb": specs[order[2]]["out"]})
+            bench.checks["training"] = check
+            print(f"  values agree: {check.get('agree')}")
+        else:
+            bench.checks["training"] = {"error": "not run: a system failed (see the errors below)"}
 
 
 def median_seconds(results: list[dict[str, Any]]) -> float | None:
@@ -269,19 +295,20 @@ def main(argv: list[str] | None = None) -> int:
     wl = ensure_workload(args.scale)
     print(f"workload: {wl.customers:,} customers, {wl.transactions:,} transactions, "
           f"{wl.spine_rows:,} spine rows in {wl.root}")
-    bench = Bench(wl, args.timeout, args.single_run_over)
+    bench = Bench(wl, args.timeout, args.single_run_over, args.budget)
     project = prepare_project(wl, "project")
     project30 = prepare_project(wl, "project-30d")
-    if "backfill" in args.scenarios:
-        run_backfill(bench, project, args.repeats, args.per_date_sample)
-    if "incremental" in args.scenarios:
-        run_incremental(bench, project, project30, args.repeats)
-    if "training" in args.scenarios:
-        run_training(bench, project, args.repeats)
+    for r in range(args.repeats):  # rounds: every scenario once, then again while the budget lasts
+        if "backfill" in args.scenarios:
+            run_backfill(bench, project, r, args.per_date_sample)
+        if "incremental" in args.scenarios:
+            run_incremental(bench, project, project30, r)
+        if "training" in args.scenarios:
+            run_training(bench, project, r)
     elapsed = time.time() - started
     command = "python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv)
     raw = {"args": vars(args), "command": command.strip(), "workload": wl.__dict__, "results": bench.results,
-           "setups": bench.setups, "checks": bench.checks, "elapsed_seconds": elapsed,
+           "setups": bench.setups, "checks": bench.checks, "skipped": bench.skipped, "elapsed_seconds": elapsed,
            "load_before": load_before, "load_after": os.getloadavg()}
     (Path(wl.root) / "results.json").write_text(json.dumps(raw, indent=1, default=str))
     Path(args.out).write_text(render_report(raw, wl))
