@@ -29,6 +29,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -207,13 +208,15 @@ def print_summary(result: DemoResult, console: Console) -> None:
     counts = ", ".join(f"{name} {rows:,}" for name, rows in result.source_rows.items())
     console.print(f"[bold]Synthetic bank[/] ({data}) under {result.raw_root}: {counts}")
 
-    table = Table(title="Feature groups: compute → gate → publish", title_justify="left")
-    for column in ("group", "snapshot dates", "status", "rows", "checks", "Delta version", "seconds"):
-        table.add_column(column, justify="right" if column in ("rows", "Delta version", "seconds") else "left",
-                         no_wrap=column == "group")
+    table = Table(title="Feature groups published (compute → gate → publish)", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    for column in ("group", "snapshot dates", "rows", "checks", "version", "secs"):
+        table.add_column(column, justify="right" if column in ("rows", "version", "secs") else "left",
+                         no_wrap=True)
     for g in result.groups:
-        table.add_row(g.group, f"{g.start} .. {g.end}", g.status, f"{g.rows:,}", g.checks,
-                      "" if g.delta_version is None else str(g.delta_version), f"{g.seconds:.0f}")
+        table.add_row(g.group, f"{g.start}..{g.end:%m-%d}" if g.start.year == g.end.year else f"{g.start}..{g.end}",
+                      f"{g.rows:,}", g.checks, "" if g.delta_version is None else str(g.delta_version),
+                      f"{g.seconds:.0f}")
     console.print(table)
     roots = sorted({str(Path(g.table_path).parent) for g in result.groups})
     console.print(f"Delta tables (partitioned by feature_date): {', '.join(roots)}/<group>; run log in {roots[0]}/_runs"
@@ -247,6 +250,15 @@ def _progress(console: Console) -> Progress:
         TimeElapsedColumn(),
         console=console,
     )
+
+
+def _checks_text(gate: Any) -> str:
+    """`5/5 ok`, or `3/4 ok, 1 warn` (a failed error check never gets here: it stops the run)."""
+    if gate is None:
+        return ""
+    total, warned, failed = len(gate.checks), len(gate.warnings), len(gate.failed)
+    text = f"{total - warned - failed}/{total} ok"
+    return text + (f", {warned} warn" if warned else "") + (f", {failed} failed" if failed else "")
 
 
 def _require_demo_catalog(project: Project) -> None:
@@ -302,7 +314,7 @@ def _run_groups(project: Project, spark: Any, progress: Progress, data_start: da
         for run in run_group(project, name, start, run_end, spark=spark, progress=tell):
             outcomes.append(GroupOutcome(
                 group=name, kind=kind, start=run.start, end=run.end, status=run.status, rows=run.rows_written,
-                delta_version=run.delta_version, checks=run.gate.headline() if run.gate else "",
+                delta_version=run.delta_version, checks=_checks_text(run.gate),
                 table_path=project.table_path(name), seconds=run.seconds,
             ))
         progress.advance(task)
