@@ -205,7 +205,7 @@ def duckdb_backfill(events_path: str, start: date, end: date, out_dir: str, thre
     con.execute("SET preserve_insertion_order=false")
     sql = duckdb_backfill_sql(f"{events_path}/*.parquet", start, end)
     con.execute(f"CREATE TEMP TABLE result AS {sql}")
-    rows = con.execute("SELECT count(*) FROM result").fetchone()[0]
+    rows = con.execute("SELECT count(*) FROM result").fetchone()[0]  # type: ignore[index]
     con.execute(f"COPY result TO '{out_dir}' (FORMAT parquet, PARTITION_BY (feature_date))")
     con.close()
     return int(rows)
@@ -266,6 +266,6 @@ def duckdb_training_set(spine_path: str, table_path: str, out_path: str, threads
             ON s.customer_id = f.customer_id AND s.ts >= f.feature_ts
         ) TO '{out_path}' (FORMAT parquet)
     """)
-    rows = con.execute(f"SELECT count(*) FROM read_parquet('{out_path}')").fetchone()[0]
+    rows = con.execute(f"SELECT count(*) FROM read_parquet('{out_path}')").fetchone()[0]  # type: ignore[index]
     con.close()
     return int(rows)

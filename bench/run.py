@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -148,7 +147,7 @@ class Bench:
             peak = sampler.stop()
         wall = time.perf_counter() - started
         if timed_out:
-            result = {"error": f"timed out after {limit:.0f} s (stopped)", "timed_out": True}
+            result: dict[str, Any] = {"error": f"timed out after {limit:.0f} s (stopped)", "timed_out": True}
         elif result_path.exists():
             result = json.loads(result_path.read_text())
         else:
@@ -204,7 +203,7 @@ def run_backfill(bench: Bench, project: Path, r: int, sample: int) -> None:
     dates = [str(d) for d in wl.sample_dates(sample)]
     out = Path(wl.root) / "out"
     table = project / "warehouse" / "features" / GROUP
-    specs = {
+    specs: dict[str, dict[str, Any]] = {
         "backfill/featurebank": {"task": "fb_backfill", "project": str(project), "group": GROUP,
                                  "start": str(wl.backfill_start), "end": str(wl.backfill_end), "fresh": True},
         "backfill/per-date Spark": {"task": "per_date", "project": str(project), "events": str(wl.events_path),
@@ -259,7 +258,7 @@ def run_training(bench: Bench, project: Path, r: int) -> None:
         return
     out = Path(wl.root) / "out"
     table = project / "warehouse" / "features" / GROUP
-    specs = {
+    specs: dict[str, dict[str, Any]] = {
         "training/featurebank": {"task": "fb_training", "project": str(project), "group": GROUP,
                                  "spine": str(wl.spine_path), "out": str(out / "training_fb")},
         "training/naive Spark": {"task": "naive_training", "project": str(project), "spine": str(wl.spine_path),
@@ -280,12 +279,6 @@ def run_training(bench: Bench, project: Path, r: int) -> None:
             print(f"  values agree: {check.get('agree')}")
         else:
             bench.checks["training"] = {"error": "not run: a system failed (see the errors below)"}
-
-
-def median_seconds(results: list[dict[str, Any]]) -> float | None:
-    """Median of the measured seconds over the successful runs (None if none succeeded)."""
-    ok = [r["seconds"] for r in results if "error" not in r and "seconds" in r]
-    return statistics.median(ok) if ok else None
 
 
 def main(argv: list[str] | None = None) -> int:
