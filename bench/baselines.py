@@ -198,6 +198,7 @@ def duckdb_backfill(events_path: str, start: date, end: date, out_dir: str, thre
 
     if Path(out_dir).exists():
         shutil.rmtree(out_dir)
+    Path(out_dir).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     con.execute(f"SET threads={threads}")
     con.execute(f"SET memory_limit='{memory_limit}'")
