@@ -132,8 +132,11 @@ def publish(
             raise breaking_change_error(plan.group, path, change)
         merge = bool(change.added)
     start, end = plan.replaced_dates
+    # One file per snapshot date instead of one per shuffle partition and date: a year's
+    # backfill otherwise writes thousands of small files that every reader then lists.
+    clustered = batch.repartition(PARTITION_COLUMN).sortWithinPartitions(PARTITION_COLUMN, *plan.keys)
     writer = (
-        batch.write.format("delta")
+        clustered.write.format("delta")
         .mode("overwrite")
         .partitionBy(PARTITION_COLUMN)
         .option("replaceWhere", f"{PARTITION_COLUMN} >= '{start.isoformat()}' AND {PARTITION_COLUMN} <= '{end.isoformat()}'")
