@@ -99,9 +99,9 @@ def profile_spine(frame: DataFrame, columns: list[str], instant: str, timezone: 
 
 def _instant(column: str, kind: str, timezone: str) -> Column:
     # engine.sources owns what a raw time value means; the spine follows the same rules.
-    from featurebank.engine.sources import _as_instant
+    from featurebank.engine.sources import as_instant
 
-    return _as_instant(column, kind, timezone)
+    return as_instant(column, kind, timezone)
 
 
 def _is_pandas(value: Any) -> bool:
@@ -126,7 +126,7 @@ def _from_pandas(spark: SparkSession, pdf: Any, timestamp_column: str, timezone:
 
 
 def _from_path(spark: SparkSession, path: str, timestamp_column: str, timezone: str) -> DataFrame:
-    from featurebank.engine.sources import _parquet_time_columns, read_source
+    from featurebank.engine.sources import parquet_time_columns, read_source
     from featurebank.plan import SourceRead
 
     fmt = spine_format(path)
@@ -141,6 +141,6 @@ def _from_path(spark: SparkSession, path: str, timestamp_column: str, timezone: 
         raise UsageError(f"the spine at {path} has no column '{timestamp_column}' (it has {', '.join(columns)}); "
                          "pass --timestamp-column naming its timestamp")
     # Every pandas-written timestamp column (labels too) reads as a time, not as nanoseconds.
-    stamps = _parquet_time_columns(source) if fmt == "parquet" else {}
+    stamps = parquet_time_columns(source) if fmt == "parquet" else {}
     declared = tuple((c, "timestamp") for c in columns if c in stamps)
     return read_source(spark, SourceRead(**{**source.__dict__, "declared_types": declared}), timezone)

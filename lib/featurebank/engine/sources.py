@@ -80,7 +80,7 @@ def read_source(spark: SparkSession, source: SourceRead, timezone: str) -> DataF
     df = raw
     if source.timestamp and (source.read_start or source.read_end_exclusive):
         df = df.filter(_raw_range_predicate(source, kinds[source.timestamp], timezone))
-    selected = [_as_instant(c, kinds[c], timezone).alias(c) if c in kinds else _col(c) for c in source.columns]
+    selected = [as_instant(c, kinds[c], timezone).alias(c) if c in kinds else _col(c) for c in source.columns]
     if source.format == "csv":
         declared = dict(source.declared_types)
         selected = [
@@ -199,7 +199,12 @@ def _time_kind(spark_type: str, footer_type: str | None, fmt: str) -> str | None
     return None
 
 
-def _as_instant(column: str, kind: str, timezone: str) -> Column:
+def as_instant(column: str, kind: str, timezone: str) -> Column:
+    """`column` as a TIMESTAMP instant, given its raw time `kind` (see `_time_kind`).
+
+    Naive values (TIMESTAMP_NTZ, naive pandas nanoseconds) are wall-clock time in `timezone`;
+    sources and training-set spines both read time through this one rule.
+    """
     from pyspark.sql import functions as F
 
     raw = _col(column)
@@ -266,7 +271,6 @@ def parquet_time_columns(source: SourceRead) -> dict[str, str]:
         return {}
 
 
-_parquet_time_columns = parquet_time_columns  # the name training_spine imported first
 
 
 def _normalise_type(type_name: str) -> str:
