@@ -9,11 +9,8 @@ because the shared test session has no hadoop-aws and no `--py-files` wheel.
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
-import sys
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -23,16 +20,16 @@ from featurebank.deploy.aws import AwsSettings, S3Uri
 from featurebank.deploy.emr import step_args
 from featurebank.deploy.package import build_artifacts
 from featurebank.deploy.upload import ArtifactUris
+from spark_submit import BIN, DELTA_PACKAGE
+from spark_submit import subprocess_env as _subprocess_env
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("featurebank.runner") is None or importlib.util.find_spec("featurebank.commands.runs") is None,
     reason="needs featurebank.runner and the `run` command (helper H3), not in the tree yet",
 )
 
-BIN = Path(sys.executable).parent
 START, END = date(2024, 3, 1), date(2024, 3, 4)
 GROUP = "account_activity"
-DELTA_PACKAGE = "io.delta:delta-spark_2.12:3.3.3"
 CONF = """\
 feature_root: "${env:FB_E2E_FEATURE_ROOT}"
 variables: {raw_root: "${env:FB_E2E_RAW_ROOT}"}
@@ -125,13 +122,6 @@ def e2e_project(example_project, tmp_path, monkeypatch):
     (example_project / "conf" / "s3.yaml").write_text(S3_CONF)
     monkeypatch.setenv("FB_E2E_RAW_ROOT", str(raw))
     return example_project, events
-
-
-def _subprocess_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-           "FEATUREBANK_SPARK_MASTER": "local[1]", **extra}
-    env.pop("PYSPARK_GATEWAY_PORT", None)
-    return env
 
 
 def test_packaged_wheel_and_bundle_run_through_spark_submit_as_the_emr_step_does(e2e_project, tmp_path, monkeypatch):

@@ -66,7 +66,13 @@ def detect_platform() -> str:
 
 
 def session_conf(config: Config | None, platform: str) -> dict[str, str]:
-    """The Spark settings a session gets on `platform`, before the builder applies them."""
+    """The Spark settings a session gets on `platform`, before the builder applies them.
+
+    Only a `local` session takes `spark.master` from conf: everywhere else the launcher
+    (spark-submit's `--master`, YARN on EMR, Glue) has already chosen the master, and a
+    builder setting would override it, so `spark-submit --master spark://...` with a conf
+    naming `local[*]` would quietly run on the driver alone.
+    """
     conf: dict[str, str] = {}
     if platform == "local":
         conf.update(LOCAL_DEFAULTS)
@@ -74,6 +80,8 @@ def session_conf(config: Config | None, platform: str) -> dict[str, str]:
     conf.update(READ_CONF)
     if config is not None:
         conf.update({str(k): str(v) for k, v in config.spark_conf})
+        if platform != "local":
+            conf.pop("spark.master", None)
         conf["spark.sql.session.timeZone"] = config.timezone
         if config.catalog_type == "glue" and platform in ("glue", "emr"):
             conf.setdefault(
