@@ -29,3 +29,18 @@ bench: setup
 
 clean:
 	rm -rf warehouse test-artifacts bench/out
+
+# A single-node Spark image (Containerfile), built and run with podman or docker, whichever
+# works here (scripts/container-engine.sh). container-base makes a local Debian bookworm base
+# (debootstrap; root) for machines that cannot pull python:3.11-slim-bookworm; container uses
+# it when it exists (or BASE_IMAGE=...). container-demo runs the demo inside with no network,
+# then reads every Delta table it wrote with deltalake from outside.
+.PHONY: container-base container container-demo
+container-base:
+	scripts/container-base.sh
+
+container:
+	scripts/container-build.sh
+
+container-demo: setup
+	scripts/container-demo.sh
