@@ -38,7 +38,9 @@ debootstrap --variant=minbase bookworm "$rootfs" "$mirror" > build/debootstrap.l
     exit 3
 }
 echo "importing $rootfs as $CONTAINER_BASE"
-tar -C "$rootfs" -c . | "${ENGINE[@]}" import - "$CONTAINER_BASE" >/dev/null
+tar -C "$rootfs" -c . | "${ENGINE[@]}" import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["/bin/bash"]' - "$CONTAINER_BASE" >/dev/null
 rm -rf "$rootfs"
 "${ENGINE[@]}" run --rm "${RUN_FLAGS[@]}" "$CONTAINER_BASE" cat /etc/debian_version | sed 's/^/debian_version in the image: /'
 echo "base image $CONTAINER_BASE made in $((SECONDS - began)) s"
