@@ -24,6 +24,13 @@ test: setup
 	$(BIN)/python -m mypy lib/featurebank/definitions lib/featurebank/plan.py
 	$(BIN)/python -m pytest tests
 
+# A real Spark standalone cluster (master + two workers on 127.0.0.1, from the installed
+# pyspark): spark-submit of jobs/ with the packaged wheel, compared row for row with local mode.
+# Prints the application ids the master registered and the row counts compared.
+.PHONY: cluster-test
+cluster-test: setup
+	$(BIN)/python -m pytest tests/test_cluster.py -v
+
 bench: setup
 	$(BIN)/python -m bench.run
 

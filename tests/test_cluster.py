@@ -1,0 +1,297 @@
+"""featurebank on a real multi-process Spark standalone cluster gives the same tables as local
+mode (issue 9).
+
+A master and two one-core workers start from the installed pyspark (`cluster.py`). The
+packaged artifacts run there exactly as on EMR: `spark-submit --master spark://...` of
+`jobs/run_group.py` (`--all`) and `jobs/training_set.py`, Delta through `--packages`, the
+library only through the wheel in `--py-files` (the drivers' and executors' Python cannot see
+the editable install), the project as its bundle zip. The executors run with a non-UTC
+machine time zone, so nothing may depend on the JVM's or the OS's zone. The same project
+and dates then run in local mode (the shared `spark` session), and every published table and
+the training set must be equal row for row; one group is also checked against pandas.
+
+`make cluster-test` runs this file; the application ids the master registered and the row
+counts compared are printed at the end of the pytest output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cluster import Application, StandaloneCluster, isolated_python
+from featurebank.datagen import DatagenParams, generate
+from featurebank.deploy.package import Artifacts, build_artifacts
+from featurebank.engine.session import session_conf
+from spark_submit import DELTA_PACKAGE, subprocess_env
+
+REPO = Path(__file__).resolve().parent.parent
+START, END = date(2024, 6, 17), date(2024, 6, 30)  # every day the generated data covers
+DATA = DatagenParams(customers=30, merchants=20, days=14, end_date=END, seed=11)
+TRAINING_SET = "card_fraud_v1"
+EXECUTOR_TZ = "America/New_York"  # the cluster machines' zone; the project's is UTC
+CONF = """\
+# written by tests/test_cluster.py
+feature_root: {feature_root}
+variables: {{raw_root: {raw_root}}}
+timezone: UTC
+catalog: {{type: none}}
+spark:
+  conf:
+    spark.master: "local[2]"  # spark-submit's --master must win over this (engine.session)
+    spark.sql.shuffle.partitions: "4"
+"""
+SUBMIT_OPTIONS = ["--packages", DELTA_PACKAGE, "--driver-memory", "1g", "--executor-memory", "1g",
+                  "--conf", "spark.ui.enabled=false", "--conf", "spark.ui.showConsoleProgress=false"]
+
+
+@dataclass(frozen=True)
+class World:
+    """One project with generated data and two environments writing to two feature roots."""
+
+    root: Path
+    project: Path
+    raw: Path
+    artifacts: Artifacts
+    cluster_features: Path  # env `cluster`
+    local_features: Path  # env `reference`
+    cluster_training: Path
+    local_training: Path
+
+
+class Summary:
+    """Lines shown in pytest's terminal summary (so `make test` shows them without -s)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, line: str) -> None:
+        print(line, flush=True)
+        self.lines.append(line)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.lines:
+            terminalreporter.section("Spark standalone cluster")
+            for line in self.lines:
+                terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="module")
+def summary(request: pytest.FixtureRequest) -> Summary:
+    found = Summary()
+    request.config.pluginmanager.register(found, f"featurebank-cluster-summary-{id(found)}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    root = tmp_path_factory.mktemp("cluster-world")
+    project = root / "project"
+    shutil.copytree(REPO / "features", project / "features")
+    shutil.copytree(REPO / "conf", project / "conf")
+    raw = root / "raw"
+    generate(raw, DATA)
+    for env, features in (("cluster", root / "cluster" / "features"), ("reference", root / "local" / "features")):
+        (project / "conf" / f"{env}.yaml").write_text(
+            CONF.format(feature_root=json.dumps(str(features)), raw_root=json.dumps(str(raw))))
+    return World(root=root, project=project, raw=raw, artifacts=build_artifacts(project, root / "dist"),
+                 cluster_features=root / "cluster" / "features", local_features=root / "local" / "features",
+                 cluster_training=root / "cluster" / "training" / TRAINING_SET,
+                 local_training=root / "local" / "training" / TRAINING_SET)
+
+
+@pytest.fixture(scope="module")
+def cluster(world: World, summary: Summary) -> Iterator[StandaloneCluster]:
+    began = time.monotonic()
+    with StandaloneCluster(world.root / "spark", workers=2, worker_cores=1, worker_memory="2g",
+                           env={"TZ": EXECUTOR_TZ}) as running:
+        summary.add(f"master {running.master_url} with 2 workers ALIVE after {time.monotonic() - began:.1f}s "
+                    f"(web UI {running.web_url})")
+        try:
+            yield running
+        finally:
+            stragglers = running.stop()
+            summary.add("cluster stopped: master and workers ended by pid"
+                        + (f"; stragglers ended by pid: {stragglers}" if stragglers else ", no stragglers"))
+    assert not stragglers, f"processes outlived their workers: {stragglers}"
+
+
+@pytest.fixture(scope="module")
+def driver_env(world: World) -> dict[str, str]:
+    """The spark-submit environment: drivers and executors on the isolated Python."""
+    python = str(isolated_python(world.root / "python"))
+    env = subprocess_env(PYSPARK_PYTHON=python, PYSPARK_DRIVER_PYTHON=python)
+    env.pop("FEATUREBANK_SPARK_MASTER")
+    return env
+
+
+def test_a_conf_master_never_overrides_the_master_the_launcher_chose() -> None:
+    from featurebank.definitions.model import Config
+
+    config = Config(env="x", feature_root="/tmp/f", spark_conf=(("spark.master", "local[2]"),))
+    assert session_conf(config, "local")["spark.master"] == "local[2]"
+    for platform in ("submit", "emr", "glue"):
+        assert "spark.master" not in session_conf(config, platform)
+
+
+@pytest.mark.cluster
+def test_the_drivers_and_executors_import_featurebank_only_from_the_shipped_wheel(
+        world: World, cluster: StandaloneCluster, driver_env: dict[str, str], summary: Summary) -> None:
+    python = driver_env["PYSPARK_PYTHON"]
+    hidden = subprocess.run([python, "-c", "import featurebank"], capture_output=True, text=True, env=driver_env)
+    assert hidden.returncode != 0 and "No module named 'featurebank'" in hidden.stderr, \
+        "the isolated Python still sees the editable install: a missing --py-files would go unnoticed"
+
+    wheel = world.artifacts.wheel
+    done, app = _submit(cluster, ["--py-files", str(wheel), str(REPO / "tests" / "cluster_probe.py")], driver_env)
+    probe = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("PROBE "))[6:])
+    assert probe["master"] == cluster.master_url
+    assert wheel.name in probe["driver"], probe["driver"]
+    for task in probe["executors"]:
+        assert wheel.name in task["file"], f"an executor imported featurebank from {task['file']}"
+        assert task["cwd"].startswith(str(cluster.workdir)), f"a task ran outside the cluster's workers: {task['cwd']}"
+    summary.add(f"probe {app.id} ({app.state}, {app.cores} cores): driver and {len(probe['executors'])} tasks in "
+                f"{len({t['pid'] for t in probe['executors']})} executor Python process(es) imported featurebank "
+                f"from {wheel.name}")
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(1800)
+def test_a_cluster_run_and_training_set_equal_a_local_run_row_for_row(
+        world: World, cluster: StandaloneCluster, driver_env: dict[str, str], summary: Summary, spark) -> None:
+    from featurebank.cli import main as featurebank
+    from featurebank.definitions import load_project
+
+    dist, dates = world.artifacts, ["--start", START.isoformat(), "--end", END.isoformat()]
+    common = ["--py-files", str(dist.wheel)]
+    project = ["--project", str(dist.bundle), "--env", "cluster"]
+    spine = str(world.raw / "card_fraud_labels")
+
+    began = time.monotonic()
+    _, run_app = _submit(cluster, [*common, str(dist.script("run_group")), "--all", *project, *dates], driver_env)
+    summary.add(f"run --all on the cluster: {run_app.id} ({run_app.name}, {run_app.state}, {run_app.cores} cores), "
+                f"{time.monotonic() - began:.1f}s")
+    began = time.monotonic()
+    _, set_app = _submit(cluster, [*common, str(dist.script("training_set")), TRAINING_SET, "--spine", spine,
+                                   "--out", str(world.cluster_training), *project], driver_env)
+    summary.add(f"training-set {TRAINING_SET} on the cluster: {set_app.id} ({set_app.name}, {set_app.state}, "
+                f"{set_app.cores} cores), {time.monotonic() - began:.1f}s")
+
+    began = time.monotonic()
+    local = ["--project", str(world.project), "--env", "reference"]
+    assert featurebank(["run", "--all", *local, *dates]) == 0
+    assert featurebank(["training-set", TRAINING_SET, "--spine", spine, "--out", str(world.local_training), *local]) == 0
+    summary.add(f"the same in local mode ({spark.sparkContext.master}): {time.monotonic() - began:.1f}s")
+
+    definitions = load_project(world.project, "reference")
+    for name, group in sorted(definitions.groups.items()):
+        order = [*definitions.entities[group.entity].keys, "feature_date" if group.aggregations else "feature_ts"]
+        on_cluster = _delta(world.cluster_features / name, order)
+        in_local = _delta(world.local_features / name, order)
+        assert len(in_local) > 0, f"{name}: the local run published nothing; the comparison would be empty"
+        pd.testing.assert_frame_equal(on_cluster, in_local, check_exact=True, obj=f"table {name}")
+        summary.add(f"table {name}: {len(on_cluster)} rows x {on_cluster.shape[1]} columns on the cluster, "
+                    f"{len(in_local)} in local mode: identical")
+
+    _check_against_pandas(_delta(world.cluster_features / "customer_card_spend", ["customer_id", "feature_date"]),
+                          pd.read_parquet(world.raw / "card_transactions"))
+
+    spine_columns = list(pd.read_parquet(spine).columns)
+    on_cluster = _training_set(world.cluster_training, spine_columns)
+    in_local = _training_set(world.local_training, spine_columns)
+    assert len(in_local) == len(pd.read_parquet(spine)) > 0
+    pd.testing.assert_frame_equal(on_cluster, in_local, check_exact=True, obj=f"training set {TRAINING_SET}")
+    cluster_manifest, local_manifest = _manifest(world.cluster_training), _manifest(world.local_training)
+    assert cluster_manifest["spine"]["fingerprint"] == local_manifest["spine"]["fingerprint"]
+    assert _pins(cluster_manifest) == _pins(local_manifest)
+    summary.add(f"training set {TRAINING_SET}: {len(on_cluster)} rows x {on_cluster.shape[1]} columns on the "
+                f"cluster, {len(in_local)} in local mode: identical (same spine fingerprint, versions, hashes)")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _submit(cluster: StandaloneCluster, args: list[str], env: dict[str, str]) -> tuple[
+        subprocess.CompletedProcess[str], Application]:
+    """spark-submit to the cluster; returns the result and the one application it registered."""
+    before = {app.id for app in cluster.applications()}
+    done = cluster.submit([*SUBMIT_OPTIONS, *args], env=env, cwd=cluster.workdir)
+    assert done.returncode == 0, (f"spark-submit exited {done.returncode}\n{done.stdout[-3000:]}\n"
+                                  f"{done.stderr[-5000:]}\n{cluster.log_tails()}")
+    new = _settled_applications(cluster, before)
+    assert len(new) == 1, f"expected one application registered at {cluster.master_url}, found {new}"
+    app = new[0]
+    assert app.state == "FINISHED" and app.cores >= 1, app
+    logged = re.findall(r"app ID (app-[0-9]+-[0-9]+)", done.stderr)
+    assert not logged or logged == [app.id], f"spark-submit's log names {logged}, the master {app.id}"
+    return done, app
+
+
+def _settled_applications(cluster: StandaloneCluster, before: set[str]) -> list[Application]:
+    """The applications registered since `before`, once the master no longer lists them as
+    running (it learns of a driver's exit a moment after spark-submit returns)."""
+    deadline = time.monotonic() + 30
+    while True:
+        new = [app for app in cluster.applications() if app.id not in before]
+        if all(app.state != "RUNNING" for app in new) or time.monotonic() > deadline:
+            return new
+        time.sleep(0.5)
+
+
+def _delta(path: Path, order: list[str]) -> pd.DataFrame:
+    from deltalake import DeltaTable
+
+    frame = DeltaTable(str(path)).to_pandas()
+    return frame.sort_values(order).reset_index(drop=True)
+
+
+def _training_set(path: Path, spine_columns: list[str]) -> pd.DataFrame:
+    frame = pd.read_parquet(path)
+    return frame.sort_values(spine_columns).reset_index(drop=True)
+
+
+def _manifest(path: Path) -> dict:
+    return json.loads((path / "_manifest.json").read_text())
+
+
+def _pins(manifest: dict) -> list[tuple[str, int, str, object, object]]:
+    """Per group: Delta version read, definition hash, published dates and columns."""
+    return sorted((g["read"]["group"], g["version"], g["definition_hash"], g["published"], g["read"]["features"])
+                  for g in manifest["groups"])
+
+
+def _check_against_pandas(table: pd.DataFrame, events: pd.DataFrame) -> None:
+    """customer_card_spend by brute force: for each date D, SETTLED events in [D - N days, D);
+    a row exists exactly when there is one in the 90 days before D."""
+    settled = events[events["status"] == "SETTLED"]
+    expected = []
+    day = START
+    while day <= END:
+        midnight = pd.Timestamp(day, tz="UTC")
+        for customer, rows in settled.groupby("customer_id"):
+            def window(days: int, rows: pd.DataFrame = rows) -> pd.DataFrame:
+                return rows[(rows.event_ts >= midnight - pd.Timedelta(days=days)) & (rows.event_ts < midnight)]
+            if window(90).empty:
+                continue
+            expected.append({"customer_id": customer, "feature_date": day, "txn_count_7d": len(window(7)),
+                             "spend_sum_30d": window(30)["amount"].sum() if len(window(30)) else None,
+                             "merchants_30d": window(30)["merchant_id"].nunique()})
+        day += timedelta(days=1)
+    oracle = pd.DataFrame(expected).sort_values(["customer_id", "feature_date"]).reset_index(drop=True)
+    got = table[["customer_id", "feature_date", "txn_count_7d", "spend_sum_30d", "merchants_30d"]].copy()
+    got["feature_date"] = pd.to_datetime(got["feature_date"]).dt.date
+    for column in ("txn_count_7d", "merchants_30d"):
+        got[column] = got[column].astype("int64")
+    got["spend_sum_30d"] = got["spend_sum_30d"].astype("float64")
+    assert len(oracle) > 0
+    pd.testing.assert_frame_equal(got, oracle, check_dtype=False, rtol=1e-9, obj="customer_card_spend vs pandas")
