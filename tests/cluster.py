@@ -43,7 +43,7 @@ class Application:
     id: str  # app-YYYYMMDDhhmmss-NNNN
     name: str
     state: str  # RUNNING | FINISHED | FAILED | KILLED ...
-    cores: int
+    cores: int  # the most cores it was granted while watched
 
 
 class ClusterError(RuntimeError):
@@ -74,6 +74,7 @@ class StandaloneCluster:
         self.logs = self.workdir / "logs"
         self._processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._submissions = 0
+        self._peak_cores: dict[str, int] = {}  # application id -> most cores seen granted
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -128,13 +129,15 @@ class StandaloneCluster:
             return json.loads(response.read().decode())  # type: ignore[no-any-return]
 
     def applications(self) -> list[Application]:
-        """Every application the master registered, active then completed, oldest first."""
+        """Every application the master registered, oldest first; `cores` is the most the
+        master granted it as far as this cluster saw (see `submit`)."""
         status = self.status()
         found = []
         for key in ("activeapps", "completedapps"):
             for app in status.get(key, []) or []:
+                cores = max(int(app.get("cores", 0)), self._peak_cores.get(str(app["id"]), 0))
                 found.append(Application(id=str(app["id"]), name=str(app.get("name", "")),
-                                         state=str(app.get("state", "")), cores=int(app.get("cores", 0))))
+                                         state=str(app.get("state", "")), cores=cores))
         return sorted(found, key=lambda a: a.id)
 
     # --- submitting ------------------------------------------------------------------------
@@ -145,23 +148,33 @@ class StandaloneCluster:
 
         `env` is the driver's whole environment. The driver is its own process group and
         is killed with it on timeout (then `subprocess.TimeoutExpired` is raised). Output
-        is captured and also kept in `logs/submit-<n>.{out,err}`.
+        goes to `logs/submit-<n>.{out,err}` and is returned. While it runs, the master is
+        polled so `applications()` can tell the cores an application was granted (the
+        master reports 0 once it has finished).
         """
         self._submissions += 1
         command = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", self.master_url,
                    "--deploy-mode", "client", *args]
-        process = subprocess.Popen(command, env={**self._env(), **env}, cwd=cwd or self.workdir,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   start_new_session=True)
+        out_path = self.logs / f"submit-{self._submissions}.out"
+        err_path = self.logs / f"submit-{self._submissions}.err"
+        with out_path.open("w") as out, err_path.open("w") as err:
+            process = subprocess.Popen(command, env={**self._env(), **env}, cwd=cwd or self.workdir, stdout=out,
+                                       stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
         try:
-            out, err = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+            while process.poll() is None:
+                if time.monotonic() > deadline:
+                    raise subprocess.TimeoutExpired(command, timeout)
+                self._watch_applications()
+                try:
+                    process.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    pass
+        except BaseException:
             _terminate(process.pid, process)
-            out, err = process.communicate()
-            self._keep(out, err)
             raise
-        self._keep(out, err)
-        return subprocess.CompletedProcess(command, process.returncode, out, err)
+        return subprocess.CompletedProcess(command, process.returncode, out_path.read_text(errors="replace"),
+                                           err_path.read_text(errors="replace"))
 
     def log_tails(self, lines: int = 30) -> str:
         """The last `lines` lines of every log under `logs/`, for failure messages."""
@@ -205,9 +218,14 @@ class StandaloneCluster:
             time.sleep(0.5)
         raise ClusterError(f"{alive} of {self.workers} workers ALIVE after {self.startup_timeout:.0f}s\n{self.log_tails()}")
 
-    def _keep(self, out: str | None, err: str | None) -> None:
-        (self.logs / f"submit-{self._submissions}.out").write_text(out or "")
-        (self.logs / f"submit-{self._submissions}.err").write_text(err or "")
+    def _watch_applications(self) -> None:
+        try:
+            running = self.status().get("activeapps", []) or []
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+            return
+        for app in running:
+            key = str(app["id"])
+            self._peak_cores[key] = max(self._peak_cores.get(key, 0), int(app.get("cores", 0)))
 
 
 def isolated_python(directory: Path) -> Path:

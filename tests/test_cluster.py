@@ -231,7 +231,8 @@ def _submit(cluster: StandaloneCluster, args: list[str], env: dict[str, str]) ->
     new = _settled_applications(cluster, before)
     assert len(new) == 1, f"expected one application registered at {cluster.master_url}, found {new}"
     app = new[0]
-    assert app.state == "FINISHED" and app.cores >= 1, app
+    # 2 cores: one executor on each worker, so the work really crossed processes
+    assert app.state == "FINISHED" and app.cores == 2, app
     logged = re.findall(r"app ID (app-[0-9]+-[0-9]+)", done.stderr)
     assert not logged or logged == [app.id], f"spark-submit's log names {logged}, the master {app.id}"
     return done, app
