@@ -37,7 +37,7 @@ def projects(draw: st.DrawFn) -> list[dict[str, Any]]:
     documents: list[dict[str, Any]] = [
         {"kind": "entity", "name": "thing", "keys": ["entity_id"], "description": draw(text)},
         {"kind": "source", "name": "events", "format": draw(st.sampled_from(["parquet", "delta", "csv"])),
-         "path": "${raw_root}/events", "timestamp": "ts", "columns": columns,
+         "path": "${raw_root}/events", "timestamp": "ts", "columns": columns, "pii_columns": [plain[0]],
          **({"options": {"header": True, "sep": ";"}} if draw(st.booleans()) else {})},
     ]
     group_names = draw(st.lists(names, min_size=1, max_size=3, unique=True))
@@ -65,8 +65,9 @@ def projects(draw: st.DrawFn) -> list[dict[str, Any]]:
             group["aggregations"] = aggregations
             outputs = [f"{a['name']}_{w}" for a in aggregations for w in a["windows"]]
             if draw(st.booleans()):
+                # declassified needs a PII input: here the group's own pii: true tag
                 group["derived"] = [{"name": f"d{index}_ratio", "expr": f"{outputs[0]} / nullif({outputs[-1]}, 0)",
-                                     "declassified": "aggregate only"}]
+                                     **({"declassified": "aggregate only"} if group.get("tags", {}).get("pii") else {})}]
                 outputs.append(f"d{index}_ratio")
             group["checks"] = [{"expect_column_values_to_not_be_null": {"column": draw(st.sampled_from(outputs)), "mostly": 0.5},
                                 "severity": draw(st.sampled_from(["error", "warn"]))}]

@@ -266,8 +266,8 @@ def _aggregate_type(function: str, expr: str | None, declared: dict[str, str]) -
 
 
 # Where a definition is written (`loc`) or where its source lives in one environment
-# (`location`) is not part of what it computes.
-UNHASHED_FIELDS = ("loc", "location")
+# (`location`) is not part of what it computes; nor is which source columns are PII.
+UNHASHED_FIELDS = ("loc", "location", "pii_columns")
 
 
 def _canonical(value: Any) -> Any:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from featurebank.definitions.build import Builder
 from featurebank.definitions.config import load_config
+from featurebank.definitions.governance import check_governance, load_governance
 from featurebank.definitions.loader import Resolver, read_definitions
 from featurebank.definitions.model import Project
 from featurebank.definitions.validate import assemble
@@ -34,8 +35,9 @@ def load_project(root: Path | str, env: str | None = None, environ: Mapping[str,
 
     `root` is a project directory (holding `features/` and `conf/`); `env` defaults to
     `$FEATUREBANK_ENV`, else `local`; `environ` (default `os.environ`) is what `${env:NAME}`
-    reads. Raises `ConfigError` for conf problems, else `DefinitionError` carrying every
-    problem found in every file, sorted by file and line.
+    reads. Raises `ConfigError` for conf problems (including `governance:`), else
+    `DefinitionError` carrying every problem found in every file (including tags and PII
+    declassification, see `definitions.governance`), sorted by file and line.
     """
     root = Path(root).resolve()
     env = env or default_env()
@@ -44,11 +46,13 @@ def load_project(root: Path | str, env: str | None = None, environ: Mapping[str,
         raise DefinitionError(Problem(str(root), 0, "this is not a featurebank project (no features/ directory); "
                                                     "pass --project DIR pointing at one"))
     config = load_config(root, env, environ)
+    governance = load_governance(root, config, environ)
     problems: list[Problem] = []
     resolver = Resolver(dict(config.variables), environ, f"conf/{env}.yaml")
     documents = read_definitions(root, resolver, problems)
     built = Builder(root, config.feature_root, problems).build(documents)
     project = assemble(root, config, built, problems)
+    check_governance(project, governance, built.lines, problems)
     if problems:
         raise DefinitionError(problems)
     return project

@@ -34,7 +34,8 @@ from featurebank.errors import Problem
 
 KINDS = ("entity", "source", "feature_group", "training_set")
 ENTITY_KEYS = ("kind", "name", "keys", "description")
-SOURCE_KEYS = ("kind", "name", "format", "path", "table", "group", "timestamp", "columns", "options", "description")
+SOURCE_KEYS = ("kind", "name", "format", "path", "table", "group", "timestamp", "columns", "options", "description",
+               "pii_columns")
 GROUP_KEYS = ("kind", "name", "entity", "source", "filter", "description", "owner", "tags", "ttl",
               "aggregations", "derived", "features", "checks")
 AGGREGATION_KEYS = ("name", "function", "expr", "windows", "description", "tags")
@@ -169,6 +170,10 @@ class Builder:
     def remember(self, loc: Location, data: YMap) -> None:
         for key in data:
             self.built.lines[(loc, key)] = data.line_of(key)
+        tags = data.get("tags")
+        if isinstance(tags, YMap):
+            for key in tags:
+                self.built.lines[(loc, f"tag:{key}")] = tags.line_of(key)
 
     # -- documents -----------------------------------------------------------------------
     def build(self, documents: Sequence[Document]) -> Built:
@@ -248,7 +253,8 @@ class Builder:
                     columns.append((column, type_))
         self.built.sources.append(
             Source(name, fmt, location, timestamp, tuple(columns), self.pairs(file, data, "options", what),
-                   self.text(file, data, "description", what), loc, self.built.source_groups.get(name))
+                   self.text(file, data, "description", what), loc, self.built.source_groups.get(name),
+                   pii_columns=self.names_list(file, data, "pii_columns", what))
         )
 
     def _feature_group(self, file: str, data: YMap) -> None:

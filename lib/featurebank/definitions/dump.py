@@ -55,6 +55,7 @@ def source_document(source: Source) -> dict[str, Any]:
     _optional(document, "timestamp", source.timestamp)
     _optional(document, "columns", dict(source.columns))
     _optional(document, "options", _pairs(source.options))
+    _optional(document, "pii_columns", list(source.pii_columns))
     _optional(document, "description", source.description)
     return document
 

@@ -62,6 +62,8 @@ class Source:
     event-time column; `columns` the declared (name, Spark SQL type) pairs, checked against
     the real data before compute. `group` names the feature group whose published table this
     source reads (then `format` is delta and `location` that table's path): a dependency edge.
+    `pii_columns` (`pii_columns: [income, birth_year]` in YAML) are the columns holding personal
+    data: every feature computed from one of them is PII unless it is declassified with a reason.
     """
 
     name: str
@@ -73,6 +75,7 @@ class Source:
     description: str = ""
     loc: Location = NOWHERE
     group: str | None = None
+    pii_columns: tuple[str, ...] = ()  # columns holding personal data (governance: PII flows to features)
 
     @property
     def column_types(self) -> dict[str, str]:
