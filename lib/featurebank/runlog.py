@@ -79,8 +79,10 @@ def _aws_caller_identity() -> str | None:
     """The ARN of the AWS principal this process runs as, or None where it cannot be known."""
     try:
         import boto3
+        from botocore.config import Config
 
-        return str(boto3.client("sts").get_caller_identity()["Arn"])
+        config = Config(connect_timeout=5, read_timeout=5, retries={"max_attempts": 2})
+        return str(boto3.client("sts", config=config).get_caller_identity()["Arn"])
     except Exception:  # no credentials, no network: the user is then unknown, not an error
         return None
 
@@ -92,9 +94,9 @@ USER_RESOLVERS: dict[str, Callable[[], str | None]] = {
 }
 
 
-def current_user(platform: str | None = None) -> str:
-    """Who is running: `$FEATUREBANK_USER`, else the AWS caller identity on Glue/EMR, else the
-    OS user. Never raises; falls back to "unknown"."""
+def current_user(platform: str | None = None, feature_root: str | None = None) -> str:
+    """Who is running: `$FEATUREBANK_USER`, else the AWS caller identity (STS) on Glue/EMR or
+    when `feature_root` is on S3, else the OS user. Never raises; falls back to "unknown"."""
     explicit = os.environ.get("FEATUREBANK_USER")
     if explicit:
         return explicit
@@ -103,6 +105,8 @@ def current_user(platform: str | None = None) -> str:
 
         platform = detect_platform()
     resolver = USER_RESOLVERS.get(platform)
+    if resolver is None and feature_root is not None and feature_root.startswith(("s3://", "s3a://")):
+        resolver = _aws_caller_identity
     if resolver is not None:
         who = resolver()
         if who:

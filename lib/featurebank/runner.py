@@ -201,7 +201,7 @@ def _run_chunk(
             run_id=run_id, group=plan.group, env=project.config.env, start_date=plan.start, end_date=plan.end,
             status=status, started_at=started, finished_at=finished, rows_written=rows, delta_version=version,
             definition_hash=plan.definition_hash, checks_summary=gate.to_json() if gate else "",
-            user=current_user(), error=error,
+            user=current_user(feature_root=feature_root), error=error,
         )
         append_run(spark, feature_root, record)
         return RunOutcome(run_id, plan.group, plan.start, plan.end, status, rows, version,

@@ -224,26 +224,29 @@ class FeatureStore:
 
     def training_set(self, name: str | None = None, *, features: Sequence[str] | None = None, spine: Any,
                      timestamp_column: str = DEFAULT_TIMESTAMP_COLUMN, full_names: bool = False,
-                     allow_missing: bool = False, out: str | Path | None = None) -> DataFrame:
+                     allow_missing: bool = False, out: str | Path | None = None,
+                     principal: str | None = None) -> DataFrame:
         """Build training set `name` (or the `features` references) on `spine`; return the DataFrame.
 
         `spine`: a Spark DataFrame, a pandas DataFrame, or a path (Parquet, Delta or CSV)
         holding the keys of every entity involved and `timestamp_column`. One row per spine
         row, the spine's columns unchanged and in order, then the features. With `out`, also
-        writes it (see `write_training_set`). Raises `DefinitionError` (unknown reference,
-        name clash), `UsageError` (bad spine), `MissingCoverage` (unpublished dates).
+        writes it (see `write_training_set`). `principal` (default: the environment's
+        `governance.identity` where Lake Formation governs it) is checked against conf's grants
+        before anything is read. Raises `DefinitionError` (unknown reference, name clash),
+        `UsageError` (bad spine), `MissingCoverage` (unpublished dates), `AccessDenied`.
         """
         if out is not None:
             self.write_training_set(name, features=features, spine=spine, out=out, timestamp_column=timestamp_column,
-                                    full_names=full_names, allow_missing=allow_missing)
+                                    full_names=full_names, allow_missing=allow_missing, principal=principal)
             return self.spark.read.parquet(str(out))
         return self.build_training_set(name, features=features, spine=spine, timestamp_column=timestamp_column,
-                                       full_names=full_names, allow_missing=allow_missing).frame
+                                       full_names=full_names, allow_missing=allow_missing, principal=principal).frame
 
     def write_training_set(self, name: str | None = None, *, features: Sequence[str] | None = None, spine: Any,
                            out: str | Path, timestamp_column: str = DEFAULT_TIMESTAMP_COLUMN,
                            full_names: bool = False, allow_missing: bool = False,
-                           from_manifest: str | Path | None = None) -> WrittenTrainingSet:
+                           from_manifest: str | Path | None = None, principal: str | None = None) -> WrittenTrainingSet:
         """Build and write a training set: Parquet files under `out`, then `out/_manifest.json`.
 
         With `from_manifest` (a manifest file or a training-set directory), rebuild with the
@@ -254,10 +257,10 @@ class FeatureStore:
         from pyspark import StorageLevel
 
         if from_manifest is not None:
-            build = self.rebuild(from_manifest, spine=spine)
+            build = self.rebuild(from_manifest, spine=spine, principal=principal)
         else:
             build = self.build_training_set(name, features=features, spine=spine, timestamp_column=timestamp_column,
-                                            full_names=full_names, allow_missing=allow_missing)
+                                            full_names=full_names, allow_missing=allow_missing, principal=principal)
         internal = build.internal.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             build = TrainingSetBuild(internal.select(*build.frame.columns), build.manifest, internal)
@@ -274,13 +277,14 @@ class FeatureStore:
 
     def build_training_set(self, name: str | None = None, *, features: Sequence[str] | None = None, spine: Any,
                            timestamp_column: str = DEFAULT_TIMESTAMP_COLUMN, full_names: bool = False,
-                           allow_missing: bool = False) -> TrainingSetBuild:
+                           allow_missing: bool = False, principal: str | None = None) -> TrainingSetBuild:
         """Everything `training_set` does, also returning the manifest and the statistics hook."""
         from featurebank.plan import definition_hash
         from featurebank.publish import table_version
 
         references, where = self._references(name, features)
         selected = resolve_features(self.project, references, full_names=full_names, where=where)
+        self._check_access([(s.group, s.feature) for s in selected], principal)
         reads = group_reads(self.project, selected)
         runs = self._runs() if any(r.kind == "aggregation" for r in reads) else []
         pinned = []
@@ -298,7 +302,7 @@ class FeatureStore:
                                 env=self.project.config.env, groups=tuple(pinned))
         return self._build(manifest, spine)
 
-    def rebuild(self, manifest: str | Path | Manifest, *, spine: Any) -> TrainingSetBuild:
+    def rebuild(self, manifest: str | Path | Manifest, *, spine: Any, principal: str | None = None) -> TrainingSetBuild:
         """Rebuild a training set exactly as a manifest recorded it (same versions, same coverage).
 
         Warns through the progress callback when the spine's fingerprint differs from the
@@ -306,6 +310,7 @@ class FeatureStore:
         manifest cannot be read.
         """
         recorded = manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
+        self._check_access([(g.read.group, f) for g in recorded.groups for f, _ in g.read.features], principal)
         return self._build(recorded.for_rebuild(), spine, expected_fingerprint=recorded.spine_fingerprint)
 
     def to_pandas(self, frame: DataFrame) -> pd.DataFrame:
@@ -338,6 +343,14 @@ class FeatureStore:
             raise UsageError(f"unknown training set '{name}'{did_you_mean(name, known)}; "
                              f"defined: {', '.join(known) or 'none'} (or give --features)")
         return training_set.features, str(training_set.loc)
+
+    def _check_access(self, features: Sequence[tuple[str, str]], principal: str | None) -> None:
+        """Governance: refuse (`AccessDenied`) features the principal may not read, before any read."""
+        from featurebank.governance.access import check_access
+
+        who = check_access(self.project, features, principal)
+        if who is not None:
+            self._progress(f"access checked as {who}")
 
     def _runs(self) -> list[Any]:
         from featurebank.runlog import read_runs

@@ -83,4 +83,6 @@ def iam_policy(args: argparse.Namespace) -> int:
 
 
 def grants(args: argparse.Namespace) -> int:
-    return _not_yet("grants")
+    from featurebank.commands.governance import grants as handler
+
+    return handler(args)

@@ -10,8 +10,10 @@ from featurebank.errors import EXIT_OK, UsageError
 def training_set(args: argparse.Namespace) -> int:
     """Build (or rebuild `--from-manifest`) a training set into `--out`; print the PIT summary.
 
-    `--as` (access checks) is accepted and not yet enforced. Raises the `featurebank.errors`
-    types `FeatureStore` raises; `cli.main` maps them to exit codes.
+    `--as PRINCIPAL` (default: the environment's `governance.identity` where Lake Formation
+    governs it) refuses, before anything is read or written, any feature that principal may
+    not read (`AccessDenied`, exit 2). Raises the `featurebank.errors` types `FeatureStore`
+    raises; `cli.main` maps them to exit codes.
     """
     from rich.console import Console
 
@@ -32,6 +34,7 @@ def training_set(args: argparse.Namespace) -> int:
         full_names=args.full_names,
         allow_missing=args.allow_missing,
         from_manifest=args.from_manifest,
+        principal=args.principal,
     )
     console.print(render_summary(written))
     return EXIT_OK

@@ -87,7 +87,7 @@ class Governance:
     tags: tuple[tuple[str, tuple[str, ...]], ...] = ()
     declared: bool = False  # conf declares `tags:` (then unknown tags in definitions are errors)
     lake_formation: bool = False
-    lf_tags: tuple[str, ...] = ()
+    lf_tags: tuple[str, ...] = ()  # the tag keys Lake Formation governs; () = every key (no vocabulary)
     identity: str | None = None
     consumers: tuple[Consumer, ...] = ()
 
@@ -158,7 +158,8 @@ def load_governance(root: Path, config: Config, environ: Mapping[str, str] | Non
         problem(data.line_of("lake_formation"), f"governance.lake_formation must be true or false, not {lake_formation!r}")
         lake_formation = False
 
-    lf_tags: tuple[str, ...] = tuple(vocabulary)
+    # Without a declared vocabulary every tag key a definition uses counts (lf_tags = ()).
+    lf_tags: tuple[str, ...] = tuple(vocabulary) if raw_tags is not None else ()
     raw_lf = data.get("lf_tags")
     if raw_lf is not None:
         if not isinstance(raw_lf, YList) or not all(isinstance(k, str) for k in raw_lf):
@@ -169,7 +170,10 @@ def load_governance(root: Path, config: Config, environ: Mapping[str, str] | Non
                 if key not in vocabulary:
                     problem(raw_lf.line_of(index), f"LF-tag '{key}' is not a tag key of governance.tags"
                                                    f"{did_you_mean(key, vocabulary) or '; declare it under governance.tags with its values'}")
-    if lake_formation and PII not in lf_tags:
+    if lake_formation and raw_tags is None:
+        problem(data.line_of("lake_formation"), "Lake Formation needs the LF-tag values; declare them under governance.tags, "
+                                                "e.g. tags: {domain: [cards, fraud], pii: [true, false]}")
+    elif lake_formation and PII not in lf_tags:
         problem(data.line_of("lf_tags"), "governance.lf_tags must include pii when lake_formation is on, "
                                          "or PII columns are not protected; add pii to lf_tags")
     if lake_formation and config.catalog_type != "glue":
@@ -231,7 +235,7 @@ def _consumer(item: Any, line: int, rel: str, vocabulary: dict[str, tuple[str, .
     pairs: list[tuple[str, tuple[str, ...]]] = []
     for key, values in expression.items():
         key_line = expression.line_of(key)
-        if key not in lf_tags:
+        if lf_tags and key not in lf_tags:
             problem(key_line, f"consumer {principal} grants by tag '{key}', which is not an LF-tag"
                               f"{did_you_mean(key, lf_tags) or ' (LF-tags: ' + ', '.join(lf_tags) + ')'}")
             continue
@@ -240,7 +244,7 @@ def _consumer(item: Any, line: int, rel: str, vocabulary: dict[str, tuple[str, .
             continue
         texts = tuple(tag_value(v) for v in values)
         for value in texts:
-            if value not in vocabulary.get(key, ()):
+            if key in vocabulary and value not in vocabulary[key]:
                 problem(key_line, f"consumer {principal} allows {key}={value}, which governance.tags does not list"
                                   f"{did_you_mean(value, vocabulary.get(key, ())) or ' (values: ' + ', '.join(vocabulary.get(key, ())) + ')'}")
         pairs.append((key, texts))
@@ -333,8 +337,8 @@ def column_pii(project: Project, group: str | FeatureGroup, _seen: frozenset[str
     source = project.sources.get(definition.source)
     timestamp = source.timestamp if source else None
     for column in TIME_COLUMNS:
-        inputs = (marks[timestamp],) if timestamp in marks else ()
-        result[column] = ColumnPii(bool(inputs), inputs)
+        time_inputs: tuple[str, ...] = (marks[timestamp],) if timestamp in marks else ()
+        result[column] = ColumnPii(bool(time_inputs), time_inputs)
 
     def from_source(expr: str | None) -> tuple[str, ...]:
         return tuple(dict.fromkeys(marks[c] for c in _reads(expr) if c in marks))
@@ -417,20 +421,20 @@ def check_governance(project: Project, governance: Governance, lines: Lines, pro
         for feature in (*group.features, *group.derived):
             kind = "derived feature" if feature in group.derived else "feature"
             tags(feature.loc, feature.tags, f"{kind} '{feature.name}'")
-            column = pii.get(feature.name, ColumnPii(False))
-            inputs = column.inputs
+            feature_pii = pii.get(feature.name, ColumnPii(False))
+            inputs = feature_pii.inputs
             tagged = _tags(feature.tags).get(PII)
             if feature.declassified is not None:
                 if not feature.declassified.strip():
                     at(feature.loc, "declassified", f"{kind} '{feature.name}' is declassified without a reason; write "
                                                     "declassified: \"<why this is not personal data>\" (e.g. \"banded into 3 coarse bands\")")
-                elif not inputs and not column.marked:
+                elif not inputs and not feature_pii.marked:
                     at(feature.loc, "declassified", f"{kind} '{feature.name}' is declassified, but it reads no PII column, so there "
                                                     "is nothing to declassify; remove declassified")
                 elif tagged == "true":
                     at(feature.loc, "declassified", f"{kind} '{feature.name}' is both tagged pii: true and declassified; keep one")
             elif tagged == "false" and (inputs or group_marked(group)):
-                reason = column.why if inputs else f"belongs to {what}, tagged pii: true"
+                reason = feature_pii.why if inputs else f"belongs to {what}, tagged pii: true"
                 at(feature.loc, f"tag:{PII}", f"{kind} '{feature.name}' {reason}, so it is PII and pii: false cannot say "
                                               "otherwise; to declassify it on purpose, write declassified: \"<reason>\" instead")
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
 
-Action = Literal["create", "update", "unchanged"]
+Action = Literal["create", "update", "unchanged", "grant", "revoke"]  # grant/revoke: `featurebank grants`
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,13 @@ def _normal(value: Any) -> Any:
 
 def summary(changes: Iterable[Change]) -> str:
     """One line: how many resources each action touches, or that nothing changes."""
-    counts = {"create": 0, "update": 0, "unchanged": 0}
+    counts = {"create": 0, "update": 0, "grant": 0, "revoke": 0, "unchanged": 0}
     for change in changes:
         counts[change.action] += 1
-    if counts["create"] == counts["update"] == 0:
+    if counts["create"] == counts["update"] == counts["grant"] == counts["revoke"] == 0:
         return f"nothing to change ({counts['unchanged']} unchanged)"
-    return f"{counts['create']} to create, {counts['update']} to update, {counts['unchanged']} unchanged"
+    permissions = "".join(f", {counts[a]} to {a}" for a in ("grant", "revoke") if counts[a])
+    return f"{counts['create']} to create, {counts['update']} to update{permissions}, {counts['unchanged']} unchanged"
 
 
 def print_changes(changes: list[Change], out: TextIO, *, dry_run: bool) -> None:

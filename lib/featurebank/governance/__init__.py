@@ -1,0 +1,22 @@
+"""Governance: PII and domain tags from definitions become Lake Formation LF-tags and grants.
+
+    >>> from featurebank.definitions import load_project
+    >>> from featurebank.governance import effective_tags, check_access
+    >>> project = load_project(".", env="dev")
+    >>> effective_tags(project)["customer_profile"].column("income_band")
+    {'domain': 'customer', 'pii': 'true'}
+    >>> check_access(project, [("customer_profile", "segment")], "arn:aws:iam::444455556666:role/marketing-analytics")
+
+- `tags`: the effective LF-tags of each group table and column (definitions + lineage; pure).
+- `access`: the local check a training set runs before reading anything (`AccessDenied`).
+- `lakeformation`: `featurebank grants` — LF-tags, table registration, tag assignments and
+  SELECT grants made equal to conf, printed as create/update/grant/revoke/unchanged.
+Conf (`governance:`) and PII lineage live in `featurebank.definitions.governance`.
+"""
+
+from __future__ import annotations
+
+from featurebank.governance.access import access_principal, check_access
+from featurebank.governance.tags import TableTags, effective_tags, table_tags
+
+__all__ = ["TableTags", "access_principal", "check_access", "effective_tags", "table_tags"]
