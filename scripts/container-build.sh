@@ -5,6 +5,10 @@
 #                       (`make container-base`) when it exists, else the Containerfile's
 #                       default, the public python:3.11-slim-bookworm
 #   CONTAINER_IMAGE=... the tag to build (default localhost/featurebank:latest)
+#   EXTRA_CA_CERTS=...  PEM files of extra CAs that apt, pip and Maven inside the build must
+#                       trust (a TLS-inspecting proxy); default: this host's locally added CAs,
+#                       /usr/local/share/ca-certificates/*.crt, when there are any
+#   CONTAINER_BUILD_OPTS="--no-cache"   more options for the engine's build command
 #
 # Layers are ordered so that a second build with only library changes reuses Java, the
 # pinned dependencies and the resolved jars (seconds instead of minutes).
@@ -25,7 +29,15 @@ if [ -n "$base" ]; then
 else
     echo "building $CONTAINER_IMAGE FROM the Containerfile's default base with $ENGINE_NAME"
 fi
-"${ENGINE[@]}" build "${BUILD_FLAGS[@]}" "${build_args[@]}" -t "$CONTAINER_IMAGE" -f Containerfile .
+shopt -s nullglob
+ca_files=(${EXTRA_CA_CERTS:-/usr/local/share/ca-certificates/*.crt})
+shopt -u nullglob
+if [ "${#ca_files[@]}" -gt 0 ]; then
+    echo "trusting ${#ca_files[@]} extra CA file(s) in the build: ${ca_files[*]}"
+    build_args+=(--build-arg "EXTRA_CA_CERTS=$(awk 1 "${ca_files[@]}")")
+fi
+# shellcheck disable=SC2086  # a list of options
+"${ENGINE[@]}" build "${BUILD_FLAGS[@]}" ${CONTAINER_BUILD_OPTS:-} "${build_args[@]}" -t "$CONTAINER_IMAGE" -f Containerfile .
 echo "image $CONTAINER_IMAGE built in $((SECONDS - began)) s"
 "${ENGINE[@]}" image inspect --format '{{.Size}}' "$CONTAINER_IMAGE" \
     | awk '{ printf "image size: %.0f MB\n", $1 / 1e6 }'

@@ -25,6 +25,7 @@ def main(packages: list[str]) -> int:
         SparkSession.builder.master("local[1]")
         .appName("featurebank-image-warm-jars")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
     )
