@@ -1,5 +1,6 @@
 """A job `test_cluster.py` submits to the standalone cluster: where do the driver and the
-executors import `featurebank` from? Prints one line, `PROBE {json}`.
+executors import `featurebank` from, with the session featurebank's jobs build? Prints one
+line, `PROBE {json}`.
 
 Each task imports featurebank in an executor's Python worker and reports the file it came
 from, its process and the executor's working directory; an ImportError is reported, not
@@ -8,8 +9,6 @@ raised, so the test can say which side could not import it.
 
 import json
 import os
-
-from pyspark.sql import SparkSession
 
 
 def where(_index):
@@ -23,8 +22,10 @@ def where(_index):
 
 
 if __name__ == "__main__":
-    spark = SparkSession.builder.appName("featurebank-cluster-probe").getOrCreate()
     import featurebank
+    from featurebank.engine.session import get_spark
+
+    spark = get_spark(None, app_name="featurebank-cluster-probe")  # the session every job gets
 
     executors = spark.sparkContext.parallelize(range(4), 4).map(where).collect()
     print("PROBE " + json.dumps({"master": spark.sparkContext.master, "driver": featurebank.__file__,

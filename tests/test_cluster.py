@@ -157,12 +157,17 @@ def test_the_drivers_and_executors_import_featurebank_only_from_the_shipped_whee
     probe = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("PROBE "))[6:])
     assert probe["master"] == cluster.master_url
     assert wheel.name in probe["driver"], probe["driver"]
+    content_hash = wheel.name.split("+")[1].split("-")[0]
     for task in probe["executors"]:
-        assert wheel.name in task["file"], f"an executor imported featurebank from {task['file']}"
+        # the wheel, shipped by engine.session as a .zip copy (PySpark puts no .whl on executors' path)
+        found = str(Path(task["cwd"], task["file"]))  # relative to the executor's directory
+        assert found.startswith(str(cluster.workdir)) and content_hash in found, \
+            f"an executor imported featurebank from {found}, not from the shipped wheel"
         assert task["cwd"].startswith(str(cluster.workdir)), f"a task ran outside the cluster's workers: {task['cwd']}"
-    summary.add(f"probe {app.id} ({app.state}, {app.cores} cores): driver and {len(probe['executors'])} tasks in "
-                f"{len({t['pid'] for t in probe['executors']})} executor Python process(es) imported featurebank "
-                f"from {wheel.name}")
+    summary.add(f"probe {app.id} ({app.state}, {app.cores} cores): the driver imported featurebank from "
+                f"{wheel.name}; {len(probe['executors'])} tasks in {len({t['pid'] for t in probe['executors']})} "
+                f"executor Python process(es) from {Path(probe['executors'][0]['file']).parents[1].name} "
+                f"(the wheel, shipped as .zip)")
 
 
 @pytest.mark.cluster

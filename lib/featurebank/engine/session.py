@@ -4,7 +4,8 @@
   Ivy cache (`~/.ivy2`) on the first start and reused afterwards, so later starts need no
   network.
 - submit: launched by `spark-submit` (EMR steps, a standalone cluster): the JVM already
-  exists with whatever `--packages`/`--jars` gave it; we only add Delta's SQL settings.
+  exists with whatever `--packages`/`--jars` and `--master` gave it; we only add Delta's SQL
+  settings, and make a `--py-files` wheel importable on the executors too.
 - glue / emr: the platform supplies Delta's jars; we only add the SQL extension and catalog.
 
 Settings come from `conf/<env>.yaml` (`spark.conf`), over the local defaults below, which are
@@ -133,7 +134,39 @@ def get_spark(
         builder = builder.enableHiveSupport()
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    if platform in ("submit", "emr"):
+        ship_wheels_to_executors(spark)
     return spark
+
+
+def ship_wheels_to_executors(spark: SparkSession) -> list[str]:
+    """Make every wheel given to `spark-submit --py-files` importable on the executors too.
+
+    spark-submit puts each `--py-files` entry on the driver's PYTHONPATH, but PySpark adds only
+    `.zip`/`.egg`/`.jar` entries to the executors' Python path (`SparkContext.PACKAGE_EXTENSIONS`),
+    so the featurebank wheel is silently missing on standalone (and Kubernetes) executors;
+    YARN happens to export it through PYTHONPATH. A wheel is a zip: ship a copy named `.zip`.
+    Returns the copies shipped (none when no wheel was given). Found by tests/test_cluster.py.
+    """
+    import re
+    import shutil
+    import tempfile
+
+    from pyspark import SparkFiles
+
+    context = spark.sparkContext
+    shipped = []
+    for entry in context.getConf().get("spark.submit.pyFiles", "").split(","):
+        name = os.path.basename(entry)
+        fetched = os.path.join(SparkFiles.getRootDirectory(), name)  # where PySpark put it for the driver
+        if not name.lower().endswith(".whl") or not os.path.isfile(fetched):
+            continue
+        copy = os.path.join(tempfile.mkdtemp(prefix="featurebank-pyfiles-"),
+                            re.sub(r"[^A-Za-z0-9._-]", "_", name[: -len(".whl")]) + ".zip")
+        shutil.copyfile(fetched, copy)
+        context.addPyFile(copy)
+        shipped.append(copy)
+    return shipped
 
 
 def _uses_s3(config: Config) -> bool:
