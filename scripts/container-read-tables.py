@@ -11,6 +11,7 @@ reader that silently skipped files would be noticed.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -65,4 +66,10 @@ def _log_row_count(table: object) -> int | None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    # deltalake's background threads can abort the interpreter's teardown ("terminate called
+    # without an active exception", delta-io/delta-rs#2184; seen here once in ~10 runs) after
+    # every line is printed: flush and leave without the teardown so the exit code is ours.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
