@@ -49,7 +49,7 @@ catalog: {{type: none}}
 spark:
   conf:
     spark.master: "local[2]"  # spark-submit's --master must win over this (engine.session)
-    spark.sql.shuffle.partitions: "4"
+    spark.sql.shuffle.partitions: "2"  # one task per executor core
 """
 SUBMIT_OPTIONS = ["--packages", DELTA_PACKAGE, "--driver-memory", "1g", "--executor-memory", "1g",
                   "--conf", "spark.ui.enabled=false", "--conf", "spark.ui.showConsoleProgress=false"]
