@@ -11,31 +11,26 @@ How it is computed, without re-reading raw events per date (all DataFrame API, n
 2. `daily_tiles`: one row per (keys, day) with mergeable partials: counts, sums, min, max,
    Welford partials (n, mean, M2) for stddev, the day's latest non-NULL value as
    `struct(day, ts, value)` (struct order = later time, then greater value: SPEC's tie
-   rule), and the day's set of distinct values.
+   rule), and the day's set of distinct values. `occurrence_counts` turns each set into
+   per-window counts of renewed and expiring values (exact count_distinct, see there;
+   approx_count_distinct is computed exactly too — within any error bound).
 3. `activity_segments`: per entity, tiles closer than `max_window` days apart form one
    segment; the days with a snapshot row are exactly `[first + 1, last + max_window]` of
-   each segment, clipped to the run. Nothing before a segment can reach into it, so every
-   later window function is partitioned by (keys, segment).
-4. `axis_rows` explodes each tile (no branching: events are scanned and tiled once, and
-   there are only two shuffles in the whole plan) into rows on one sorted position axis
-   per segment — tile of day t at `2t+1`, "after day X" at `2X+2` — and `rolling_windows`
-   reads every window from one sort of that axis:
-   - sums and counts: a running total (unbounded-preceding frame, incremental) read at the
-     snapshot row D (all tiles before D) minus the same running total read at a "start"
-     row after day `D - w - 1` (skipped, i.e. 0, when that is before the segment).
+   each segment, clipped to the run. Nothing before a segment can reach into it, so the
+   window below is partitioned by (keys, segment).
+4. `day_grid` makes the segment's days dense (one row per day, the tile's partials on its
+   own day), so a frame of k rows is k days, and `rolling_windows` reads every window from
+   one sort of that grid with frames that end the row before D:
+   - sums, counts, stddev partials, distinct-count terms: running totals up to D - 1 minus
+     running totals up to D - w - 1 (growing frames: O(1) per row, no re-aggregation).
      stddev carries `n`, `Σ(x-K)` and `Σ(x-K)²` per tile, merged exactly from Welford
      partials around a per-segment centre K, so no catastrophic cancellation.
-   - min / max: a bounded range frame covering exactly the tiles of `[D - w, D)`.
-   - last: `last(struct, ignorenulls)` over the running frame, then an age check `>= D - w`.
-   - exact count_distinct (and approx_count_distinct, computed exactly — within any error
-     bound): per (entity, value) an occurrence on day o counts for snapshots
-     `o + 1 .. min(o + w, next occurrence)`: +1 on the tile, -1 at that stop
-     (`distinct_expiries`); the running sum at D is the distinct count.
-   Rows: tiles + snapshot rows x (1 + windows) + distinct occurrences; a one-day run costs
-   a few rows per entity on top of the tiles, not `max_window` densified days.
-5. `snapshot_columns`: pivot the snapshot/start rows back to one row per (keys, D), apply
-   SPEC's empty-window rules (count family 0, everything else NULL), add `feature_date`,
-   `feature_ts`, then derived features in order.
+   - min / max: a frame of the w rows before D.
+   - last: `last(struct, ignorenulls)` up to D - 1, then an age check `>= D - w`.
+   Rows: the segment's days (snapshot days plus at most `max_window` days before the run);
+   a one-day run costs one row per entity and lookback day, not a re-read of raw events.
+5. `snapshot_columns`: apply SPEC's empty-window rules (count family 0, everything else
+   NULL), add `feature_date`, `feature_ts`, then derived features in order.
 """
 
 from __future__ import annotations
@@ -67,10 +62,10 @@ def compute_aggregation(events: DataFrame, plan: Plan) -> DataFrame:
     max_window = plan.max_window
     start_day, end_day = epoch_day(plan.start), epoch_day(plan.end)
     events = event_days(events, plan, first_day=start_day - max_window, last_day=end_day - 1)
-    tiles = activity_segments(daily_tiles(events, keys, plan.aggregates), keys, plan.aggregates, max_window)
-    rows = axis_rows(tiles, keys, plan.aggregates, max_window, start_day, end_day)
-    rows = distinct_expiries(rows, keys, plan.aggregates, end_day)
-    rolled = rolling_windows(rows, keys, plan.aggregates)
+    tiles = occurrence_counts(daily_tiles(events, keys, plan.aggregates), keys, plan.aggregates)
+    tiles = activity_segments(tiles, keys, plan.aggregates, max_window)
+    grid = day_grid(tiles, keys, plan.aggregates, max_window, end_day)
+    rolled = rolling_windows(grid, keys, plan.aggregates, start_day, end_day)
     return snapshot_columns(rolled, tiles, plan)
 
 
@@ -193,11 +188,7 @@ def _exact_sum(tile_sum: Column, segment: Any) -> Column:
 
 
 def additive_columns(aggregates: tuple[AggregateSpec, ...]) -> list[str]:
-    """Tile columns whose window value is (running total before D) - (running total before D - w).
-
-    Distinct counts are additive too: `_a{i}_p` (+1 per value on the tile's day) and
-    `_a{i}_x{w}` (-1 where an occurrence stops counting for window w).
-    """
+    """Tile columns whose window value is (running total before D) - (running total before D - w)."""
     cols: list[str] = []
     for i, a in enumerate(aggregates):
         p = f"_a{i}"
@@ -210,152 +201,109 @@ def additive_columns(aggregates: tuple[AggregateSpec, ...]) -> list[str]:
     return cols
 
 
-def axis_rows(tiles: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...], max_window: int, start_day: int, end_day: int) -> DataFrame:
-    """Explode each segmented tile into the rows of the per-segment position axis.
+def occurrence_counts(tiles: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...]) -> DataFrame:
+    """Add, per distinct aggregate i and window w, the tile's occurrence counts (0 when none).
 
-    From one input row (no branching, so the events are read and tiled once): the tile
-    itself (`_kind` tile, pos `2 day + 1`); for a segment's first tile, every snapshot day D
-    of the segment within the run (`end`, pos `2D`: sees the tiles of days < D) and, per
-    additive window w, a `start` row after day `D - w - 1` (pos `2(D - w)`), skipped when
-    that is before the segment (the total there is 0); and one `occ` row per distinct
-    value of the day, for count_distinct.
-    """
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import IntegerType
-
-    day, seg = F.col("day"), F.col("seg")
-    lo = F.greatest(seg + 1, F.lit(start_day))
-    hi = F.least(F.col("seg_last") + max_window, F.lit(end_day))
-    snapshot = F.filter(F.sequence(lo, F.greatest(lo, hi)), lambda d: (d <= hi) & (day == seg))
-    distinct = [(i, a) for i, a in enumerate(aggregates) if a.function in DISTINCT]
-    value_types = {i: tiles.schema[f"_a{i}_set"].dataType.elementType for i, _ in distinct}  # type: ignore[attr-defined]
-
-    def item(kind: str, d: Column | None = None, w: Column | None = None, tag: int | None = None, value: Column | None = None) -> Column:
-        fields = [
-            F.lit(kind).alias("_kind"),
-            (d if d is not None else F.lit(None)).cast(IntegerType()).alias("D"),
-            (w if w is not None else F.lit(None)).cast(IntegerType()).alias("_w"),
-            F.lit(tag).cast(IntegerType()).alias("_tag"),
-        ]
-        fields += [
-            (value if j == tag and value is not None else F.lit(None)).cast(t).alias(f"_val{j}") for j, t in value_types.items()
-        ]
-        return F.struct(*fields)
-
-    additive_windows = sorted({w for a in aggregates if a.function in ADDITIVE for w in a.windows})
-    parts = [F.array(item("tile")), F.transform(snapshot, lambda d: item("end", d=d))]
-    if additive_windows:
-        starts = F.flatten(F.transform(snapshot, lambda d: F.array(*[item("start", d=d, w=F.lit(w)) for w in additive_windows])))
-        parts.append(F.filter(starts, lambda r: r["D"] - r["_w"] - 1 >= seg))
-    for i, _ in distinct:
-        parts.append(F.transform(F.col(f"_a{i}_set"), _occurrence(item, i)))
-    exploded = tiles.select("*", F.explode(F.concat(*parts)).alias("_item")).select("*", "_item.*").drop("_item")
-    pos = (
-        F.when(F.col("_kind") == "tile", day.cast("bigint") * 2 + 1)
-        .when(F.col("_kind") == "end", F.col("D").cast("bigint") * 2)
-        .when(F.col("_kind") == "start", (F.col("D") - F.col("_w")).cast("bigint") * 2)
-    )
-    is_tile = F.col("_kind") == "tile"
-    carried = [*additive_columns(aggregates), *_tile_reads(aggregates)]
-    out = exploded.select(
-        *keys, "seg", "day", "D", "_w", "_kind", "_tag", *[f"_val{i}" for i, _ in distinct],
-        pos.alias("pos"), *[F.when(is_tile, F.col(c)).alias(c) for c in carried],
-        *[F.when(is_tile, F.size(f"_a{i}_set")).alias(f"_a{i}_p") for i, _ in distinct],
-    )
-    return out
-
-
-def _occurrence(item: Any, tag: int) -> Any:
-    """A one-argument lambda for F.transform (a second argument would be the index)."""
-    return lambda v: item("occ", tag=tag, value=v)
-
-
-def distinct_expiries(rows: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...], end_day: int) -> DataFrame:
-    """Turn each `occ` row into the -1 rows of exact sliding count_distinct.
-
-    A value seen on day o counts for snapshots `o + 1 .. min(o + w, next occurrence)`: its
-    +1 is already in the tile's `_a{i}_p`; here a -1 (`_a{i}_x{w}`) lands at tile position
-    `min(o + w, next)`, dropped when that is past the run. Other rows pass through.
+    With `prev`/`next` the previous/next day the same value occurs (per entity), a value seen
+    on day o counts for snapshots `o + 1 .. min(next, o + w)`, so the distinct count at D is
+    `P(D-1) - F_w(D-1) - E_w(D-w-1)` over running totals of these per-tile counts:
+    `_a{i}_p` values on the day, `_a{i}_f{w}` values whose previous occurrence is at most w
+    days back (they stop counting the old occurrence today), `_a{i}_e{w}` values that do not
+    occur again within w days (they stop counting w days later).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     distinct = [(i, a) for i, a in enumerate(aggregates) if a.function in DISTINCT]
     if not distinct:
-        return rows
-    by_value = Window.partitionBy(*keys, "seg", "_tag", *[f"_val{i}" for i, _ in distinct]).orderBy("day")
-    rows = rows.withColumn("_next", F.lead("day").over(by_value))
-    is_occ = F.col("_kind") == "occ"
-    stop_tags = [(i, w) for i, a in distinct for w in a.windows]
-    stops = []
-    for i, w in stop_tags:
-        until = F.least(F.col("day") + w, F.coalesce(F.col("_next"), F.col("day") + w))
-        stop = F.when(F.col("_tag") == i, F.lit(f"{i}_{w}"))  # only the row's own aggregate
-        stops.append(F.struct((until.cast("bigint") * 2 + 1).alias("_p"), stop.alias("_stop")))
-    keep = F.array(F.struct(F.col("pos").alias("_p"), F.lit(None).cast("string").alias("_stop")))
-    live = F.filter(F.array(*stops), lambda r: r["_stop"].isNotNull() & (r["_p"] < 2 * end_day))
-    chosen = F.when(is_occ, live).otherwise(keep)
-    rows = rows.select("*", F.explode(chosen).alias("_e"))
-    expiries = [F.when(F.col("_e._stop") == f"{i}_{w}", F.lit(1)).alias(f"_a{i}_x{w}") for i, w in stop_tags]
-    rest = [F.col(c) for c in rows.columns if c not in ("_e", "_next", "pos")]
-    return rows.select(*rest, F.col("_e._p").alias("pos"), *expiries)
+        return tiles
+    counts = None
+    for i, a in distinct:
+        occ = tiles.select(*keys, "day", F.explode(f"_a{i}_set").alias("_val"))
+        by_value = Window.partitionBy(*keys, "_val").orderBy("day")
+        prev, nxt = F.lag("day").over(by_value), F.lead("day").over(by_value)
+        occ = occ.select(*keys, "day", (F.col("day") - prev).alias("_back"), (nxt - F.col("day")).alias("_ahead"))
+        parts = [F.count(F.lit(1)).alias(f"_a{i}_p")]
+        for w in a.windows:
+            parts.append(F.count(F.when(F.col("_back") <= w, 1)).alias(f"_a{i}_f{w}"))
+            parts.append(F.count(F.when(F.col("_ahead").isNull() | (F.col("_ahead") > w), 1)).alias(f"_a{i}_e{w}"))
+        per_day = occ.groupBy(*keys, "day").agg(*parts)
+        counts = per_day if counts is None else counts.join(per_day, [*keys, "day"], "full")
+    assert counts is not None
+    joined = tiles.join(counts, [*keys, "day"], "left")
+    filled = [c for c in counts.columns if c not in (*keys, "day")]
+    return joined.fillna(0, subset=filled)
 
 
-def rolling_windows(rows: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...]) -> DataFrame:
-    """Per (keys, seg, D): every window's raw totals, read from one sorted pass per segment.
+def day_grid(tiles: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...], max_window: int, end_day: int) -> DataFrame:
+    """One row per (keys, seg, g) for every day g of each activity segment, dense.
 
-    Input: `axis_rows` (+ `distinct_expiries`). Output columns keys, seg, D and the pivoted
-    reads `window_value` turns into features.
+    A segment's grid runs from its first tile day to `min(seg_last + max_window, end_day)`
+    (the last snapshot day it has a row on); each tile owns the days up to the next tile.
+    The tile's partials sit on the row of its own day (`g == day`), NULL on the other rows,
+    so a frame of k rows is exactly k days.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    additive = additive_columns(aggregates)
+    in_segment = Window.partitionBy(*keys, "seg").orderBy("day")
+    last_day = F.least(F.col("seg_last") + max_window, F.lit(end_day))
+    owned = F.least(F.coalesce(F.lead("day").over(in_segment) - 1, last_day), last_day)
+    carried = [c for c in tile_columns(aggregates) if c in tiles.columns]
+    owners = tiles.select(*keys, "seg", "day", owned.alias("_owned"), *carried)
+    grid = owners.select("*", F.explode(F.sequence(F.col("day"), F.greatest(F.col("day"), F.col("_owned")))).alias("g"))
+    on_tile = F.col("g") == F.col("day")
+    return grid.select(*keys, "seg", "g", *[F.when(on_tile, F.col(c)).alias(c) for c in carried])
+
+
+def tile_columns(aggregates: tuple[AggregateSpec, ...]) -> list[str]:
+    """Every per-tile column the window reads."""
+    cols = additive_columns(aggregates)
+    for i, a in enumerate(aggregates):
+        if a.function in ("min", "max", "last"):
+            cols.append(f"_a{i}_{a.function}")
+        elif a.function in DISTINCT:
+            cols.append(f"_a{i}_p")
+            cols += [f"_a{i}_{k}{w}" for w in a.windows for k in ("f", "e")]
+    return cols
+
+
+def rolling_windows(grid: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...], start_day: int, end_day: int) -> DataFrame:
+    """Per snapshot row (keys, seg, D): every window's raw reads, from one sorted pass.
+
+    On the dense grid every read is a frame of rows ending before D: running totals up to
+    D - 1 and up to D - w - 1 (growing frames, O(1) per row), min/max over the w rows before
+    D, the latest non-NULL `last` struct. Only days `seg < D`, `start_day <= D <= end_day`
+    are snapshot rows.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    axis = Window.partitionBy(*keys, "seg").orderBy("g")
+
+    def before(back: int) -> Any:
+        return axis.rowsBetween(Window.unboundedPreceding, -back)
+
     additive_windows = sorted({w for a in aggregates if a.function in ADDITIVE for w in a.windows})
-    axis = Window.partitionBy(*keys, "seg").orderBy("pos")
-    running = axis.rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    computed: list[Column] = [F.sum(c).over(running).alias(f"_rt{c}") for c in additive]
+    reads: list[Column] = []
+    for c in additive_columns(aggregates):
+        reads.append(F.sum(c).over(before(1)).alias(f"_end{c}"))
+        reads += [F.sum(c).over(before(w + 1)).alias(f"_start{c}_{w}") for w in additive_windows]
     for i, a in enumerate(aggregates):
         p = f"_a{i}"
         if a.function in ("min", "max"):
             agg = F.min if a.function == "min" else F.max
-            for w in a.windows:
-                frame = axis.rangeBetween(-(2 * w - 1), -1)
-                computed.append(agg(f"{p}_{a.function}").over(frame).alias(f"_r{i}_{w}_{a.function}"))
+            reads += [agg(f"{p}_{a.function}").over(axis.rowsBetween(-w, -1)).alias(f"_r{i}_{w}_{a.function}") for w in a.windows]
         elif a.function == "last":
-            computed.append(F.last(f"{p}_last", ignorenulls=True).over(running).alias(f"_r{i}_last"))
+            reads.append(F.last(f"{p}_last", ignorenulls=True).over(before(1)).alias(f"_r{i}_last"))
         elif a.function in DISTINCT:
-            plus = F.coalesce(F.sum(f"{p}_p").over(running), F.lit(0))
+            seen = F.coalesce(F.sum(f"{p}_p").over(before(1)), F.lit(0))
             for w in a.windows:
-                minus = F.coalesce(F.sum(f"{p}_x{w}").over(running), F.lit(0))
-                computed.append((plus - minus).alias(f"_r{i}_{w}_distinct"))
-    reads = rows.select(*keys, "seg", "D", "_kind", "_w", *computed).filter(F.col("_kind").isin("end", "start"))
-
-    is_end = F.col("_kind") == "end"
-    pivot: list[Column] = []
-    for c in additive:
-        pivot.append(F.max(F.when(is_end, F.col(f"_rt{c}"))).alias(f"_end{c}"))
-        pivot += [F.max(F.when((~is_end) & (F.col("_w") == w), F.col(f"_rt{c}"))).alias(f"_start{c}_{w}") for w in additive_windows]
-    for col in _read_names(aggregates):
-        pivot.append(F.max(F.when(is_end, F.col(col))).alias(col))
-    return reads.groupBy(*keys, "seg", "D").agg(*pivot)
-
-
-def _tile_reads(aggregates: tuple[AggregateSpec, ...]) -> list[str]:
-    """Non-additive tile columns the window functions read (min, max, last)."""
-    return [f"_a{i}_{a.function}" for i, a in enumerate(aggregates) if a.function in ("min", "max", "last")]
-
-
-def _read_names(aggregates: tuple[AggregateSpec, ...]) -> list[str]:
-    names: list[str] = []
-    for i, a in enumerate(aggregates):
-        if a.function in ("min", "max"):
-            names += [f"_r{i}_{w}_{a.function}" for w in a.windows]
-        elif a.function == "last":
-            names.append(f"_r{i}_last")
-        elif a.function in DISTINCT:
-            names += [f"_r{i}_{w}_distinct" for w in a.windows]
-    return names
+                renewed = F.coalesce(F.sum(f"{p}_f{w}").over(before(1)), F.lit(0))
+                expired = F.coalesce(F.sum(f"{p}_e{w}").over(before(w + 1)), F.lit(0))
+                reads.append((seen - renewed - expired).alias(f"_r{i}_{w}_distinct"))
+    rolled = grid.select(*keys, "seg", F.col("g").alias("D"), *reads)
+    return rolled.filter((F.col("D") > F.col("seg")) & (F.col("D") >= start_day) & (F.col("D") <= end_day))
 
 
 def window_value(a: AggregateSpec, i: int, w: int, sum_type: str | None) -> Column:
