@@ -113,7 +113,7 @@ class MemorySampler:
         peak = sampler.stop()
     """
 
-    def __init__(self, pid: int, interval: float = 0.2) -> None:
+    def __init__(self, pid: int, interval: float = 1.0) -> None:
         self.pid = pid
         self.interval = interval
         self.peak = MemoryPeak()
