@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from oracles.aggregate_oracle import OracleAggregate, snapshots
 
-from featurebank.engine.aggregate import compute_aggregation
+from featurebank.engine.aggregate import DIRECT_MAX_DATES, compute_aggregation
 from featurebank.plan import AggregateSpec, ExprSpec, OutputColumn, Plan, SourceRead
 
 SCHEMA = "customer_id string, event_ts timestamp, amount double, qty int, merchant string, channel string, status string"
@@ -174,6 +174,25 @@ def test_every_snapshot_value_matches_brute_force_oracle(spark, seed, timezone, 
     actual = spark_snapshots(spark, events, plan)
     assert not any(k[0] == "filtered_out" for k in actual)
     assert any(k[0] == "sparse" for k in actual)
+    assert_same(actual, expected, AGGREGATES)
+
+
+@pytest.mark.parametrize(
+    ("seed", "timezone", "first_day", "offset", "dates"),
+    [(1, "UTC", date(2024, 1, 1), 10, 1), (2, "Europe/Zurich", date(2024, 3, 10), 17, 3),
+     (3, "America/Sao_Paulo", date(2023, 12, 20), 30, 2)],
+)
+def test_short_runs_aggregate_each_window_directly_and_match_the_oracle(spark, seed, timezone, first_day, offset, dates):
+    assert dates <= DIRECT_MAX_DATES  # the direct path, not the day grid the test above runs
+    events = random_events(seed, timezone, first_day)
+    start = first_day + timedelta(days=offset)
+    end = start + timedelta(days=dates - 1)
+    plan = make_plan(AGGREGATES, start, end, timezone)
+    expected = snapshots(
+        events, ("customer_id",), "event_ts", ORACLE_AGGREGATES, start, end, timezone, keep=lambda e: e["status"] == "OK"
+    )
+    actual = spark_snapshots(spark, events, plan)
+    assert actual and not any(k[0] == "filtered_out" for k in actual)
     assert_same(actual, expected, AGGREGATES)
 
 
