@@ -37,7 +37,7 @@ from typing import Any
 
 from bench.memory import MemorySampler
 from bench.report import render_report
-from bench.workload import BENCH_DIR, Workload, ensure_workload
+from bench.workload import BENCH_DIR, Workload, ensure_workload, workload_for
 
 REPO = BENCH_DIR.parent
 SCENARIOS = ("backfill", "incremental", "training")
@@ -50,6 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="1.0 = 100k customers, 10M transactions, 1M spine rows (default); 0.01 for a quick check")
     p.add_argument("--repeats", type=int, default=3, help="runs per measurement; medians are reported (default 3)")
     p.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    p.add_argument("--render", metavar="RESULTS_JSON", help="only re-render the report from a finished run's results.json")
     p.add_argument("--out", default=str(BENCH_DIR / "RESULTS.md"), help="the report (default bench/RESULTS.md)")
     p.add_argument("--budget", type=float, default=40,
                    help="minutes: after the first round (every measurement once, always run), further rounds "
@@ -283,6 +284,11 @@ def run_training(bench: Bench, project: Path, r: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:  # re-render the report of a finished run (e.g. after a report change)
+        raw = json.loads(Path(args.render).read_text())
+        Path(args.out).write_text(render_report(raw, workload_for(raw["args"]["scale"])))
+        print(f"report: {args.out} (from {args.render})")
+        return 0
     started = time.time()
     load_before = os.getloadavg()
     wl = ensure_workload(args.scale)
