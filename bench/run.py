@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="runs per measurement; medians are reported (default 3)")
     p.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
     p.add_argument("--render", metavar="RESULTS_JSON", help="only re-render the report from a finished run's results.json")
+    p.add_argument("--remark", help="with --render: a note on the run's conditions, kept in results.json and shown in the report")
     p.add_argument("--out", default=str(BENCH_DIR / "RESULTS.md"), help="the report (default bench/RESULTS.md)")
     p.add_argument("--budget", type=float, default=40,
                    help="minutes: after the first round (every measurement once, always run), further rounds "
@@ -282,15 +283,26 @@ def run_training(bench: Bench, project: Path, r: int) -> None:
             bench.checks["training"] = {"error": "not run: a system failed (see the errors below)"}
 
 
+def _commit() -> str:
+    """The featurebank commit the measured processes import (the work tree's HEAD, + if edited)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "lib", "bench"], cwd=REPO, capture_output=True, text=True).stdout
+    return head + ("+" if dirty.strip() else "") if head else "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render:  # re-render the report of a finished run (e.g. after a report change)
         raw = json.loads(Path(args.render).read_text())
+        if args.remark:
+            raw["remark"] = args.remark
+            Path(args.render).write_text(json.dumps(raw, indent=1, default=str))
         Path(args.out).write_text(render_report(raw, workload_for(raw["args"]["scale"])))
         print(f"report: {args.out} (from {args.render})")
         return 0
     started = time.time()
     load_before = os.getloadavg()
+    commit = _commit()
     wl = ensure_workload(args.scale)
     print(f"workload: {wl.customers:,} customers, {wl.transactions:,} transactions, "
           f"{wl.spine_rows:,} spine rows in {wl.root}")
@@ -308,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv)
     raw = {"args": vars(args), "command": command.strip(), "workload": wl.__dict__, "results": bench.results,
            "setups": bench.setups, "checks": bench.checks, "skipped": bench.skipped, "elapsed_seconds": elapsed,
-           "load_before": load_before, "load_after": os.getloadavg()}
+           "load_before": load_before, "load_after": os.getloadavg(), "commit": commit,
+           "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     (Path(wl.root) / "results.json").write_text(json.dumps(raw, indent=1, default=str))
     Path(args.out).write_text(render_report(raw, wl))
     print(f"done in {elapsed / 60:.1f} min; report: {args.out}; raw results: {wl.root}/results.json")
