@@ -89,13 +89,13 @@ def test_asof_join_matches_oracle_on_random_spines(spark, seed, ttl_days):
     assert _collect(result, cols) == _expected(spine, expected, cols)
 
 
-@pytest.mark.parametrize("seed", [4, 5])
+@pytest.mark.parametrize(("seed", "small_spine"), [(4, False), (5, False), (4, True), (5, True)])
 @pytest.mark.parametrize("tz", ["UTC", "America/New_York"])
-def test_snapshot_join_matches_oracle_on_random_spines(spark, seed, tz):
+def test_snapshot_join_matches_oracle_on_random_spines(spark, seed, tz, small_spine):
     spine, _, published, risk = _random_case(seed, tz)
     result = snapshot_join(spark.createDataFrame(spine, SPINE_DDL), spark.createDataFrame(risk, RISK_DDL),
                            ["merchant_id"], timestamp_column="ts", timezone=tz, published_dates=published,
-                           count_columns={"txn_count_30d", "spend_sum_30d"})
+                           count_columns={"txn_count_30d", "spend_sum_30d"}, small_spine=small_spine)
     names = ["txn_count_30d", "spend_sum_30d", "rate"]
     assert result.columns == ["row_id", "customer_id", "merchant_id", "ts", "label", *names]
     expected = snapshot_oracle(spine, risk, ["merchant_id"], "ts", names, tz, published, {"txn_count_30d", "spend_sum_30d"})

@@ -51,6 +51,9 @@ DEFAULT_TIMESTAMP_COLUMN = "ts"
 ROW_ID = "__fb_row_id"
 INSTANT = "__fb_ts"
 _STATUS = "__fb_status__"
+# Spines up to this many rows are broadcast to pick the asked-for snapshot rows before the
+# join (pit.snapshot_join's small_spine): a few tens of MB per executor, never the whole table.
+SMALL_SPINE_ROWS = 5_000_000
 Progress = Callable[[str], None]
 
 
@@ -389,7 +392,8 @@ class FeatureStore:
                 table = table.where(F.col(pit.FEATURE_DATE).isin(wanted)) if wanted else table.limit(0)
                 result = pit.snapshot_join(result, table.select(*columns), read.keys, timestamp_column=INSTANT,
                                            timezone=zone, published_dates=pinned.published,
-                                           count_columns=read.count_columns, status_column=status)
+                                           count_columns=read.count_columns, status_column=status,
+                                           small_spine=profile.rows <= SMALL_SPINE_ROWS)
             else:
                 table = _prune_row_level(table, profile, read.ttl_days)
                 result = pit.asof_join(result, table.select(*columns).drop(pit.FEATURE_DATE), read.keys, INSTANT,

@@ -95,8 +95,14 @@ def snapshot_join(
     published_dates: Collection[date],
     count_columns: Collection[str] = (),
     status_column: str | None = None,
+    small_spine: bool = False,
 ) -> DataFrame:
     """Join each spine row to its entity's daily snapshot of `date(ts)` (aggregation groups).
+
+    With `small_spine` (the spine fits in executor memory: up to a few million rows), the
+    feature table is first semi-joined against a broadcast of the spine's (keys, date), so
+    only the snapshot rows some spine row asks for are shuffled for the outer join, not the
+    whole table.
 
     `features` holds keys, `feature_date` and the feature columns; (keys, feature_date) is
     unique (the publish gate guarantees it). `published_dates` are the snapshot dates the
@@ -120,6 +126,12 @@ def snapshot_join(
     left = spine.withColumn(f"{_P}spine_date", local_date(F.col(timestamp_column), timezone))
     condition = [_spine_key(spine, features, k) == F.col(f"{_P}k{i}") for i, k in enumerate(keys)]
     condition.append(F.col(f"{_P}spine_date") == F.col(date_col))
+    if small_spine:
+        asked = left.select(*(_spine_key(spine, features, k).alias(f"{_P}a{i}") for i, k in enumerate(keys)),
+                            F.col(f"{_P}spine_date").alias(f"{_P}adate"))
+        wanted = [F.col(f"{_P}k{i}") == F.col(f"{_P}a{i}") for i in range(len(keys))]
+        wanted.append(F.col(date_col) == F.col(f"{_P}adate"))
+        right = right.join(F.broadcast(asked), on=wanted, how="left_semi")
     joined = left.join(right, on=condition, how="left")
 
     null_input = F.col(f"{_P}spine_date").isNull()
