@@ -33,7 +33,7 @@ cluster-test: setup
 	$(BIN)/python -m pytest tests/test_cluster.py -v
 
 bench: setup
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf warehouse test-artifacts bench/out

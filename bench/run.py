@@ -53,11 +53,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--render", metavar="RESULTS_JSON", help="only re-render the report from a finished run's results.json")
     p.add_argument("--remark", help="with --render: a note on the run's conditions, kept in results.json and shown in the report")
     p.add_argument("--out", default=str(BENCH_DIR / "RESULTS.md"), help="the report (default bench/RESULTS.md)")
-    p.add_argument("--budget", type=float, default=40,
+    p.add_argument("--budget", type=float, default=75,
                    help="minutes: after the first round (every measurement once, always run), further rounds "
-                        "run a measurement only if its first run's time still fits (default 40; 0 = no limit)")
+                        "run a measurement only if its first run's time still fits (default 75: three full rounds at scale 1 take ~60 min on 2 cores; 0 = no limit)")
     p.add_argument("--per-date-sample", type=int, default=6,
-                   help="snapshot dates the per-date baseline is timed on, then extrapolated x 365 (default 12)")
+                   help="snapshot dates the per-date baseline is timed on, then extrapolated x 365 (default 6)")
     p.add_argument("--timeout", type=float, default=600,
                    help="seconds one baseline measurement may take; a slower one is stopped and reported as a "
                         "lower bound (featurebank's own runs and setup steps may take 4x this)")
