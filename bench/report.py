@@ -32,13 +32,18 @@ def _java() -> str:
         return "unknown"
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The featurebank commit the measured processes import: the work tree's HEAD, with `+`
+    when `lib/` or `bench/` has uncommitted edits; "unknown" outside a git checkout."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        return out.stdout.strip() or "unknown"
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=repo).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "lib", "bench"], capture_output=True, text=True,
+                               timeout=10, cwd=repo).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return head + ("+" if dirty else "") if head else "unknown"
 
 
 def machine() -> dict[str, str]:
@@ -96,7 +101,7 @@ def render_report(raw: dict[str, Any], wl: Workload) -> str:
     now = raw.get("generated") or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     add("# featurebank benchmark results\n")
     add(f"Generated {now} by `{raw['command']}` (from the repository root; `make bench` runs the default) "
-        f"in {raw['elapsed_seconds'] / 60:.1f} min, featurebank commit `{raw.get('commit') or _git_commit()}`.\n")
+        f"in {raw['elapsed_seconds'] / 60:.1f} min, featurebank commit `{raw.get('commit') or git_commit()}`.\n")
     la, lb = raw["load_before"], raw["load_after"]
     # Only the load before counts: the load after always includes the benchmark's own last process.
     # A remark (run.py --render --remark) explains the conditions instead of the load rule.

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.memory import MemorySampler
-from bench.report import render_report
+from bench.report import git_commit, render_report
 from bench.workload import BENCH_DIR, Workload, ensure_workload, workload_for
 
 REPO = BENCH_DIR.parent
@@ -283,13 +283,6 @@ def run_training(bench: Bench, project: Path, r: int) -> None:
             bench.checks["training"] = {"error": "not run: a system failed (see the errors below)"}
 
 
-def _commit() -> str:
-    """The featurebank commit the measured processes import (the work tree's HEAD, + if edited)."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "lib", "bench"], cwd=REPO, capture_output=True, text=True).stdout
-    return head + ("+" if dirty.strip() else "") if head else "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render:  # re-render the report of a finished run (e.g. after a report change)
@@ -302,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.time()
     load_before = os.getloadavg()
-    commit = _commit()
+    commit = git_commit()
     wl = ensure_workload(args.scale)
     print(f"workload: {wl.customers:,} customers, {wl.transactions:,} transactions, "
           f"{wl.spine_rows:,} spine rows in {wl.root}")
