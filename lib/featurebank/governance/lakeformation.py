@@ -184,14 +184,11 @@ def _table_changes(glue: Any, lakeformation: Any, probe: Any, database: str, tab
     live_table: dict[str, str] = {}
     live_columns: dict[str, dict[str, str]] = {}
     if live is not None:
-        live_table = _read_tags(probe, table_resource, "LFTagsOnTable")
+        live_table = _tag_dict(_read_tags(probe, table_resource).get("LFTagsOnTable", []))
         columns = [c for c, _ in tables.columns]
         resource = {"TableWithColumns": {"DatabaseName": database, "Name": tables.group, "ColumnNames": columns}}
-        try:
-            answer = lakeformation.get_resource_lf_tags(Resource=resource, ShowAssignedLFTags=True)
-            live_columns = {c["Name"]: _tag_dict(c.get("LFTags", [])) for c in answer.get("LFTagsOnColumns", [])}
-        except ClientError:
-            live_columns = {}
+        answer = _read_tags(probe, resource)
+        live_columns = {c["Name"]: _tag_dict(c.get("LFTags", [])) for c in answer.get("LFTagsOnColumns", [])}
     keys = {k for k, _ in tables.table} | {k for _, tags in tables.columns for k, _ in tags}
     changes.append(_tag_change(lakeformation, "lf-tags table", name, table_resource, tables.table, live_table, keys))
     for column, tags in tables.columns:
@@ -205,12 +202,12 @@ def _tag_dict(tags: list[dict[str, Any]]) -> dict[str, str]:
     return {t["TagKey"]: ",".join(t["TagValues"]) for t in tags}
 
 
-def _read_tags(lakeformation: Any, resource: dict[str, Any], key: str) -> dict[str, str]:
+def _read_tags(probe: Any, resource: dict[str, Any]) -> dict[str, Any]:
+    """GetResourceLFTags' answer (assigned tags only), {} for a resource never tagged."""
     try:
-        answer = lakeformation.get_resource_lf_tags(Resource=resource, ShowAssignedLFTags=True)
+        return dict(probe.get_resource_lf_tags(Resource=resource, ShowAssignedLFTags=True))
     except ClientError:  # never tagged (moto cannot answer then): untagged
         return {}
-    return _tag_dict(answer.get(key, []))
 
 
 def _tag_change(lakeformation: Any, kind: str, name: str, resource: dict[str, Any], want: Tags,
