@@ -17,7 +17,7 @@ from featurebank.definitions.loader import Resolver, YList, YMap, did_you_mean, 
 from featurebank.definitions.model import Config, Location, Pairs
 from featurebank.errors import ConfigError, Problem
 
-CONF_KEYS = ("feature_root", "variables", "timezone", "catalog", "spark", "aws", "governance")
+CONF_KEYS = ("feature_root", "variables", "timezone", "catalog", "spark", "aws", "governance", "expressions")
 CATALOG_TYPES = ("none", "glue", "hive")
 
 
@@ -121,6 +121,7 @@ def load_config(root: Path, env: str, environ: Mapping[str, str]) -> Config:
 
     catalog_type, database = _catalog(data, rel, problems)
     spark_conf = _spark(data, rel, problems)
+    allow_functions = _allow_functions(data, rel, problems)
     passthrough: dict[str, Pairs] = {}
     for key in ("aws", "governance"):
         value = data.get(key, YMap(data.line))
@@ -141,6 +142,7 @@ def load_config(root: Path, env: str, environ: Mapping[str, str]) -> Config:
         aws=passthrough["aws"],
         governance=passthrough["governance"],
         loc=Location(rel, data.line),
+        allow_functions=allow_functions,
     )
 
 
@@ -184,3 +186,28 @@ def _spark(data: YMap, rel: str, problems: list[Problem]) -> Pairs:
         text = str(value).lower() if isinstance(value, bool) else str(value)
         pairs.append((key, text))
     return tuple(pairs)
+
+
+def _allow_functions(data: YMap, rel: str, problems: list[Problem]) -> tuple[str, ...]:
+    """`expressions: {allow_functions: [current_date]}`: refused functions conf allows by name."""
+    from featurebank.definitions.policy import ALLOWABLE, REFUSED
+
+    expressions = data.get("expressions", YMap(data.line))
+    if not isinstance(expressions, YMap):
+        problems.append(Problem(rel, data.line_of("expressions"), "'expressions' must be a mapping; write expressions: {allow_functions: [current_date]}"))
+        return ()
+    for key in expressions:
+        if key != "allow_functions":
+            problems.append(Problem(rel, expressions.line_of(key), f"unknown expressions key '{key}'"
+                                    f"{did_you_mean(key, ['allow_functions']) or '; remove it (allowed: allow_functions)'}"))
+    names = expressions.get("allow_functions", YList(expressions.line))
+    line = expressions.line_of("allow_functions")
+    if not isinstance(names, YList) or not all(isinstance(n, str) for n in names):
+        problems.append(Problem(rel, line, "'expressions.allow_functions' must be a list of function names; write allow_functions: [current_date]"))
+        return ()
+    for name in names:
+        if name not in ALLOWABLE:
+            why = f"it is never allowed ({REFUSED[name]})" if name in REFUSED else \
+                f"it is not a refused function{did_you_mean(name, ALLOWABLE)}"
+            problems.append(Problem(rel, line, f"expressions.allow_functions names {name}, but {why}; remove it"))
+    return tuple(n for n in names if n in ALLOWABLE)

@@ -24,6 +24,7 @@ read `governance_of` and `column_pii`.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -304,12 +305,19 @@ def _reads(expr: str | None) -> tuple[str, ...]:
 def source_pii(project: Project, source_name: str, _seen: frozenset[str] = frozenset()) -> dict[str, str]:
     """The PII columns of a source → what they are called in messages (`customers.income`).
 
-    A source that reads another feature group has that group's PII output columns.
+    A source that reads another feature group has that group's PII output columns; a source
+    over the same data as another (`physical_location`) has the other's PII columns too, so
+    a second source without `pii_columns` cannot launder them.
     """
     source = project.sources.get(source_name)
     if source is None:
         return {}
     marks = {c: f"{source.name}.{c}" for c in source.pii_columns}
+    where = physical_location(source.format, source.location)
+    for other in project.sources.values():  # the same data read again is as personal as the first time
+        if other.name != source.name and physical_location(other.format, other.location) == where:
+            for column in other.pii_columns:
+                marks.setdefault(column, f"{other.name}.{column}")
     if source.group is not None and source.group in project.groups and source.group not in _seen:
         for column, pii in column_pii(project, source.group, _seen | {source.group}).items():
             if pii.pii:
@@ -317,11 +325,22 @@ def source_pii(project: Project, source_name: str, _seen: frozenset[str] = froze
     return marks
 
 
+def physical_location(format_: str, location: str) -> str:
+    """Where a source's data lives, spelt one way: `s3://b/x/`, `s3a://b/./x` → `s3://b/x`; tables lower case."""
+    if format_ == "table":
+        return "table:" + location.strip().strip("`").lower()
+    scheme, sep, rest = location.partition("://")
+    if not sep:
+        scheme, rest = "file", location.replace(os.sep, "/")
+    scheme = {"s3a": "s3", "s3n": "s3"}.get(scheme.lower(), scheme.lower())
+    return f"{scheme}:" + posixpath.normpath("/" + rest.lstrip("/"))
+
+
 def column_pii(project: Project, group: str | FeatureGroup, _seen: frozenset[str] = frozenset()) -> dict[str, ColumnPii]:
     """Every output column of a group (keys, time columns, features) → whether it is PII, and why.
 
     Row-level features and aggregations inherit PII from the source columns their
-    expressions read; derived features from the group's own output columns they read (so a
+    expressions and the group's filter read; derived features from the group's own output columns they read (so a
     declassified feature passes no PII on). A `pii: true` tag on the group, the aggregation
     or the feature makes its feature columns PII; `declassified` (features and derived
     features) makes one not PII. Pure: no Spark, no I/O.
@@ -341,7 +360,8 @@ def column_pii(project: Project, group: str | FeatureGroup, _seen: frozenset[str
         result[column] = ColumnPii(bool(time_inputs), time_inputs)
 
     def from_source(expr: str | None) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(marks[c] for c in _reads(expr) if c in marks))
+        # The filter decides which rows every feature sees, so what it reads flows into all of them.
+        return tuple(dict.fromkeys(marks[c] for c in (*_reads(expr), *_reads(definition.filter)) if c in marks))
 
     for aggregation in definition.aggregations:
         inputs = from_source(aggregation.expr)
@@ -351,8 +371,8 @@ def column_pii(project: Project, group: str | FeatureGroup, _seen: frozenset[str
     for feature in definition.features:
         result[feature.name] = _feature_pii(from_source(feature.expr), group_marked, feature.tags, feature.declassified)
     for derived in definition.derived:
-        inputs = tuple(dict.fromkeys(i for c in _reads(derived.expr) if c in result and result[c].pii
-                                     for i in (result[c].inputs or (f"{definition.name}.{c}",))))
+        inputs = tuple(dict.fromkeys((*from_source(None), *(i for c in _reads(derived.expr) if c in result and result[c].pii
+                                                            for i in (result[c].inputs or (f"{definition.name}.{c}",))))))
         result[derived.name] = _feature_pii(inputs, group_marked, derived.tags, derived.declassified)
     return result
 

@@ -4,7 +4,13 @@ Every mapping becomes a `YMap` (a dict that remembers the line of each key) and 
 `YList` (a list that remembers the line of each item), so later stages can say `file:line`.
 `${name}` (a conf variable) and `${env:NAME}` (an environment variable) are resolved in string
 values as they are read; anything that cannot be read or resolved becomes a `Problem`, and
-reading goes on so that every problem is reported at once.
+reading goes on so that every problem is reported at once. In definitions, `${env:NAME}` is
+resolved only in a source's `path:` or `table:` (SPEC: environment values never reach an
+expression, a description or any other value that is printed, rendered or published).
+
+Reading is bounded: nesting deeper than `MAX_DEPTH`, or aliases (`*name`) that expand a file
+to more than `MAX_VALUES` values, is a problem at the line where it happens, never a
+`RecursionError` or an allocation without end.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ import yaml
 from featurebank.errors import Problem
 
 VARIABLE = re.compile(r"\$\{([^}]*)\}")
+MAX_DEPTH = 100  # nested mappings and lists in one document
+MAX_VALUES = 100_000  # values one file may expand to, aliases included
+LOCATION_KEYS = ("path", "table")  # the only definition keys where ${env:NAME} is resolved
 
 
 class YMap(dict[str, Any]):
@@ -72,44 +81,91 @@ def guess_or(word: str, candidates: Any, fix: str) -> str:
 class Resolver:
     """Resolves `${name}` from conf variables and `${env:NAME}` from the environment."""
 
-    def __init__(self, variables: Mapping[str, str], environ: Mapping[str, str], conf_file: str) -> None:
+    def __init__(self, variables: Mapping[str, str], environ: Mapping[str, str], conf_file: str,
+                 env_keys: tuple[str, ...] | None = None) -> None:
         self.variables = dict(variables)
         self.environ = environ
         self.conf_file = conf_file
+        self.env_keys = env_keys  # top-level keys where ${env:...} may appear; None = anywhere (conf)
 
-    def resolve(self, text: str, file: str, line: int, problems: list[Problem]) -> str:
-        """`text` with every `${...}` replaced; an unknown or unset one is a problem."""
+    def for_definitions(self) -> Resolver:
+        """The same variables, with `${env:NAME}` resolved only in a source's path or table."""
+        return Resolver(self.variables, self.environ, self.conf_file, LOCATION_KEYS)
+
+    def resolve(self, text: str, file: str, line: int, problems: list[Problem], key: str | None = None,
+                top_level: bool = True) -> str:
+        """`text` with every `${...}` replaced; an unknown or unset one is a problem.
+
+        `key` is the key the text is (in) the value of, `top_level` whether that key is a
+        document's own; with `env_keys` set, `${env:...}` anywhere but under a top-level key
+        of `env_keys` is a problem and is left unreplaced (so no secret reaches the value).
+        """
+
+        secret = False
+        refused = ("but environment values may appear only in conf and in a source's path: or table: (anywhere "
+                   "else they can be published, printed or stored); remove it from the definition")
+        located = self.env_keys is None or (top_level and key in self.env_keys)
+        where = f"{key}:" if key else "a list"
 
         def substitute(match: re.Match[str]) -> str:
+            nonlocal secret
             name = match.group(1).strip()
             if name.startswith("env:"):
                 env_name = name[4:].strip()
+                if not located:
+                    problems.append(Problem(file, line, f"${{env:{env_name}}} is used in {where}, {refused}"))
+                    return match.group(0)
                 if env_name in self.environ:
+                    secret = True
                     return self.environ[env_name]
                 problems.append(
                     Problem(file, line, f"environment variable {env_name} is not set; export it, or stop using ${{env:{env_name}}}")
                 )
                 return match.group(0)
             if name in self.variables:
-                return self.variables[name]
+                value = self.variables[name]
+                if isinstance(value, EnvText) and not located:
+                    problems.append(Problem(file, line, f"${{{name}}} is used in {where}, and its value comes from "
+                                                        f"${{env:...}} in {self.conf_file}, {refused}"))
+                    return match.group(0)
+                secret = secret or isinstance(value, EnvText)
+                return value
             hint = did_you_mean(name, self.variables)
             problems.append(
                 Problem(file, line, f"unknown variable ${{{name}}}{hint} (define it under `variables:` in {self.conf_file})")
             )
             return match.group(0)
 
-        return VARIABLE.sub(substitute, text)
+        resolved = VARIABLE.sub(substitute, text)
+        return EnvText(resolved) if secret else resolved
+
+
+class EnvText(str):
+    """Text that holds an environment value (`${env:NAME}`, directly or through a conf variable)."""
 
 
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
 
-def _to_value(node: yaml.Node, file: str, problems: list[Problem], resolver: Resolver | None) -> Any:
+class _TooLarge(Exception):
+    """Reading stopped: the document expands past `MAX_VALUES` (the line where it did)."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+def _to_value(node: yaml.Node, file: str, problems: list[Problem], resolver: Resolver | None,
+              budget: list[int], key: str | None = None, depth: int = 0) -> Any:
     line = node.start_mark.line + 1
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge(line)
+    top_level = depth == 1  # a value of a document's own key (a source's path: or table:)
     if isinstance(node, yaml.MappingNode):
         result = YMap(line)
         for key_node, value_node in node.value:
-            key = _to_value(key_node, file, problems, None)
+            key = _to_value(key_node, file, problems, None, budget)
             key_line = key_node.start_mark.line + 1
             if not isinstance(key, str):
                 problems.append(Problem(file, key_line, f"key {key!r} is not a name; write keys as lower_snake_case words"))
@@ -119,19 +175,35 @@ def _to_value(node: yaml.Node, file: str, problems: list[Problem], resolver: Res
                     Problem(file, key_line, f"key '{key}' appears twice in this mapping (first on line {result.key_lines[key]}); keep one")
                 )
                 continue
-            result[key] = _to_value(value_node, file, problems, resolver)
+            result[key] = _to_value(value_node, file, problems, resolver, budget, key, depth + 1)
             result.key_lines[key] = key_line
         return result
     if isinstance(node, yaml.SequenceNode):
         items = YList(line)
         for item in node.value:
-            items.append(_to_value(item, file, problems, resolver))
+            items.append(_to_value(item, file, problems, resolver, budget, key, depth + 1))
             items.item_lines.append(item.start_mark.line + 1)
         return items
     value = _CONSTRUCTOR.construct_object(node, deep=True)
     if isinstance(value, str) and resolver is not None and "${" in value:
-        value = resolver.resolve(value, file, line, problems)
+        value = resolver.resolve(value, file, line, problems, key, top_level)
     return value
+
+
+def _too_deep(text: str) -> int | None:
+    """The line where nesting first passes `MAX_DEPTH`, or None (read from events: no recursion)."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return event.start_mark.line + 1 if event.start_mark is not None else 0
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        return None  # composing reports the syntax error with its line
+    return None
 
 
 def read_yaml(path: Path, rel: str, problems: list[Problem], resolver: Resolver | None) -> list[Document]:
@@ -142,11 +214,20 @@ def read_yaml(path: Path, rel: str, problems: list[Problem], resolver: Resolver 
         problems.append(Problem(rel, 0, f"cannot read the file ({error}); make it a readable UTF-8 text file"))
         return []
     documents: list[Document] = []
+    deep = _too_deep(text)
+    if deep is not None:
+        problems.append(Problem(rel, deep, f"the YAML nests more than {MAX_DEPTH} levels deep here; "
+                                           "definitions need a few levels, so flatten it"))
+        return documents
+    budget = [MAX_VALUES]
     try:
         for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
             if node is None:
                 continue
-            documents.append(Document(rel, node.start_mark.line + 1, _to_value(node, rel, problems, resolver)))
+            documents.append(Document(rel, node.start_mark.line + 1, _to_value(node, rel, problems, resolver, budget)))
+    except _TooLarge as error:
+        problems.append(Problem(rel, error.line, f"the YAML expands to more than {MAX_VALUES:,} values (its aliases "
+                                                 "*name repeat whole parts of it); write the values out, or use fewer aliases"))
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else 0
@@ -177,5 +258,5 @@ def read_definitions(root: Path, resolver: Resolver, problems: list[Problem]) ->
     """Every document of every definitions file of the project, variables resolved."""
     documents: list[Document] = []
     for path in definition_files(root):
-        documents.extend(read_yaml(path, relative(path, root), problems, resolver))
+        documents.extend(read_yaml(path, relative(path, root), problems, resolver.for_definitions()))
     return documents

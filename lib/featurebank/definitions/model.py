@@ -184,6 +184,7 @@ class Config:
     aws: Pairs = ()  # raw deployment settings; read by deploy/
     governance: Pairs = ()  # raw governance settings; read by governance code
     loc: Location = NOWHERE
+    allow_functions: tuple[str, ...] = ()  # refused Spark functions conf allows (`expressions:`)
 
 
 @dataclass(frozen=True)

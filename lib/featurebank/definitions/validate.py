@@ -15,13 +15,17 @@ from featurebank.definitions.expectations import COLUMN_ARGUMENTS, COLUMN_LIST_A
 from featurebank.definitions.expressions import (
     ExpressionError,
     aggregate_functions,
+    infer_type,
+    input_type_problem,
     referenced_columns,
     unknown_functions,
     valid_type,
 )
 from featurebank.definitions.loader import did_you_mean, guess_or
+from featurebank.definitions.policy import REFUSED, check_violations, policy_violations
 from featurebank.definitions.spark_functions import spark_functions
 from featurebank.definitions.model import (
+    Aggregation,
     Check,
     Config,
     Entity,
@@ -57,21 +61,35 @@ class Checker:
             used = referenced_columns(text)
             aggregates = aggregate_functions(text)
             unknown = unknown_functions(text)
+            violations = policy_violations(text, self.project.config.allow_functions)
         except ExpressionError as error:
             self.at(loc, key, f"{what} is not valid Spark SQL ({text!r}): {error}")
             return ()
-        for function in unknown:
+        for violation in violations:
+            self.at(loc, key, f"{what} {violation}")
+        for function in (f for f in unknown if f not in REFUSED):
             self.at(loc, key, f"{what} calls {function}(), which is not a Spark SQL function"
                               f"{guess_or(function, spark_functions(), 'check the name against the Spark SQL function reference')}")
         if aggregates and not allow_aggregates:
             self.at(loc, key, f"{what} uses the aggregate function {aggregates[0]}(); {what} is computed per row, "
                               "so aggregate with an aggregation's function: instead")
-        if columns is not None:
+        if columns is not None and not violations:  # a refused expression's "columns" may be paths
             for column in used:
                 if column not in columns:
                     self.at(loc, key, f"{what} uses column '{column}', which is not {scope}{did_you_mean(column, columns)} "
                                       f"(available: {', '.join(columns)})")
         return used
+
+    def input_type(self, aggregation: Aggregation, source: Source) -> None:
+        """Report an aggregation whose input type (from the declared columns) its function cannot take."""
+        if aggregation.expr is None or not source.columns:
+            return
+        type_ = infer_type(aggregation.expr, source.column_types)
+        reason = input_type_problem(aggregation.function, type_)
+        if reason is not None:
+            self.at(aggregation.loc, "expr", f"aggregation '{aggregation.name}' applies {aggregation.function} to "
+                                             f"{aggregation.expr!r}, of type {type_} (declared by source '{source.name}'), "
+                                             f"but {reason}")
 
     # -- checks ---------------------------------------------------------------------------
     def check(self, group: FeatureGroup, check: Check, outputs: Sequence[str]) -> None:
@@ -100,6 +118,12 @@ class Checker:
         for name in spec.required:
             if name not in arguments:
                 self.at(check.loc, "", f"{check.expectation} needs the argument '{name}'; add {name}: ...")
+        for violation in check_violations(arguments):
+            self.at(check.loc, "", f"{check.expectation} {violation}")
+        condition = arguments.get("row_condition")
+        if isinstance(condition, str):
+            self.expression(check.loc, "arg:row_condition", condition, f"row_condition of {check.expectation}",
+                            outputs, f"an output of feature group '{group.name}'")
 
     # -- groups -----------------------------------------------------------------------------
     def group(self, group: FeatureGroup) -> None:
@@ -152,6 +176,8 @@ class Checker:
             if aggregation.expr is not None:
                 self.expression(aggregation.loc, "expr", aggregation.expr, f"expr of aggregation '{aggregation.name}'",
                                 declared, scope)
+                if source is not None:
+                    self.input_type(aggregation, source)
             for output in aggregation.output_names():
                 add_output(output, aggregation.loc)
         for feature in group.features:
