@@ -153,3 +153,65 @@ def test_batch_is_computed_once_for_all_checks_and_the_publish(spark, tmp_path):
     batch.unpersist()
     assert len(result.checks) == 4
     assert computed.value == len(rows)  # one evaluation per row: GX and the write read the cache
+
+
+def _bad_spend_rows(value: float) -> list:
+    rows = batch_rows(D1, D2, customers=3)
+    rows[1] = rows[1][:3] + (value,) + rows[1][4:]
+    return rows
+
+
+def test_verdict_survives_an_unwritable_quarantine_and_report(spark, tmp_path):
+    root = tmp_path / "features"
+    plan = make_plan(f"{root}/spend", D1, D2)
+    (root / "_quarantine").mkdir(parents=True)
+    (root / "_quarantine" / "spend").write_text("a file where the group's quarantine directory should be")
+    (root / "_reports").mkdir()
+    (root / "_reports" / "spend").write_text("a file where the group's report directory should be")
+
+    with pytest.raises(GateFailed) as caught:
+        run_gate(make_batch(spark, _bad_spend_rows(-5.0)), plan, "run-bad", str(root))
+
+    message = str(caught.value)
+    assert "expect_column_values_to_be_between [spend_sum_7d]" in message and "1 of 6 rows unexpected" in message
+    assert f"could not be kept in {root}/_quarantine/spend/run-bad" in message
+    assert f"could not be written to {root}/_reports/spend/run-bad" in message
+    assert "rejected batch kept in" not in message
+    result = caught.value.result
+    assert not result.passed and result.quarantine_dir is None and [c.column for c in result.failed] == ["spend_sum_7d"]
+
+
+def test_passing_gate_still_fails_when_its_report_cannot_be_written(spark, tmp_path):
+    root = tmp_path / "features"
+    (root / "_reports").mkdir(parents=True)
+    (root / "_reports" / "spend").write_text("not a directory")
+    plan = make_plan(f"{root}/spend", D1, D1)
+    with pytest.raises(OSError):
+        run_gate(make_batch(spark, batch_rows(D1, D1)), plan, "run-ok", str(root))
+
+
+def test_example_values_of_pii_columns_never_leave_the_table(spark, tmp_path):
+    root = tmp_path / "features"
+    plan = make_plan(f"{root}/spend", D1, D2)
+    planted = -98765.4321
+    with pytest.raises(GateFailed) as caught:
+        run_gate(make_batch(spark, _bad_spend_rows(planted)), plan, "run-pii", str(root),
+                 pii_columns={"spend_sum_7d"})
+    message = str(caught.value)
+    assert "98765" not in message and "e.g. ***" in message and "1 of 6 rows unexpected" in message
+    result = caught.value.result
+    assert "98765" not in result.to_json() and "98765" not in result.summary()
+    report_dir = root / "_reports/spend/run-pii"
+    for name in ("result.json", "report.html"):
+        text = (report_dir / name).read_text()
+        assert "98765" not in text and "***" in text, name
+    # the quarantined batch itself is a table: it keeps the rows as they were
+    kept = spark.read.parquet(str(root / "_quarantine/spend/run-pii")).toPandas()
+    assert planted in set(kept.spend_sum_7d)
+
+
+def test_values_of_columns_that_are_not_pii_are_shown(spark, tmp_path):
+    root = tmp_path / "features"
+    plan = make_plan(f"{root}/spend", D1, D2)
+    with pytest.raises(GateFailed, match="-98765"):
+        run_gate(make_batch(spark, _bad_spend_rows(-98765.0)), plan, "run-open", str(root), pii_columns={"customer_id"})

@@ -8,6 +8,7 @@ exit 2 and nothing runs; a refused publish exits 1; anything else is a runtime f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, order=True)
@@ -52,7 +53,15 @@ class SourceMismatch(FeaturebankError):
 
 
 class GateFailed(FeaturebankError):
-    """An error-severity check failed: nothing was published (exit 1)."""
+    """An error-severity check failed: nothing was published (exit 1).
+
+    `result` is the gate's verdict (a `gate.GateResult`: every check, the report and
+    quarantine places); None only where a refusal has no validation behind it.
+    """
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class MissingCoverage(FeaturebankError):

@@ -5,7 +5,13 @@ and validates it with one GX `ValidationDefinition` holding every check of the p
 always-on key checks included). Error-severity checks block the publish; warn checks only
 report. Whatever the outcome, the validation result is written under
 `<feature_root>/_reports/<group>/<run_id>/` (`result.json`, `report.html`); a refused batch is
-also kept as Parquet under `<feature_root>/_quarantine/<group>/<run_id>/`.
+also kept as Parquet under `<feature_root>/_quarantine/<group>/<run_id>/`. A refusal is a
+refusal even when the quarantine copy or the report cannot be written: `GateFailed` still
+names the failed checks, with one more sentence saying what could not be written and why.
+
+Example values of PII columns never leave the tables: checks on a PII column (see
+`definitions.governance.column_pii`) carry `***` instead of the offending values and observed
+values, so reports, the run log's checks summary, console lines and errors hold none.
 
 Why this is fast enough: GX's Spark engine bundles every aggregate metric of one domain
 into a single `df.agg(...)`, so the cost is one pass per domain over the *persisted* batch
@@ -22,7 +28,8 @@ import html
 import json
 import math
 import uuid
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
     from featurebank.plan import CheckSpec, Plan
 
 PARTIAL_UNEXPECTED_COUNT = 5  # sample of offending values kept per check (report + console)
+MASK = "***"  # what an example value of a PII column becomes in reports and messages
 _COLUMN_ARGUMENTS = ("column", "column_A", "column_B", "column_list", "column_set")
 
 
@@ -159,34 +167,45 @@ def summarize_checks_json(text: str) -> str:
 
 # --- the gate -------------------------------------------------------------------------------
 
-def run_gate(batch: DataFrame, plan: Plan, run_id: str, feature_root: str) -> GateResult:
+def run_gate(batch: DataFrame, plan: Plan, run_id: str, feature_root: str, *,
+             pii_columns: Collection[str] = ()) -> GateResult:
     """Validate `batch` against `plan.checks`; write the report; quarantine and raise if refused.
 
     The batch is persisted if it is not already (the caller publishes the same object, so it
-    is computed once) and stays persisted; the caller unpersists it. Returns the GateResult
-    when every error-severity check passed (warn failures included in it). Raises
-    `GateFailed` (with `.result`) after writing the quarantine copy and the report when any
-    error-severity check failed; `DefinitionError` when a check names an unknown expectation
-    or arguments GX refuses.
+    is computed once) and stays persisted; the caller unpersists it. Example values of checks
+    on `pii_columns` are masked (`***`). Returns the GateResult when every error-severity
+    check passed (warn failures included in it). Raises `GateFailed` (with `.result`) when
+    any error-severity check failed, after writing the quarantine copy and the report — or
+    failing to, which the message then says; `DefinitionError` when a check names an unknown
+    expectation or arguments GX refuses.
     """
     from pyspark import StorageLevel
 
     if not batch.storageLevel.useMemory and not batch.storageLevel.useDisk:
         batch.persist(StorageLevel.MEMORY_AND_DISK)
     row_count = batch.count()
-    checks = _judge(batch, plan.checks, name=f"{plan.group}-{run_id}")
+    checks = _judge(batch, plan.checks, name=f"{plan.group}-{run_id}", pii=frozenset(pii_columns))
     passed = not any(c.blocks for c in checks)
     report_dir = artifact_dir(feature_root, "_reports", plan.group, run_id)
     quarantine_dir = None if passed else artifact_dir(feature_root, "_quarantine", plan.group, run_id)
     result = GateResult(plan.group, run_id, passed, row_count, tuple(checks), report_dir, quarantine_dir)
     spark = batch.sparkSession
+    unwritten: list[str] = []
     if quarantine_dir is not None:
-        batch.write.mode("overwrite").parquet(quarantine_dir)
-    _write_report(spark, result, plan)
+        try:
+            batch.write.mode("overwrite").parquet(quarantine_dir)
+        except Exception as error:
+            unwritten.append(f"the rejected batch could not be kept in {quarantine_dir}: {_first_line(error)}")
+            result = replace(result, quarantine_dir=None)
+    try:
+        _write_report(spark, result, plan)
+    except Exception as error:
+        if passed:  # nothing to hide: a run whose report cannot be written fails as before
+            raise
+        unwritten.append(f"the gate report could not be written to {report_dir}: {_first_line(error)}")
+        result = replace(result, report_dir="")
     if not passed:
-        error = GateFailed(_refusal_message(result))
-        error.result = result  # type: ignore[attr-defined]
-        raise error
+        raise GateFailed(_refusal_message(result, unwritten), result)
     return result
 
 
@@ -195,15 +214,23 @@ def artifact_dir(feature_root: str, area: str, group: str, run_id: str) -> str:
     return f"{feature_root.rstrip('/')}/{area}/{group}/{run_id}"
 
 
-def _refusal_message(result: GateResult) -> str:
+def _refusal_message(result: GateResult, unwritten: Collection[str] = ()) -> str:
     lines = [
         f"the gate refused to publish {result.group} (run {result.run_id}): "
         f"{len(result.failed)} error check(s) failed on {result.row_count} rows"
     ]
     lines += ["  " + c.line() for c in result.failed]
-    lines.append(f"  rejected batch kept in {result.quarantine_dir}")
-    lines.append(f"  report: {result.report_dir}/report.html")
+    if result.quarantine_dir:
+        lines.append(f"  rejected batch kept in {result.quarantine_dir}")
+    if result.report_dir:
+        lines.append(f"  report: {result.report_dir}/report.html")
+    lines += [f"  {problem}; nothing was published, fix the location and rerun to keep it" for problem in unwritten]
     return "\n".join(lines)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 def _expectation_classes() -> dict[str, type]:
@@ -237,8 +264,9 @@ def _build_expectation(classes: dict[str, type], check: CheckSpec) -> Any:
         ) from None
 
 
-def _judge(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str) -> list[CheckResult]:
-    """Run every check through one GX validation of the (persisted) batch."""
+def _judge(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str,
+           pii: frozenset[str] = frozenset()) -> list[CheckResult]:
+    """Run every check through one GX validation of the (persisted) batch; mask `pii` columns' values."""
     if not checks:
         return []
     import great_expectations as gx
@@ -268,33 +296,40 @@ def _judge(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str) -> list[C
         config = item.expectation_config
         assert config is not None  # GX returns one result per expectation, carrying its config
         index = index_by_id[str(config.id)]
-        judged.append((index, _check_result(checks[index], item.to_json_dict())))
+        judged.append((index, _check_result(checks[index], item.to_json_dict(), pii)))
     return [result for _, result in sorted(judged, key=lambda pair: pair[0])]
 
 
-def _check_result(check: CheckSpec, raw: dict[str, Any]) -> CheckResult:
+def _check_result(check: CheckSpec, raw: dict[str, Any], pii: frozenset[str] = frozenset()) -> CheckResult:
     result = raw.get("result") or {}
     info = raw.get("exception_info") or {}
     exception = info.get("exception_message") if info.get("raised_exception") else None
     arguments = check.arguments
     column = None
+    columns: list[str] = []
     for key in _COLUMN_ARGUMENTS:
         if key in arguments:
             value = arguments[key]
-            column = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+            columns = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+            column = ",".join(columns)
             break
     unexpected_count = result.get("unexpected_count")
     unexpected_percent = result.get("unexpected_percent")
+    observed = result.get("observed_value")
+    examples = tuple(_jsonable(result.get("partial_unexpected_list") or []))
+    if pii.intersection(columns):  # values of personal data stay in the tables
+        observed = None if observed is None else MASK
+        examples = tuple(MASK for _ in examples)
     return CheckResult(
         expectation=check.expectation,
         column=column,
         severity=check.severity,
         success=bool(raw.get("success")) and exception is None,
-        observed_value=result.get("observed_value"),
+        observed_value=observed,
         unexpected_count=None if unexpected_count is None else int(unexpected_count),
         unexpected_percent=None if unexpected_percent is None else float(unexpected_percent),
         element_count=result.get("element_count"),
-        partial_unexpected=tuple(_jsonable(result.get("partial_unexpected_list") or [])),
+        partial_unexpected=examples,
         kwargs=arguments,
         origin=check.origin,
         exception=(exception.splitlines()[0] if exception else None),
@@ -391,7 +426,7 @@ def _lists(value: Any) -> Any:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
+    text = repr(value) if isinstance(value, str) and value != MASK else str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
