@@ -34,11 +34,21 @@ def projects(draw: st.DrawFn) -> list[dict[str, Any]]:
     columns = {"entity_id": "string", "ts": "timestamp", **{f"c_{n}": draw(st.sampled_from(COLUMN_TYPES)) for n in column_names}}
     numeric = [c for c, t in columns.items() if t in NUMERIC]
     plain = [c for c in columns if c not in ("entity_id",)]
+    readiness = draw(st.sampled_from([None, "marker", "marker_path", "daily_rows", "daily_min", "watermark"]))
+    signals: dict[str, Any] = {
+        "marker": {"marker": "_SUCCESS"}, "marker_path": {"marker": "${raw_root}/done/_READY"},
+        "daily_rows": {"daily_rows": {"min": draw(st.integers(0, 10)), "max": draw(st.integers(10, 10**6))}},
+        "daily_min": {"daily_rows": {"min": draw(st.integers(1, 10))}}, "watermark": {"watermark": "loaded_until"},
+    }
     documents: list[dict[str, Any]] = [
         {"kind": "entity", "name": "thing", "keys": ["entity_id"], "description": draw(text)},
         {"kind": "source", "name": "events", "format": draw(st.sampled_from(["parquet", "delta", "csv"])),
-         "path": "${raw_root}/events", "timestamp": "ts", "columns": columns, "pii_columns": [plain[0]],
-         **({"options": {"header": True, "sep": ";"}} if draw(st.booleans()) else {})},
+         "path": "${raw_root}/events", "timestamp": "ts",
+         "columns": {**columns, **({"loaded_until": "timestamp"} if readiness == "watermark" else {})},
+         "pii_columns": [plain[0]],
+         **({"options": {"header": True, "sep": ";"}} if draw(st.booleans()) else {}),
+         **({"lag": f"{draw(st.integers(0, 30))}d"} if draw(st.booleans()) else {}),
+         **({"readiness": signals[readiness]} if readiness else {})},
     ]
     group_names = draw(st.lists(names, min_size=1, max_size=3, unique=True))
     references = []
@@ -49,6 +59,8 @@ def projects(draw: st.DrawFn) -> list[dict[str, Any]]:
         if draw(st.booleans()):
             group["tags"] = {"domain": draw(names), "pii": draw(st.booleans())}
         group["owner"] = draw(st.sampled_from(["", "team-a"])) or "team-b"
+        if draw(st.booleans()):
+            group["empty_input"] = draw(st.sampled_from(["allowed", "refused"]))
         if draw(st.booleans()):  # aggregation group
             aggregations = []
             for n, agg_name in enumerate(draw(st.lists(names, min_size=1, max_size=4, unique=True))):

@@ -64,6 +64,23 @@ class GateFailed(FeaturebankError):
         self.result = result
 
 
+class SourceNotReady(FeaturebankError):
+    """A source's data is not complete or not there for the run's dates: nothing ran (exit 1).
+
+    Raised before compute when the source is empty in the read range, its latest event day
+    is older than its `lag` allows, or its readiness signal does not hold; `report` is where
+    the JSON report was written.
+    """
+
+    def __init__(self, message: str, report: str = "") -> None:
+        self.report = report
+        super().__init__(message)
+
+
+class SourceUnreadable(FeaturebankError):
+    """Something a source read needs (e.g. a Parquet footer) cannot be read (exit 3)."""
+
+
 class MissingCoverage(FeaturebankError):
     """A training-set spine asks for dates a group never published (exit 2)."""
 
@@ -79,8 +96,8 @@ EXIT_RUNTIME = 3
 
 
 def exit_code_for(error: BaseException) -> int:
-    """The exit code SPEC gives an error: 2 bad input, 1 gate refused, 3 anything else."""
-    if isinstance(error, GateFailed):
+    """The exit code SPEC gives an error: 2 bad input, 1 publish refused, 3 anything else."""
+    if isinstance(error, (GateFailed, SourceNotReady)):
         return EXIT_GATE
     if isinstance(error, (DefinitionError, UsageError, SourceMismatch, MissingCoverage, AccessDenied)):
         return EXIT_USAGE

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from featurebank.definitions.expressions import infer_type, normalise_type, referenced_columns
 from featurebank.definitions.loader import did_you_mean
-from featurebank.definitions.model import COUNT_FUNCTIONS, FeatureGroup, Project
+from featurebank.definitions.model import COUNT_FUNCTIONS, DEFAULT_LAG_DAYS, FeatureGroup, Project, Readiness
 from featurebank.definitions.validate import dependencies
 from featurebank.errors import DefinitionError, UsageError
 
@@ -42,6 +42,8 @@ class SourceRead:
     read_start: date | None  # first event day read (inclusive), in the project time zone
     read_end_exclusive: date | None  # first event day not read
     options: tuple[tuple[str, Any], ...] = ()
+    lag_days: int = DEFAULT_LAG_DAYS  # snapshot D is publishable when the latest event day >= D - 1 - lag
+    readiness: Readiness | None = None  # the source's readiness signal, checked before compute
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class Plan:
     owner: str = ""
     description: str = ""
     tags: tuple[tuple[str, Any], ...] = ()
+    empty_input_allowed: bool = False  # the group declares an empty source normal (publishes nothing)
 
     @property
     def max_window(self) -> int:
@@ -211,6 +214,8 @@ def compile_plan(project: Project, group: str | FeatureGroup, start: date, end: 
             read_start=read_start,
             read_end_exclusive=read_end,
             options=source.options,
+            lag_days=source.lag_days,
+            readiness=source.readiness,
         ),
         filter=definition.filter,
         aggregates=tuple(AggregateSpec(a.name, a.function, a.expr, a.windows) for a in definition.aggregations),
@@ -228,6 +233,7 @@ def compile_plan(project: Project, group: str | FeatureGroup, start: date, end: 
         owner=definition.owner,
         description=definition.description,
         tags=definition.tags,
+        empty_input_allowed=definition.empty_input == "allowed",
     )
 
 
@@ -266,8 +272,9 @@ def _aggregate_type(function: str, expr: str | None, declared: dict[str, str]) -
 
 
 # Where a definition is written (`loc`) or where its source lives in one environment
-# (`location`) is not part of what it computes; nor is which source columns are PII.
-UNHASHED_FIELDS = ("loc", "location", "pii_columns")
+# (`location`) is not part of what it computes; nor is which source columns are PII, nor
+# when a run may publish (lag, readiness, empty input).
+UNHASHED_FIELDS = ("loc", "location", "pii_columns", "lag_days", "readiness", "empty_input")
 
 
 def _canonical(value: Any) -> Any:
@@ -338,6 +345,24 @@ def _arguments(kwargs: tuple[tuple[str, Any], ...]) -> str:
     return ", ".join(f"{k}={show(v)}" for k, v in kwargs)
 
 
+def _readiness_lines(plan: Plan) -> list[str]:
+    """When the source is ready, shown only where a definition says more than the defaults."""
+    source, lines = plan.source, []
+    if source.lag_days != DEFAULT_LAG_DAYS and source.timestamp:
+        lines.append(f"  ready when: latest event day >= D - 1 - {source.lag_days} (lag {source.lag_days}d)")
+    signal = source.readiness
+    if signal is not None and signal.kind == "marker":
+        lines.append(f"  ready when: {signal.marker} exists")
+    elif signal is not None and signal.kind == "watermark":
+        lines.append(f"  ready when: max({signal.watermark}) reaches the end of the snapshot's read range")
+    elif signal is not None:
+        bounds = f"{signal.daily_min if signal.daily_min is not None else 0} .. {signal.daily_max if signal.daily_max is not None else 'any'}"
+        lines.append(f"  ready when: every event day read has {bounds} rows")
+    if plan.empty_input_allowed:
+        lines.append("  empty:      allowed (no rows in the read range publishes no rows)")
+    return lines
+
+
 def render(plan: Plan) -> str:
     """The plan as a person reads it: source, filter, computations, output, checks, writes."""
     days = (plan.end - plan.start).days + 1
@@ -359,6 +384,7 @@ def render(plan: Plan) -> str:
         lines.append(f"  event time: {source.timestamp} in [{source.read_start}, {source.read_end_exclusive}) {why}")
     for key, value in source.options:
         lines.append(f"  option:     {key} = {value}")
+    lines += _readiness_lines(plan)
     lines += ["", "Filter:", f"  {plan.filter}" if plan.filter else "  (none: every source row)"]
     if plan.kind == "aggregation":
         lines += ["", "Aggregations (events in [D - window, D) for each snapshot date D):"]

@@ -18,6 +18,8 @@ from featurebank.definitions.config import freeze, resolve_path
 from featurebank.definitions.loader import Document, YList, YMap, did_you_mean
 from featurebank.definitions.model import (
     AGGREGATION_FUNCTIONS,
+    DEFAULT_LAG_DAYS,
+    EMPTY_INPUT,
     MAX_WINDOW_DAYS,
     MIN_WINDOW_DAYS,
     SOURCE_FORMATS,
@@ -27,6 +29,7 @@ from featurebank.definitions.model import (
     Feature,
     FeatureGroup,
     Location,
+    Readiness,
     Source,
     TrainingSet,
 )
@@ -35,14 +38,16 @@ from featurebank.errors import Problem
 KINDS = ("entity", "source", "feature_group", "training_set")
 ENTITY_KEYS = ("kind", "name", "keys", "description")
 SOURCE_KEYS = ("kind", "name", "format", "path", "table", "group", "timestamp", "columns", "options", "description",
-               "pii_columns")
+               "pii_columns", "lag", "readiness")
+READINESS_KEYS = ("marker", "daily_rows", "watermark")
 GROUP_KEYS = ("kind", "name", "entity", "source", "filter", "description", "owner", "tags", "ttl",
-              "aggregations", "derived", "features", "checks")
+              "aggregations", "derived", "features", "checks", "empty_input")
 AGGREGATION_KEYS = ("name", "function", "expr", "windows", "description", "tags")
 FEATURE_KEYS = ("name", "expr", "description", "tags", "declassified")
 TRAINING_SET_KEYS = ("kind", "name", "features", "description", "owner")
 SEVERITIES = ("error", "warn")
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+NAME_OR_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DAYS = re.compile(r"^([0-9]+)d$")
 
 # Key lines other stages need for precise messages: (object location, key) -> line.
@@ -251,11 +256,77 @@ class Builder:
                         self.problem(file, raw_columns.line_of(column), f"the type of column '{column}' must be a Spark SQL type name like string or double, not {type_!r}")
                         continue
                     columns.append((column, type_))
+        lag = None
+        if data.get("lag") is not None:
+            lag = self.days(file, data.line_of("lag"), data["lag"], "lag", 0, MAX_WINDOW_DAYS)
+        if data.get("lag") is not None and timestamp is None:
+            self.problem(file, data.line_of("lag"), f"{what} has a lag but no timestamp; add timestamp: <event-time column> (the lag is counted in event days)")
         self.built.sources.append(
             Source(name, fmt, location, timestamp, tuple(columns), self.pairs(file, data, "options", what),
                    self.text(file, data, "description", what), loc, self.built.source_groups.get(name),
-                   pii_columns=self.names_list(file, data, "pii_columns", what))
+                   pii_columns=self.names_list(file, data, "pii_columns", what),
+                   lag_days=DEFAULT_LAG_DAYS if lag is None else lag,
+                   readiness=self._readiness(file, data, what, fmt, location, dict(columns), timestamp))
         )
+
+    def _readiness(self, file: str, data: YMap, what: str, fmt: str, location: str, columns: dict[str, str],
+                   timestamp: str | None) -> Readiness | None:
+        """`readiness: {marker: ...}`, `{daily_rows: {min: N, max: M}}` or `{watermark: <column>}`."""
+        raw = data.get("readiness")
+        if raw is None:
+            return None
+        line = data.line_of("readiness")
+        example = "readiness: {marker: _SUCCESS}, {daily_rows: {min: 1000, max: 50000}} or {watermark: <column>}"
+        if not isinstance(raw, YMap) or len(raw) != 1:
+            self.problem(file, line, f"'readiness' of {what} must name exactly one signal; write {example}")
+            return None
+        (kind, value), = raw.items()
+        line, loc = raw.line_of(kind), Location(file, raw.line_of(kind))
+        if kind not in READINESS_KEYS:
+            self.problem(file, line, f"unknown readiness signal '{kind}'{did_you_mean(str(kind), READINESS_KEYS)} "
+                                     f"(one of: {', '.join(READINESS_KEYS)})")
+            return None
+        if kind == "marker":
+            if not isinstance(value, str) or not value.strip():
+                self.problem(file, line, f"the readiness marker of {what} must be a path; write marker: _SUCCESS "
+                                         "(a name inside the source's path) or marker: <path or URI>")
+                return None
+            if "/" not in value and fmt == "table":
+                self.problem(file, line, f"{what} reads a catalog table, so its readiness marker needs a full path or URI, not '{value}'")
+                return None
+            marker = f"{location.rstrip('/')}/{value}" if "/" not in value else resolve_path(value, self.root)
+            return Readiness(marker=marker, loc=loc)
+        if kind == "watermark":
+            if not isinstance(value, str) or not NAME_OR_COLUMN.match(value):
+                self.problem(file, line, f"the readiness watermark of {what} must be a column name; write watermark: <column>")
+                return None
+            if value == timestamp:
+                self.problem(file, line, f"the readiness watermark of {what} is its event-time column; name the column "
+                                         "that says how far loading got (e.g. loaded_until), or use lag: alone")
+                return None
+            if columns.get(value, "").strip().lower() not in ("timestamp", "timestamp_ntz", "timestamp_ltz", "date"):
+                self.problem(file, line, f"the readiness watermark '{value}' of {what} must be a declared time column; "
+                                         f"add it to columns: as {value}: timestamp")
+                return None
+            return Readiness(watermark=value, loc=loc)
+        bounds: dict[str, int] = {}
+        if isinstance(value, YMap):
+            for key, bound in value.items():
+                if key not in ("min", "max") or not isinstance(bound, int) or isinstance(bound, bool) or bound < 0:
+                    self.problem(file, value.line_of(key), f"daily_rows of {what} takes min: and max: as whole numbers >= 0, "
+                                                           f"not {key}: {bound!r}; write daily_rows: {{min: 1000, max: 50000}}")
+                    return None
+                bounds[key] = bound
+        if not bounds:
+            self.problem(file, line, f"daily_rows of {what} needs min:, max: or both; write daily_rows: {{min: 1000, max: 50000}}")
+            return None
+        if "min" in bounds and "max" in bounds and bounds["min"] > bounds["max"]:
+            self.problem(file, line, f"daily_rows of {what} has min {bounds['min']} above max {bounds['max']}; swap them")
+            return None
+        if timestamp is None:
+            self.problem(file, line, f"daily_rows of {what} counts rows per event day, so the source needs timestamp: <column>")
+            return None
+        return Readiness(daily_min=bounds.get("min"), daily_max=bounds.get("max"), loc=loc)
 
     def _feature_group(self, file: str, data: YMap) -> None:
         name = self.name(file, data, "feature group")
@@ -281,6 +352,11 @@ class Builder:
         if filter_ is not None and not isinstance(filter_, str):
             self.problem(file, data.line_of("filter"), f"'filter' of {what} must be a Spark SQL predicate in quotes; write filter: \"status = 'SETTLED'\"")
             filter_ = None
+        empty_input = data.get("empty_input", "refused")
+        if empty_input not in EMPTY_INPUT:
+            self.problem(file, data.line_of("empty_input"), f"empty_input of {what} is {empty_input!r}; write empty_input: allowed "
+                                                            "(an empty source is normal) or leave it out (refused)")
+            empty_input = "refused"
         self.built.groups.append(FeatureGroup(
             name=name,
             entity=self.text(file, data, "entity", what),
@@ -295,6 +371,7 @@ class Builder:
             features=tuple(self._feature(file, item, line, "feature", what) for item, line in self.items(file, data, "features", what)),
             checks=tuple(c for item, line in self.items(file, data, "checks", what) if (c := self._check(file, item, line, what))),
             loc=loc,
+            empty_input=empty_input,
         ))
 
     def _aggregation(self, file: str, data: YMap, line: int, group_what: str) -> Aggregation:

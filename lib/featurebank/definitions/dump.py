@@ -11,7 +11,18 @@ from typing import Any
 
 import yaml
 
-from featurebank.definitions.model import Aggregation, Check, Entity, Feature, FeatureGroup, Project, Source, TrainingSet
+from featurebank.definitions.model import (
+    DEFAULT_LAG_DAYS,
+    Aggregation,
+    Check,
+    Entity,
+    Feature,
+    FeatureGroup,
+    Project,
+    Readiness,
+    Source,
+    TrainingSet,
+)
 
 
 def _thaw(value: Any) -> Any:
@@ -56,8 +67,21 @@ def source_document(source: Source) -> dict[str, Any]:
     _optional(document, "columns", dict(source.columns))
     _optional(document, "options", _pairs(source.options))
     _optional(document, "pii_columns", list(source.pii_columns))
+    if source.lag_days != DEFAULT_LAG_DAYS:
+        document["lag"] = f"{source.lag_days}d"
+    if source.readiness is not None:
+        document["readiness"] = _readiness(source.readiness)
     _optional(document, "description", source.description)
     return document
+
+
+def _readiness(readiness: Readiness) -> dict[str, Any]:
+    if readiness.kind == "marker":
+        return {"marker": readiness.marker}
+    if readiness.kind == "watermark":
+        return {"watermark": readiness.watermark}
+    bounds = {"min": readiness.daily_min, "max": readiness.daily_max}
+    return {"daily_rows": {k: v for k, v in bounds.items() if v is not None}}
 
 
 def _aggregation(aggregation: Aggregation) -> dict[str, Any]:
@@ -98,6 +122,8 @@ def group_document(group: FeatureGroup) -> dict[str, Any]:
     _optional(document, "derived", [_feature(d) for d in group.derived])
     _optional(document, "features", [_feature(f) for f in group.features])
     _optional(document, "checks", [_check(c) for c in group.checks])
+    if group.empty_input != "refused":
+        document["empty_input"] = group.empty_input
     return document
 
 

@@ -26,6 +26,8 @@ COUNT_FUNCTIONS = ("count", "count_distinct", "approx_count_distinct")
 SOURCE_FORMATS = ("parquet", "delta", "csv", "table")
 MIN_WINDOW_DAYS = 1
 MAX_WINDOW_DAYS = 730
+DEFAULT_LAG_DAYS = 1  # a source's data for day X is complete by the end of day X + 1
+EMPTY_INPUT = ("refused", "allowed")
 
 Pairs = tuple[tuple[str, Any], ...]
 
@@ -55,6 +57,30 @@ class Entity:
 
 
 @dataclass(frozen=True)
+class Readiness:
+    """A source's readiness signal: exactly one of a marker file, a daily row-count range or a
+    watermark column (`readiness: {marker: _SUCCESS}` / `{daily_rows: {min: 1000}}` /
+    `{watermark: loaded_until}` in YAML).
+
+    `marker` is a resolved path or URI that must exist. `daily_min`/`daily_max` bound the rows
+    of every event day the run reads (either may be None: unbounded). `watermark` names a
+    timestamp column whose largest value is the instant up to which the source is complete.
+    """
+
+    marker: str | None = None
+    daily_min: int | None = None
+    daily_max: int | None = None
+    watermark: str | None = None
+    loc: Location = NOWHERE
+
+    @property
+    def kind(self) -> Literal["marker", "daily_rows", "watermark"]:
+        if self.marker is not None:
+            return "marker"
+        return "watermark" if self.watermark is not None else "daily_rows"
+
+
+@dataclass(frozen=True)
 class Source:
     """Raw events or rows a feature group reads.
 
@@ -64,6 +90,8 @@ class Source:
     source reads (then `format` is delta and `location` that table's path): a dependency edge.
     `pii_columns` (`pii_columns: [income, birth_year]` in YAML) are the columns holding personal
     data: every feature computed from one of them is PII unless it is declassified with a reason.
+    `lag_days` and `readiness` say when the source's data for a day is complete (SPEC, "What a
+    run may publish"); they decide when a run may publish, not what it computes.
     """
 
     name: str
@@ -76,6 +104,8 @@ class Source:
     loc: Location = NOWHERE
     group: str | None = None
     pii_columns: tuple[str, ...] = ()  # columns holding personal data (governance: PII flows to features)
+    lag_days: int = DEFAULT_LAG_DAYS  # snapshot D needs the latest event day >= D - 1 - lag
+    readiness: Readiness | None = None
 
     @property
     def column_types(self) -> dict[str, str]:
@@ -142,6 +172,7 @@ class FeatureGroup:
     features: tuple[Feature, ...] = ()
     checks: tuple[Check, ...] = ()
     loc: Location = NOWHERE
+    empty_input: Literal["refused", "allowed"] = "refused"  # allowed: an empty source publishes nothing, normally
 
     @property
     def kind(self) -> Literal["aggregation", "row"]:
