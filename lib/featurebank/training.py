@@ -38,6 +38,7 @@ from featurebank.training_manifest import (
     PinnedGroup,
     PitStatistics,
     read_manifest,
+    register_manifest,
     write_manifest,
 )
 
@@ -254,11 +255,19 @@ class FeatureStore:
 
         With `from_manifest` (a manifest file or a training-set directory), rebuild with the
         features, flags, Delta versions and coverage it recorded, ignoring the other
-        arguments except `spine` and `out`: the same spine gives the same rows. `out` is
-        replaced. Returns the path, the manifest and the point-in-time summary.
+        arguments except `spine` and `out`: the same spine gives the same rows. `out` may be a
+        new or empty directory or an earlier training set (replaced); anything else, and any
+        path in or over the feature root or the spine, is refused (`UsageError`) before
+        anything is read. The spine's columns keep their types (zones included) in the files.
+        The manifest is also registered under `<feature_root>/_training_sets`, so `featurebank
+        vacuum` keeps what it needs. Returns the path, the manifest and the point-in-time summary.
         """
         from pyspark import StorageLevel
 
+        from featurebank.training_output import check_output, spine_path, write_parquet
+
+        target = str(out)
+        check_output(target, self.project.config.feature_root, spine_path(spine))
         if from_manifest is not None:
             build = self.rebuild(from_manifest, spine=spine, principal=principal)
         else:
@@ -267,15 +276,15 @@ class FeatureStore:
         internal = build.internal.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             build = TrainingSetBuild(internal.select(*build.frame.columns), build.manifest, internal)
-            target = str(out)
             self._progress(f"writing {target}")
-            build.frame.write.mode("overwrite").parquet(target)
+            write_parquet(build.frame, target)
             statistics = build.statistics()
         finally:
             internal.unpersist()
         manifest = build.manifest.with_output(target, statistics.rows)
         write_manifest(manifest, target)
-        self._progress(f"wrote {statistics.rows} rows and {target}/_manifest.json")
+        registered = register_manifest(manifest, self.project.config.feature_root)
+        self._progress(f"wrote {statistics.rows} rows and {target}/_manifest.json (registered as {registered})")
         return WrittenTrainingSet(target, manifest, statistics)
 
     def build_training_set(self, name: str | None = None, *, features: Sequence[str] | None = None, spine: Any,
@@ -317,15 +326,20 @@ class FeatureStore:
         return self._build(recorded.for_rebuild(), spine, expected_fingerprint=recorded.spine_fingerprint)
 
     def to_pandas(self, frame: DataFrame) -> pd.DataFrame:
-        """`frame` as pandas, with instants as timezone-aware values in the project time zone."""
+        """`frame` as pandas, with the spine's time types: a spine column that came with a zone
+        has that zone, a naive one is naive (the same wall clock); other instants (features,
+        Spark spines) are timezone-aware in the project time zone."""
         import pandas as pd
         from pyspark.sql import functions as F
 
-        stamps = [f.name for f in frame.schema.fields if f.dataType.typeName() == "timestamp"]
+        from featurebank.training_output import ZONE_KEY
+
+        stamps = {f.name: f.metadata.get(ZONE_KEY, self.timezone) for f in frame.schema.fields
+                  if f.dataType.typeName() == "timestamp"}
         pdf: pd.DataFrame = frame.select(*(F.unix_micros(F.col(f"`{c}`")).alias(c) if c in stamps else F.col(f"`{c}`")
                              for c in frame.columns)).toPandas()
-        for c in stamps:
-            pdf[c] = pd.to_datetime(pdf[c], unit="us", utc=True).dt.tz_convert(self.timezone)
+        for c, zone in stamps.items():
+            pdf[c] = pd.to_datetime(pdf[c], unit="us", utc=True).dt.tz_convert(zone)
         return pdf
 
     # --- internals -----------------------------------------------------------------------
@@ -351,6 +365,9 @@ class FeatureStore:
         """Governance: refuse (`AccessDenied`) features the principal may not read, before any read."""
         from featurebank.governance.access import check_access
 
+        if principal is not None and not principal.strip():
+            raise UsageError("--as (principal=) names no principal; give the principal to check access as "
+                             "(e.g. an IAM role ARN), or drop --as to use the environment's identity")
         who = check_access(self.project, features, principal)
         if who is not None:
             self._progress(f"access checked as {who}")
@@ -400,7 +417,9 @@ class FeatureStore:
                                        read.ttl_days, status_column=status)
         result = result.orderBy(ROW_ID)
         feature_columns = [c for g in manifest.groups for _, c in g.read.features]
-        public = result.select(*(F.col(f"`{c}`") for c in (*user_columns, *feature_columns)))
+        spine_fields = {f.name: f for f in frame.schema.fields}  # joins may drop field metadata
+        public = result.select(*(F.col(f"`{c}`").alias(c, metadata=spine_fields[c].metadata) for c in user_columns),
+                               *(F.col(f"`{c}`") for c in feature_columns))
         return TrainingSetBuild(public, manifest.with_spine(source, profile), result)
 
     def _check_spine(self, columns: list[str], manifest: Manifest) -> None:

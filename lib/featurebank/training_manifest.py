@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from featurebank.training_spine import SpineProfile
 
 MANIFEST_FILE = "_manifest.json"
+REGISTRY = "_training_sets"
 FORMAT_VERSION = 1
 
 
@@ -142,7 +143,9 @@ def manifest_location(path: str | Path) -> str:
 def write_manifest(manifest: Manifest, out: str) -> str:
     """Write `out/_manifest.json` (local path or s3://); return its location."""
     location = manifest_location(out)
-    filesystem, inner = _filesystem(location)
+    filesystem, inner = open_filesystem(location)
+    if "://" not in location:  # object stores have no directories to create
+        filesystem.create_dir(inner.rpartition("/")[0], recursive=True)
     with filesystem.open_output_stream(inner) as stream:
         stream.write(manifest.to_json().encode("utf-8"))
     return location
@@ -152,7 +155,7 @@ def read_manifest(path: str | Path) -> Manifest:
     """Read a manifest file (or a training-set directory's); raises `UsageError` if unreadable."""
     location = manifest_location(path)
     try:
-        filesystem, inner = _filesystem(location)
+        filesystem, inner = open_filesystem(location)
         with filesystem.open_input_stream(inner) as stream:
             text = stream.read().decode("utf-8")
     except (OSError, ValueError) as error:
@@ -160,7 +163,48 @@ def read_manifest(path: str | Path) -> Manifest:
     return Manifest.from_json(text, location)
 
 
-def _filesystem(location: str) -> tuple[Any, str]:
+def register_manifest(manifest: Manifest, feature_root: str) -> str:
+    """Copy `manifest` into the registry, `<feature_root>/_training_sets/<name>/<build id>.json`.
+
+    `<name>` is the training set's name, or `features-<hash>` of its resolved features for an
+    ad hoc one; the build id is the build's UTC time and a random suffix. `featurebank
+    vacuum` keeps every file a registered manifest needs. Returns the entry's location.
+    """
+    import hashlib
+    import secrets
+
+    name = manifest.training_set or "features-" + hashlib.sha256(
+        "\n".join(manifest.features).encode()).hexdigest()[:12]
+    build = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}"
+    return write_manifest(manifest, f"{registry_path(feature_root)}/{name}/{build}.json")
+
+
+def registry_path(feature_root: str) -> str:
+    """Where training-set builds are registered: `<feature_root>/_training_sets`."""
+    return f"{feature_root.rstrip('/')}/{REGISTRY}"
+
+
+def registered_manifests(feature_root: str) -> list[tuple[str, Manifest]]:
+    """Every registered manifest as (location, manifest), oldest build first.
+
+    Raises `UsageError` naming an entry that is not a manifest (nothing it pins could be
+    kept safe).
+    """
+    from pyarrow import fs
+
+    filesystem, inner = open_filesystem(registry_path(feature_root))
+    entries = filesystem.get_file_info(fs.FileSelector(inner, recursive=True, allow_not_found=True))
+    found = []
+    prefix = "" if "://" not in feature_root else feature_root.split("://", 1)[0] + "://"
+    for entry in sorted(entries, key=lambda e: e.base_name):
+        if entry.type == fs.FileType.File and entry.base_name.endswith(".json"):
+            location = prefix + entry.path
+            found.append((location, read_manifest(location)))
+    return found
+
+
+def open_filesystem(location: str) -> tuple[Any, str]:
+    """A pyarrow filesystem and the path inside it, for a local path or an s3:// (s3a://) URI."""
     from pyarrow import fs
 
     if "://" not in location:

@@ -113,34 +113,79 @@ def _is_pandas(value: Any) -> bool:
 
 
 def _from_pandas(spark: SparkSession, pdf: Any, timestamp_column: str, timezone: str) -> DataFrame:
-    """Naive pandas times are wall-clock in the project zone: make them zoned before Spark sees
-    them (Spark would otherwise read them in the session zone)."""
+    """The pandas frame in Spark with its time types kept: naive columns as TIMESTAMP_NTZ
+    (the same wall clock, which `read_spine` reads in the project zone), zoned ones as
+    instants recording their zone in the field metadata (`training_output.ZONE_KEY`)."""
     import pandas as pd
+    from pyspark.sql.types import StructField, StructType, TimestampNTZType
 
-    pdf = pdf.copy()
+    zones: dict[str, str] = {}
+    naive: list[str] = []
     for name in pdf.columns:
         series = pdf[name]
-        if pd.api.types.is_datetime64_any_dtype(series) and getattr(series.dt, "tz", None) is None:
-            pdf[name] = series.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="shift_forward")
-    return spark.createDataFrame(pdf)
+        if pd.api.types.is_datetime64_any_dtype(series):
+            zone = getattr(series.dt, "tz", None)
+            if zone is None:
+                naive.append(str(name))
+            else:
+                zones[str(name)] = str(zone)
+    frame = spark.createDataFrame(pdf)
+    if naive:
+        schema = StructType([StructField(f.name, TimestampNTZType(), f.nullable) if f.name in naive else f
+                             for f in frame.schema.fields])
+        frame = spark.createDataFrame(pdf, schema=schema)
+    return _with_zones(frame, zones)
+
+
+def _with_zones(frame: DataFrame, zones: dict[str, str]) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    from featurebank.training_output import ZONE_KEY
+
+    if not zones:
+        return frame
+    return frame.select(*(F.col(f"`{c}`").alias(c, metadata={ZONE_KEY: zones[c]}) if c in zones else F.col(f"`{c}`")
+                          for c in frame.columns))
 
 
 def _from_path(spark: SparkSession, path: str, timestamp_column: str, timezone: str) -> DataFrame:
-    from featurebank.engine.sources import parquet_time_columns, read_source
+    """The spine's own columns with their own types. pandas-written nanoseconds (which Spark
+    reads as longs) become what the footer says they were: naive -> TIMESTAMP_NTZ, zoned ->
+    an instant with its zone in the field metadata; microsecond zoned columns keep their zone
+    the same way."""
+    from pyspark.sql import functions as F
+
+    from featurebank.engine.sources import parquet_time_columns
     from featurebank.plan import SourceRead
 
     fmt = spine_format(path)
     try:
         reader = spark.read.option("header", "true") if fmt == "csv" else spark.read
-        columns = tuple(reader.format(fmt).load(path).columns)
+        frame = reader.format(fmt).load(path)
     except Exception as error:  # a missing or unreadable path is the user's to fix
         raise UsageError(f"cannot read the spine at {path} as {fmt}: {str(error).splitlines()[0]}") from None
-    source = SourceRead(name="spine", format=fmt, location=path, timestamp=timestamp_column, columns=columns,
-                        declared_types=(), read_start=None, read_end_exclusive=None)
-    if timestamp_column not in columns:
-        raise UsageError(f"the spine at {path} has no column '{timestamp_column}' (it has {', '.join(columns)}); "
+    if timestamp_column not in frame.columns:
+        raise UsageError(f"the spine at {path} has no column '{timestamp_column}' (it has {', '.join(frame.columns)}); "
                          "pass --timestamp-column naming its timestamp")
-    # Every pandas-written timestamp column (labels too) reads as a time, not as nanoseconds.
-    stamps = parquet_time_columns(source) if fmt == "parquet" else {}
-    declared = tuple((c, "timestamp") for c in columns if c in stamps)
-    return read_source(spark, SourceRead(**{**source.__dict__, "declared_types": declared}), timezone)
+    if fmt != "parquet":
+        return frame
+    source = SourceRead(name="spine", format=fmt, location=path, timestamp=timestamp_column,
+                        columns=tuple(frame.columns), declared_types=(), read_start=None, read_end_exclusive=None)
+    footer = parquet_time_columns(source)
+    types = dict(frame.dtypes)
+    zones: dict[str, str] = {}
+    columns = []
+    for name in frame.columns:
+        arrow = footer.get(name, "")
+        zone = arrow.partition("tz=")[2].rstrip("]") or None
+        column = F.col(f"`{name}`")
+        if types[name] == "bigint" and arrow.startswith("timestamp[ns"):
+            quoted = "`" + name.replace("`", "``") + "`"
+            micros = f"(({quoted} - pmod({quoted}, 1000)) div 1000)"  # floor division, exact for longs
+            column = F.expr(f"timestamp_micros({micros})" if zone else
+                            f"timestampadd(MICROSECOND, {micros}, TIMESTAMP_NTZ'1970-01-01 00:00:00')")
+        if zone and types[name] in ("bigint", "timestamp"):
+            zones[name] = zone
+        columns.append(column.alias(name))
+    return _with_zones(frame.select(*columns), zones)
+
