@@ -112,6 +112,7 @@ class Plan:
     owner: str = ""
     description: str = ""
     tags: tuple[tuple[str, Any], ...] = ()
+    allow_functions: tuple[str, ...] = ()  # refused functions conf allows (checked again on Spark's plan)
 
     @property
     def max_window(self) -> int:
@@ -228,6 +229,7 @@ def compile_plan(project: Project, group: str | FeatureGroup, start: date, end: 
         owner=definition.owner,
         description=definition.description,
         tags=definition.tags,
+        allow_functions=project.config.allow_functions,
     )
 
 
