@@ -115,6 +115,7 @@ class Plan:
     description: str = ""
     tags: tuple[tuple[str, Any], ...] = ()
     empty_input_allowed: bool = False  # the group declares an empty source normal (publishes nothing)
+    allow_functions: tuple[str, ...] = ()  # refused functions conf allows (checked again on Spark's plan)
 
     @property
     def max_window(self) -> int:
@@ -234,6 +235,7 @@ def compile_plan(project: Project, group: str | FeatureGroup, start: date, end: 
         description=definition.description,
         tags=definition.tags,
         empty_input_allowed=definition.empty_input == "allowed",
+        allow_functions=project.config.allow_functions,
     )
 
 

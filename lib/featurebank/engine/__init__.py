@@ -21,14 +21,18 @@ def compute_batch(spark: SparkSession, plan: Plan) -> DataFrame:
 
     Sets the session time zone to `plan.timezone` first, so that time functions inside
     user expressions (filter, features, derived) see project-local time, as SPEC requires.
-    Raises `SourceMismatch` if the source no longer matches its definition.
+    Raises `SourceMismatch` if the source no longer matches its definition (an aggregation's
+    input type included), `DefinitionError` if Spark's reading of an expression breaks the
+    expression policy (`engine.policy`); both before anything is computed.
     """
     from featurebank.engine.aggregate import compute_aggregation
+    from featurebank.engine.policy import check_batch, check_input_types
     from featurebank.engine.rows import compute_rows
     from featurebank.engine.sources import read_source
 
     spark.conf.set("spark.sql.session.timeZone", plan.timezone)
     events = read_source(spark, plan.source, plan.timezone)
-    if plan.kind == "aggregation":
-        return compute_aggregation(events, plan)
-    return compute_rows(events, plan)
+    check_input_types(events, plan)
+    batch = compute_aggregation(events, plan) if plan.kind == "aggregation" else compute_rows(events, plan)
+    check_batch(batch, events, plan)
+    return batch
