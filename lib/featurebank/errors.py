@@ -64,6 +64,11 @@ class GateFailed(FeaturebankError):
         self.result = result
 
 
+class RunLogUnwritten(FeaturebankError):
+    """A run published (its Delta commit landed) but its run-log row could not be written
+    (exit 3: the table is right, the log repairs itself from the commit)."""
+
+
 class MissingCoverage(FeaturebankError):
     """A training-set spine asks for dates a group never published (exit 2)."""
 
