@@ -81,6 +81,11 @@ class SourceUnreadable(FeaturebankError):
     """Something a source read needs (e.g. a Parquet footer) cannot be read (exit 3)."""
 
 
+class RunLogUnwritten(FeaturebankError):
+    """A run published (its Delta commit landed) but its run-log row could not be written
+    (exit 3: the table is right, the log repairs itself from the commit)."""
+
+
 class MissingCoverage(FeaturebankError):
     """A training-set spine asks for dates a group never published (exit 2)."""
 

@@ -10,13 +10,24 @@ holding rows outside the range.
 
 Schemas only grow: a new feature column is merged (`mergeSchema`); a dropped, renamed or
 retyped column is refused before anything is written, with the way out spelled out.
+
+Concurrency: Delta's retryable conflicts (another writer committed first: two first-ever runs
+creating the table, an append racing a metadata change) are retried a bounded number of
+times with jittered backoff, after checking (by the run id in `userMetadata`) that our commit
+did not land after all. Runs over disjoint date ranges of one table therefore both land.
+The commit's `userMetadata` carries the run's id, group, dates and rows, so the run log can
+be repaired from the table's history (`committed_runs`, used by `runlog.read_runs`).
 """
 
 from __future__ import annotations
 
 import json
+import random
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 from featurebank.errors import DefinitionError
 
@@ -27,6 +38,7 @@ if TYPE_CHECKING:
     from featurebank.plan import Plan
 
 PARTITION_COLUMN = "feature_date"
+PUBLISH_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -102,9 +114,49 @@ def check_compatible(spark: SparkSession, plan: Plan, columns: tuple[str, ...]) 
         raise breaking_change_error(plan.group, plan.table_path, SchemaChange((), dropped, ()))
 
 
-def commit_metadata(run_id: str, definition_hash: str) -> str:
-    """The commit's `userMetadata`: JSON with the run id and the definition hash."""
-    return json.dumps({"run_id": run_id, "definition_hash": definition_hash}, sort_keys=True)
+def commit_metadata(run_id: str, definition_hash: str, *, group: str | None = None, start: date | None = None,
+                    end: date | None = None, rows: int | None = None,
+                    rows_by_date: Mapping[date, int] | None = None) -> str:
+    """The commit's `userMetadata`: JSON with the run id and the definition hash, plus (when
+    given) the group, the snapshot dates, the rows and the rows per date — enough for the run
+    log to be repaired from the table's history."""
+    data: dict[str, Any] = {"run_id": run_id, "definition_hash": definition_hash}
+    if group is not None:
+        data["group"] = group
+    if start is not None and end is not None:
+        data["start"], data["end"] = start.isoformat(), end.isoformat()
+    if rows is not None:
+        data["rows"] = int(rows)
+    if rows_by_date is not None:
+        data["rows_by_date"] = {d.isoformat(): int(n) for d, n in sorted(rows_by_date.items())}
+    return json.dumps(data, sort_keys=True)
+
+
+def rows_per_date(batch: DataFrame) -> dict[date, int]:
+    """Rows of `batch` per `feature_date` (one aggregate pass; the batch is usually persisted)."""
+    return {row[0]: int(row[1]) for row in batch.groupBy(PARTITION_COLUMN).count().collect()}
+
+
+def is_retryable_conflict(error: BaseException) -> bool:
+    """A Delta optimistic-concurrency conflict: another writer committed first, retrying may work.
+
+    Every `delta.exceptions` concurrency error (append, delete-read, delete-delete, metadata or
+    protocol changed, concurrent transaction, concurrent write), and the text forms they take
+    when they reach Python unconverted (two first writers racing to create the table).
+    """
+    from delta.exceptions import DeltaConcurrentModificationException
+
+    if isinstance(error, DeltaConcurrentModificationException):
+        return True
+    text = str(error)
+    names = ("ConcurrentModification", "ConcurrentAppend", "ConcurrentDelete", "ConcurrentTransaction",
+             "ConcurrentWrite", "MetadataChanged", "ProtocolChanged")
+    return any(n in text for n in names) or ("already exists" in text and "_delta_log" in text)
+
+
+def backoff(attempt: int, base: float = 0.3, cap: float = 5.0) -> None:
+    """Sleep before retry `attempt` (0-based): exponential, capped, jittered ±50%."""
+    time.sleep(min(cap, base * 2**attempt) * random.uniform(0.5, 1.5))
 
 
 def publish(
@@ -115,14 +167,42 @@ def publish(
     *,
     catalog_type: str = "none",
     database: str | None = None,
+    rows: int | None = None,
+    rows_by_date: Mapping[date, int] | None = None,
 ) -> int:
     """Replace snapshot dates `plan.start..plan.end` of the group's table with `batch`, in one commit.
 
     Creates the table (partitioned by `feature_date`) on the first run. The commit carries
-    `userMetadata` = {"run_id", "definition_hash"}. New columns are merged; any other schema
-    change raises DefinitionError and writes nothing. With `catalog_type` glue or hive the
-    table is registered as `<database>.<group>` (if not already). Returns the new version.
+    `userMetadata` = {"run_id", "definition_hash", "group", "start", "end"} and, when given,
+    "rows" and "rows_by_date". New columns are merged; any other schema change raises
+    DefinitionError and writes nothing. Retryable Delta conflicts are retried (see the module
+    docstring). With `catalog_type` glue or hive the table is registered as
+    `<database>.<group>` (if not already). Returns the new version.
     """
+    from featurebank.faults import fault_point
+
+    path = plan.table_path
+    metadata = commit_metadata(run_id, plan.definition_hash, group=plan.group, start=plan.start, end=plan.end,
+                               rows=rows, rows_by_date=rows_by_date)
+    fault_point("publish")
+    for attempt in range(PUBLISH_ATTEMPTS):
+        try:
+            _commit(spark, batch, plan, metadata)
+            break
+        except Exception as error:
+            if attempt == PUBLISH_ATTEMPTS - 1 or not is_retryable_conflict(error):
+                raise
+            if landed_version(spark, path, run_id) is not None:
+                break  # the commit landed; only its acknowledgement was lost
+            backoff(attempt)
+    version = _version_of_run(spark, path, run_id)
+    if catalog_type in ("glue", "hive"):
+        register_table(spark, plan.group, path, database, create_database=catalog_type == "hive")
+    return version
+
+
+def _commit(spark: SparkSession, batch: DataFrame, plan: Plan, metadata: str) -> None:
+    """One attempt at the replaceWhere commit (schema compared against the table as it is now)."""
     path = plan.table_path
     existing = table_schema(spark, path)
     merge = False
@@ -140,15 +220,11 @@ def publish(
         .mode("overwrite")
         .partitionBy(PARTITION_COLUMN)
         .option("replaceWhere", f"{PARTITION_COLUMN} >= '{start.isoformat()}' AND {PARTITION_COLUMN} <= '{end.isoformat()}'")
-        .option("userMetadata", commit_metadata(run_id, plan.definition_hash))
+        .option("userMetadata", metadata)
     )
     if merge:
         writer = writer.option("mergeSchema", "true")
     writer.save(path)
-    version = _version_of_run(spark, path, run_id)
-    if catalog_type in ("glue", "hive"):
-        register_table(spark, plan.group, path, database, create_database=catalog_type == "hive")
-    return version
 
 
 def register_table(spark: SparkSession, group: str, path: str, database: str | None, *, create_database: bool = False) -> None:
@@ -181,9 +257,50 @@ def _version_of_run(spark: SparkSession, path: str, run_id: str) -> int:
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
-    history = DeltaTable.forPath(spark, path).history(50)
-    row = history.where(F.col("userMetadata").contains(f'"run_id": "{run_id}"')).select("version").first()
-    if row is None:
-        row = history.select(F.max("version")).first()
+    version = landed_version(spark, path, run_id)
+    if version is not None:
+        return version
+    row = DeltaTable.forPath(spark, path).history(1).select(F.max("version")).first()
     assert row is not None
     return int(row[0])
+
+
+def landed_version(spark: SparkSession, path: str, run_id: str, recent: int = 50) -> int | None:
+    """The version of run `run_id`'s commit among the table's last `recent` commits, or None."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    if not _is_delta(spark, path):
+        return None
+    history = DeltaTable.forPath(spark, path).history(recent)
+    row = history.where(F.col("userMetadata").contains(f'"run_id": "{run_id}"')).select("version").first()
+    return None if row is None else int(row[0])
+
+
+@dataclass(frozen=True)
+class RunCommit:
+    """A commit of a group's table made by a run: its version, instant (UTC micros), metadata."""
+
+    version: int
+    micros: int
+    metadata: dict[str, Any]
+
+
+def committed_runs(spark: SparkSession, path: str) -> dict[str, RunCommit]:
+    """Run id → the commit it made, for every commit of the table at `path` whose
+    `userMetadata` names a run ({} when there is no table)."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    if not _is_delta(spark, path):
+        return {}
+    history = DeltaTable.forPath(spark, path).history().where(F.col("userMetadata").isNotNull())
+    found: dict[str, RunCommit] = {}
+    for row in history.select("version", F.unix_micros("timestamp"), "userMetadata").collect():
+        try:
+            metadata = json.loads(row[2])
+        except ValueError:
+            continue
+        if isinstance(metadata, dict) and metadata.get("run_id"):
+            found[str(metadata["run_id"])] = RunCommit(int(row[0]), int(row[1] or 0), metadata)
+    return found

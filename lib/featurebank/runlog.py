@@ -1,9 +1,22 @@
-"""The run log: one row per run of one feature group, in the Delta table `<feature_root>/_runs`.
+"""The run log: the runs of every feature group, in the Delta table `<feature_root>/_runs`.
 
-Every run is logged, whatever its outcome (`published`, `gate_failed`, `failed`, `dry_run`),
-so `featurebank history` can show it and training sets can tell which snapshot dates a group
-really published (`published_dates`: coverage comes from the log, not from whether a
-partition happens to hold rows — a date with no active entity is still published).
+A run appends a `started` row before it computes anything, then one final row whatever its
+outcome (`published`, `gate_failed`, `failed`, `dry_run`), so `featurebank history` can show
+it and training sets can tell which snapshot dates a group really published
+(`published_dates`: coverage comes from the log, not from whether a partition happens to hold
+rows — a date with no active entity is still published). A published run also records its
+rows per snapshot date (`rows_by_date`, JSON `{"2024-03-01": 1234}`).
+
+The log never disagrees with the tables: `read_runs` reconciles it with the Delta history of
+the groups whose runs are unsettled (a `started` row with no final row, or `failed`). A commit
+whose run id has no final row (killed right after the commit, or the final append failed) is
+shown as `published` with `repaired=True`, its dates, rows and version taken from the
+commit's `userMetadata`; a `started` row with neither a final row nor a commit is shown as
+`incomplete` (killed, or still running). Several final rows of one run collapse to one
+(`published` wins), so the final append may be retried blindly.
+
+Older `_runs` tables stay readable: columns added since (`rows_by_date`) are merged on append
+(`mergeSchema`) and read as empty where absent.
 
 Instants are stored as Spark timestamps and read back through `unix_micros`, so they come
 back as timezone-aware UTC datetimes whatever the session or machine time zone is.
@@ -12,24 +25,26 @@ back as timezone-aware UTC datetimes whatever the session or machine time zone i
 from __future__ import annotations
 
 import getpass
+import json
 import os
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 RUNS_TABLE = "_runs"
-RunStatus = Literal["published", "gate_failed", "failed", "dry_run"]
-STATUSES: tuple[str, ...] = ("published", "gate_failed", "failed", "dry_run")
+RunStatus = Literal["started", "published", "gate_failed", "failed", "dry_run", "incomplete"]
+STATUSES: tuple[str, ...] = ("started", "published", "gate_failed", "failed", "dry_run")  # what is stored
+INCOMPLETE: RunStatus = "incomplete"  # shown for a started run with no final row and no commit
 
 _SCHEMA_DDL = (
     "run_id STRING NOT NULL, group STRING NOT NULL, env STRING, start_date DATE, end_date DATE, "
     "status STRING NOT NULL, started_at TIMESTAMP, finished_at TIMESTAMP, rows_written BIGINT, "
-    "delta_version BIGINT, definition_hash STRING, checks_summary STRING, user STRING, error STRING"
+    "delta_version BIGINT, definition_hash STRING, checks_summary STRING, user STRING, error STRING, "
+    "rows_by_date STRING"
 )
 _APPEND_ATTEMPTS = 8
 
@@ -41,6 +56,8 @@ class RunRecord:
     `started_at`/`finished_at` are timezone-aware UTC instants. `delta_version` is the
     commit the run made (None when it published nothing). `checks_summary` is JSON (see
     `gate.GateResult.to_json`), `error` the one-line failure for `failed`/`gate_failed`.
+    `rows_by_date` is JSON `{iso date: rows}` ("" when unknown); `repaired` marks a run whose
+    outcome was read from its Delta commit rather than from its final row (never stored).
     """
 
     run_id: str
@@ -57,6 +74,8 @@ class RunRecord:
     checks_summary: str
     user: str
     error: str | None = None
+    rows_by_date: str = ""
+    repaired: bool = False
 
     @property
     def duration_seconds(self) -> float:
@@ -125,32 +144,16 @@ def _to_utc(instant: datetime) -> datetime:
     return instant.astimezone(timezone.utc)
 
 
-def _is_retryable(error: Exception) -> bool:
-    """A Delta optimistic-concurrency conflict (another writer committed first)."""
-    from delta.exceptions import (
-        ConcurrentAppendException,
-        ConcurrentWriteException,
-        MetadataChangedException,
-        ProtocolChangedException,
-    )
-
-    if isinstance(
-        error,
-        (ConcurrentAppendException, ConcurrentWriteException, MetadataChangedException, ProtocolChangedException),
-    ):
-        return True
-    text = str(error)
-    # Two first writers racing to create the table: the loser sees the other's commit 0.
-    return "ConcurrentModification" in text or "already exists" in text and "_delta_log" in text
-
-
 def append_run(spark: SparkSession, feature_root: str, record: RunRecord) -> None:
     """Append one run to `<feature_root>/_runs`, creating the table on first use.
 
     Appends are blind (they read nothing), so concurrent runs of different groups do not
     conflict; the rare conflict (two first writers creating the table) is retried with a
-    short backoff. Raises ValueError on naive instants or an unknown status.
+    short backoff. New columns of the log are merged into an older table. Raises ValueError on
+    naive instants or an unknown status.
     """
+    from featurebank.publish import backoff, is_retryable_conflict
+
     if record.status not in STATUSES:
         raise ValueError(f"unknown run status {record.status!r}; expected one of {STATUSES}")
     row = (
@@ -168,17 +171,33 @@ def append_run(spark: SparkSession, feature_root: str, record: RunRecord) -> Non
         record.checks_summary,
         record.user,
         record.error,
+        record.rows_by_date or None,
     )
     frame = spark.createDataFrame([row], schema=_SCHEMA_DDL)
     path = runs_path(feature_root)
     for attempt in range(_APPEND_ATTEMPTS):
         try:
-            frame.write.format("delta").mode("append").save(path)
+            frame.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
             return
         except Exception as error:
-            if attempt == _APPEND_ATTEMPTS - 1 or not _is_retryable(error):
+            if attempt == _APPEND_ATTEMPTS - 1 or not is_retryable_conflict(error):
                 raise
-            time.sleep(0.2 * (attempt + 1))
+            backoff(attempt, base=0.2, cap=2.0)
+
+
+def append_final(spark: SparkSession, feature_root: str, record: RunRecord, attempts: int = 3) -> None:
+    """Append a run's final row, retrying any failure `attempts` times (a duplicate row is
+    harmless: readers keep one row per run). Raises the last error."""
+    from featurebank.publish import backoff
+
+    for attempt in range(attempts):
+        try:
+            append_run(spark, feature_root, record)
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            backoff(attempt)
 
 
 # --- read ----------------------------------------------------------------------------------
@@ -199,11 +218,20 @@ def _from_micros(micros: int | None) -> datetime:
 
 
 def read_runs(spark: SparkSession, feature_root: str, group: str | None = None) -> list[RunRecord]:
-    """Every logged run (of `group`, or of all groups), newest first.
+    """Every run (of `group`, or of all groups), one record per run, newest first.
 
-    Returns [] when nothing was ever logged. Ordered by `started_at`, then `run_id`
-    (run ids sort by time), both descending.
+    The log reconciled with the tables (see the module docstring): a run whose commit landed
+    is `published` even without its final row, a started run that neither finished nor
+    committed is `incomplete`. Returns [] when nothing was ever logged. Ordered by
+    `started_at`, then `run_id` (run ids sort by time), both descending.
     """
+    records = _reconcile(spark, feature_root, _stored_runs(spark, feature_root, group))
+    records.sort(key=lambda r: (r.started_at, r.run_id), reverse=True)
+    return records
+
+
+def _stored_runs(spark: SparkSession, feature_root: str, group: str | None) -> list[RunRecord]:
+    """The rows of `_runs` as stored (columns an older table lacks read as empty)."""
     from pyspark.sql import functions as F
 
     path = runs_path(feature_root)
@@ -215,20 +243,53 @@ def read_runs(spark: SparkSession, feature_root: str, group: str | None = None) 
     frame = frame.withColumn("started_at", F.unix_micros("started_at")).withColumn(
         "finished_at", F.unix_micros("finished_at")
     )
-    names = [f.name for f in fields(RunRecord)]
+    names = [f.name for f in fields(RunRecord) if f.name in frame.columns]
     records = []
     for row in frame.select(*names).collect():
         values = row.asDict()
         values["started_at"] = _from_micros(values["started_at"])
         values["finished_at"] = _from_micros(values["finished_at"])
         values["rows_written"] = int(values["rows_written"] or 0)
-        values["definition_hash"] = values["definition_hash"] or ""
-        values["checks_summary"] = values["checks_summary"] or ""
-        values["user"] = values["user"] or ""
-        values["env"] = values["env"] or ""
+        for text in ("definition_hash", "checks_summary", "user", "env", "rows_by_date"):
+            values[text] = values.get(text) or ""
         records.append(RunRecord(**values))
-    records.sort(key=lambda r: (r.started_at, r.run_id), reverse=True)
     return records
+
+
+def _reconcile(spark: SparkSession, feature_root: str, stored: list[RunRecord]) -> list[RunRecord]:
+    """One record per run; unsettled runs settled against their group's Delta history."""
+    from featurebank.publish import committed_runs
+
+    rank = {"published": 3, "gate_failed": 2, "dry_run": 2, "failed": 1, "started": 0}
+    best: dict[str, RunRecord] = {}
+    for record in stored:  # a final row beats the started row; `published` beats a duplicate
+        held = best.get(record.run_id)
+        if held is None or (rank.get(record.status, 0), record.finished_at) > (rank.get(held.status, 0), held.finished_at):
+            best[record.run_id] = record
+    unsettled = sorted({r.group for r in best.values() if r.status in ("started", "failed")})
+    for group in unsettled:
+        for run_id, commit in committed_runs(spark, f"{feature_root.rstrip('/')}/{group}").items():
+            unsettled_run = best.get(run_id)
+            if unsettled_run is not None and unsettled_run.status in ("started", "failed"):
+                best[run_id] = _repaired(unsettled_run, commit.version, commit.micros, commit.metadata)
+    return [replace(r, status=INCOMPLETE) if r.status == "started" else r for r in best.values()]
+
+
+def _repaired(record: RunRecord, version: int, micros: int, metadata: dict[str, Any]) -> RunRecord:
+    """`record` (a started or wrongly failed run) as the commit it made says it went."""
+    by_date = metadata.get("rows_by_date")
+    return replace(
+        record,
+        status="published",
+        delta_version=version,
+        finished_at=_from_micros(micros),
+        start_date=date.fromisoformat(metadata["start"]) if metadata.get("start") else record.start_date,
+        end_date=date.fromisoformat(metadata["end"]) if metadata.get("end") else record.end_date,
+        rows_written=int(metadata.get("rows", record.rows_written) or 0),
+        rows_by_date=json.dumps(by_date, sort_keys=True) if isinstance(by_date, dict) else record.rows_by_date,
+        error=None,
+        repaired=True,
+    )
 
 
 def published_dates(spark: SparkSession, feature_root: str, group: str) -> set[date]:

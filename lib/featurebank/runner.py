@@ -7,12 +7,17 @@ backfill is rerunning it: each chunk replaces exactly its dates, so a rerun is i
 Chunks already published are recomputed rather than skipped (late-arriving source events
 are then picked up, and "same definition hash" is not proof the source is unchanged).
 
-Every run is logged in `<feature_root>/_runs`, failures included (`gate_failed`, `failed`
-with the error), and the error is re-raised for the CLI to map to an exit code.
+Every run is logged in `<feature_root>/_runs`: a `started` row before compute, then a final
+row, failures included (`gate_failed`, `failed` with the error), and the error is re-raised
+for the CLI to map to an exit code. Once the Delta commit landed the run is published, whatever
+happens next: it is never logged `failed`; if even retried appends of its final row fail, the
+run raises `RunLogUnwritten` and the log repairs itself from the commit (see `runlog`).
+`faults.fault_point` marks the places tests kill a run at.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable
@@ -20,8 +25,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from featurebank.errors import GateFailed, UsageError
-from featurebank.runlog import RunRecord, RunStatus, append_run, current_user
+from featurebank.errors import GateFailed, RunLogUnwritten, UsageError
+from featurebank.faults import fault_point
+from featurebank.runlog import RunRecord, RunStatus, append_final, append_run, current_user, runs_path
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -180,49 +186,59 @@ def _run_chunk(
     dry_run: bool,
     progress: Progress | None,
 ) -> RunOutcome:
-    """One run: compute, gate, publish, log; the batch is computed once and persisted."""
+    """One run: log started, compute, gate, publish, log; the batch is computed once and persisted."""
     from featurebank.engine import compute_batch
     from featurebank.gate import run_gate
-    from featurebank.publish import check_compatible, publish
+    from featurebank.publish import check_compatible, publish, rows_per_date
 
     run_id = new_run_id()
     started = datetime.now(timezone.utc)
     clock = time.monotonic()
     feature_root = project.config.feature_root
+    user = current_user(feature_root=feature_root)
 
     def tell(stage: str, **info: Any) -> None:
         if progress is not None:
             progress(ProgressEvent(plan.group, run_id, chunk, chunks, plan.start, plan.end, stage,
                                    seconds=time.monotonic() - clock, **info))
 
-    def log(status: RunStatus, rows: int, version: int | None, gate: GateResult | None, error: str | None) -> RunOutcome:
-        finished = datetime.now(timezone.utc)
-        record = RunRecord(
+    def record(status: RunStatus, rows: int, version: int | None, gate: GateResult | None, error: str | None,
+               by_date: dict[date, int] | None = None) -> RunRecord:
+        return RunRecord(
             run_id=run_id, group=plan.group, env=project.config.env, start_date=plan.start, end_date=plan.end,
-            status=status, started_at=started, finished_at=finished, rows_written=rows, delta_version=version,
-            definition_hash=plan.definition_hash, checks_summary=gate.to_json() if gate else "",
-            user=current_user(feature_root=feature_root), error=error,
+            status=status, started_at=started, finished_at=datetime.now(timezone.utc), rows_written=rows,
+            delta_version=version, definition_hash=plan.definition_hash, checks_summary=gate.to_json() if gate else "",
+            user=user, error=error, rows_by_date=_by_date_json(by_date),
         )
-        append_run(spark, feature_root, record)
+
+    def log(status: RunStatus, rows: int, version: int | None, gate: GateResult | None, error: str | None,
+            by_date: dict[date, int] | None = None) -> RunOutcome:
+        fault_point("runlog")
+        append_final(spark, feature_root, record(status, rows, version, gate, error, by_date))
         return RunOutcome(run_id, plan.group, plan.start, plan.end, status, rows, version,
                           time.monotonic() - clock, gate, error)
 
+    append_run(spark, feature_root, record("started", 0, None, None, None))  # a killed run still shows
     batch: DataFrame | None = None
+    version: int | None = None
     try:
         check_compatible(spark, plan, tuple(c.name for c in plan.output))
+        fault_point("before_compute")
         tell("computing")
         batch = compute_batch(spark, plan)
         tell("gating", checks=len(plan.checks))
-        gate = run_gate(batch, plan, run_id, feature_root)
+        gate = run_gate(batch, plan, run_id, feature_root, pii_columns=_pii_columns(project, plan.group))
+        by_date = rows_per_date(batch)
         if dry_run:
-            outcome = log("dry_run", gate.row_count, None, gate, None)
+            outcome = log("dry_run", gate.row_count, None, gate, None, by_date)
         else:
             tell("publishing", rows=gate.row_count)
             from featurebank.catalog.table_metadata import with_column_comments  # comments ride in the commit
 
             version = publish(spark, with_column_comments(batch, plan), plan, run_id, catalog_type=project.config.catalog_type,
-                              database=project.config.catalog_database)
-            outcome = log("published", gate.row_count, version, gate, None)
+                              database=project.config.catalog_database, rows=gate.row_count, rows_by_date=by_date)
+            fault_point("after_commit")
+            outcome = _log_published(log, gate, version, by_date, plan, run_id, runs_path(feature_root))
             if project.config.catalog_type != "none":  # table properties where a catalog shows them (Glue)
                 from featurebank.catalog.table_metadata import apply_table_metadata
 
@@ -232,17 +248,44 @@ def _run_chunk(
              checks=len(plan.checks), message=gate.headline())
         return outcome
     except GateFailed as error:
-        result = getattr(error, "result", None)
-        _log_failure(log, "gate_failed", result, error)
-        tell("failed", status="gate_failed", rows=getattr(result, "row_count", None), message=_first_line(error))
+        _log_failure(log, "gate_failed", error.result, error)
+        tell("failed", status="gate_failed", rows=getattr(error.result, "row_count", None), message=_first_line(error))
         raise
     except BaseException as error:
-        _log_failure(log, "failed", None, error)
+        if version is None:  # a committed run is published: never log it failed
+            _log_failure(log, "failed", None, error)
         tell("failed", status="failed", message=_first_line(error))
         raise
     finally:
         if batch is not None:
             batch.unpersist()
+
+
+def _log_published(
+    log: Callable[..., RunOutcome], gate: GateResult, version: int, by_date: dict[date, int], plan: Plan, run_id: str,
+    where: str,
+) -> RunOutcome:
+    """The final row of a committed run; if it cannot be written, say so without calling the run failed."""
+    try:
+        return log("published", gate.row_count, version, gate, None, by_date)
+    except Exception as error:
+        raise RunLogUnwritten(
+            f"run {run_id} published {plan.group} {plan.start}..{plan.end} as Delta version {version}, but its "
+            f"run-log row could not be written to {where}: {_first_line(error)}. The table is correct; `featurebank "
+            f"history {plan.group}` shows the run as published (repaired from the commit); fix the run log's "
+            "location if the next run fails the same way"
+        ) from error
+
+
+def _pii_columns(project: Project, group: str) -> frozenset[str]:
+    """The group's output columns holding personal data (their values are masked in reports)."""
+    from featurebank.definitions.governance import column_pii
+
+    return frozenset(column for column, pii in column_pii(project, group).items() if pii.pii)
+
+
+def _by_date_json(by_date: dict[date, int] | None) -> str:
+    return "" if by_date is None else json.dumps({d.isoformat(): n for d, n in sorted(by_date.items())}, sort_keys=True)
 
 
 def _log_failure(

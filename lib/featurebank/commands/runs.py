@@ -67,7 +67,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def history(args: argparse.Namespace) -> int:
-    """Print the run log of `GROUP`, newest first (at most `--limit` runs)."""
+    """Print the run log of `GROUP`, newest first (at most `--limit` runs).
+
+    `incomplete`: started but neither finished nor committed (killed, or still running);
+    `published (repaired)`: its final row is missing but its Delta commit landed.
+    """
     from rich.markup import escape
     from rich.table import Table
 
@@ -88,14 +92,17 @@ def history(args: argparse.Namespace) -> int:
     table = Table(title=f"runs of {args.group} (newest first)")
     for column in ("run id", "status", "dates", "rows", "version", "user", "started (UTC)", "duration", "checks"):
         table.add_column(column, overflow="fold")
-    colours = {"published": "green", "gate_failed": "red", "failed": "red", "dry_run": "yellow"}
+    colours = {"published": "green", "gate_failed": "red", "failed": "red", "dry_run": "yellow", "incomplete": "magenta"}
     for r in runs:
         checks = summarize_checks_json(r.checks_summary)
         if r.error and r.status == "failed":
             checks = (checks + " " if checks else "") + r.error.splitlines()[0][:120]
+        if r.status == "incomplete":
+            checks = "started, never finished: killed (or still running); nothing was published"
+        status = f"{r.status} (repaired)" if r.repaired else r.status
         table.add_row(
             escape(r.run_id),
-            f"[{colours.get(r.status, 'white')}]{r.status}[/]",
+            f"[{colours.get(r.status, 'white')}]{status}[/]",
             f"{r.start_date}..{r.end_date}" if r.start_date != r.end_date else str(r.start_date),
             str(r.rows_written),
             "" if r.delta_version is None else str(r.delta_version),
