@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from featurebank.errors import GateFailed, UsageError
+from featurebank.errors import GateFailed, SourceNotReady, UsageError
 from featurebank.runlog import RunRecord, RunStatus, append_run, current_user
 
 if TYPE_CHECKING:
@@ -114,9 +114,11 @@ def run_group(
     change, `SourceMismatch`, or a runtime error) after logging it; earlier chunks stay
     published.
     """
+    from featurebank.engine.readiness import refuse_future_dates
     from featurebank.plan import compile_plan
 
     plans = [compile_plan(project, group, first, last) for first, last in date_chunks(start, end, chunk_days)]
+    refuse_future_dates(end, project.config.timezone)
     if spark is None:
         from featurebank.engine.session import get_spark
 
@@ -167,7 +169,7 @@ def run_all(
             failed.add(group)
             errors.append(error)
     if errors:
-        raise next((e for e in errors if not isinstance(e, GateFailed)), errors[0])
+        raise next((e for e in errors if not isinstance(e, (GateFailed, SourceNotReady))), errors[0])
     return outcomes
 
 
@@ -182,6 +184,7 @@ def _run_chunk(
 ) -> RunOutcome:
     """One run: compute, gate, publish, log; the batch is computed once and persisted."""
     from featurebank.engine import compute_batch
+    from featurebank.engine.readiness import check_source
     from featurebank.gate import run_gate
     from featurebank.publish import check_compatible, publish
 
@@ -211,6 +214,7 @@ def _run_chunk(
     try:
         check_compatible(spark, plan, tuple(c.name for c in plan.output))
         tell("computing")
+        source_rows = check_source(spark, plan, run_id, feature_root)  # rows per event day, recorded by the run log
         batch = compute_batch(spark, plan)
         tell("gating", checks=len(plan.checks))
         gate = run_gate(batch, plan, run_id, feature_root)
@@ -235,6 +239,10 @@ def _run_chunk(
         result = getattr(error, "result", None)
         _log_failure(log, "gate_failed", result, error)
         tell("failed", status="gate_failed", rows=getattr(result, "row_count", None), message=_first_line(error))
+        raise
+    except SourceNotReady as error:  # refused before compute: logged like a gate refusal
+        _log_failure(log, "gate_failed", None, error)
+        tell("failed", status="gate_failed", message=_first_line(error))
         raise
     except BaseException as error:
         _log_failure(log, "failed", None, error)
