@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from featurebank.errors import GateFailed, RunLogUnwritten, UsageError
+from featurebank.errors import GateFailed, RunLogUnwritten, SourceNotReady, UsageError
 from featurebank.faults import fault_point
 from featurebank.runlog import RunRecord, RunStatus, append_final, append_run, current_user, runs_path
 
@@ -120,9 +120,11 @@ def run_group(
     change, `SourceMismatch`, or a runtime error) after logging it; earlier chunks stay
     published.
     """
+    from featurebank.engine.readiness import refuse_future_dates
     from featurebank.plan import compile_plan
 
     plans = [compile_plan(project, group, first, last) for first, last in date_chunks(start, end, chunk_days)]
+    refuse_future_dates(end, project.config.timezone)
     if spark is None:
         from featurebank.engine.session import get_spark
 
@@ -173,7 +175,7 @@ def run_all(
             failed.add(group)
             errors.append(error)
     if errors:
-        raise next((e for e in errors if not isinstance(e, GateFailed)), errors[0])
+        raise next((e for e in errors if not isinstance(e, (GateFailed, SourceNotReady))), errors[0])
     return outcomes
 
 
@@ -188,6 +190,7 @@ def _run_chunk(
 ) -> RunOutcome:
     """One run: log started, compute, gate, publish, log; the batch is computed once and persisted."""
     from featurebank.engine import compute_batch
+    from featurebank.engine.readiness import check_source
     from featurebank.gate import run_gate
     from featurebank.publish import check_compatible, publish, rows_per_date
 
@@ -225,6 +228,7 @@ def _run_chunk(
         check_compatible(spark, plan, tuple(c.name for c in plan.output))
         fault_point("before_compute")
         tell("computing")
+        source_rows = check_source(spark, plan, run_id, feature_root)  # rows per event day, recorded by the run log
         batch = compute_batch(spark, plan)
         tell("gating", checks=len(plan.checks))
         gate = run_gate(batch, plan, run_id, feature_root, pii_columns=_pii_columns(project, plan.group))
@@ -250,6 +254,10 @@ def _run_chunk(
     except GateFailed as error:
         _log_failure(log, "gate_failed", error.result, error)
         tell("failed", status="gate_failed", rows=getattr(error.result, "row_count", None), message=_first_line(error))
+        raise
+    except SourceNotReady as error:  # refused before compute: logged like a gate refusal
+        _log_failure(log, "gate_failed", None, error)
+        tell("failed", status="gate_failed", message=_first_line(error))
         raise
     except BaseException as error:
         if version is None:  # a committed run is published: never log it failed
