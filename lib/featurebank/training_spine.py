@@ -182,10 +182,19 @@ def _from_path(spark: SparkSession, path: str, timestamp_column: str, timezone: 
         if types[name] == "bigint" and arrow.startswith("timestamp[ns"):
             quoted = "`" + name.replace("`", "``") + "`"
             micros = f"(({quoted} - pmod({quoted}, 1000)) div 1000)"  # floor division, exact for longs
-            column = F.expr(f"timestamp_micros({micros})" if zone else
-                            f"timestampadd(MICROSECOND, {micros}, TIMESTAMP_NTZ'1970-01-01 00:00:00')")
+            column = F.expr(f"timestamp_micros({micros})" if zone else _ntz_from_micros(micros))
         if zone and types[name] in ("bigint", "timestamp"):
             zones[name] = zone
         columns.append(column.alias(name))
     return _with_zones(frame.select(*columns), zones)
 
+
+
+def _ntz_from_micros(micros: str) -> str:
+    """SQL: the TIMESTAMP_NTZ `micros` microseconds after 1970-01-01 00:00 (wall clock), with no
+    time zone involved; in steps of days, seconds and microseconds, as `timestampadd` takes an
+    int amount."""
+    day = f"floor({micros} / 86400000000)"
+    rest = f"({micros} - {day} * 86400000000)"
+    return (f"timestampadd(MICROSECOND, cast({rest} % 1000000 as int), timestampadd(SECOND, cast({rest} div 1000000 "
+            f"as int), timestampadd(DAY, cast({day} as int), TIMESTAMP_NTZ'1970-01-01 00:00:00')))")
