@@ -255,7 +255,18 @@ def _aggregate_type(function: str, expr: str | None, declared: dict[str, str]) -
         return "bigint"
     if function == "stddev":
         return "double"
-    value = infer_type(expr, declared) if expr else UNKNOWN
+    return aggregate_result_type(function, infer_type(expr, declared) if expr else UNKNOWN)
+
+
+def aggregate_result_type(function: str, value: str) -> str:
+    """The published type of `function` over an input of Spark SQL type `value` ("?" if unknown).
+
+    The one rule the plan declares and the engine computes (README "Numeric contract").
+    """
+    if function in COUNT_FUNCTIONS:
+        return "bigint"
+    if function == "stddev":
+        return "double"
     decimal = re.fullmatch(r"decimal\((\d+),(\d+)\)", value)
     if function == "avg":
         if decimal:

@@ -2,18 +2,23 @@
 
 For every entity and every snapshot date D it filters the events whose local day lies in
 `[D - w, D)` and aggregates them with plain Python: no tiles, no running totals. Slow on
-purpose; only for tens or hundreds of events.
+purpose; only for tens or hundreds of events. Sums, averages and standard deviations follow
+the README's numeric contract with Python's `decimal` (exact sums, one rounding per stated
+step), so Spark's values must equal these bit for bit.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Context, Decimal
 from datetime import date, datetime, timedelta
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 COUNT_FUNCTIONS = ("count", "count_distinct", "approx_count_distinct")
+EXACT = Context(prec=200)  # wide enough that every sum and product below is exact
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,7 @@ class OracleAggregate:
     function: str
     value: Callable[[dict[str, Any]], Any] | None  # None: count rows
     windows: tuple[int, ...]
+    input_type: str | None = None  # "decimal(p,s)" for decimal inputs; else taken from the values
 
 
 def local_day(instant: datetime, timezone: str) -> date:
@@ -76,20 +82,70 @@ def aggregate(a: OracleAggregate, window: list[dict[str, Any]], ts: str) -> Any:
         return len(set(values))
     if not values:
         return None
-    if fn == "sum":
-        return sum(values)
-    if fn == "avg":
-        return sum(values) / len(values)
+    if fn in ("sum", "avg", "stddev"):
+        return contract_value(fn, values, a.input_type)
     if fn == "min":
         return min(values)
     if fn == "max":
         return max(values)
-    if fn == "stddev":
-        if len(values) < 2:
-            return None
-        mean = sum(values) / len(values)
-        return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
     if fn == "last":
         latest = max(t for t, v in pairs if v is not None)
         return max(v for t, v in pairs if v is not None and t == latest)
     raise ValueError(fn)
+
+
+def exact(value: Any, scale: int) -> Decimal:
+    """The contract's conversion: a float through its shortest decimal form (`repr`, Java's
+    `Double.toString`), anything else as it is, rounded half-up to `scale` fractional digits."""
+    text = repr(value) if isinstance(value, float) else str(value)
+    return Decimal(text).quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP, context=EXACT)
+
+
+def contract_value(fn: str, values: list[Any], input_type: str | None) -> Any:
+    """sum / avg / stddev of a non-empty list of non-NULL values, as the numeric contract says."""
+    decimal = re.fullmatch(r"decimal\((\d+),(\d+)\)", input_type or "")
+    integral = all(isinstance(v, int) for v in values)
+    n = len(values)
+    if fn == "stddev":
+        return stddev(values, n)
+    if decimal:
+        precision, scale = int(decimal.group(1)), int(decimal.group(2))
+        total = EXACT.add(sum((exact(v, scale) for v in values), Decimal(0)), 0)
+        if fn == "sum":
+            return total
+        # Spark's decimal avg: sum / CAST(n AS DECIMAL(20,0)) at Spark's division scale, then
+        # the declared type decimal(p+4, s+4), each rounded half-up.
+        sum_precision = min(38, precision + 10)
+        division_scale = max(6, scale + 21)
+        if sum_precision + 21 > 38:
+            division_scale = max(38 - (sum_precision - scale), min(division_scale, 6))
+        quotient = EXACT.divide(total, Decimal(n))
+        step = quotient.quantize(Decimal(1).scaleb(-division_scale), rounding=ROUND_HALF_UP, context=EXACT)
+        return step.quantize(Decimal(1).scaleb(-min(38, scale + 4)), rounding=ROUND_HALF_UP, context=EXACT)
+    scale = 0 if integral else 18
+    total = sum((exact(v, scale) for v in values), Decimal(0))
+    if fn == "sum":
+        return int(total) if integral else float(total)
+    return float(total) / float(n)
+
+
+def stddev(values: list[Any], n: int) -> float | None:
+    """Sample standard deviation by the contract: exact integer-part / fraction sums, centred on
+    the integer K nearest the mean, then the stated double operations in the stated order."""
+    if n < 2:
+        return None
+    q = [exact(v, 18) for v in values]
+    a = [x.quantize(Decimal(1), rounding=ROUND_HALF_UP) for x in q]
+    b = [x - i for x, i in zip(q, a)]
+    sa, sb = sum(a, Decimal(0)), sum(b, Decimal(0))
+    big_a = sum((i * i for i in a), Decimal(0))
+    big_b = sum((EXACT.multiply(i, f) for i, f in zip(a, b)), Decimal(0))
+    big_c = sum((EXACT.multiply(f, f).quantize(Decimal("1e-18"), rounding=ROUND_HALF_UP) for f in b), Decimal(0))
+    nd = float(n)
+    mean = (float(sa) + float(sb)) / nd
+    k = Decimal(math.floor(mean + 0.5)) if abs(mean) < 1e18 else Decimal(0)
+    centred_int = EXACT.add(EXACT.subtract(EXACT.subtract(big_a, k * sa), k * sa), n * k * k)
+    t = float(centred_int) + 2.0 * (float(big_b) - float(k) * float(sb)) + float(big_c)
+    d = float(sa - n * k) + float(sb)
+    m2 = t - d * d / nd
+    return math.sqrt(max(m2 / (nd - 1.0), 0.0))
