@@ -153,12 +153,12 @@ def check_input_types(events: DataFrame, plan: Plan) -> None:
     """Raise `SourceMismatch` (exit 2) if an aggregation's input, typed by the real source, does not fit its function."""
     from pyspark.sql import functions as F
 
-    aggregates = [a for a in plan.aggregates if a.expr is not None]
+    aggregates = [(a, a.expr) for a in plan.aggregates if a.expr is not None]
     if not aggregates:
         return
-    schema = events.select(*[F.expr(a.expr).alias(f"_v{i}") for i, a in enumerate(aggregates)]).schema
+    schema = events.select(*[F.expr(expr).alias(f"_v{i}") for i, (_, expr) in enumerate(aggregates)]).schema
     problems = []
-    for aggregate, field in zip(aggregates, schema.fields):
+    for (aggregate, _), field in zip(aggregates, schema.fields):
         spark_type = field.dataType.simpleString()
         reason = input_type_problem(aggregate.function, spark_type)
         if reason is not None:
