@@ -191,12 +191,19 @@ def test_plan_check_lets_pure_and_conf_allowed_expressions_through(utc_session, 
     assert sorted(r["segment"] for r in batch.collect()) == ["RETAIL", "SME"]
 
 
-def test_plan_check_walks_derived_features_over_the_batch(spark) -> None:  # type: ignore[no-untyped-def]
+def test_plan_check_walks_derived_features_and_refuses_other_relations(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    customers_path = customers(tmp_path)
     events = spark.createDataFrame([("c1", 1.0)], "customer_id string, amount double")
     batch = events.groupBy("customer_id").sum("amount").withColumnRenamed("sum(amount)", "spend_sum_7d")
     plan = replace(row_plan("<memory>"), kind="aggregation", derived=(ExprSpec("leak", f"concat(spend_sum_7d, {SECRET_CALL})"),))
     assert plan_refusals(batch, events, plan) == ["calls reflect/java_method/try_reflect (Spark's CallMethodViaReflection)"]
     assert plan_refusals(batch, events, replace(plan, derived=())) == []
+    elsewhere = spark.createDataFrame([("c1", 2.0)], "customer_id string, amount double")
+    joined = batch.join(events, "customer_id").join(elsewhere.withColumnRenamed("amount", "other"), "customer_id")
+    assert plan_refusals(joined, events, replace(plan, derived=())) == []  # engine-made relations
+    other_read = spark.read.parquet(customers_path).select("customer_id", "income")
+    refusals = plan_refusals(batch.join(other_read, "customer_id"), events, replace(plan, derived=()))
+    assert len(refusals) == 1 and refusals[0].startswith("reads LogicalRelation") and "not its source" in refusals[0]
 
 
 def test_sum_over_a_string_column_is_refused_before_compute(utc_session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

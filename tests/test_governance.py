@@ -156,6 +156,45 @@ def test_derived_feature_over_a_pii_column_is_pii_and_a_declassified_one_is_not(
     assert tags.column("income_per_visit")["pii"] == "true" and tags.column("visits_twice")["pii"] == "false"
 
 
+def test_a_group_filtered_on_a_pii_column_makes_every_feature_pii(tmp_path: Path) -> None:
+    # The filter decides which rows each feature counts: `visits` of people earning > 5000 is about income.
+    filtered = SMALL_SOURCE.replace("tags: {domain: cards}\n", "tags: {domain: cards}\nfilter: \"income > 5000\"\n")
+    project = load_project(small_project(tmp_path, filtered), "local")
+    pii = column_pii(project, "spend")
+    assert pii["visits_30d"].pii and pii["visits_30d"].inputs == ("people.income",)
+    assert pii["visits_twice"].pii and pii["visits_twice"].why == "reads people.income"
+    assert not pii["income_high"].pii  # declassified on purpose stays declassified
+    assert not pii["customer_id"].pii
+
+
+COPY_OF_PEOPLE = """\
+---
+kind: source
+name: people_copy
+format: parquet
+path: ./raw/./people/
+timestamp: ts
+columns: {customer_id: string, ts: timestamp, income: double, city: string}
+---
+kind: feature_group
+name: copied
+entity: customer
+source: people_copy
+tags: {domain: cards}
+features:
+  - {name: income_copy, expr: income}
+"""
+
+
+def test_a_second_source_over_the_same_path_has_the_first_ones_pii_columns(tmp_path: Path) -> None:
+    consumer = "arn:aws:iam::444455556666:role/no-pii"
+    conf = f"governance:\n  consumers:\n    - {{principal: {consumer}, tag_expression: {{pii: [false]}}}}\n"
+    project = load_project(small_project(tmp_path, SMALL_SOURCE + COPY_OF_PEOPLE, conf), "local")
+    assert column_pii(project, "copied")["income_copy"].why == "reads people.income"
+    with pytest.raises(AccessDenied, match="may not read copied.income_copy"):
+        check_access(project, [("copied", "income_copy")], consumer)
+
+
 def _line_of(path: Path, needle: str) -> int:
     return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
 

@@ -26,7 +26,7 @@ from collections.abc import Collection
 
 from sqlglot import exp
 
-from featurebank.definitions.expressions import ExpressionError, parse_expression
+from featurebank.definitions.expressions import parse_expression
 from featurebank.definitions.spark_functions import spark_functions
 
 _REFLECTION = "it runs arbitrary JVM code"
@@ -144,4 +144,4 @@ def check_violations(kwargs: dict[str, object]) -> tuple[str, ...]:
     return tuple(reasons)
 
 
-__all__ = ["REFUSED", "ALLOWABLE", "ExpressionError", "allowed_functions", "policy_violations", "check_violations"]
+__all__ = ["REFUSED", "ALLOWABLE", "allowed_functions", "policy_violations", "check_violations"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from featurebank.definitions.expressions import input_type_problem
-from featurebank.errors import DefinitionError, SourceMismatch
+from featurebank.errors import DefinitionError, Problem, SourceMismatch
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -128,10 +128,11 @@ def plan_refusals(batch: DataFrame, events: DataFrame, plan: Plan, allow: tuple[
         if texts:
             for refusal in _expression_refusals(frame.select(*[F.expr(t) for t in texts]), frame, allowed):
                 found.setdefault(refusal, None)
-    own = {str(leaf.toString()) for leaf in _leaves(_analysed(events))}
+    own = _leaves(_analysed(events))
     for leaf in _leaves(_analysed(batch)):
         kind = _simple_name(leaf)
-        if kind not in ENGINE_RELATIONS and str(leaf.toString()) not in own:
+        # sameResult: equal once expression ids are normalised (a self-join renumbers one side)
+        if kind not in ENGINE_RELATIONS and not any(leaf.sameResult(read) for read in own):
             found.setdefault(f"reads {kind} {str(leaf.simpleString(100))[:200]}, which is not its source", None)
     return list(found)
 
@@ -140,23 +141,24 @@ def check_batch(batch: DataFrame, events: DataFrame, plan: Plan) -> None:
     """Raise `DefinitionError` (exit 2) if Spark's reading of `plan.group`'s definitions breaks the policy."""
     refusals = plan_refusals(batch, events, plan, plan.allow_functions)
     if refusals:
-        raise DefinitionError(
-            f"feature group '{plan.group}' " + "; it ".join(refusals) + ", which definitions may not do "
-            "(SPEC: expressions are data); nothing was computed: remove it from the group's expressions, "
-            "filter and checks, and run validate"
-        )
+        raise DefinitionError([
+            Problem(f"feature group '{plan.group}'", 0, f"as Spark reads its definitions, it {refusal}, which definitions "
+                    "may not do (SPEC: expressions are data); nothing was computed: remove it from the group's "
+                    "expressions, filter and checks, and run featurebank validate")
+            for refusal in refusals
+        ])
 
 
 def check_input_types(events: DataFrame, plan: Plan) -> None:
     """Raise `SourceMismatch` (exit 2) if an aggregation's input, typed by the real source, does not fit its function."""
     from pyspark.sql import functions as F
 
-    aggregates = [a for a in plan.aggregates if a.expr is not None]
+    aggregates = [(a, a.expr) for a in plan.aggregates if a.expr is not None]
     if not aggregates:
         return
-    schema = events.select(*[F.expr(a.expr).alias(f"_v{i}") for i, a in enumerate(aggregates)]).schema
+    schema = events.select(*[F.expr(expr).alias(f"_v{i}") for i, (_, expr) in enumerate(aggregates)]).schema
     problems = []
-    for aggregate, field in zip(aggregates, schema.fields):
+    for (aggregate, _), field in zip(aggregates, schema.fields):
         spark_type = field.dataType.simpleString()
         reason = input_type_problem(aggregate.function, spark_type)
         if reason is not None:
