@@ -141,6 +141,6 @@ def _from_path(spark: SparkSession, path: str, timestamp_column: str, timezone: 
         raise UsageError(f"the spine at {path} has no column '{timestamp_column}' (it has {', '.join(columns)}); "
                          "pass --timestamp-column naming its timestamp")
     # Every pandas-written timestamp column (labels too) reads as a time, not as nanoseconds.
-    stamps = parquet_time_columns(source) if fmt == "parquet" else {}
+    stamps = parquet_time_columns(spark, source) if fmt == "parquet" else {}
     declared = tuple((c, "timestamp") for c in columns if c in stamps)
     return read_source(spark, SourceRead(**{**source.__dict__, "declared_types": declared}), timezone)
