@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from featurebank.catalog.status import group_status
 from featurebank.cli import main
 from featurebank.definitions import load_project
 from featurebank.engine.readiness import check_source, refuse_future_dates
@@ -134,9 +135,16 @@ def test_cli_exits_1_for_an_empty_source_and_says_why(spark, tmp_path, capsys):
 
 
 def test_group_declaring_empty_input_allowed_publishes_nothing_without_refusing(spark, tmp_path):
-    project = _project(tmp_path, _events().iloc[0:0], group_extra="empty_input: allowed")
-    [outcome] = run_group(project, "spend", D1, D1, spark=spark)
+    quiet = LAST_DAY + timedelta(days=8)  # reads [2024-03-06, 2024-03-13): no events, within the 10d lag
+    project = _project(tmp_path, _events(), source_extra="lag: 10d", group_extra="empty_input: allowed")
+    [outcome] = run_group(project, "spend", quiet, quiet, spark=spark)
     assert outcome.status == "published" and outcome.rows_written == 0
+
+
+def test_empty_input_allowed_still_refuses_a_source_older_than_its_lag(spark, tmp_path):
+    project = _project(tmp_path, _events(), group_extra="empty_input: allowed")
+    with pytest.raises(SourceNotReady, match="latest event day is 2024-03-05 and its lag is 1d"):
+        run_group(project, "spend", date(2024, 11, 26), date(2024, 11, 26), spark=spark)
 
 
 def test_row_level_group_refuses_an_empty_read_range(spark, tmp_path):
@@ -166,7 +174,9 @@ def test_run_for_a_date_the_source_never_reached_is_refused_not_published(spark,
     project = _project(tmp_path, _events())  # data ends 2024-03-05: "today" two years later
     with pytest.raises(SourceNotReady, match="latest event day is 2024-03-05"):
         run_group(project, "spend", date(2024, 11, 26), date(2024, 11, 26), spark=spark)
-    assert read_runs(spark, project.config.feature_root, "spend")[0].status == "gate_failed"
+    runs = read_runs(spark, project.config.feature_root, "spend")
+    assert runs[0].status == "gate_failed"
+    assert group_status("spend", runs, date(2024, 11, 26)).freshness == "never published"  # not "fresh"
 
 
 def test_future_snapshot_date_is_a_usage_error_before_anything_runs(spark, tmp_path, capsys):

@@ -144,3 +144,28 @@ def test_delta_source_reads_declared_columns(spark, tmp_path):
     df = read_source(spark, source(path, fmt="delta"), "UTC")
     assert df.columns == ["customer_id", "amount", "event_ts"]
     assert instants(df) == {"a": micros("2024-01-01 12:00:00", "UTC")}
+
+
+def test_zoned_nanosecond_timestamps_under_a_glob_path_stay_instants(spark, tmp_path):
+    """Issue 16, finding 13: Spark reads a glob that pyarrow cannot open; the footer must still
+    be read (through Spark's file system), not guessed naive and shifted by the zone's offset."""
+    folder = tmp_path / "events"
+    folder.mkdir()
+    pandas_frame("America/New_York").to_parquet(folder / "part-0.parquet")
+    df = read_source(spark, source(str(folder / "part-*.parquet")), ZURICH)
+    assert instants(df) == {k: micros(v, "America/New_York") for k, v in WALLS.items()}
+
+
+def test_unreadable_parquet_footer_is_refused_naming_file_and_column_not_assumed_naive(spark, tmp_path):
+    from featurebank.engine.sources import parquet_time_columns
+    from featurebank.errors import SourceUnreadable, exit_code_for
+
+    folder = tmp_path / "events"
+    folder.mkdir()
+    (folder / "part-0.parquet").write_bytes(b"this is not a Parquet file")
+    with pytest.raises(SourceUnreadable) as refused:
+        parquet_time_columns(spark, source(str(folder)), files=[str(folder / "part-0.parquet")], columns=("event_ts",))
+    message = str(refused.value)
+    assert "cannot read the Parquet footer of" in message and "part-0.parquet" in message
+    assert "whether event_ts is zoned" in message and "not a Parquet file" in message
+    assert "source 'card_transactions'" in message and exit_code_for(refused.value) == 3

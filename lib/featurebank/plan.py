@@ -372,7 +372,7 @@ def _readiness_lines(plan: Plan) -> list[str]:
         bounds = f"{signal.daily_min if signal.daily_min is not None else 0} .. {signal.daily_max if signal.daily_max is not None else 'any'}"
         lines.append(f"  ready when: every event day read has {bounds} rows")
     if plan.empty_input_allowed:
-        lines.append("  empty:      allowed (no rows in the read range publishes no rows)")
+        lines.append("  empty:      allowed (a read range without rows publishes no rows, not a refusal)")
     return lines
 
 

@@ -171,7 +171,7 @@ def _from_path(spark: SparkSession, path: str, timestamp_column: str, timezone: 
         return frame
     source = SourceRead(name="spine", format=fmt, location=path, timestamp=timestamp_column,
                         columns=tuple(frame.columns), declared_types=(), read_start=None, read_end_exclusive=None)
-    footer = parquet_time_columns(source)
+    footer = {**parquet_time_columns(spark, source), **_arrow_zoned_columns(path)}
     types = dict(frame.dtypes)
     zones: dict[str, str] = {}
     columns = []
@@ -188,6 +188,19 @@ def _from_path(spark: SparkSession, path: str, timestamp_column: str, timezone: 
         columns.append(column.alias(name))
     return _with_zones(frame.select(*columns), zones)
 
+
+def _arrow_zoned_columns(path: str) -> dict[str, str]:
+    """{column: arrow type} of zoned timestamps as pandas/pyarrow recorded them (their zone name,
+    which the Parquet footer alone reduces to "adjusted to UTC"); empty when unreadable, and
+    then the zone comes back as UTC: the same instants, shown in another zone."""
+    try:
+        import pyarrow.dataset as ds
+        import pyarrow.types as pat
+
+        schema = ds.dataset(path.replace("s3a://", "s3://", 1), format="parquet", partitioning="hive").schema
+        return {f.name: str(f.type) for f in schema if pat.is_timestamp(f.type) and f.type.tz}
+    except Exception:  # noqa: BLE001 - the zone's name is presentation; the instant is already exact
+        return {}
 
 
 def _ntz_from_micros(micros: str) -> str:

@@ -149,7 +149,7 @@ def judge(plan: Plan, facts: SourceFacts) -> Verdict:
         nulls = f"; {facts.rows_without_event_time} rows have no {source.timestamp}" if facts.rows_without_event_time else ""
         reasons.append(f"it has no rows with an event time in {span}{nulls}; publishing would replace these dates "
                        "with nothing (if an empty source is normal for this group, add empty_input: allowed).")
-    if source.timestamp and not plan.empty_input_allowed:
+    if source.timestamp:  # applies with empty_input: allowed too, so a stale source is never "fresh"
         late = [d for d in dates if facts.latest_event_day is None or facts.latest_event_day < d - timedelta(days=1 + source.lag_days)]
         if late:
             refused.update(late)

@@ -17,10 +17,10 @@ What a raw time column means (SPEC, "Timestamps in sources and spines"):
 - `timestamp` (with time zone): already an instant.
 - `timestamp_ntz` (naive): wall-clock time in the project time zone.
 - `bigint` holding nanoseconds: what pandas/pyarrow write, read as longs because the session
-  sets `spark.sql.legacy.parquet.nanosAsLong=true`. The Parquet footer (read with pyarrow
-  where the path is reachable) says whether the column was zoned (an instant) or naive
-  (wall-clock time in the project zone); when the footer cannot be read we assume naive,
-  which is what `DataFrame.to_parquet` writes for ordinary pandas timestamps.
+  sets `spark.sql.legacy.parquet.nanosAsLong=true`. The Parquet footer says whether the
+  column was zoned (an instant) or naive (wall-clock time in the project zone); it is read
+  through Spark's own Hadoop file system (same paths, globs and credentials as the data), and
+  when it cannot be read the read is refused (`SourceUnreadable`), never guessed.
 - `date`: midnight of that day in the project time zone.
 - `string` (CSV): an ISO timestamp; with an offset or `Z` it is an instant, without one it
   is wall-clock time in the project time zone.
@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from featurebank.errors import SourceMismatch
+from featurebank.errors import SourceMismatch, SourceUnreadable
 from featurebank.plan import SourceRead
 
 if TYPE_CHECKING:
@@ -73,8 +74,9 @@ def read_source(spark: SparkSession, source: SourceRead, timezone: str) -> DataF
     type differs from the real one, or the event-time column is not a time.
     """
     raw = _open(spark, source)
-    footer = parquet_time_columns(source) if source.format == "parquet" else {}
     found = {f.name: f.dataType.simpleString() for f in raw.schema.fields}
+    nanos = [c for c in _time_columns(source) if found.get(c) == "bigint"]
+    footer = parquet_time_columns(spark, source, raw.inputFiles(), nanos) if nanos and source.format == "parquet" else {}
     kinds = _check_schema(source, found, footer)
 
     df = raw
@@ -151,9 +153,7 @@ def _check_schema(source: SourceRead, found: dict[str, str], footer: dict[str, s
             "fix the source or the definition"
         )
     declared = {c: _normalise_type(t) for c, t in source.declared_types}
-    time_columns = {c for c, t in declared.items() if t in _TIME_TYPES}
-    if source.timestamp:
-        time_columns.add(source.timestamp)
+    time_columns = _time_columns(source)
     for column, want in declared.items():
         if column not in found:
             continue
@@ -180,6 +180,12 @@ def _check_schema(source: SourceRead, found: dict[str, str], footer: dict[str, s
     return kinds
 
 
+def _time_columns(source: SourceRead) -> set[str]:
+    """The event-time column and every column the definition declares as a time."""
+    columns = {c for c, t in source.declared_types if _normalise_type(t) in _TIME_TYPES}
+    return columns | ({source.timestamp} if source.timestamp else set())
+
+
 def _time_kind(spark_type: str, footer_type: str | None, fmt: str) -> str | None:
     if spark_type == "timestamp":
         return "instant"
@@ -189,9 +195,7 @@ def _time_kind(spark_type: str, footer_type: str | None, fmt: str) -> str | None
         return "date"
     if spark_type == "string" and fmt == "csv":
         return "text"
-    if spark_type == "bigint":
-        if footer_type is None:
-            return "nanos_naive"  # footer unreadable: what pandas writes by default
+    if spark_type == "bigint" and footer_type is not None:
         if footer_type.startswith("timestamp[ns, tz="):
             return "nanos_utc"
         if footer_type == "timestamp[ns]":
@@ -254,23 +258,58 @@ def _raw_range_predicate(source: SourceRead, kind: str, timezone: str) -> Column
     return cond
 
 
-def parquet_time_columns(source: SourceRead) -> dict[str, str]:
-    """{column: arrow type} of the timestamp columns in the source's Parquet footer, if readable.
+def parquet_time_columns(
+    spark: SparkSession, source: SourceRead, files: Sequence[str] | None = None, columns: Sequence[str] = ()
+) -> dict[str, str]:
+    """{column: type} of the timestamp columns in the footer of the source's first Parquet file.
 
-    Best effort (local paths, file:// and s3:// through pyarrow's filesystems): an empty
-    dict means "unknown", never an error.
+    Types are spelled as Arrow does (`timestamp[ns]` naive, `timestamp[ns, tz=UTC]` zoned).
+    The footer is read through Spark's Hadoop file system, so whatever path, glob or
+    credentials let Spark read the data also let it read the footer. `files` are the data
+    files (default: those Spark lists for the source); `columns` name the columns the caller
+    needs to know about, for the message. Raises `SourceUnreadable` when the footer cannot be
+    read: a zoned column must never be guessed naive.
     """
-    try:
-        import pyarrow.dataset as ds
-        import pyarrow.types as pat
-
-        location = source.location.replace("s3a://", "s3://", 1)
-        schema = ds.dataset(location, format="parquet", partitioning="hive").schema
-        return {f.name: str(f.type) for f in schema if pat.is_timestamp(f.type)}
-    except Exception:  # noqa: BLE001 - unreadable footer only means "unknown"
+    listed = list(files) if files is not None else list(_open(spark, source).inputFiles())
+    if not listed:
         return {}
+    first = sorted(listed)[0]
+    jvm: Any = spark.sparkContext._jvm
+    try:
+        conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[attr-defined]
+        input_file = jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(first), conf)
+        reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(input_file)
+        try:
+            fields = reader.getFooter().getFileMetaData().getSchema().getFields()
+        finally:
+            reader.close()
+        found: dict[str, str] = {}
+        for field in fields:
+            if not field.isPrimitive():
+                continue
+            logical = field.getLogicalTypeAnnotation()
+            if logical is not None and logical.getClass().getSimpleName() == "TimestampLogicalTypeAnnotation":
+                unit = {"NANOS": "ns", "MICROS": "us", "MILLIS": "ms"}[logical.getUnit().name()]
+                found[field.getName()] = f"timestamp[{unit}, tz=UTC]" if logical.isAdjustedToUTC() else f"timestamp[{unit}]"
+            elif field.asPrimitiveType().getPrimitiveTypeName().name() == "INT96":
+                found[field.getName()] = "timestamp[ns]"  # legacy Spark/Impala timestamps: Spark reads them as instants
+        return found
+    except Exception as error:  # noqa: BLE001 - any failure means "unknown", which must not be guessed
+        cause = _java_cause(error)
+        what = ", ".join(columns) if columns else "its time columns"
+        raise SourceUnreadable(
+            f"source '{source.name}': cannot read the Parquet footer of {first} to learn whether {what} is zoned: "
+            f"{cause}; check access to the path and that the file is Parquet"
+        ) from None
 
 
+def _java_cause(error: BaseException) -> str:
+    """The innermost Java exception's message, else the Python error's first line."""
+    java = getattr(error, "java_exception", None)
+    while java is not None and java.getCause() is not None:
+        java = java.getCause()
+    text = str(java.toString()) if java is not None else str(error)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _normalise_type(type_name: str) -> str:
