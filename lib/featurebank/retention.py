@@ -138,7 +138,7 @@ def vacuum(spark: SparkSession, project: Project, *, dry_run: bool = False) -> l
         hours, why = _retention_hours(spark, path, config.retention_days, pins.get(path.rstrip("/")))
         if dry_run:
             rows = spark.sql(f"VACUUM {_quoted_path(path)} RETAIN {hours} HOURS DRY RUN").collect()
-            files = tuple(sorted(str(r[0]) for r in rows))
+            files = tuple(sorted(_relative(path, str(r[0])) for r in rows))
         else:
             before = _data_files(path)
             spark.sql(f"VACUUM {_quoted_path(path)} RETAIN {hours} HOURS").collect()
@@ -174,12 +174,26 @@ def _commit_time(spark: SparkSession, path: str, version: int) -> datetime | Non
 
 
 def _data_files(path: str) -> set[str]:
-    """Every file under the table's directory except its Delta log (local or s3://)."""
+    """The files VACUUM considers, relative to the table: all but hidden ones (`.x`, `_x`: the
+    Delta log, checksums), local or s3://."""
     from pyarrow import fs
 
     from featurebank.training_manifest import open_filesystem
 
     filesystem, inner = open_filesystem(path)
     entries = filesystem.get_file_info(fs.FileSelector(inner, recursive=True, allow_not_found=True))
-    return {e.path[len(inner):].lstrip("/") for e in entries
-            if e.type == fs.FileType.File and not e.path[len(inner):].lstrip("/").startswith("_delta_log")}
+    relative = (e.path[len(inner):].lstrip("/") for e in entries if e.type == fs.FileType.File)
+    return {r for r in relative if not any(part.startswith((".", "_")) for part in r.split("/"))}
+
+
+def _relative(table: str, file: str) -> str:
+    """A file VACUUM names (absolute URI) relative to the table's directory."""
+    from urllib.parse import unquote
+
+    marker = _normalised_tail(table) + "/"
+    text = unquote(file)
+    return text.split(marker, 1)[1] if marker in text else text
+
+
+def _normalised_tail(table: str) -> str:
+    return table.rstrip("/").split("://", 1)[-1]
