@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-manifest", help="rebuild from the Delta versions a manifest recorded")
     p.add_argument("--as", dest="principal", help="check access as this principal first")
 
+    p = sub.add_parser("vacuum", help="remove files no registered training set and no version within retention needs")
+    _common(p)
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed; change nothing")
+
     p = sub.add_parser("list", help="feature groups and training sets")
     _common(p)
     p.add_argument("--json", action="store_true")
@@ -133,6 +137,7 @@ HANDLERS: dict[str, str] = {
     "plan": "featurebank.commands:plan",
     "run": "featurebank.commands:run",
     "training-set": "featurebank.commands:training_set",
+    "vacuum": "featurebank.commands.vacuum:vacuum",
     "list": "featurebank.commands:list_",
     "describe": "featurebank.commands:describe",
     "history": "featurebank.commands:history",

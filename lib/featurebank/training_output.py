@@ -135,6 +135,9 @@ def _restore_zones(out: str, zones: dict[str, str]) -> None:
                   if f.name in zones and pa.types.is_timestamp(f.type) else f for f in table.schema]
         table = table.cast(pa.schema(fields, metadata=table.schema.metadata))
         pq.write_table(table, entry.path, filesystem=filesystem)
+        checksum = f"{entry.path.rpartition('/')[0]}/.{entry.base_name}.crc"  # Hadoop's local checksum, now stale
+        if filesystem.get_file_info(checksum).type == fs.FileType.File:
+            filesystem.delete_file(checksum)
 
 
 def spine_path(spine: Any) -> str | None:

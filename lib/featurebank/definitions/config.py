@@ -17,7 +17,7 @@ from featurebank.definitions.loader import Resolver, YList, YMap, did_you_mean, 
 from featurebank.definitions.model import Config, Location, Pairs
 from featurebank.errors import ConfigError, Problem
 
-CONF_KEYS = ("feature_root", "variables", "timezone", "catalog", "spark", "aws", "governance", "expressions")
+CONF_KEYS = ("feature_root", "variables", "timezone", "catalog", "spark", "aws", "governance", "expressions", "retention")
 CATALOG_TYPES = ("none", "glue", "hive")
 
 
@@ -119,6 +119,7 @@ def load_config(root: Path, env: str, environ: Mapping[str, str]) -> Config:
             problems.append(Problem(rel, data.line_of("timezone"), f"unknown time zone '{timezone}'; use an IANA name such as UTC or Europe/London"))
             timezone = "UTC"
 
+    retention_days = _retention(data, rel, problems)
     catalog_type, database = _catalog(data, rel, problems)
     spark_conf = _spark(data, rel, problems)
     allow_functions = _allow_functions(data, rel, problems)
@@ -141,9 +142,22 @@ def load_config(root: Path, env: str, environ: Mapping[str, str]) -> Config:
         spark_conf=spark_conf,
         aws=passthrough["aws"],
         governance=passthrough["governance"],
+        retention_days=retention_days,
         loc=Location(rel, data.line),
         allow_functions=allow_functions,
     )
+
+
+def _retention(data: YMap, rel: str, problems: list[Problem]) -> int:
+    """`retention: <N>d` (days, N >= 1); absent: 3650 days, so manifests rebuild for years."""
+    value = data.get("retention", "3650d")
+    text = str(value).strip().lower()
+    days = text[:-1] if text.endswith("d") else ""
+    if isinstance(value, bool) or not days.isdigit() or int(days) < 1:
+        problems.append(Problem(rel, data.line_of("retention"), f"'retention' must be a number of days like 3650d, "
+                                                                f"not {value!r}; write e.g. retention: 3650d"))
+        return 3650
+    return int(days)
 
 
 def _catalog(data: YMap, rel: str, problems: list[Problem]) -> tuple[str, str | None]:

@@ -214,6 +214,7 @@ class Config:
     spark_conf: Pairs = ()
     aws: Pairs = ()  # raw deployment settings; read by deploy/
     governance: Pairs = ()  # raw governance settings; read by governance code
+    retention_days: int = 3650  # Delta log and deleted-file retention of every table (see retention.py)
     loc: Location = NOWHERE
     allow_functions: tuple[str, ...] = ()  # refused Spark functions conf allows (`expressions:`)
 

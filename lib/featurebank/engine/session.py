@@ -33,6 +33,16 @@ DELTA_SQL_CONF = {
 # and let engine.sources convert them (SPEC: read with no user step).
 READ_CONF = {"spark.sql.legacy.parquet.nanosAsLong": "true"}
 
+# Delta's session defaults for new tables' properties: conf's `retention` (see retention.py).
+RETENTION_DEFAULTS = ("spark.databricks.delta.properties.defaults.logRetentionDuration",
+                      "spark.databricks.delta.properties.defaults.deletedFileRetentionDuration")
+
+
+def retention_conf(days: int) -> dict[str, str]:
+    """The session settings that give every new Delta table `days` of log and deleted-file retention."""
+    return {key: f"interval {days} days" for key in RETENTION_DEFAULTS}
+
+
 # Extra Maven packages a local session may need beside Delta (S3 through s3a://).
 HADOOP_AWS_PACKAGE = "org.apache.hadoop:hadoop-aws:3.3.4"
 
@@ -84,6 +94,7 @@ def session_conf(config: Config | None, platform: str) -> dict[str, str]:
         if platform != "local":
             conf.pop("spark.master", None)
         conf["spark.sql.session.timeZone"] = config.timezone
+        conf.update(retention_conf(config.retention_days))
         if config.catalog_type == "glue" and platform in ("glue", "emr"):
             conf.setdefault(
                 "spark.hadoop.hive.metastore.client.factory.class",
@@ -114,6 +125,8 @@ def get_spark(
             active.conf.set(key, value)
         if config is not None:
             active.conf.set("spark.sql.session.timeZone", config.timezone)
+            for key, value in retention_conf(config.retention_days).items():
+                active.conf.set(key, value)
         return active
 
     platform = platform or detect_platform()
