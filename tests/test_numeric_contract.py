@@ -186,3 +186,40 @@ def test_three_dates_as_three_one_date_runs_and_chunked_runs_publish_the_backfil
         last_date = chunks[-1][1]
         want = {k: v for k, v in backfill.items() if start <= k[1] <= last_date}
         assert_same_bytes(got, want, shape)
+
+
+def one_entity_run(spark, amounts: list[Any], qtys: list[Any], aggregate: AggregateSpec, dates: int) -> list[Any]:
+    """Collect one aggregate's snapshots over events on 2024-03-02 for `dates` dates from 03-03."""
+    at = datetime(2024, 3, 2, 12, tzinfo=dt_timezone.utc)
+    rows = [("c9", at, a, q, None, "m", "OK") for a, q in zip(amounts, qtys)]
+    start = date(2024, 3, 3)
+    plan = make_plan((aggregate,), start, start + timedelta(days=dates - 1), "UTC")
+    return compute_aggregation(spark.createDataFrame(rows, SCHEMA), plan).collect()
+
+
+@pytest.mark.parametrize("dates", [1, DIRECT_MAX_DATES + 2])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e25])
+def test_a_value_exact_arithmetic_cannot_hold_fails_the_run_naming_feature_and_key(spark, bad, dates):
+    # Before: NaN/inf summed to NaN and 1e25 fell back to double arithmetic, silently.
+    with pytest.raises(Exception, match=r"aggregation 'amount_sum' \(sum\) cannot be computed exactly.*customer_id=c9"):
+        one_entity_run(spark, [1.0, bad], [1, 1], AggregateSpec("amount_sum", "sum", "amount", (1, 3)), dates)
+
+
+@pytest.mark.parametrize("dates", [1, DIRECT_MAX_DATES + 2])
+def test_an_integer_sum_beyond_bigint_fails_the_run_instead_of_wrapping(spark, dates):
+    with pytest.raises(Exception, match=r"aggregation 'qty_sum' \(sum\) cannot be computed exactly: the sum is outside BIGINT"):
+        one_entity_run(spark, [1.0] * 3, [2**62] * 3, AggregateSpec("qty_sum", "sum", "qty", (2,)), dates)
+
+
+def test_a_backfill_whose_running_total_leaves_the_exact_range_fails_rather_than_publishing(spark):
+    # 6e18 a day: every 1-day window fits decimal(37,18) (|total| < 1e19), the grid's running
+    # total over three days does not. A short run publishes; the backfill refuses, never rounds.
+    at = datetime(2024, 3, 1, 12, tzinfo=dt_timezone.utc)
+    rows = [("c9", at + timedelta(days=d), 6e18, 1, None, "m", "OK") for d in range(3)]
+    events = spark.createDataFrame(rows, SCHEMA)
+    aggregate = (AggregateSpec("amount_sum", "sum", "amount", (1,)),)
+    short = compute_aggregation(events, make_plan(aggregate, date(2024, 3, 4), date(2024, 3, 4), "UTC")).collect()
+    assert [r.amount_sum_1d for r in short] == [6e18]
+    backfill = make_plan(aggregate, date(2024, 3, 2), date(2024, 3, 2) + timedelta(days=DIRECT_MAX_DATES + 1), "UTC")
+    with pytest.raises(Exception, match=r"'amount_sum' \(sum\) cannot be computed exactly: an exact window total is outside"):
+        compute_aggregation(events, backfill).collect()

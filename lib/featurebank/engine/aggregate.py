@@ -7,9 +7,10 @@ exactly when E has an event in `[D - max_window, D)`.
 How it is computed, without re-reading raw events per date (all DataFrame API, no UDFs):
 
 1. `event_days`: one pass over events: apply the filter, compute each event's local day
-   (an integer, days since 1970-01-01) and each aggregate's input value.
-2. `daily_tiles`: one row per (keys, day) with mergeable partials: counts, sums, min, max,
-   Welford partials (n, mean, M2) for stddev, the day's latest non-NULL value as
+   (an integer, days since 1970-01-01), each aggregate's input value and the exact terms
+   count/sum/avg/stddev add up (aggregators.py: the numeric contract, README).
+2. `daily_tiles`: one row per (keys, day) with mergeable partials: the exact terms' day
+   totals (counts, decimal sums), min, max, the day's latest non-NULL value as
    `struct(day, ts, value)` (struct order = later time, then greater value: SPEC's tie
    rule), and the day's set of distinct values. `occurrence_counts` turns each set into
    per-window counts of renewed and expiring values (exact count_distinct, see there;
@@ -21,10 +22,9 @@ How it is computed, without re-reading raw events per date (all DataFrame API, n
 4. `day_grid` makes the segment's days dense (one row per day, the tile's partials on its
    own day), so a frame of k rows is k days, and `rolling_windows` reads every window from
    one sort of that grid with frames that end the row before D:
-   - sums, counts, stddev partials, distinct-count terms: running totals up to D - 1 minus
-     running totals up to D - w - 1 (growing frames: O(1) per row, no re-aggregation).
-     stddev carries `n`, `Σ(x-K)` and `Σ(x-K)²` per tile, merged exactly from Welford
-     partials around a per-segment centre K, so no catastrophic cancellation.
+   - exact terms, distinct-count terms: running totals up to D - 1 minus running totals up
+     to D - w - 1 (growing frames: O(1) per row, no re-aggregation); the terms are decimals,
+     so the difference is the window's exact total, the same the direct path adds up.
    - min / max: a frame of the w rows before D.
    - last: `last(struct, ignorenulls)` up to D - 1, then an age check `>= D - w`.
    Rows: the segment's days (snapshot days plus at most `max_window` days before the run);
@@ -32,8 +32,10 @@ How it is computed, without re-reading raw events per date (all DataFrame API, n
    Runs of at most `DIRECT_MAX_DATES` dates (the daily run) skip steps 2-4: `direct_snapshots`
    aggregates each date's window of events with conditional aggregates, like a hand-written
    daily job, which costs less than a grid of `max_window` lookback days per entity.
-5. `snapshot_columns`: apply SPEC's empty-window rules (count family 0, everything else
-   NULL), add `feature_date`, `feature_ts`, then derived features in order.
+5. `snapshot_columns`: one finaliser per function (aggregators.finalize, shared with the
+   direct path) turns exact totals into values and applies SPEC's empty-window rules
+   (count family 0, everything else NULL); add `feature_date`, `feature_ts`, then derived
+   features in order. Both paths give the same bytes (tests/test_numeric_contract.py).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from featurebank.engine.aggregators import ADDITIVE, SUFFIXES, Input, finalize, terms
 from featurebank.plan import AggregateSpec, Plan
 
 if TYPE_CHECKING:
@@ -49,9 +52,6 @@ if TYPE_CHECKING:
 MICROS_PER_DAY = 86_400_000_000
 EPOCH = date(1970, 1, 1)
 DISTINCT = ("count_distinct", "approx_count_distinct")
-ADDITIVE = ("count", "sum", "avg", "stddev")
-EXACT_TYPE = "decimal(38,18)"
-EXACT_TILE_LIMIT = 1e15
 # Runs of at most this many snapshot dates (the daily run, a short catch-up) aggregate each
 # date's window of events directly: cost ~ events in the window x dates, against the grid's
 # ~ entities x (dates + max_window) rows and window sort, which only pays off for backfills.
@@ -68,14 +68,14 @@ def compute_aggregation(events: DataFrame, plan: Plan) -> DataFrame:
     keys = list(plan.keys)
     max_window = plan.max_window
     start_day, end_day = epoch_day(plan.start), epoch_day(plan.end)
-    events = event_days(events, plan, first_day=start_day - max_window, last_day=end_day - 1)
+    events, inputs = event_days(events, plan, first_day=start_day - max_window, last_day=end_day - 1)
     if end_day - start_day + 1 <= DIRECT_MAX_DATES:
-        return direct_snapshots(events, plan, start_day, end_day)
+        return direct_snapshots(events, plan, inputs, start_day, end_day)
     tiles = occurrence_counts(daily_tiles(events, keys, plan.aggregates), keys, plan.aggregates)
-    tiles = activity_segments(tiles, keys, plan.aggregates, max_window)
+    tiles = activity_segments(tiles, keys, max_window)
     grid = day_grid(tiles, keys, plan.aggregates, max_window, end_day)
     rolled = rolling_windows(grid, keys, plan.aggregates, start_day, end_day)
-    return snapshot_columns(rolled, tiles, plan)
+    return snapshot_columns(rolled, plan, inputs)
 
 
 def epoch_day(day: date) -> int:
@@ -105,8 +105,9 @@ def day_start_ts(day: Column, timezone: str) -> Column:
     return F.to_utc_timestamp(F.timestamp_micros(day.cast("bigint") * F.lit(MICROS_PER_DAY)), timezone)
 
 
-def event_days(events: DataFrame, plan: Plan, first_day: int, last_day: int) -> DataFrame:
-    """Filtered events with `day` (local epoch day) in `[first_day, last_day]` and inputs `_v{i}`."""
+def event_days(events: DataFrame, plan: Plan, first_day: int, last_day: int) -> tuple[DataFrame, dict[int, Input]]:
+    """Filtered events with `day` (local epoch day) in `[first_day, last_day]`, inputs `_v{i}`
+    and the exact terms `_t{i}_{suffix}` of every additive aggregate; and each input's type."""
     from pyspark.sql import functions as F
 
     ts = F.col(f"`{plan.source.timestamp}`")
@@ -116,7 +117,33 @@ def event_days(events: DataFrame, plan: Plan, first_day: int, last_day: int) -> 
     out = events.filter(ts.isNotNull()).select(
         *[F.col(f"`{k}`") for k in plan.keys], ts.alias("_ts"), local_epoch_day(ts, plan.timezone).alias("day"), *values
     )
-    return out.filter((F.col("day") >= first_day) & (F.col("day") <= last_day))
+    types = {f.name: f.dataType.simpleString() for f in out.schema.fields}
+    inputs = {i: Input(types.get(f"_v{i}", "bigint")) for i in range(len(plan.aggregates))}
+    exact_terms = []
+    for i, a in enumerate(plan.aggregates):
+        if a.function in ADDITIVE:
+            v = F.col(f"_v{i}") if a.expr is not None else F.lit(1)
+            fail = failure(a, plan.keys, "an event at ", F.col("_ts").cast("string"))
+            exact_terms += [t.value.alias(f"_t{i}_{t.suffix}") for t in terms(a, v, inputs[i], fail)]
+    out = out.filter((F.col("day") >= first_day) & (F.col("day") <= last_day))
+    return out.select("*", *exact_terms), inputs
+
+
+def failure(a: AggregateSpec, keys: tuple[str, ...], where: str, at: Column) -> Any:
+    """`fail(cause)`: a Column that fails the run naming the feature, the keys and `where`+`at`."""
+    from pyspark.sql import functions as F
+
+    def fail(cause: str) -> Column:
+        named = [F.concat(F.lit(f"{k}="), F.coalesce(F.col(f"`{k}`").cast("string"), F.lit("NULL"))) for k in keys]
+        return F.raise_error(
+            F.concat(
+                F.lit(f"aggregation '{a.name}' ({a.function}) cannot be computed exactly: {cause}, for "),
+                F.concat_ws(", ", *named), F.lit(f", {where}"), at,
+                F.lit(" (README 'Numeric contract'). Filter such values out in the group's filter, or scale the expression."),
+            )
+        )
+
+    return fail
 
 
 def daily_tiles(events: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...]) -> DataFrame:
@@ -128,14 +155,10 @@ def daily_tiles(events: DataFrame, keys: list[str], aggregates: tuple[AggregateS
         v = F.col(f"_v{i}")
         p = f"_a{i}"
         fn = a.function
-        if fn == "count":
-            parts.append((F.count(F.lit(1)) if a.expr is None else F.count(v)).alias(f"{p}_n"))
-        elif fn in ("sum", "avg"):
-            parts.append(F.sum(v if fn == "sum" else v.cast("double")).alias(f"{p}_s"))
-            parts.append(F.count(v).alias(f"{p}_n"))
-        elif fn == "stddev":
-            x = v.cast("double")
-            parts += [F.count(x).alias(f"{p}_n"), F.avg(x).alias(f"{p}_mean"), (F.var_pop(x) * F.count(x)).alias(f"{p}_m2")]
+        if fn in ADDITIVE:
+            for sfx in SUFFIXES[fn]:
+                t = F.col(f"_t{i}_{sfx}")
+                parts.append((F.count(t) if sfx == "n" else F.coalesce(F.sum(t), F.lit(0))).alias(f"{p}_{sfx}"))
         elif fn in ("min", "max"):
             parts.append((F.min(v) if fn == "min" else F.max(v)).alias(f"{p}_{fn}"))
         elif fn == "last":
@@ -148,13 +171,10 @@ def daily_tiles(events: DataFrame, keys: list[str], aggregates: tuple[AggregateS
     return events.groupBy(*keys, "day").agg(F.count(F.lit(1)).alias("_events"), *parts)
 
 
-def activity_segments(
-    tiles: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...], max_window: int
-) -> DataFrame:
+def activity_segments(tiles: DataFrame, keys: list[str], max_window: int) -> DataFrame:
     """Add `seg` (first tile day of the entity's activity segment) and `seg_last`.
 
     Tiles more than `max_window` days apart start a new segment: no window can span the gap.
-    Also turns stddev's Welford partials into sums centred on the segment's mean (`_s1`, `_s2`).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -164,50 +184,12 @@ def activity_segments(
     gap = F.col("day") - F.lag("day").over(by_day)
     starts = tiles.withColumn("_new", gap.isNull() | (gap > max_window))
     segs = starts.select("*", F.max(F.when(F.col("_new"), F.col("day"))).over(running).alias("seg")).drop("_new")
-    whole = Window.partitionBy(*keys, "seg")
-    segs = segs.select("*", F.max("day").over(whole).alias("seg_last"))
-    centres = []
-    for i, a in enumerate(aggregates):
-        if a.function == "stddev":
-            n, mean = F.col(f"_a{i}_n"), F.coalesce(F.col(f"_a{i}_mean"), F.lit(0.0))
-            centres.append(F.coalesce(F.sum(n * mean).over(whole) / F.sum(n).over(whole), F.lit(0.0)).alias(f"_a{i}_k"))
-    segs = segs.select("*", *centres)
-    centred = []
-    for i, a in enumerate(aggregates):
-        if a.function == "stddev":
-            n, d = F.col(f"_a{i}_n"), F.coalesce(F.col(f"_a{i}_mean"), F.lit(0.0)) - F.col(f"_a{i}_k")
-            centred += [(n * d).alias(f"_a{i}_s1"), (F.coalesce(F.col(f"_a{i}_m2"), F.lit(0.0)) + n * d * d).alias(f"_a{i}_s2")]
-        elif a.function in ("sum", "avg"):
-            centred.append(_exact_sum(F.col(f"_a{i}_s"), whole).alias(f"_a{i}_sd"))
-    return segs.select("*", *centred)
-
-
-def _exact_sum(tile_sum: Column, segment: Any) -> Column:
-    """The tile sum as decimal(38,18), or NULL for the whole segment if any |tile sum| >= 1e15.
-
-    A running total of doubles minus an earlier one carries rounding noise proportional to
-    the segment's total (e.g. 1e-13 instead of 0.0, which a `min_value: 0` check would
-    refuse); in decimal the difference is exact. Below 1e15 per tile no running total of a
-    segment can overflow decimal(38,18).
-    """
-    from pyspark.sql import functions as F
-
-    fits = F.max(F.abs(tile_sum.cast("double"))).over(segment) < F.lit(EXACT_TILE_LIMIT)
-    return F.when(fits, tile_sum.cast(EXACT_TYPE))
+    return segs.select("*", F.max("day").over(Window.partitionBy(*keys, "seg")).alias("seg_last"))
 
 
 def additive_columns(aggregates: tuple[AggregateSpec, ...]) -> list[str]:
     """Tile columns whose window value is (running total before D) - (running total before D - w)."""
-    cols: list[str] = []
-    for i, a in enumerate(aggregates):
-        p = f"_a{i}"
-        if a.function == "count":
-            cols.append(f"{p}_n")
-        elif a.function in ("sum", "avg"):
-            cols += [f"{p}_s", f"{p}_sd", f"{p}_n"]
-        elif a.function == "stddev":
-            cols += [f"{p}_n", f"{p}_s1", f"{p}_s2"]
-    return cols
+    return [f"_a{i}_{sfx}" for i, a in enumerate(aggregates) if a.function in ADDITIVE for sfx in SUFFIXES[a.function]]
 
 
 def occurrence_counts(tiles: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...]) -> DataFrame:
@@ -293,14 +275,14 @@ def rolling_windows(grid: DataFrame, keys: list[str], aggregates: tuple[Aggregat
     def before(back: int) -> Any:
         return axis.rowsBetween(Window.unboundedPreceding, -back)
 
-    additive_windows = sorted({w for a in aggregates if a.function in ADDITIVE for w in a.windows})
     reads: list[Column] = []
-    for c in additive_columns(aggregates):
-        reads.append(F.sum(c).over(before(1)).alias(f"_end{c}"))
-        reads += [F.sum(c).over(before(w + 1)).alias(f"_start{c}_{w}") for w in additive_windows]
     for i, a in enumerate(aggregates):
         p = f"_a{i}"
-        if a.function in ("min", "max"):
+        if a.function in ADDITIVE:
+            for sfx in SUFFIXES[a.function]:
+                reads.append(F.sum(f"{p}_{sfx}").over(before(1)).alias(f"_end{p}_{sfx}"))
+                reads += [F.sum(f"{p}_{sfx}").over(before(w + 1)).alias(f"_start{p}_{sfx}_{w}") for w in a.windows]
+        elif a.function in ("min", "max"):
             agg = F.min if a.function == "min" else F.max
             reads += [agg(f"{p}_{a.function}").over(axis.rowsBetween(-w, -1)).alias(f"_r{i}_{w}_{a.function}") for w in a.windows]
         elif a.function == "last":
@@ -315,31 +297,25 @@ def rolling_windows(grid: DataFrame, keys: list[str], aggregates: tuple[Aggregat
     return rolled.filter((F.col("D") > F.col("seg")) & (F.col("D") >= start_day) & (F.col("D") <= end_day))
 
 
-def window_value(a: AggregateSpec, i: int, w: int, sum_type: str | None) -> Column:
+def window_value(a: AggregateSpec, i: int, w: int, source: Input, keys: tuple[str, ...]) -> Column:
     """The value of aggregate `a` over window `w` at a snapshot row of `rolling_windows`."""
     from pyspark.sql import functions as F
 
-    def total(part: str) -> Column:
-        c = f"_a{i}_{part}"
-        return F.coalesce(F.col(f"_end{c}"), F.lit(0)) - F.coalesce(F.col(f"_start{c}_{w}"), F.lit(0))
+    def total(suffix: str, scale: int | None) -> Column:
+        # Running total before D minus running total before D - w. The later frame is empty
+        # exactly when D - w - 1 < seg (the segment's first row is a tile); otherwise a NULL
+        # there is an overflow, which must reach `finalize` as NULL, never as 0.
+        c = f"_a{i}_{suffix}"
+        end, start = F.col(f"_end{c}"), F.col(f"_start{c}_{w}")
+        if scale is None:
+            return F.coalesce(end, F.lit(0)) - F.coalesce(start, F.lit(0))
+        exact = f"decimal(37,{scale})"
+        before_window = F.when(F.col("D") - (w + 1) >= F.col("seg"), start.cast(exact)).otherwise(F.lit(0).cast(exact))
+        return end.cast(exact) - before_window
 
     fn = a.function
-    if fn == "count":
-        return total("n").cast("bigint")
-    if fn == "sum" and sum_type not in ("double", "float"):
-        return F.when(total("n") > 0, total("s").cast(sum_type or "double"))
-    if fn in ("sum", "avg"):
-        # Exact decimal difference unless its conversion error (<= w * 1e-18) exceeds the
-        # double difference's rounding error (tiny-valued features) or the segment is too big.
-        end, start = F.col(f"_end_a{i}_sd"), F.coalesce(F.col(f"_start_a{i}_sd_{w}"), F.lit(0))
-        double_error = F.lit(4 * 2.2e-16) * (F.abs(F.col(f"_end_a{i}_s")) + F.abs(F.coalesce(F.col(f"_start_a{i}_s_{w}"), F.lit(0.0))))
-        exact = F.when(end.isNotNull() & (double_error > F.lit(w * 1e-18)), (end - start).cast("double"))
-        value = F.coalesce(exact, total("s").cast("double"))
-        return F.when(total("n") > 0, value if fn == "sum" else value / total("n"))
-    if fn == "stddev":
-        n, s1, s2 = total("n").cast("double"), total("s1"), total("s2")
-        var = (s2 - s1 * s1 / n) / (n - 1)
-        return F.when(n >= 2, F.sqrt(F.greatest(var, F.lit(0.0))))
+    if fn in ADDITIVE:
+        return finalize(a, source, total, failure(a, keys, "snapshot date ", day_date(F.col("D")).cast("string")))
     if fn in ("min", "max"):
         return F.col(f"_r{i}_{w}_{fn}")
     if fn == "last":
@@ -350,13 +326,13 @@ def window_value(a: AggregateSpec, i: int, w: int, sum_type: str | None) -> Colu
     raise ValueError(f"unknown aggregation function {fn!r}")
 
 
-def direct_snapshots(events: DataFrame, plan: Plan, start_day: int, end_day: int) -> DataFrame:
+def direct_snapshots(events: DataFrame, plan: Plan, inputs: dict[int, Input], start_day: int, end_day: int) -> DataFrame:
     """Snapshot rows for a short run: each event joins the snapshot days D it is inside the
     largest window of (`D - max_window <= day < D`, clipped to the run), then one group-by
     per (keys, D) computes every window as a conditional aggregate (`D - day <= w`).
 
-    Same values and rows as the grid path (the oracle tests run both); no subtraction of
-    running totals, so sums need no exact-decimal guard here.
+    Same rows and bytes as the grid path: additive functions add up the same exact terms
+    and go through the same `finalize` (tests/test_numeric_contract.py).
     """
     from pyspark.sql import functions as F
 
@@ -370,14 +346,14 @@ def direct_snapshots(events: DataFrame, plan: Plan, start_day: int, end_day: int
         for w in a.windows:
             inside = age <= w
             fn = a.function
-            if fn == "count":
-                value = F.count(F.when(inside, v))
-            elif fn == "sum":
-                value = F.sum(F.when(inside, v))
-            elif fn == "avg":
-                value = F.avg(F.when(inside, v.cast("double")))
-            elif fn == "stddev":
-                value = F.stddev_samp(F.when(inside, v.cast("double")))
+            if fn in ADDITIVE:
+
+                def total(suffix: str, scale: int | None, i: int = i, inside: Column = inside) -> Column:
+                    t = F.when(inside, F.col(f"_t{i}_{suffix}"))
+                    return F.count(t) if scale is None else F.sum(t)
+
+                at = failure(a, plan.keys, "snapshot date ", day_date(F.col("D")).cast("string"))
+                value = finalize(a, inputs[i], total, at)
             elif fn in ("min", "max"):
                 value = (F.min if fn == "min" else F.max)(F.when(inside, v))
             elif fn == "last":
@@ -391,11 +367,10 @@ def direct_snapshots(events: DataFrame, plan: Plan, start_day: int, end_day: int
     return finish_snapshots(per_date, [F.col(f"`{a.name}_{w}d`") for a in plan.aggregates for w in a.windows], plan)
 
 
-def snapshot_columns(rolled: DataFrame, tiles: DataFrame, plan: Plan) -> DataFrame:
+def snapshot_columns(rolled: DataFrame, plan: Plan, inputs: dict[int, Input]) -> DataFrame:
     """Final snapshot rows of the grid path: window reads turned into features."""
-    tile_types = dict((f.name, f.dataType.simpleString()) for f in tiles.schema.fields)
     features = [
-        window_value(a, i, w, tile_types.get(f"_a{i}_s")).alias(f"{a.name}_{w}d")
+        window_value(a, i, w, inputs[i], plan.keys).alias(f"{a.name}_{w}d")
         for i, a in enumerate(plan.aggregates)
         for w in a.windows
     ]
