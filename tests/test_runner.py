@@ -262,3 +262,97 @@ def test_published_dates_come_from_the_run_log_not_from_rows(spark, tmp_path):
     assert published_dates(spark, root, "g") == {D1, D1 + timedelta(days=1), D1 + timedelta(days=9)}
     assert published_dates(spark, root, "other") == set()
     assert [r.run_id for r in read_runs(spark, root)] in (["4", "3", "2", "1"], ["1", "2", "3", "4"][::-1])
+
+
+def test_a_committed_run_whose_log_row_cannot_be_written_stays_published(spark, project):
+    from featurebank.errors import RunLogUnwritten, exit_code_for
+
+    root = Path(project.config.feature_root)
+    blocker = root / "_runs" / "_delta_log" / f"{1:020d}.json"
+
+    def break_the_log(event) -> None:  # after the started row (version 0), before the commit
+        if event.stage == "publishing":
+            blocker.mkdir()  # the log's next commit file cannot be written
+
+    with pytest.raises(RunLogUnwritten) as caught:
+        run_group(project, GROUP, D1, D1 + timedelta(days=1), spark=spark, progress=break_the_log)
+    assert exit_code_for(caught.value) == 3
+    message = str(caught.value)
+    assert "as Delta version 0" in message and "could not be written" in message and "_runs" in message
+
+    blocker.rmdir()
+    [record] = read_runs(spark, project.config.feature_root, GROUP)
+    assert (record.status, record.delta_version, record.repaired) == ("published", 0, True)
+    assert record.rows_written == len(_table(spark, project)) and record.error is None
+    assert json.loads(record.rows_by_date) == {
+        str(d): n for d, n in _table(spark, project).groupby("feature_date").size().items()}
+    assert published_dates(spark, project.config.feature_root, GROUP) == {D1, D1 + timedelta(days=1)}
+
+
+def test_published_run_records_rows_per_date_and_a_started_row(spark, project):
+    from featurebank.runlog import runs_path
+
+    [outcome] = run_group(project, GROUP, D1, D1 + timedelta(days=1), spark=spark)
+    [record] = read_runs(spark, project.config.feature_root, GROUP)
+    per_date = _table(spark, project).groupby("feature_date").size()
+    assert json.loads(record.rows_by_date) == {str(d): int(n) for d, n in per_date.items()}
+    assert not record.repaired
+    stored = spark.read.format("delta").load(runs_path(project.config.feature_root)).toPandas()
+    assert sorted(stored[stored.run_id == outcome.run_id].status) == ["published", "started"]
+
+
+def _record(run_id: str, group: str, status: str, start: date, end: date, version=None) -> RunRecord:
+    now = datetime.now(timezone.utc)
+    return RunRecord(run_id, group, "local", start, end, status, now, now, 0, version, "h", "", "me")  # type: ignore[arg-type]
+
+
+def test_history_reconciles_the_log_with_the_table(spark, tmp_path):
+    from publish_fixtures import batch_rows, make_batch, make_plan
+
+    from featurebank.publish import publish
+
+    root = str(tmp_path / "features")
+    plan = make_plan(f"{root}/spend", D1, D1 + timedelta(days=1))
+    append_run(spark, root, _record("r1-killed-after-commit", "spend", "started", plan.start, plan.end))
+    publish(spark, make_batch(spark, batch_rows(plan.start, plan.end)), plan, "r1-killed-after-commit", rows=6)
+    append_run(spark, root, _record("r2-killed-before-commit", "spend", "started", D1 + timedelta(days=5), D1 + timedelta(days=5)))
+    runs = {r.run_id: r for r in read_runs(spark, root, "spend")}
+    assert (runs["r1-killed-after-commit"].status, runs["r1-killed-after-commit"].delta_version,
+            runs["r1-killed-after-commit"].rows_written, runs["r1-killed-after-commit"].repaired) == ("published", 0, 6, True)
+    assert runs["r2-killed-before-commit"].status == "incomplete"
+    assert published_dates(spark, root, "spend") == {D1, D1 + timedelta(days=1)}
+
+
+def test_an_older_run_log_without_new_columns_stays_readable_and_writable(spark, tmp_path):
+    from featurebank.runlog import runs_path
+
+    root = str(tmp_path)
+    now = datetime.now(timezone.utc)
+    old_ddl = ("run_id STRING NOT NULL, group STRING NOT NULL, env STRING, start_date DATE, end_date DATE, "
+               "status STRING NOT NULL, started_at TIMESTAMP, finished_at TIMESTAMP, rows_written BIGINT, "
+               "delta_version BIGINT, definition_hash STRING, checks_summary STRING, user STRING, error STRING")
+    spark.createDataFrame([("old", "g", "local", D1, D1, "published", now, now, 3, 0, "h", "", "me", None)],
+                          old_ddl).write.format("delta").save(runs_path(root))
+    assert [(r.run_id, r.rows_by_date) for r in read_runs(spark, root)] == [("old", "")]
+    append_run(spark, root, _record("new", "g", "published", D1 + timedelta(days=1), D1 + timedelta(days=1), 1))
+    assert sorted(r.run_id for r in read_runs(spark, root)) == ["new", "old"]
+    assert published_dates(spark, root, "g") == {D1, D1 + timedelta(days=1)}
+
+
+def test_gate_report_and_errors_never_show_values_of_pii_columns(spark, example_project, capsys):
+    _write_sources(example_project, _transactions())
+    profile = example_project / "features/customers/profile.yaml"
+    text = profile.read_text().replace("else 'high' end", "else 'zq-secret-band' end")
+    profile.write_text(text.replace("value_set: [low, mid, high], mostly: 0.9", "value_set: [low, mid, high]"))
+    project = load_project(example_project, "local")
+
+    code = main(["run", "customer_profile", "--project", str(example_project), "--date", str(D1 + timedelta(days=1))])
+    captured = capsys.readouterr()
+    assert code == 1 and "expect_column_values_to_be_in_set" in captured.err and "***" in captured.err
+    assert main(["history", "customer_profile", "--project", str(example_project)]) == 0
+    captured_history = capsys.readouterr()
+    root = Path(project.config.feature_root)
+    texts = [captured.out, captured.err, captured_history.out, captured_history.err]
+    texts += [p.read_text() for p in (root / "_reports").rglob("*") if p.is_file()]
+    texts += [r.checks_summary + (r.error or "") for r in read_runs(spark, project.config.feature_root)]
+    assert not [t for t in texts if "zq-secret-band" in t]

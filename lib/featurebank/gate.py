@@ -34,6 +34,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from featurebank.errors import DefinitionError, GateFailed
+from featurebank.faults import fault_point
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -185,6 +186,7 @@ def run_gate(batch: DataFrame, plan: Plan, run_id: str, feature_root: str, *,
         batch.persist(StorageLevel.MEMORY_AND_DISK)
     row_count = batch.count()
     checks = _judge(batch, plan.checks, name=f"{plan.group}-{run_id}", pii=frozenset(pii_columns))
+    fault_point("gate")
     passed = not any(c.blocks for c in checks)
     report_dir = artifact_dir(feature_root, "_reports", plan.group, run_id)
     quarantine_dir = None if passed else artifact_dir(feature_root, "_quarantine", plan.group, run_id)
