@@ -17,6 +17,8 @@ from pathlib import Path
 
 from featurebank.errors import EXIT_USAGE, FeaturebankError, UsageError, exit_code_for
 
+SPARK_LOG_LEVEL = "FEATUREBANK_SPARK_LOG_LEVEL"  # read by engine.session.get_spark
+
 
 def _date(text: str) -> date:
     try:
@@ -153,9 +155,31 @@ def _handler(command: str) -> Callable[[argparse.Namespace], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `featurebank` command; returns the process exit code."""
+    """Entry point of the `featurebank` command; returns the process exit code.
+
+    Everything the command prints goes through `featurebank.redact` (no `${env:...}` value
+    reaches the terminal), and Spark's own console log is off unless `--debug` is given.
+    """
+    from featurebank.redact import RedactingStream
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    stdout, stderr = sys.stdout, sys.stderr
+    log_level = os.environ.get(SPARK_LOG_LEVEL)
+    os.environ[SPARK_LOG_LEVEL] = log_level or ("ERROR" if args.debug else "OFF")
+    sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)
+    try:
+        return _run(args)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+        if log_level is None:
+            os.environ.pop(SPARK_LOG_LEVEL, None)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Call the command's handler and map what it raises to a message and an exit code."""
+    from featurebank.spark_errors import describe_failure
+
     try:
         return _handler(args.command)(args)
     except FeaturebankError as error:
@@ -169,9 +193,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a runtime failure: one sentence, traceback only on --debug
         if args.debug:
             traceback.print_exc()
-        print(f"error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}", file=sys.stderr)
-        print("(run again with --debug for the full traceback)", file=sys.stderr)
+        print(f"error: {describe_failure(error, _doing(args))}", file=sys.stderr)
         return exit_code_for(error)
+
+
+def _doing(args: argparse.Namespace) -> str:
+    """What a command was doing, for the sentence an unexpected failure is reported in."""
+    group = getattr(args, "group", None)
+    if args.command == "run":
+        return f"running feature group {group}" if group else "running every feature group"
+    if args.command == "training-set":
+        return f"building training set {args.name or args.features} into {args.out}"
+    if args.command == "history":
+        return f"reading the run log of {group}"
+    if args.command == "docs":
+        return f"writing the docs site to {args.out}"
+    if args.command in ("list", "describe"):
+        return "reading the catalog (run log and tables)"
+    return f"featurebank {args.command}"
 
 
 if __name__ == "__main__":

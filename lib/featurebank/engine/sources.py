@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo
 
 from featurebank.errors import SourceMismatch
 from featurebank.plan import SourceRead
+from featurebank.spark_errors import storage_step
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -72,7 +73,8 @@ def read_source(spark: SparkSession, source: SourceRead, timezone: str) -> DataF
     `SourceMismatch` (before any computation) when a needed column is missing, a declared
     type differs from the real one, or the event-time column is not a time.
     """
-    raw = _open(spark, source)
+    with storage_step(f"reading source {source.name} at {source.location}"):
+        raw = _open(spark, source)
     footer = parquet_time_columns(source) if source.format == "parquet" else {}
     found = {f.name: f.dataType.simpleString() for f in raw.schema.fields}
     kinds = _check_schema(source, found, footer)
