@@ -42,7 +42,7 @@ _NEXT_STEPS = (
     ("permission denied", "give this process access to the path (or run as a user who has it)"),
     ("access denied", "give this process access to the path (or run as a principal who has it)"),
     ("accessdenied", "give this process access to the path (or run as a principal who has it)"),
-    ("parse_syntax_error", "fix the expression's SQL (run featurebank validate to find it)"),
+    ("parse_syntax_error", "fix the SQL it quotes in the definition's expression or filter"),
     ("outofmemory", "give Spark more memory (spark.driver.memory in conf) or run fewer dates per chunk"),
     ("java heap space", "give Spark more memory (spark.driver.memory in conf) or run fewer dates per chunk"),
 )
