@@ -17,12 +17,34 @@ from pathlib import Path
 
 from featurebank.errors import EXIT_USAGE, FeaturebankError, UsageError, exit_code_for
 
+SPARK_LOG_LEVEL = "FEATUREBANK_SPARK_LOG_LEVEL"  # read by engine.session.get_spark
+
+
+FIRST_DATE = date(1900, 1, 1)  # no feature store holds snapshots older; earlier is a typo
+LAST_DATE = date(9998, 12, 31)  # D + 1 and a window before D stay inside the calendar
+MAX_DATES = 36_600  # snapshot dates one command may cover (100 years)
+MAX_CHUNKS = 10_000  # chunks one backfill may be cut into
+
 
 def _date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a date; write it as YYYY-MM-DD") from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise argparse.ArgumentTypeError(f"{text} is outside the snapshot dates featurebank handles "
+                                         f"({FIRST_DATE} .. {LAST_DATE}); check the year")
+    return day
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of days") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is not a number of days; give 1 or more")
+    return number
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -52,8 +74,21 @@ def resolve_dates(args: argparse.Namespace, today: date) -> tuple[date, date]:
             raise UsageError("--start and --end go together; give both")
         if args.end < args.start:
             raise UsageError(f"--end {args.end} is before --start {args.start}; swap them")
+        _check_size(args.start, args.end, getattr(args, "chunk_days", None))
         return args.start, args.end
     return today, today
+
+
+def _check_size(start: date, end: date, chunk_days: int | None) -> None:
+    """Refuse, at once, a range too large to compile (else planning it runs for hours, silently)."""
+    days = (end - start).days + 1
+    chunks = -(-days // chunk_days) if chunk_days else 1
+    if days > MAX_DATES:
+        raise UsageError(f"--start {start} --end {end} holds {days:,} snapshot dates; one command covers at most "
+                         f"{MAX_DATES:,} (100 years): check the years, or split the range into several runs")
+    if chunks > MAX_CHUNKS:
+        raise UsageError(f"--start {start} --end {end} with --chunk-days {chunk_days} makes {chunks:,} chunks; at most "
+                         f"{MAX_CHUNKS:,} are allowed: give a larger --chunk-days (e.g. {-(-days // MAX_CHUNKS)})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="run every group in dependency order")
     _dates(p)
     p.add_argument("--dry-run", action="store_true", help="compute and check, publish nothing")
-    p.add_argument("--chunk-days", type=int, help="publish a long backfill in chunks of N days, one commit each")
+    p.add_argument("--chunk-days", type=_positive, help="publish a long backfill in chunks of N days, one commit each")
 
     p = sub.add_parser("training-set", help="build a point-in-time-correct training set")
     _common(p)
@@ -158,9 +193,31 @@ def _handler(command: str) -> Callable[[argparse.Namespace], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `featurebank` command; returns the process exit code."""
+    """Entry point of the `featurebank` command; returns the process exit code.
+
+    Everything the command prints goes through `featurebank.redact` (no `${env:...}` value
+    reaches the terminal), and Spark's own console log is off unless `--debug` is given.
+    """
+    from featurebank.redact import RedactingStream
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    stdout, stderr = sys.stdout, sys.stderr
+    log_level = os.environ.get(SPARK_LOG_LEVEL)
+    os.environ[SPARK_LOG_LEVEL] = log_level or ("ERROR" if args.debug else "OFF")
+    sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)
+    try:
+        return _run(args)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+        if log_level is None:
+            os.environ.pop(SPARK_LOG_LEVEL, None)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Call the command's handler and map what it raises to a message and an exit code."""
+    from featurebank.spark_errors import describe_failure
+
     try:
         return _handler(args.command)(args)
     except FeaturebankError as error:
@@ -174,9 +231,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a runtime failure: one sentence, traceback only on --debug
         if args.debug:
             traceback.print_exc()
-        print(f"error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}", file=sys.stderr)
-        print("(run again with --debug for the full traceback)", file=sys.stderr)
+        print(f"error: {describe_failure(error, _doing(args))}", file=sys.stderr)
         return exit_code_for(error)
+
+
+def _doing(args: argparse.Namespace) -> str:
+    """What a command was doing, for the sentence an unexpected failure is reported in."""
+    group = getattr(args, "group", None)
+    if args.command == "run":
+        return f"running feature group {group}" if group else "running every feature group"
+    if args.command == "training-set":
+        return f"building training set {args.name or args.features} into {args.out}"
+    if args.command == "history":
+        return f"reading the run log of {group}"
+    if args.command == "docs":
+        return f"writing the docs site to {args.out}"
+    if args.command in ("list", "describe"):
+        return "reading the catalog (run log and tables)"
+    return f"featurebank {args.command}"
 
 
 if __name__ == "__main__":

@@ -52,6 +52,11 @@ class SourceMismatch(FeaturebankError):
     """A source's real columns or types no longer match its definition (exit 2, nothing ran)."""
 
 
+class RuntimeFailure(FeaturebankError):
+    """Storage or Spark failed while doing something named (exit 3): the message says what was
+    being done, the root cause (from the Java cause chain) and the next step."""
+
+
 class GateFailed(FeaturebankError):
     """An error-severity check failed: nothing was published (exit 1).
 

@@ -25,6 +25,7 @@ from featurebank.definitions.loader import did_you_mean
 from featurebank.definitions.model import COUNT_FUNCTIONS, DEFAULT_LAG_DAYS, FeatureGroup, Project, Readiness
 from featurebank.definitions.validate import dependencies
 from featurebank.errors import DefinitionError, UsageError
+from featurebank.redact import redact
 
 KEY_CHECK = "always"  # CheckSpec.origin of the checks featurebank always adds
 
@@ -168,10 +169,14 @@ def compile_plan(project: Project, group: str | FeatureGroup, start: date, end: 
     for text in expressions:
         needed.update(dict.fromkeys(referenced_columns(text)))
 
-    if aggregation:
-        read_start, read_end = start - timedelta(days=definition.max_window), end
-    else:
-        read_start, read_end = start, end + timedelta(days=1)
+    try:
+        if aggregation:
+            read_start, read_end = start - timedelta(days=definition.max_window), end
+        else:
+            read_start, read_end = start, end + timedelta(days=1)
+    except OverflowError:
+        raise UsageError(f"snapshot dates {start} .. {end} with a {definition.max_window}-day window reach past the "
+                         "calendar (years 1 to 9999); give dates between 1900-01-01 and 9998-12-31") from None
 
     time_column = source.timestamp or ""
     output: list[OutputColumn] = [OutputColumn(k, declared.get(k, UNKNOWN), "key") for k in keys]
@@ -416,4 +421,4 @@ def render(plan: Plan) -> str:
     lines += _table([(c.severity, f"{c.expectation}({_arguments(c.kwargs)})", c.origin) for c in plan.checks])
     lines += ["", "Writes:", f"  table:    {plan.table_path} (Delta, partitioned by feature_date)"]
     lines.append(f"  replaces: feature_date in [{plan.start}, {plan.end}] in one commit; other dates untouched")
-    return "\n".join(lines) + "\n"
+    return redact("\n".join(lines) + "\n")  # no ${env:...} value is printed

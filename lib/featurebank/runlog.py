@@ -32,6 +32,8 @@ from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+from featurebank.redact import redact
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -168,9 +170,9 @@ def append_run(spark: SparkSession, feature_root: str, record: RunRecord) -> Non
         int(record.rows_written),
         None if record.delta_version is None else int(record.delta_version),
         record.definition_hash,
-        record.checks_summary,
+        redact(record.checks_summary),
         record.user,
-        record.error,
+        None if record.error is None else redact(record.error),  # no ${env:...} value is stored
         record.rows_by_date or None,
     )
     frame = spark.createDataFrame([row], schema=_SCHEMA_DDL)

@@ -11,6 +11,7 @@ from typing import Any
 
 from featurebank.catalog.collect import Catalog, GroupEntry, TrainingSetEntry
 from featurebank.catalog.status import NEVER_RUN, check_column, match_checks, outcome_word
+from featurebank.redact import redact
 
 LIST_COLUMNS = ("name", "kind", "entity", "features", "owner", "tags", "last published", "freshness", "last status")
 
@@ -67,7 +68,7 @@ def render_list_json(catalog: Catalog) -> str:
     """`featurebank list --json`: the expected date and one object per group and training set."""
     document = {"expected_date": catalog.expected_date.isoformat(), "timezone": catalog.timezone,
                 "env": catalog.env, "items": list_rows(catalog)}
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+    return redact(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
 def _table(rows: Sequence[tuple[str, ...]], indent: str = "") -> list[str]:
@@ -85,7 +86,7 @@ def render_list(catalog: Catalog) -> str:
     for r in list_rows(catalog):
         table.append((r["name"], r["kind"], r["entity"], str(r["features"]), r["owner"] or "-",
                       _tags(r["tags"]) or "-", r["last_published"] or "-", r["freshness"], r["last_status"]))
-    return "\n".join(lines + _table(table)) + "\n"
+    return redact("\n".join(lines + _table(table)) + "\n")
 
 
 def _wrap(text: str, width: int, indent: str) -> list[str]:
@@ -148,4 +149,4 @@ def render_describe(catalog: Catalog, group: str) -> str:
                              "-" if r.delta_version is None else str(r.delta_version),
                              r.started_at.strftime("%Y-%m-%d %H:%M:%S"), r.user or "-"))
         lines += _table(run_rows, "  ")
-    return "\n".join(lines) + "\n"
+    return redact("\n".join(lines) + "\n")

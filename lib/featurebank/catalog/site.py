@@ -25,6 +25,7 @@ from featurebank.catalog.render import list_rows, training_set_status
 from featurebank.catalog.status import match_checks, outcome_word, read_text, report_dir
 from featurebank.catalog.svg import format_instant, format_number, histogram_svg, lineage_svg, runs_chart_svg
 from featurebank.definitions.model import Project
+from featurebank.redact import redact
 
 REPORT_RUNS = 20  # runs whose gate report is copied and listed per group
 
@@ -314,6 +315,11 @@ def render_training_set(catalog: Catalog, t: TrainingSetEntry) -> str:
 # --------------------------------------------------------------------------------- build
 
 
+def _write(path: Path, text: str) -> None:
+    """Write one page of the site, every `${env:...}` value masked (featurebank.redact)."""
+    path.write_text(redact(text), encoding="utf-8")
+
+
 def copy_reports(catalog: Catalog, out: Path, spark: Any) -> set[str]:
     """Copy the gate report of each group's recent runs into `out/reports/<group>/<run_id>/`;
     returns the `<group>/<run_id>` keys copied."""
@@ -325,7 +331,7 @@ def copy_reports(catalog: Catalog, out: Path, spark: Any) -> set[str]:
                 continue
             target = out / "reports" / g.name / run.run_id / "report.html"
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            _write(target, text)
             copied.add(f"{g.name}/{run.run_id}")
     return copied
 
@@ -337,14 +343,13 @@ def write_site(project: Project, catalog: Catalog, out: Path, spark: Any) -> Pat
     (out / "training_sets").mkdir(exist_ok=True)
     copied = copy_reports(catalog, out, spark)
     for g in catalog.groups.values():
-        (out / "groups" / f"{g.name}.html").write_text(render_group(catalog, project, g, copied), encoding="utf-8")
+        _write(out / "groups" / f"{g.name}.html", render_group(catalog, project, g, copied))
     for t in catalog.training_sets.values():
-        (out / "training_sets" / f"{t.name}.html").write_text(render_training_set(catalog, t), encoding="utf-8")
-    (out / "catalog.json").write_text(json.dumps({"expected_date": catalog.expected_date.isoformat(),
-                                                  "items": list_rows(catalog)}, indent=2, sort_keys=True, default=str),
-                                      encoding="utf-8")
+        _write(out / "training_sets" / f"{t.name}.html", render_training_set(catalog, t))
+    _write(out / "catalog.json", json.dumps({"expected_date": catalog.expected_date.isoformat(),
+                                             "items": list_rows(catalog)}, indent=2, sort_keys=True, default=str))
     index = out / "index.html"
-    index.write_text(render_index(catalog), encoding="utf-8")
+    _write(index, render_index(catalog))
     return index
 
 

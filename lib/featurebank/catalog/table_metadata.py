@@ -29,6 +29,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from featurebank.catalog.semantics import group_semantics
+from featurebank.redact import redact
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -64,7 +65,7 @@ def column_comments(plan: Plan) -> dict[str, str]:
             parts = [column.description.rstrip(".") + "." if column.description else "",
                      meaning.sentence if meaning else ""]
             text = " ".join(p for p in parts if p)
-        comments[column.name] = text[:MAX_COMMENT]
+        comments[column.name] = redact(text)[:MAX_COMMENT]  # comments reach the Glue catalog
     return comments
 
 
@@ -83,13 +84,14 @@ def with_column_comments(batch: DataFrame, plan: Plan) -> DataFrame:
 
 def table_properties(plan: Plan) -> dict[str, str]:
     """The `featurebank.*` table properties of the group's table."""
-    return {
+    properties = {
         f"{PROPERTY_PREFIX}owner": plan.owner,
         f"{PROPERTY_PREFIX}tags": json.dumps(dict(plan.tags), sort_keys=True, default=str),
         f"{PROPERTY_PREFIX}definition_hash": plan.definition_hash,
         f"{PROPERTY_PREFIX}entity": plan.entity,
         f"{PROPERTY_PREFIX}kind": plan.kind,
     }
+    return {key: redact(value) for key, value in properties.items()}
 
 
 def table_reference(plan: Plan, catalog_type: str = "none", database: str | None = None) -> str:
@@ -114,8 +116,9 @@ def metadata_statements(plan: Plan, table: str, current_comments: dict[str, str]
     if changed:
         pairs = ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in sorted(changed.items()))
         statements.append(f"ALTER TABLE {table} SET TBLPROPERTIES ({pairs})")
-    if plan.description and (current_description or "") != plan.description:
-        statements.append(f"COMMENT ON TABLE {table} IS {sql_string(plan.description)}")
+    description = redact(plan.description) if plan.description else ""
+    if description and (current_description or "") != description:
+        statements.append(f"COMMENT ON TABLE {table} IS {sql_string(description)}")
     return statements
 
 

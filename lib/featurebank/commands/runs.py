@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from featurebank.cli import resolve_dates
     from featurebank.definitions import load_project
     from featurebank.runner import ProgressEvent, run_all, run_group
+    from featurebank.spark_errors import storage_step
 
     if bool(args.all) == bool(args.group):
         raise UsageError("name one feature group, or pass --all to run every group")
@@ -57,10 +58,13 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"[red]{head}: {event.status}[/red] after {event.seconds:.1f}s, run {event.run_id}")
 
     options = {"dry_run": args.dry_run, "chunk_days": args.chunk_days, "progress": show}
-    if args.all:
-        outcomes = run_all(project, start, end, **options)
-    else:
-        outcomes = run_group(project, args.group, start, end, **options)
+    doing = (f"running every feature group into {project.config.feature_root}" if args.all
+             else f"running feature group {args.group} into {project.table_path(args.group)}")
+    with storage_step(doing):  # a Spark or disk failure: one sentence naming the table
+        if args.all:
+            outcomes = run_all(project, start, end, **options)
+        else:
+            outcomes = run_group(project, args.group, start, end, **options)
     rows = sum(o.rows_written for o in outcomes)
     console.print(f"done: {len(outcomes)} run(s), {rows} rows")
     return EXIT_OK

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from featurebank.definitions.loader import Resolver, YList, YMap, did_you_mean, read_yaml
+from featurebank.definitions.loader import VARIABLE, Resolver, YList, YMap, did_you_mean, definition_files, read_yaml
 from featurebank.definitions.model import Config, Location, Pairs
 from featurebank.errors import ConfigError, Problem
+from featurebank.redact import remember
 
 CONF_KEYS = ("feature_root", "variables", "timezone", "catalog", "spark", "aws", "governance", "expressions", "retention")
 CATALOG_TYPES = ("none", "glue", "hive")
@@ -62,6 +63,8 @@ def available_envs(root: Path) -> list[str]:
 
 def load_config(root: Path, env: str, environ: Mapping[str, str]) -> Config:
     """Read and check `conf/<env>.yaml`; raises `ConfigError` with every problem found."""
+    secrets = env_secrets(root, environ)
+    remember(secrets)  # before anything is read: even a conf error is printed masked
     rel = f"conf/{env}.yaml"
     path = root / rel
     if not path.is_file():
@@ -133,6 +136,7 @@ def load_config(root: Path, env: str, environ: Mapping[str, str]) -> Config:
     if problems:
         raise ConfigError(problems)
     return Config(
+        secrets=secrets,
         env=env,
         feature_root=str(feature_root),
         variables=tuple(variables.items()),
@@ -158,6 +162,23 @@ def _retention(data: YMap, rel: str, problems: list[Problem]) -> int:
                                                                 f"not {value!r}; write e.g. retention: 3650d"))
         return 3650
     return int(days)
+
+
+def env_secrets(root: Path, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The values of the environment variables the project reads with `${env:NAME}` (in conf or
+    definitions; unset ones skipped): what `featurebank.redact` masks wherever text leaves.
+
+    Read from the files' text rather than from what was resolved, so a value is known as a
+    secret before any of it is parsed (a mention in a YAML comment only masks more).
+    """
+    names: set[str] = set()
+    for path in [*sorted((root / "conf").rglob("*.y*ml")), *definition_files(root)]:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # reading it properly reports the problem
+        names.update(m.group(1).strip()[4:].strip() for m in VARIABLE.finditer(text) if m.group(1).strip().startswith("env:"))
+    return tuple(sorted({environ[name] for name in names if name in environ}))
 
 
 def _catalog(data: YMap, rel: str, problems: list[Problem]) -> tuple[str, str | None]:

@@ -211,6 +211,9 @@ class Config:
     timezone: str = "UTC"
     catalog_type: Literal["none", "glue", "hive"] = "none"
     catalog_database: str | None = None
+    # values of the ${env:NAME} the project reads: used as they are, masked wherever text is
+    # printed or stored (featurebank.redact); never shown by repr
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     spark_conf: Pairs = ()
     aws: Pairs = ()  # raw deployment settings; read by deploy/
     governance: Pairs = ()  # raw governance settings; read by governance code

@@ -146,7 +146,7 @@ def get_spark(
     if platform == "glue" or config is not None and config.catalog_type in ("glue", "hive"):
         builder = builder.enableHiveSupport()
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    spark.sparkContext.setLogLevel(os.environ.get("FEATUREBANK_SPARK_LOG_LEVEL") or "ERROR")  # the CLI: OFF
     if platform in ("submit", "emr"):
         ship_wheels_to_executors(spark)
     return spark

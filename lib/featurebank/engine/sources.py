@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 
 from featurebank.errors import SourceMismatch, SourceUnreadable
 from featurebank.plan import SourceRead
+from featurebank.spark_errors import storage_step
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -73,7 +74,8 @@ def read_source(spark: SparkSession, source: SourceRead, timezone: str) -> DataF
     `SourceMismatch` (before any computation) when a needed column is missing, a declared
     type differs from the real one, or the event-time column is not a time.
     """
-    raw = _open(spark, source)
+    with storage_step(f"reading source {source.name} at {source.location}"):
+        raw = _open(spark, source)
     found = {f.name: f.dataType.simpleString() for f in raw.schema.fields}
     nanos = [c for c in _time_columns(source) if found.get(c) == "bigint"]
     footer = parquet_time_columns(spark, source, raw.inputFiles(), nanos) if nanos and source.format == "parquet" else {}
