@@ -248,6 +248,25 @@ def test_site_templates_are_package_data() -> None:
 # --- table metadata -------------------------------------------------------------------------
 
 
+def test_comments_properties_and_table_comment_never_carry_an_env_value(project) -> None:  # noqa: ANN001
+    """Issue 16 finding 6: column comments and properties reach the Glue catalog; a value read
+    with ${env:...} (here in a description and the owner, as an older definition could) is masked."""
+    from dataclasses import replace
+
+    from featurebank.redact import MASK, remember
+
+    secret = "glue-visible-s3cr3t-77"
+    remember([secret])
+    plan = _plan(project, "customer_card_spend")
+    output = tuple(replace(c, description=f"ask {secret}") if c.name == "spend_sum_30d" else c for c in plan.output)
+    plan = replace(plan, output=output, owner=f"team {secret}", description=f"group of {secret}")
+    assert column_comments(plan)["spend_sum_30d"].startswith(f"ask {MASK}.")
+    assert table_properties(plan)["featurebank.owner"] == f"team {MASK}"
+    statements = metadata_statements(plan, table_reference(plan), {}, {}, None)
+    assert statements and not any(secret in s for s in statements)
+    assert f"COMMENT ON TABLE {table_reference(plan)} IS 'group of {MASK}'" in statements
+
+
 def test_metadata_statements_change_only_what_differs_and_escape_quotes(project) -> None:  # noqa: ANN001
     plan = _plan(project, "customer_card_spend")
     comments = column_comments(plan)

@@ -177,7 +177,6 @@ def test_three_dates_as_three_one_date_runs_and_chunked_runs_publish_the_backfil
     shapes = {
         "three 1-date runs": date_chunks(start, start + timedelta(days=2), 1),
         "8 dates in chunks of 4 (grid)": date_chunks(start, end, 4),
-        "8 dates in chunks of 3": date_chunks(start, end, 3),
     }
     for shape, chunks in shapes.items():
         got: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -223,3 +222,10 @@ def test_a_backfill_whose_running_total_leaves_the_exact_range_fails_rather_than
     backfill = make_plan(aggregate, date(2024, 3, 2), date(2024, 3, 2) + timedelta(days=DIRECT_MAX_DATES + 1), "UTC")
     with pytest.raises(Exception, match=r"'amount_sum' \(sum\) cannot be computed exactly: an exact window total is outside"):
         compute_aggregation(events, backfill).collect()
+
+
+@pytest.mark.parametrize("dates", [1, DIRECT_MAX_DATES + 2])
+def test_a_day_total_beyond_the_exact_range_fails_the_run_in_every_path(spark, dates):
+    # Each 6e19 converts exactly; their sum 1.2e20 does not fit decimal(38,18): no double fallback.
+    with pytest.raises(Exception, match=r"aggregation 'amount_sum' \(sum\) cannot be computed exactly.*customer_id=c9"):
+        one_entity_run(spark, [6e19, 6e19], [1, 1], AggregateSpec("amount_sum", "sum", "amount", (1, 3)), dates)

@@ -43,7 +43,7 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from featurebank.engine.aggregators import ADDITIVE, SUFFIXES, Input, finalize, terms
+from featurebank.engine.aggregators import ADDITIVE, SUFFIXES, Input, failure, finalize, terms
 from featurebank.plan import AggregateSpec, Plan
 
 if TYPE_CHECKING:
@@ -129,25 +129,12 @@ def event_days(events: DataFrame, plan: Plan, first_day: int, last_day: int) -> 
     return out.select("*", *exact_terms), inputs
 
 
-def failure(a: AggregateSpec, keys: tuple[str, ...], where: str, at: Column) -> Any:
-    """`fail(cause)`: a Column that fails the run naming the feature, the keys and `where`+`at`."""
-    from pyspark.sql import functions as F
-
-    def fail(cause: str) -> Column:
-        named = [F.concat(F.lit(f"{k}="), F.coalesce(F.col(f"`{k}`").cast("string"), F.lit("NULL"))) for k in keys]
-        return F.raise_error(
-            F.concat(
-                F.lit(f"aggregation '{a.name}' ({a.function}) cannot be computed exactly: {cause}, for "),
-                F.concat_ws(", ", *named), F.lit(f", {where}"), at,
-                F.lit(" (README 'Numeric contract'). Filter such values out in the group's filter, or scale the expression."),
-            )
-        )
-
-    return fail
-
-
 def daily_tiles(events: DataFrame, keys: list[str], aggregates: tuple[AggregateSpec, ...]) -> DataFrame:
-    """One row per (keys, day) with the mergeable partials every aggregate needs."""
+    """One row per (keys, day) with the mergeable partials every aggregate needs.
+
+    Exact terms' day totals are never NULL (0 without values), so a NULL running total of
+    them in `rolling_windows` can only be an overflow; a day total that overflows fails here.
+    """
     from pyspark.sql import functions as F
 
     parts: list[Column] = []
@@ -156,9 +143,12 @@ def daily_tiles(events: DataFrame, keys: list[str], aggregates: tuple[AggregateS
         p = f"_a{i}"
         fn = a.function
         if fn in ADDITIVE:
+            fail = failure(a, tuple(keys), "event day ", day_date(F.col("day")).cast("string"))
             for sfx in SUFFIXES[fn]:
                 t = F.col(f"_t{i}_{sfx}")
-                parts.append((F.count(t) if sfx == "n" else F.coalesce(F.sum(t), F.lit(0))).alias(f"{p}_{sfx}"))
+                overflow = (F.count(t) > 0) & F.sum(t).isNull()
+                day_total = F.when(overflow, fail("a day's exact total overflows")).otherwise(F.coalesce(F.sum(t), F.lit(0)))
+                parts.append((F.count(t) if sfx == "n" else day_total).alias(f"{p}_{sfx}"))
         elif fn in ("min", "max"):
             parts.append((F.min(v) if fn == "min" else F.max(v)).alias(f"{p}_{fn}"))
         elif fn == "last":

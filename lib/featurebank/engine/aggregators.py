@@ -82,6 +82,23 @@ def exact(v: Column, source: Input, scale: int, fail: Callable[[str], Column]) -
     return F.when(numeric.isNotNull() & q.isNull(), fail(f"a value is NaN, infinite or outside {limit}")).otherwise(q)
 
 
+def failure(a: AggregateSpec, keys: tuple[str, ...], where: str, at: Column) -> Callable[[str], Column]:
+    """`fail(cause)`: a Column that fails the run naming the feature, the keys and `where`+`at`."""
+    from pyspark.sql import functions as F
+
+    def fail(cause: str) -> Column:
+        named = [F.concat(F.lit(f"{k}="), F.coalesce(F.col(f"`{k}`").cast("string"), F.lit("NULL"))) for k in keys]
+        return F.raise_error(
+            F.concat(
+                F.lit(f"aggregation '{a.name}' ({a.function}) cannot be computed exactly: {cause}, for "),
+                F.concat_ws(", ", *named), F.lit(f", {where}"), at,
+                F.lit(" (README 'Numeric contract'). Filter such values out in the group's filter, or scale the expression."),
+            )
+        )
+
+    return fail
+
+
 def terms(a: AggregateSpec, v: Column, source: Input, fail: Callable[[str], Column]) -> list[Term]:
     """The exact per-event terms of an additive aggregate (`v` is its input, or lit(1) for rows)."""
     from pyspark.sql import functions as F
