@@ -13,6 +13,7 @@ from functools import lru_cache
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
+from sqlglot.tokens import TokenType
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 
@@ -30,6 +31,9 @@ def parse_expression(text: str) -> exp.Expr:
     if not text.strip():
         raise ExpressionError("it is empty; write an expression")
     try:
+        if any(token.token_type == TokenType.SEMICOLON for token in sqlglot.tokenize(text, dialect=DIALECT)):
+            raise ExpressionError("it holds a `;` outside a string: one expression only, no statements; "
+                                  "remove the `;` and what follows it")
         tree = sqlglot.parse_one(text, dialect=DIALECT)
     except ParseError as error:
         first = error.errors[0] if error.errors else {}
