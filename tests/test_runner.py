@@ -356,3 +356,27 @@ def test_gate_report_and_errors_never_show_values_of_pii_columns(spark, example_
     texts += [p.read_text() for p in (root / "_reports").rglob("*") if p.is_file()]
     texts += [r.checks_summary + (r.error or "") for r in read_runs(spark, project.config.feature_root)]
     assert not [t for t in texts if "zq-secret-band" in t]
+
+
+def test_two_first_ever_runs_of_one_group_on_disjoint_dates_at_once_both_land_and_are_logged(spark, project):
+    import threading
+
+    outcomes, errors = [], []
+
+    def run(day: date) -> None:
+        try:
+            outcomes.extend(run_group(project, GROUP, day, day, spark=spark))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(day,)) for day in (D1, D1 + timedelta(days=3))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert not errors, errors
+    assert sorted(o.delta_version for o in outcomes) == [0, 1]
+    assert sorted(set(_table(spark, project).feature_date)) == [D1, D1 + timedelta(days=3)]
+    runs = read_runs(spark, project.config.feature_root, GROUP)
+    assert sorted((r.start_date, r.status, r.repaired) for r in runs) == [
+        (D1, "published", False), (D1 + timedelta(days=3), "published", False)]
