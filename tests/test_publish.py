@@ -224,3 +224,36 @@ def test_process_killed_mid_publish_leaves_table_readable_and_next_run_succeeds(
     assert new_version == version + 1
     final = _read(spark, plan.table_path)
     assert len(final) == len(rows) and sorted(final.spend_sum_7d) == sorted(r[3] for r in rows)
+
+
+def test_two_first_ever_publishes_of_disjoint_dates_in_parallel_both_land(spark, tmp_path):
+    import threading
+
+    from delta.tables import DeltaTable
+
+    first = make_plan(str(tmp_path / "spend"), D1, D1 + timedelta(days=1))
+    second = with_dates(first, D1 + timedelta(days=5), D1 + timedelta(days=6))
+    batches = {p.start: make_batch(spark, batch_rows(p.start, p.end)).cache() for p in (first, second)}
+    for batch in batches.values():
+        batch.count()
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run(plan, run_id: str) -> None:
+        barrier.wait()
+        try:
+            publish(spark, batches[plan.start], plan, run_id)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(first, "run-a")), threading.Thread(target=run, args=(second, "run-b"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    table = _read(spark, first.table_path)
+    assert sorted(set(table.feature_date)) == [first.start, first.end, second.start, second.end]
+    assert len(table) == 12
+    history = DeltaTable.forPath(spark, first.table_path).history().collect()
+    assert sorted(json.loads(h.userMetadata)["run_id"] for h in history) == ["run-a", "run-b"]

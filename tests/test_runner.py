@@ -356,3 +356,45 @@ def test_gate_report_and_errors_never_show_values_of_pii_columns(spark, example_
     texts += [p.read_text() for p in (root / "_reports").rglob("*") if p.is_file()]
     texts += [r.checks_summary + (r.error or "") for r in read_runs(spark, project.config.feature_root)]
     assert not [t for t in texts if "zq-secret-band" in t]
+
+
+def test_two_first_ever_runs_of_one_group_on_disjoint_dates_at_once_both_land_and_are_logged(spark, project):
+    import threading
+
+    outcomes, errors = [], []
+
+    def run(day: date) -> None:
+        try:
+            outcomes.extend(run_group(project, GROUP, day, day, spark=spark))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(day,)) for day in (D1, D1 + timedelta(days=3))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert not errors, errors
+    assert sorted(o.delta_version for o in outcomes) == [0, 1]
+    assert sorted(set(_table(spark, project).feature_date)) == [D1, D1 + timedelta(days=3)]
+    runs = read_runs(spark, project.config.feature_root, GROUP)
+    assert sorted((r.start_date, r.status, r.repaired) for r in runs) == [
+        (D1, "published", False), (D1 + timedelta(days=3), "published", False)]
+
+
+def test_coverage_never_refuses_dates_whose_rows_the_table_holds(spark, project):
+    import shutil
+
+    from featurebank.errors import MissingCoverage
+    from featurebank.runlog import runs_path
+    from featurebank.training import FeatureStore
+
+    run_group(project, GROUP, D1, D1, spark=spark)
+    shutil.rmtree(runs_path(project.config.feature_root))  # a run log that lost the run (or predates it)
+    store = FeatureStore(project, spark=spark)
+    spine = pd.DataFrame({"customer_id": ["c0", "c1"], "ts": [_ts(D1, 12), _ts(D1 + timedelta(days=1), 12)]})
+    with pytest.raises(MissingCoverage) as caught:  # Mar 2 has no rows and no run: still refused
+        store.training_set(features=[f"{GROUP}:spend_sum_7d"], spine=spine)
+    assert str(D1 + timedelta(days=1)) in str(caught.value) and f"{D1}," not in str(caught.value)
+    frame = store.training_set(features=[f"{GROUP}:spend_sum_7d"], spine=spine.iloc[:1]).toPandas()
+    assert len(frame) == 1 and frame.spend_sum_7d.notna().all()

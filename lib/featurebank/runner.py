@@ -262,7 +262,7 @@ def _run_chunk(
     except BaseException as error:
         if version is None:  # a committed run is published: never log it failed
             _log_failure(log, "failed", None, error)
-        tell("failed", status="failed", message=_first_line(error))
+        tell("failed", status="failed" if version is None else "published", message=_first_line(error))
         raise
     finally:
         if batch is not None:
