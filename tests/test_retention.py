@@ -94,7 +94,8 @@ def _age(spark, table: str, version: int, days: float) -> None:
             data = Path(table) / action["add"]["path"]
             os.utime(data, ns=(data.stat().st_mtime_ns - shift * 1_000_000,) * 2)
     os.utime(log, ns=(log.stat().st_mtime_ns - shift * 1_000_000,) * 2)
-    log.with_suffix(".crc").unlink(missing_ok=True)
+    log.with_suffix(".crc").unlink(missing_ok=True)  # Delta's checksum of the version
+    (log.parent / f".{log.name}.crc").unlink(missing_ok=True)  # Hadoop's checksum of the file, now stale
     for checkpoint in log.parent.glob(f"{version:020d}.checkpoint*.parquet"):
         os.utime(checkpoint, ns=(checkpoint.stat().st_mtime_ns - shift * 1_000_000,) * 2)
     spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()

@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("vacuum", help="remove files no registered training set and no version within retention needs")
     _common(p)
-    p.add_argument("--dry-run", action="store_true", help="list what would be removed; change nothing")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
 
     p = sub.add_parser("list", help="feature groups and training sets")
     _common(p)

@@ -120,8 +120,10 @@ def vacuum(spark: SparkSession, project: Project, *, dry_run: bool = False) -> l
 
     Per table the retention is the longest of: conf's `retention`, the table's own
     `delta.deletedFileRetentionDuration`, and the age of the oldest version any registered
-    manifest pins plus `SAFETY_MARGIN`. A dry run changes nothing (no properties, no files)
-    and lists what would go. Raises `UsageError` when a registry entry is not a manifest.
+    manifest pins plus `SAFETY_MARGIN`. A dry run
+    lists what would go and removes nothing (it still raises the tables' retention properties
+    where the retention needs them: that only strengthens what is kept). Retention is in whole
+    days. Raises `UsageError` when a registry entry is not a manifest.
     """
     from featurebank.publish import table_version
     from featurebank.runlog import runs_path
@@ -134,8 +136,12 @@ def vacuum(spark: SparkSession, project: Project, *, dry_run: bool = False) -> l
     for name, path in tables:
         if table_version(spark, path) is None:
             continue
-        set_now = () if dry_run else tuple(ensure_retention(spark, path, config.retention_days))
         hours, why = _retention_hours(spark, path, config.retention_days, pins.get(path.rstrip("/")))
+        # Delta drops tombstones older than deletedFileRetentionDuration from the table state, and
+        # VACUUM then deletes their files whatever RETAIN says: the property must cover the retention.
+        days = math.ceil(hours / 24)
+        set_now = tuple(ensure_retention(spark, path, days))
+        hours = days * 24
         if dry_run:
             rows = spark.sql(f"VACUUM {_quoted_path(path)} RETAIN {hours} HOURS DRY RUN").collect()
             files = tuple(sorted(_relative(path, str(r[0])) for r in rows))
