@@ -21,7 +21,7 @@ demo: setup
 	$(BIN)/python -m featurebank.demo --project .
 
 test: setup
-	$(BIN)/python -m mypy lib/featurebank/definitions lib/featurebank/plan.py
+	$(BIN)/python -m mypy lib/featurebank
 	$(BIN)/python -m pytest tests
 
 # A real Spark standalone cluster (master + two workers on 127.0.0.1, from the installed

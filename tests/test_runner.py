@@ -296,6 +296,8 @@ def test_published_run_records_rows_per_date_and_a_started_row(spark, project):
     [record] = read_runs(spark, project.config.feature_root, GROUP)
     per_date = _table(spark, project).groupby("feature_date").size()
     assert json.loads(record.rows_by_date) == {str(d): int(n) for d, n in per_date.items()}
+    source_rows = json.loads(record.source_rows_by_day)  # the guard's rows per event day it read
+    assert max(source_rows) == str(D1) and sum(source_rows.values()) > 0, source_rows  # last day before D1 + 1
     assert not record.repaired
     stored = spark.read.format("delta").load(runs_path(project.config.feature_root)).toPandas()
     assert sorted(stored[stored.run_id == outcome.run_id].status) == ["published", "started"]

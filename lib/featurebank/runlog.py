@@ -5,7 +5,8 @@ outcome (`published`, `gate_failed`, `failed`, `dry_run`), so `featurebank histo
 it and training sets can tell which snapshot dates a group really published
 (`published_dates`: coverage comes from the log, not from whether a partition happens to hold
 rows — a date with no active entity is still published). A published run also records its
-rows per snapshot date (`rows_by_date`, JSON `{"2024-03-01": 1234}`).
+rows per snapshot date (`rows_by_date`, JSON `{"2024-03-01": 1234}`), and every run past the
+source guard the source's rows per event day it read (`source_rows_by_day`, same shape).
 
 The log never disagrees with the tables: `read_runs` reconciles it with the Delta history of
 the groups whose runs are unsettled (a `started` row with no final row, or `failed`). A commit
@@ -15,7 +16,7 @@ commit's `userMetadata`; a `started` row with neither a final row nor a commit i
 `incomplete` (killed, or still running). Several final rows of one run collapse to one
 (`published` wins), so the final append may be retried blindly.
 
-Older `_runs` tables stay readable: columns added since (`rows_by_date`) are merged on append
+Older `_runs` tables stay readable: columns added since (`rows_by_date`, `source_rows_by_day`) are merged on append
 (`mergeSchema`) and read as empty where absent.
 
 Instants are stored as Spark timestamps and read back through `unix_micros`, so they come
@@ -46,7 +47,7 @@ _SCHEMA_DDL = (
     "run_id STRING NOT NULL, group STRING NOT NULL, env STRING, start_date DATE, end_date DATE, "
     "status STRING NOT NULL, started_at TIMESTAMP, finished_at TIMESTAMP, rows_written BIGINT, "
     "delta_version BIGINT, definition_hash STRING, checks_summary STRING, user STRING, error STRING, "
-    "rows_by_date STRING"
+    "rows_by_date STRING, source_rows_by_day STRING"
 )
 _APPEND_ATTEMPTS = 8
 
@@ -58,7 +59,8 @@ class RunRecord:
     `started_at`/`finished_at` are timezone-aware UTC instants. `delta_version` is the
     commit the run made (None when it published nothing). `checks_summary` is JSON (see
     `gate.GateResult.to_json`), `error` the one-line failure for `failed`/`gate_failed`.
-    `rows_by_date` is JSON `{iso date: rows}` ("" when unknown); `repaired` marks a run whose
+    `rows_by_date` is JSON `{iso date: rows}` ("" when unknown), `source_rows_by_day` the
+    same for the source's rows per event day that the source guard read; `repaired` marks a run whose
     outcome was read from its Delta commit rather than from its final row (never stored).
     """
 
@@ -77,6 +79,7 @@ class RunRecord:
     user: str
     error: str | None = None
     rows_by_date: str = ""
+    source_rows_by_day: str = ""
     repaired: bool = False
 
     @property
@@ -174,6 +177,7 @@ def append_run(spark: SparkSession, feature_root: str, record: RunRecord) -> Non
         record.user,
         None if record.error is None else redact(record.error),  # no ${env:...} value is stored
         record.rows_by_date or None,
+        record.source_rows_by_day or None,
     )
     frame = spark.createDataFrame([row], schema=_SCHEMA_DDL)
     path = runs_path(feature_root)
@@ -252,7 +256,7 @@ def _stored_runs(spark: SparkSession, feature_root: str, group: str | None) -> l
         values["started_at"] = _from_micros(values["started_at"])
         values["finished_at"] = _from_micros(values["finished_at"])
         values["rows_written"] = int(values["rows_written"] or 0)
-        for text in ("definition_hash", "checks_summary", "user", "env", "rows_by_date"):
+        for text in ("definition_hash", "checks_summary", "user", "env", "rows_by_date", "source_rows_by_day"):
             values[text] = values.get(text) or ""
         records.append(RunRecord(**values))
     return records

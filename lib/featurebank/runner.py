@@ -211,7 +211,7 @@ def _run_chunk(
             run_id=run_id, group=plan.group, env=project.config.env, start_date=plan.start, end_date=plan.end,
             status=status, started_at=started, finished_at=datetime.now(timezone.utc), rows_written=rows,
             delta_version=version, definition_hash=plan.definition_hash, checks_summary=gate.to_json() if gate else "",
-            user=user, error=error, rows_by_date=_by_date_json(by_date),
+            user=user, error=error, rows_by_date=_by_date_json(by_date), source_rows_by_day=_by_date_json(source_rows),
         )
 
     def log(status: RunStatus, rows: int, version: int | None, gate: GateResult | None, error: str | None,
@@ -221,6 +221,7 @@ def _run_chunk(
         return RunOutcome(run_id, plan.group, plan.start, plan.end, status, rows, version,
                           time.monotonic() - clock, gate, error)
 
+    source_rows: dict[date, int] | None = None  # set by the source guard; every later row records it
     append_run(spark, feature_root, record("started", 0, None, None, None))  # a killed run still shows
     batch: DataFrame | None = None
     version: int | None = None
@@ -228,7 +229,7 @@ def _run_chunk(
         check_compatible(spark, plan, tuple(c.name for c in plan.output))
         fault_point("before_compute")
         tell("computing")
-        source_rows = check_source(spark, plan, run_id, feature_root)  # rows per event day, recorded by the run log
+        source_rows = check_source(spark, plan, run_id, feature_root)  # rows per event day, for the run log
         batch = compute_batch(spark, plan)
         tell("gating", checks=len(plan.checks))
         gate = run_gate(batch, plan, run_id, feature_root, pii_columns=_pii_columns(project, plan.group))
