@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from featurebank.definitions import load_project
+from featurebank.definitions.expressions import ExpressionError
 from featurebank.definitions.policy import REFUSED, allowed_functions, policy_violations
 from featurebank.definitions.spark_functions import spark_functions
 from featurebank.engine import compute_batch
@@ -53,10 +54,17 @@ def write(root: Path, rel: str, text: str) -> None:
     "now()", "curdate()", "current_timezone()", "localtimestamp()", "unix_timestamp()", "current_user()", "user()",
     "session_user()", "version()", "amount + (select 1)", "coalesce((select max(amount) from t), 0)",
     "exists(select 1)", "amount in (select amount from t)", "parquet.`/data/x`", "delta.`/data/x`.income",
-    "t.amount", "hash(*)", "db.fn(amount)", "upper(concat(status, (select 'x')))", "1; select 2",
+    "t.amount", "hash(*)", "db.fn(amount)", "upper(concat(status, (select 'x')))",
 ])
 def test_refused_expression_is_reported(text: str) -> None:
     assert policy_violations(text), text
+
+
+@pytest.mark.parametrize("text", ["1; select 2", "status = 'SETTLED';", "amount; drop table t"])
+def test_a_semicolon_outside_a_string_is_refused_as_a_second_statement(text: str) -> None:
+    with pytest.raises(ExpressionError, match="`;`"):
+        policy_violations(text)
+    assert policy_violations("status = ';'") == ()  # inside a string it is just a character
 
 
 @pytest.mark.parametrize("text", [
