@@ -37,6 +37,16 @@ def _date(text: str) -> date:
     return day
 
 
+def _version() -> str:
+    """The installed distribution's version (the checkout's when run from source without install)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("featurebank")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _positive(text: str) -> int:
     try:
         number = int(text)
@@ -93,6 +103,8 @@ def _check_size(start: date, end: date, chunk_days: int | None) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="featurebank", description="Declarative feature pipelines on Spark + Delta.")
+    parser.add_argument("--version", action="version", version=f"featurebank {_version()}",
+                        help="print featurebank's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="parse and check every definition and conf (no Spark)")
@@ -100,12 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="print what a run would read, compute, check and write (no Spark)")
     _common(p)
-    p.add_argument("group")
+    p.add_argument("group", help="the feature group to plan")
     _dates(p)
 
     p = sub.add_parser("run", help="compute, gate and publish feature groups")
     _common(p)
-    p.add_argument("group", nargs="?")
+    p.add_argument("group", nargs="?", help="the feature group to run (or --all)")
     p.add_argument("--all", action="store_true", help="run every group in dependency order")
     _dates(p)
     p.add_argument("--dry-run", action="store_true", help="compute and check, publish nothing")
@@ -117,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", help="comma-separated group:feature references instead of a name")
     p.add_argument("--spine", required=True, help="spine path (Parquet, Delta or CSV)")
     p.add_argument("--out", required=True, help="output directory (Parquet + _manifest.json)")
-    p.add_argument("--timestamp-column", default="ts")
+    p.add_argument("--timestamp-column", default="ts", help="the spine's timestamp column (default: ts)")
     p.add_argument("--full-names", action="store_true", help="name columns <group>__<feature>")
     p.add_argument("--allow-missing", action="store_true", help="NULLs for dates a group never published")
     p.add_argument("--from-manifest", help="rebuild from the Delta versions a manifest recorded")
@@ -129,40 +141,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="feature groups and training sets")
     _common(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser("describe", help="one group, as a reader needs it")
     _common(p)
-    p.add_argument("group")
+    p.add_argument("group", help="the feature group to describe")
 
     p = sub.add_parser("history", help="the run log of a group")
     _common(p)
-    p.add_argument("group")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("group", help="the feature group whose runs to show")
+    p.add_argument("--limit", type=int, default=20, help="how many of the latest runs to show (default: 20)")
 
     p = sub.add_parser("docs", help="static HTML catalog")
     _common(p)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="directory to write the site into (index.html)")
     p.add_argument("--training-dir", action="append", type=Path,
                    help="where to look for training sets' _manifest.json (repeatable; default: warehouse/training)")
 
     p = sub.add_parser("package", help="build the wheel, definitions bundle and entry scripts")
     _common(p)
-    p.add_argument("--out", type=Path, default=Path("dist"))
+    p.add_argument("--out", type=Path, default=Path("dist"), help="directory for the built artifacts (default: dist)")
 
     p = sub.add_parser("deploy", help="ship to AWS (glue | emr | emr-serverless | schedule)")
     _common(p)
-    p.add_argument("target", choices=["glue", "emr", "emr-serverless", "schedule"])
-    p.add_argument("--cluster-id")
-    p.add_argument("--application-id")
-    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("target", choices=["glue", "emr", "emr-serverless", "schedule"], help="where to deploy")
+    p.add_argument("--cluster-id", help="emr: the running EMR cluster (j-...) to add steps to")
+    p.add_argument("--application-id", help="emr-serverless: the EMR Serverless application to start job runs on")
+    p.add_argument("--dry-run", action="store_true", help="print what would change (create/update/unchanged); change nothing")
 
     p = sub.add_parser("iam-policy", help="least-privilege IAM policy for the job role")
     _common(p)
 
     p = sub.add_parser("grants", help="apply Lake Formation tags and grants from conf")
     _common(p)
-    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="print the grants and revokes; change nothing")
     return parser
 
 

@@ -145,11 +145,33 @@ def get_spark(
         builder = configure_spark_with_delta_pip(builder, extra_packages=sorted(set(packages)))
     if platform == "glue" or config is not None and config.catalog_type in ("glue", "hive"):
         builder = builder.enableHiveSupport()
+    if platform == "local":
+        _launch_jvm_with_stdout_on_stderr(builder)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("FEATUREBANK_SPARK_LOG_LEVEL") or "ERROR")  # the CLI: OFF
     if platform in ("submit", "emr"):
         ship_wheels_to_executors(spark)
     return spark
+
+
+def _launch_jvm_with_stdout_on_stderr(builder: Any) -> None:
+    """Start the local JVM (with the builder's conf) so that its stdout goes to our stderr.
+
+    Ivy prints `:: loading settings :: url = jar:...` to the JVM's stdout while it resolves
+    Delta's jars, and the JVM inherits our stdout, which is for results only
+    (`featurebank list --json | python -m json.tool`). PySpark reuses a gateway already set on
+    `SparkContext`, so `getOrCreate` then runs on this one. No-op when a JVM is already up.
+    """
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:
+        return
+    conf = SparkConf()
+    for key, value in builder._options.items():
+        conf.set(key, str(value))
+    SparkContext._gateway = launch_gateway(conf, popen_kwargs={"stdout": 2})
+    SparkContext._jvm = SparkContext._gateway.jvm
 
 
 def ship_wheels_to_executors(spark: SparkSession) -> list[str]:
