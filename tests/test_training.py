@@ -173,15 +173,20 @@ def world(spark, example_project):
     return _make_world(spark, example_project)
 
 
-@pytest.fixture(scope="module")
-def shared_world(spark, tmp_path_factory):
-    """The same, shared by the tests that only read."""
+def copied_world(spark, tmp_path_factory, label: str):
+    """A world in a fresh copy of the example project (for module-scoped fixtures)."""
     from conftest import REPO
 
-    root = tmp_path_factory.mktemp("shared") / "project"
+    root = tmp_path_factory.mktemp(label) / "project"
     shutil.copytree(REPO / "features", root / "features")
     shutil.copytree(REPO / "conf", root / "conf")
     return _make_world(spark, root)
+
+
+@pytest.fixture(scope="module")
+def shared_world(spark, tmp_path_factory):
+    """The same, shared by the tests that only read."""
+    return copied_world(spark, tmp_path_factory, "shared")
 
 
 def _store(world):

@@ -17,21 +17,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from featurebank.errors import UsageError
-from test_training import DAYS, TZ, _make_world, _spine
+from test_training import DAYS, TZ, _spine, copied_world
 
 FEATURES = "customer_profile:segment,customer_card_spend:spend_sum_7d"
 
 
 @pytest.fixture(scope="module")
 def world(spark, tmp_path_factory):
-    import shutil
-
-    from conftest import REPO
-
-    root = tmp_path_factory.mktemp("output") / "project"
-    shutil.copytree(REPO / "features", root / "features")
-    shutil.copytree(REPO / "conf", root / "conf")
-    return _make_world(spark, root)
+    return copied_world(spark, tmp_path_factory, "output")
 
 
 def _tree_hash(root: str) -> str:

@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 from featurebank.errors import SourceMismatch, SourceUnreadable
 from featurebank.plan import SourceRead
-from featurebank.spark_errors import storage_step
+from featurebank.spark_errors import root_cause, storage_step
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -297,21 +297,12 @@ def parquet_time_columns(
                 found[field.getName()] = "timestamp[ns]"  # legacy Spark/Impala timestamps: Spark reads them as instants
         return found
     except Exception as error:  # noqa: BLE001 - any failure means "unknown", which must not be guessed
-        cause = _java_cause(error)
+        cause = root_cause(error)
         what = ", ".join(columns) if columns else "its time columns"
         raise SourceUnreadable(
             f"source '{source.name}': cannot read the Parquet footer of {first} to learn whether {what} is zoned: "
             f"{cause}; check access to the path and that the file is Parquet"
         ) from None
-
-
-def _java_cause(error: BaseException) -> str:
-    """The innermost Java exception's message, else the Python error's first line."""
-    java = getattr(error, "java_exception", None)
-    while java is not None and java.getCause() is not None:
-        java = java.getCause()
-    text = str(java.toString()) if java is not None else str(error)
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _normalise_type(type_name: str) -> str:
