@@ -18,10 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m featurebank.demo --project .
+	PYTHONPATH=tools $(BIN)/python -m featurebank_demo.demo --project .
 
 test: setup
-	$(BIN)/python -m mypy lib/featurebank
+	$(BIN)/python -m mypy lib/featurebank tools/featurebank_demo
 	$(BIN)/python -m pytest tests
 
 # A real Spark standalone cluster (master + two workers on 127.0.0.1, from the installed

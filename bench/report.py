@@ -264,7 +264,7 @@ def render_report(raw: dict[str, Any], wl: Workload) -> str:
     _render_limits(add, t1, t2, t3, t4, gate_share, res)
 
     add("## Gate overhead (featurebank runs)\n")
-    add("Measured inside each run by wrapping `featurebank.gate.run_gate` and `featurebank.publish.publish`: "
+    add("Measured inside each run by wrapping `featurebank.gate.run_gate` and `featurebank.io.tables.publish`: "
         "the wrapper first materialises the batch exactly as `run_gate` starts (persist + count; counted as "
         "compute), so *gate* is the checks alone (GX validation and its report).\n")
     add("| run | total | compute (materialise) | gate | publish | gate share |\n|---|---|---|---|---|---|")

@@ -45,7 +45,7 @@ def spark_session(project_dir: str) -> tuple[Any, float]:
     import yaml
 
     from featurebank.definitions.model import Config
-    from featurebank.engine.session import get_spark
+    from featurebank.io.spark import get_spark
 
     raw = yaml.safe_load((Path(project_dir) / "conf" / "bench.yaml").read_text())
     spark_conf = tuple((str(k), str(v)) for k, v in (raw.get("spark", {}).get("conf", {}) or {}).items())
@@ -70,7 +70,7 @@ class StageClock:
 
     def install(self) -> None:
         import featurebank.gate as gate_module
-        import featurebank.publish as publish_module
+        import featurebank.io.tables as publish_module
 
         runner = sys.modules.get("featurebank.runner")
         real_gate, real_publish = gate_module.run_gate, publish_module.publish
@@ -169,7 +169,7 @@ def duckdb_backfill(args: dict[str, Any]) -> dict[str, Any]:
 @task
 def fb_training(args: dict[str, Any]) -> dict[str, Any]:
     """featurebank's point-in-time join: FeatureStore.training_set, written as Parquet."""
-    from featurebank.training import FeatureStore
+    from featurebank.training.api import FeatureStore
 
     shutil.rmtree(args["out"], ignore_errors=True)
     spark, startup = spark_session(args["project"])

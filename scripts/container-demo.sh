@@ -5,7 +5,7 @@
 #   DEMO_PROJECT=build/container-demo   the project directory mounted at /project (features/
 #                                       and conf/ are copied from this repository each time;
 #                                       its warehouse/ is kept, so a rerun reuses the data)
-#   DEMO_ARGS="--customers 500 ..."     the demo's scale (python -m featurebank.demo --help)
+#   DEMO_ARGS="--customers 500 ..."     the demo's scale (python -m featurebank_demo.demo --help)
 #   HOST_PYTHON=.venv/bin/python        a Python with deltalake, for the check outside
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,9 +30,9 @@ project_user_flags "$project_abs"
 run=("${ENGINE[@]}" run --rm "${RUN_FLAGS[@]}" --network=none "${PROJECT_USER_FLAGS[@]}" -v "$project_abs:/project")
 echo "+ ${run[*]} $CONTAINER_IMAGE validate"
 "${run[@]}" "$CONTAINER_IMAGE" validate
-echo "+ ${run[*]} --entrypoint python $CONTAINER_IMAGE -m featurebank.demo --project /project $demo_args"
+echo "+ ${run[*]} --entrypoint python $CONTAINER_IMAGE -m featurebank_demo.demo --project /project $demo_args"
 # shellcheck disable=SC2086  # demo_args is a list of flags
-"${run[@]}" --entrypoint python "$CONTAINER_IMAGE" -m featurebank.demo --project /project $demo_args
+"${run[@]}" --entrypoint python "$CONTAINER_IMAGE" -m featurebank_demo.demo --project /project $demo_args
 echo "container demo finished in $((SECONDS - began)) s (no network inside the container)"
 
 echo "reading the tables it wrote from outside the container (deltalake):"

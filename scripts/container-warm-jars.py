@@ -2,7 +2,7 @@
 
     python container-warm-jars.py [MAVEN_COORDINATE ...]    # e.g. org.apache.hadoop:hadoop-aws:3.3.4
 
-Starts one local Spark session the way `featurebank.engine.session.get_spark` does locally
+Starts one local Spark session the way `featurebank.io.spark.get_spark` does locally
 (`configure_spark_with_delta_pip`, which asks for the delta-spark jars matching the installed
 pip package, plus the given coordinates), so Spark resolves them from Maven Central into
 `spark.jars.ivy` (the image sets /opt/ivy2 in spark-defaults.conf). Then it writes and reads

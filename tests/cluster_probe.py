@@ -23,7 +23,7 @@ def where(_index):
 
 if __name__ == "__main__":
     import featurebank
-    from featurebank.engine.session import get_spark
+    from featurebank.io.spark import get_spark
 
     spark = get_spark(None, app_name="featurebank-cluster-probe")  # the session every job gets
 

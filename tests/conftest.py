@@ -22,7 +22,7 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 @pytest.fixture(scope="session")
 def spark():
     """The one SparkSession (local[2], Delta, UTC) every Spark test shares."""
-    from featurebank.engine.session import get_spark
+    from featurebank.io.spark import get_spark
 
     os.environ["FEATUREBANK_SPARK_MASTER"] = "local[2]"
     session = get_spark(None, app_name="featurebank-tests", platform="local")

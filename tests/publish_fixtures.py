@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from featurebank.plan import KEY_CHECK, AggregateSpec, CheckSpec, OutputColumn, Plan, SourceRead
+from featurebank.compile.plan import KEY_CHECK, AggregateSpec, CheckSpec, OutputColumn, Plan, SourceRead
 
 BATCH_DDL = "customer_id STRING, feature_date DATE, feature_ts TIMESTAMP, spend_sum_7d DOUBLE, txn_count_7d BIGINT"
 

@@ -11,7 +11,7 @@ import pytest
 from oracles.aggregate_oracle import OracleAggregate, snapshots
 
 from featurebank.engine.aggregate import DIRECT_MAX_DATES, compute_aggregation
-from featurebank.plan import AggregateSpec, ExprSpec, OutputColumn, Plan, SourceRead
+from featurebank.compile.plan import AggregateSpec, ExprSpec, OutputColumn, Plan, SourceRead
 
 SCHEMA = "customer_id string, event_ts timestamp, amount double, qty int, merchant string, channel string, status string"
 COLUMNS = ("customer_id", "event_ts", "amount", "qty", "merchant", "channel", "status")

@@ -26,8 +26,8 @@ from featurebank.catalog.table_metadata import (
 )
 from featurebank.cli import main
 from featurebank.definitions import load_project
-from featurebank.plan import compile_plan
-from featurebank.runlog import RunRecord
+from featurebank.compile.plan import compile_plan
+from featurebank.io.runlog import RunRecord
 
 D = date(2024, 3, 1)
 TS = "training_set:card_fraud_v1"

@@ -11,7 +11,7 @@ from featurebank.cli import build_parser
 
 def test_starting_spark_prints_nothing_on_stdout(tmp_path):
     # Ivy's ":: loading settings ::" line used to reach stdout (and `list --json | json.tool` broke).
-    script = ("from featurebank.engine.session import get_spark\n"
+    script = ("from featurebank.io.spark import get_spark\n"
               "spark = get_spark(None, app_name='stdout-probe', platform='local')\n"
               "print('RESULT', spark.range(3).count())\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600)

@@ -30,9 +30,9 @@ import pandas as pd
 import pytest
 
 from cluster import Application, StandaloneCluster, isolated_python
-from featurebank.datagen import DatagenParams, generate
+from featurebank_demo.datagen import DatagenParams, generate
 from featurebank.deploy.package import Artifacts, build_artifacts
-from featurebank.engine.session import session_conf
+from featurebank.io.spark import session_conf
 from spark_submit import DELTA_PACKAGE, subprocess_env
 
 REPO = Path(__file__).resolve().parent.parent

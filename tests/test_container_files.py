@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from featurebank.cli import build_parser
-from featurebank.engine.session import HADOOP_AWS_PACKAGE
+from featurebank.io.spark import HADOOP_AWS_PACKAGE
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT = re.compile(r"\$\{[A-Z_]+:-([^}]*)\}")  # compose's ${NAME:-default}

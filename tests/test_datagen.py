@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from featurebank.datagen import GENERATOR_VERSION, MARKER, DatagenParams, generate, main, read_marker
+from featurebank_demo.datagen import GENERATOR_VERSION, MARKER, DatagenParams, generate, main, read_marker
 
 REPO = Path(__file__).resolve().parent.parent
 SPARK_TO_ARROW = {

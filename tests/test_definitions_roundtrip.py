@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from featurebank.definitions import load_project
 from featurebank.definitions.dump import dump_documents, dump_project
 from featurebank.definitions.model import AGGREGATION_FUNCTIONS
-from featurebank.plan import compile_plan
+from featurebank.compile.plan import compile_plan
 
 CONF = "feature_root: ./warehouse/features\nvariables: {raw_root: ./raw}\ntimezone: Europe/Amsterdam\n"
 COLUMN_TYPES = ["string", "int", "bigint", "double", "decimal(12,2)", "date", "timestamp", "boolean"]

@@ -13,8 +13,8 @@ import pytest
 from deltalake import DeltaTable
 from rich.console import Console
 
-from featurebank.datagen import DatagenParams
-from featurebank.demo import TRAINING_SET, ensure_bank, main, print_summary, run_demo
+from featurebank_demo.datagen import DatagenParams
+from featurebank_demo.demo import TRAINING_SET, ensure_bank, main, print_summary, run_demo
 
 TINY = DatagenParams(customers=200, merchants=40, days=60, end_date=date(2024, 3, 31), seed=5)
 RUN_DAYS = 10

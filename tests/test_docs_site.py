@@ -21,9 +21,9 @@ from deltalake import DeltaTable
 from featurebank.catalog.collect import collect_catalog
 from featurebank.catalog.profile import BINS, profile_latest_partition
 from featurebank.catalog.site import build_site
-from featurebank.datagen import DatagenParams, generate
+from featurebank_demo.datagen import DatagenParams, generate
 from featurebank.definitions import load_project
-from featurebank.plan import compile_plan
+from featurebank.compile.plan import compile_plan
 from featurebank.runner import run_group
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -41,7 +41,7 @@ def built(spark, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN
     from conftest import REPO
     from pyspark.sql import functions as F
 
-    from featurebank.training import FeatureStore
+    from featurebank.training.api import FeatureStore
 
     root = tmp_path_factory.mktemp("docs") / "project"
     shutil.copytree(REPO / "features", root / "features")

@@ -26,7 +26,7 @@ from featurebank.definitions.spark_functions import spark_functions
 from featurebank.engine import compute_batch
 from featurebank.engine.policy import plan_refusals
 from featurebank.errors import ConfigError, DefinitionError, SourceMismatch
-from featurebank.plan import AggregateSpec, ExprSpec, OutputColumn, Plan, SourceRead, compile_plan
+from featurebank.compile.plan import AggregateSpec, ExprSpec, OutputColumn, Plan, SourceRead, compile_plan
 
 CORPUS = Path(__file__).resolve().parent / "definitions_corpus"
 SECRET_CALL = "reflect('java.lang.System', 'getProperty', 'user.dir')"

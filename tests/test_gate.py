@@ -12,8 +12,8 @@ from publish_fixtures import COUNT_MOSTLY_PRESENT, KEY_CHECKS, SPEND_NOT_NEGATIV
 
 from featurebank.errors import DefinitionError, GateFailed
 from featurebank.gate import run_gate, summarize_checks_json
-from featurebank.plan import CheckSpec
-from featurebank.publish import publish, table_version
+from featurebank.compile.plan import CheckSpec
+from featurebank.io.tables import publish, table_version
 
 D1, D2 = date(2024, 3, 1), date(2024, 3, 2)
 

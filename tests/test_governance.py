@@ -22,7 +22,7 @@ from featurebank.definitions import load_project
 from featurebank.definitions.governance import column_pii
 from featurebank.errors import AccessDenied, ConfigError, DefinitionError, UsageError
 from featurebank.governance import check_access, effective_tags
-from featurebank.plan import compile_plan
+from featurebank.compile.plan import compile_plan
 
 DATABASE = "features_dev"  # conf/dev.yaml catalog.database
 FRAUD_DS = "arn:aws:iam::111122223333:role/fraud-ds"
@@ -385,7 +385,7 @@ def test_access_check_uses_the_configured_identity_and_names_every_refused_colum
 def test_run_user_is_the_aws_caller_identity_when_the_feature_root_is_on_s3(aws, monkeypatch):
     import getpass
 
-    from featurebank.runlog import current_user
+    from featurebank.io.runlog import current_user
 
     monkeypatch.delenv("FEATUREBANK_USER", raising=False)
     caller = boto3.client("sts", region_name=REGION).get_caller_identity()["Arn"]

@@ -34,7 +34,7 @@ def governed_world(spark, example_project):
 
 
 def test_api_refuses_a_pii_feature_without_the_grant_and_serves_the_granted_principal_the_same_rows(governed_world, tmp_path):
-    from featurebank.training import FeatureStore
+    from featurebank.training.api import FeatureStore
 
     store = FeatureStore(governed_world.project, spark=governed_world.spark)
     _, spine = _spine(random.Random(5), governed_world, DAYS[:8], n=20)

@@ -14,7 +14,7 @@ import pytest
 from featurebank.cli import main
 from featurebank.definitions import load_project
 from featurebank.errors import UsageError
-from featurebank.plan import KEY_CHECK, compile_plan, definition_hash, run_order
+from featurebank.compile.plan import KEY_CHECK, compile_plan, definition_hash, run_order
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CORPUS_BASE = Path(__file__).resolve().parent / "definitions_corpus" / "_base"

@@ -16,7 +16,7 @@ import pytest
 from publish_fixtures import batch_rows, make_batch, make_plan, with_dates
 
 from featurebank.errors import DefinitionError
-from featurebank.publish import publish, table_version
+from featurebank.io.tables import publish, table_version
 
 REPO = Path(__file__).resolve().parent.parent
 D1 = date(2024, 3, 1)
@@ -159,8 +159,8 @@ import sys, os
 from datetime import date
 sys.path.insert(0, {tests!r})
 os.environ["FEATUREBANK_SPARK_MASTER"] = "local[1]"
-from featurebank.engine.session import get_spark
-from featurebank.publish import publish
+from featurebank.io.spark import get_spark
+from featurebank.io.tables import publish
 from publish_fixtures import make_plan
 from pyspark.sql import functions as F
 spark = get_spark(None, app_name="kill-me", platform="local")

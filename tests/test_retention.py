@@ -37,7 +37,7 @@ def _load(project_root: Path, retention: str):
 @pytest.fixture()
 def session(spark):
     """The shared session, its retention defaults restored after the test."""
-    from featurebank.engine.session import RETENTION_DEFAULTS
+    from featurebank.io.spark import RETENTION_DEFAULTS
 
     saved = {k: spark.conf.get(k, None) for k in RETENTION_DEFAULTS}
     yield spark
@@ -49,7 +49,7 @@ def session(spark):
 
 
 def _publish(spark, project, day_from: date, day_to: date, spend: float) -> int:
-    from featurebank.publish import publish
+    from featurebank.io.tables import publish
 
     plan = make_plan(project.table_path(GROUP), day_from, day_to, group=GROUP)
     return publish(spark, make_batch(spark, batch_rows(day_from, day_to, spend=spend)), plan,
@@ -57,7 +57,7 @@ def _publish(spark, project, day_from: date, day_to: date, spend: float) -> int:
 
 
 def _manifest(project, version: int):
-    from featurebank.training_manifest import GroupRead, Manifest, PinnedGroup
+    from featurebank.training.manifest import GroupRead, Manifest, PinnedGroup
 
     read = GroupRead(GROUP, "aggregation", ("customer_id",), None, project.table_path(GROUP),
                      (("spend_sum_7d", "spend_sum_7d"), ("txn_count_7d", "txn_count_7d")), ("txn_count_7d",))
@@ -73,7 +73,7 @@ def _spine() -> pd.DataFrame:
 
 
 def _build(spark, project, manifest_file: Path, out: Path) -> pd.DataFrame:
-    from featurebank.training import FeatureStore
+    from featurebank.training.api import FeatureStore
 
     FeatureStore(project, spark=spark).write_training_set(spine=_spine(), out=out, from_manifest=manifest_file)
     return pq.read_table(out).to_pandas().sort_values(["label"]).reset_index(drop=True)
@@ -124,9 +124,9 @@ def test_retention_is_read_from_conf_in_days_and_defaults_to_ten_years(example_p
 # --- table properties -------------------------------------------------------------------------
 
 def test_every_table_a_run_writes_gets_the_retention_and_existing_tables_are_raised_never_lowered(session, example_project):
-    from featurebank.engine.session import get_spark
+    from featurebank.io.spark import get_spark
     from featurebank.retention import ensure_retention, table_properties
-    from featurebank.runlog import RunRecord, append_run, runs_path
+    from featurebank.io.runlog import RunRecord, append_run, runs_path
 
     project = _load(example_project, "400d")
     spark = get_spark(project.config)  # the shared session, given conf's retention
@@ -153,8 +153,8 @@ def test_every_table_a_run_writes_gets_the_retention_and_existing_tables_are_rai
 def test_vacuum_keeps_what_a_registered_manifest_needs_and_removes_what_only_older_versions_did(
         session, example_project, tmp_path, capsys):
     from featurebank.cli import main
-    from featurebank.engine.session import get_spark
-    from featurebank.training_manifest import write_manifest
+    from featurebank.io.spark import get_spark
+    from featurebank.training.manifest import write_manifest
 
     project = _load(example_project, "7d")
     spark = get_spark(project.config)
@@ -189,7 +189,7 @@ def test_vacuum_keeps_what_a_registered_manifest_needs_and_removes_what_only_old
 
 
 def test_without_a_registered_manifest_vacuum_would_remove_a_file_an_old_version_needs(session, example_project):
-    from featurebank.engine.session import get_spark
+    from featurebank.io.spark import get_spark
     from featurebank.retention import vacuum
 
     project = _load(example_project, "7d")
@@ -207,9 +207,9 @@ def test_without_a_registered_manifest_vacuum_would_remove_a_file_an_old_version
 # --- the 30-day log retention -----------------------------------------------------------------
 
 def _log_cleanup_world(spark, project, tmp_path: Path, *, keep_properties: bool):
-    from featurebank.training_manifest import write_manifest
+    from featurebank.training.manifest import write_manifest
 
-    from featurebank.engine.session import RETENTION_DEFAULTS
+    from featurebank.io.spark import RETENTION_DEFAULTS
 
     table = project.table_path(GROUP)
     if not keep_properties:  # a table as every table was before: Delta's defaults (30 days of log)
@@ -231,7 +231,7 @@ def _log_cleanup_world(spark, project, tmp_path: Path, *, keep_properties: bool)
 
 
 def test_a_manifest_rebuilds_identically_after_the_log_is_40_days_old_and_checkpointed(session, example_project, tmp_path):
-    from featurebank.engine.session import get_spark
+    from featurebank.io.spark import get_spark
 
     project = _load(example_project, "3650d")
     spark = get_spark(project.config)
@@ -243,7 +243,7 @@ def test_a_manifest_rebuilds_identically_after_the_log_is_40_days_old_and_checkp
 
 
 def test_without_the_retention_properties_delta_log_cleanup_breaks_the_same_rebuild(session, example_project, tmp_path):
-    from featurebank.engine.session import get_spark
+    from featurebank.io.spark import get_spark
 
     project = _load(example_project, "3650d")
     spark = get_spark(project.config)

@@ -11,7 +11,7 @@ from oracles.aggregate_oracle import OracleAggregate, snapshots
 
 from featurebank.engine import compute_batch
 from featurebank.engine.rows import compute_rows
-from featurebank.plan import AggregateSpec, ExprSpec, OutputColumn, Plan, SourceRead
+from featurebank.compile.plan import AggregateSpec, ExprSpec, OutputColumn, Plan, SourceRead
 
 ZURICH = "Europe/Zurich"
 

@@ -20,8 +20,8 @@ from test_runner import D1, GROUP, _table, _transactions, _write_sources
 from featurebank.cli import main
 from featurebank.definitions import load_project
 from featurebank.faults import FAULT_ENV
-from featurebank.publish import table_version
-from featurebank.runlog import published_dates, read_runs
+from featurebank.io.tables import table_version
+from featurebank.io.runlog import published_dates, read_runs
 from featurebank.runner import run_group
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,9 +12,9 @@ import pytest
 from featurebank.cli import main
 from featurebank.definitions import load_project
 from featurebank.errors import GateFailed
-from featurebank.plan import compile_plan
-from featurebank.publish import table_version
-from featurebank.runlog import RunRecord, append_run, published_dates, read_runs
+from featurebank.compile.plan import compile_plan
+from featurebank.io.tables import table_version
+from featurebank.io.runlog import RunRecord, append_run, published_dates, read_runs
 from featurebank.runner import date_chunks, new_run_id, run_all, run_group
 
 D1 = date(2024, 3, 1)
@@ -290,7 +290,7 @@ def test_a_committed_run_whose_log_row_cannot_be_written_stays_published(spark, 
 
 
 def test_published_run_records_rows_per_date_and_a_started_row(spark, project):
-    from featurebank.runlog import runs_path
+    from featurebank.io.runlog import runs_path
 
     [outcome] = run_group(project, GROUP, D1, D1 + timedelta(days=1), spark=spark)
     [record] = read_runs(spark, project.config.feature_root, GROUP)
@@ -311,7 +311,7 @@ def _record(run_id: str, group: str, status: str, start: date, end: date, versio
 def test_history_reconciles_the_log_with_the_table(spark, tmp_path):
     from publish_fixtures import batch_rows, make_batch, make_plan
 
-    from featurebank.publish import publish
+    from featurebank.io.tables import publish
 
     root = str(tmp_path / "features")
     plan = make_plan(f"{root}/spend", D1, D1 + timedelta(days=1))
@@ -326,7 +326,7 @@ def test_history_reconciles_the_log_with_the_table(spark, tmp_path):
 
 
 def test_an_older_run_log_without_new_columns_stays_readable_and_writable(spark, tmp_path):
-    from featurebank.runlog import runs_path
+    from featurebank.io.runlog import runs_path
 
     root = str(tmp_path)
     now = datetime.now(timezone.utc)
@@ -388,8 +388,8 @@ def test_coverage_never_refuses_dates_whose_rows_the_table_holds(spark, project)
     import shutil
 
     from featurebank.errors import MissingCoverage
-    from featurebank.runlog import runs_path
-    from featurebank.training import FeatureStore
+    from featurebank.io.runlog import runs_path
+    from featurebank.training.api import FeatureStore
 
     run_group(project, GROUP, D1, D1, spark=spark)
     shutil.rmtree(runs_path(project.config.feature_root))  # a run log that lost the run (or predates it)

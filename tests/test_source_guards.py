@@ -20,10 +20,10 @@ import pytest
 from featurebank.catalog.status import group_status
 from featurebank.cli import main
 from featurebank.definitions import load_project
-from featurebank.engine.readiness import check_source, refuse_future_dates
+from featurebank.readiness import check_source, refuse_future_dates
 from featurebank.errors import DefinitionError, SourceNotReady, UsageError, exit_code_for
-from featurebank.plan import compile_plan
-from featurebank.runlog import read_runs
+from featurebank.compile.plan import compile_plan
+from featurebank.io.runlog import read_runs
 from featurebank.runner import run_group
 
 D1 = date(2024, 3, 1)

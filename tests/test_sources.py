@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from featurebank.engine.sources import read_source
+from featurebank.io.sources import read_source
 from featurebank.errors import SourceMismatch
-from featurebank.plan import SourceRead
+from featurebank.compile.plan import SourceRead
 
 ZURICH = "Europe/Zurich"
 
@@ -157,7 +157,7 @@ def test_zoned_nanosecond_timestamps_under_a_glob_path_stay_instants(spark, tmp_
 
 
 def test_unreadable_parquet_footer_is_refused_naming_file_and_column_not_assumed_naive(spark, tmp_path):
-    from featurebank.engine.sources import parquet_time_columns
+    from featurebank.io.sources import parquet_time_columns
     from featurebank.errors import SourceUnreadable, exit_code_for
 
     folder = tmp_path / "events"

@@ -33,9 +33,9 @@ def _project(example_project):
 
 
 def _publish(spark, project, group, rows, start, end):
-    from featurebank.plan import compile_plan
-    from featurebank.publish import publish
-    from featurebank.runlog import RunRecord, append_run
+    from featurebank.compile.plan import compile_plan
+    from featurebank.io.tables import publish
+    from featurebank.io.runlog import RunRecord, append_run
 
     plan = compile_plan(project, group, start, end)
     ddl = ", ".join(f"`{c.name}` {'string' if c.type == '?' else c.type}" for c in plan.output)
@@ -49,7 +49,7 @@ def _publish(spark, project, group, rows, start, end):
 
 
 def _feature_types(project, group):
-    from featurebank.plan import compile_plan
+    from featurebank.compile.plan import compile_plan
 
     plan = compile_plan(project, group, DAYS[0], DAYS[0])
     return {c.name: c.type for c in plan.output if c.role == "feature"}
@@ -190,7 +190,7 @@ def shared_world(spark, tmp_path_factory):
 
 
 def _store(world):
-    from featurebank.training import FeatureStore
+    from featurebank.training.api import FeatureStore
 
     return FeatureStore(world.project, spark=world.spark)
 
@@ -271,7 +271,7 @@ def test_rebuild_from_manifest_after_new_runs_gives_identical_rows(world, tmp_pa
 def test_feature_name_clash_is_an_error_unless_full_names(example_project):
     from dataclasses import replace
 
-    from featurebank.training import resolve_features
+    from featurebank.training.api import resolve_features
 
     project = _project(example_project)
     with pytest.raises(DefinitionError, match="unknown feature group 'customer_profil'; did you mean 'customer_profile'"):

@@ -100,7 +100,7 @@ def test_cli_refuses_every_output_over_the_feature_root_the_spine_or_foreign_fil
 
 
 def test_api_refuses_the_same_outputs_and_writes_nothing(world, spine_file, tmp_path):
-    from featurebank.training import FeatureStore
+    from featurebank.training.api import FeatureStore
 
     store = FeatureStore(world.project, spark=world.spark)
     root = world.project.config.feature_root
@@ -117,7 +117,7 @@ def test_api_refuses_the_same_outputs_and_writes_nothing(world, spine_file, tmp_
 
 
 def test_output_paths_compare_as_normalised_paths_and_s3_uris():
-    from featurebank.training_output import output_conflict
+    from featurebank.training.output import output_conflict
 
     root = "s3://bank/feature-layer"
     assert "inside the feature root" in output_conflict("s3a://bank/feature-layer/ts/v1", root, None)
@@ -142,7 +142,7 @@ def test_a_previous_training_set_is_replaced(world, spine_file, tmp_path):
 # --- finding 7 (part): an empty principal -------------------------------------------------------
 
 def test_an_empty_principal_is_a_usage_error(world, spine_file, tmp_path, capsys):
-    from featurebank.training import FeatureStore
+    from featurebank.training.api import FeatureStore
 
     assert _cli(world, spine_file, str(tmp_path / "out"), "--as", "") == 2
     assert "--as" in capsys.readouterr().err
@@ -192,7 +192,7 @@ def test_cli_parquet_keeps_the_spines_arrow_types_never_int96(world, tmp_path):
 
 
 def test_api_to_pandas_gives_back_the_spines_dtypes_and_values(world, tmp_path):
-    from featurebank.training import FeatureStore
+    from featurebank.training.api import FeatureStore
 
     store = FeatureStore(world.project, spark=world.spark)
     for kind, pdf in _typed_spines(world).items():
@@ -212,7 +212,7 @@ def test_api_to_pandas_gives_back_the_spines_dtypes_and_values(world, tmp_path):
 # --- the registry of training sets --------------------------------------------------------------
 
 def test_every_build_registers_a_copy_of_its_manifest_under_the_feature_root(world, spine_file, tmp_path):
-    from featurebank.training import FeatureStore
+    from featurebank.training.api import FeatureStore
 
     registry = Path(world.project.config.feature_root) / "_training_sets"
     before = set(registry.rglob("*.json")) if registry.exists() else set()

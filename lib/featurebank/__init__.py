@@ -13,7 +13,7 @@ __all__ = ["FeatureStore"]
 
 def __getattr__(name: str) -> Any:
     if name == "FeatureStore":
-        from featurebank.training import FeatureStore
+        from featurebank.training.api import FeatureStore
 
         return FeatureStore
     raise AttributeError(f"module 'featurebank' has no attribute {name!r}")

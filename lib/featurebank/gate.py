@@ -39,7 +39,7 @@ from featurebank.faults import fault_point
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from featurebank.plan import CheckSpec, Plan
+    from featurebank.compile.plan import CheckSpec, Plan
 
 PARTIAL_UNEXPECTED_COUNT = 5  # sample of offending values kept per check (report + console)
 MASK = "***"  # what an example value of a PII column becomes in reports and messages

@@ -63,7 +63,7 @@ def table_properties(spark: SparkSession, path: str) -> dict[str, str]:
 
 def configured_days(spark: SparkSession) -> int | None:
     """The retention conf gave this session (`engine.session.retention_conf`), in days, or None."""
-    from featurebank.engine.session import RETENTION_DEFAULTS
+    from featurebank.io.spark import RETENTION_DEFAULTS
 
     found = parse_interval(spark.conf.get(RETENTION_DEFAULTS[0], None))
     return None if found is None else math.ceil(found / timedelta(days=1))
@@ -104,7 +104,7 @@ class VacuumResult:
 
 def pinned_versions(feature_root: str) -> dict[str, tuple[int, str]]:
     """{table path: (oldest version a registered manifest pins, that manifest's location)}."""
-    from featurebank.training_manifest import registered_manifests
+    from featurebank.training.manifest import registered_manifests
 
     pins: dict[str, tuple[int, str]] = {}
     for location, manifest in registered_manifests(feature_root):
@@ -125,8 +125,8 @@ def vacuum(spark: SparkSession, project: Project, *, dry_run: bool = False) -> l
     where the retention needs them: that only strengthens what is kept). Retention is in whole
     days. Raises `UsageError` when a registry entry is not a manifest.
     """
-    from featurebank.publish import table_version
-    from featurebank.runlog import runs_path
+    from featurebank.io.tables import table_version
+    from featurebank.io.runlog import runs_path
 
     config = project.config
     pins = pinned_versions(config.feature_root)
@@ -184,7 +184,7 @@ def _data_files(path: str) -> set[str]:
     Delta log, checksums), local or s3://."""
     from pyarrow import fs
 
-    from featurebank.training_manifest import open_filesystem
+    from featurebank.training.manifest import open_filesystem
 
     filesystem, inner = open_filesystem(path)
     entries = filesystem.get_file_info(fs.FileSelector(inner, recursive=True, allow_not_found=True))

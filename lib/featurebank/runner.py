@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from featurebank.errors import GateFailed, RunLogUnwritten, SourceNotReady, UsageError
 from featurebank.faults import fault_point
-from featurebank.runlog import RunRecord, RunStatus, append_final, append_run, current_user, runs_path
+from featurebank.io.runlog import RunRecord, RunStatus, append_final, append_run, current_user, runs_path
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from featurebank.definitions.model import Project
     from featurebank.gate import GateResult
-    from featurebank.plan import Plan
+    from featurebank.compile.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -120,13 +120,13 @@ def run_group(
     change, `SourceMismatch`, or a runtime error) after logging it; earlier chunks stay
     published.
     """
-    from featurebank.engine.readiness import refuse_future_dates
-    from featurebank.plan import compile_plan
+    from featurebank.readiness import refuse_future_dates
+    from featurebank.compile.plan import compile_plan
 
     plans = [compile_plan(project, group, first, last) for first, last in date_chunks(start, end, chunk_days)]
     refuse_future_dates(end, project.config.timezone)
     if spark is None:
-        from featurebank.engine.session import get_spark
+        from featurebank.io.spark import get_spark
 
         spark = get_spark(project.config)
     outcomes = []
@@ -152,12 +152,12 @@ def run_all(
     is one (a runtime failure outranks a refused publish), else the first `GateFailed`.
     """
     from featurebank.definitions.validate import dependencies
-    from featurebank.plan import run_order
+    from featurebank.compile.plan import run_order
 
     order = run_order(project)
     upstream = dependencies(project)
     if spark is None:
-        from featurebank.engine.session import get_spark
+        from featurebank.io.spark import get_spark
 
         spark = get_spark(project.config)
     outcomes: list[RunOutcome] = []
@@ -190,9 +190,9 @@ def _run_chunk(
 ) -> RunOutcome:
     """One run: log started, compute, gate, publish, log; the batch is computed once and persisted."""
     from featurebank.engine import compute_batch
-    from featurebank.engine.readiness import check_source
+    from featurebank.readiness import check_source
     from featurebank.gate import run_gate
-    from featurebank.publish import check_compatible, publish, rows_per_date
+    from featurebank.io.tables import check_compatible, publish, rows_per_date
 
     run_id = new_run_id()
     started = datetime.now(timezone.utc)

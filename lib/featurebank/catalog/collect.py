@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from featurebank.catalog.semantics import FeatureSemantics, group_semantics
 from featurebank.catalog.status import GroupStatus, SparkProvider, collect_statuses
-from featurebank.plan import Plan, compile_plan
+from featurebank.compile.plan import Plan, compile_plan
 
 if TYPE_CHECKING:
     from featurebank.catalog.profile import GroupProfile
@@ -103,7 +103,7 @@ def lazy_spark(project: Project) -> SparkProvider:
 
     def provide() -> Any:
         if not session:
-            from featurebank.engine.session import get_spark
+            from featurebank.io.spark import get_spark
 
             session.append(get_spark(project.config, app_name="featurebank-catalog"))
         return session[0]
@@ -138,7 +138,7 @@ def _read_manifest(path: Path) -> ManifestInfo | None:
 
 def training_set_entries(project: Project, manifests: Sequence[ManifestInfo]) -> dict[str, TrainingSetEntry]:
     """Every training set with its resolved features and the manifests that name it."""
-    from featurebank.training import resolve_features
+    from featurebank.training.api import resolve_features
 
     entries = {}
     for name, ts in sorted(project.training_sets.items()):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from featurebank.catalog.semantics import group_semantics
 from featurebank.definitions.expressions import ExpressionError, referenced_columns
 from featurebank.definitions.model import Project
-from featurebank.plan import Plan
+from featurebank.compile.plan import Plan
 
 LAYER_SOURCE, LAYER_FEATURE, LAYER_DERIVED, LAYER_TRAINING = 0, 1, 2, 3
 LAYER_TITLES = ("Source columns", "Aggregations & features", "Derived features", "Training sets")
@@ -124,7 +124,7 @@ def add_group(graph: LineageGraph, plan: Plan) -> None:
 def add_training_sets(graph: LineageGraph, project: Project, only_groups: set[str] | None = None) -> None:
     """Connect every feature to the training sets that select it (optionally only features of
     `only_groups`; a training set with no such feature is left out)."""
-    from featurebank.training import resolve_features
+    from featurebank.training.api import resolve_features
 
     for name, training_set in sorted(project.training_sets.items()):
         try:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from featurebank.plan import Plan
+    from featurebank.compile.plan import Plan
 
 BINS = 12
 TOP_VALUES = 6

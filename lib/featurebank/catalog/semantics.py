@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from featurebank.definitions.expressions import ExpressionError, referenced_columns
 from featurebank.definitions.model import COUNT_FUNCTIONS
-from featurebank.plan import Plan
+from featurebank.compile.plan import Plan
 
 # What each aggregation function computes, as the start of a sentence ({x} = the expression).
 _FUNCTION_WORDS = {

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from featurebank.runlog import RUNS_TABLE, RunRecord
+from featurebank.io.runlog import RUNS_TABLE, RunRecord
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -161,7 +161,7 @@ def read_run_log(feature_root: str, spark: SparkProvider) -> list[RunRecord]:
     """Every logged run, newest first; [] without starting Spark when a local root has no log."""
     if run_log_exists_locally(feature_root) is False:
         return []
-    from featurebank.runlog import read_runs
+    from featurebank.io.runlog import read_runs
 
     return read_runs(spark(), feature_root)
 

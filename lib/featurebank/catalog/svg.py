@@ -13,7 +13,7 @@ from html import escape
 from zoneinfo import ZoneInfo
 
 from featurebank.catalog.lineage import LAYER_TITLES, LineageGraph, Node
-from featurebank.runlog import RunRecord
+from featurebank.io.runlog import RunRecord
 
 NODE_W, NODE_H, GAP_Y, GAP_X, TOP = 210, 24, 8, 90, 34
 MAX_LABEL = 29

@@ -34,7 +34,7 @@ from featurebank.redact import redact
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from featurebank.plan import Plan
+    from featurebank.compile.plan import Plan
 
 log = logging.getLogger(__name__)
 PROPERTY_PREFIX = "featurebank."

@@ -33,7 +33,7 @@ def plan(args: argparse.Namespace) -> int:
     """Print what a run of `args.group` over the given dates would read, compute, check and write."""
     from featurebank.cli import resolve_dates
     from featurebank.definitions import load_project
-    from featurebank.plan import compile_plan
+    from featurebank.compile.plan import compile_plan
 
     project = load_project(args.project, args.env)
     today = datetime.now(ZoneInfo(project.config.timezone)).date()

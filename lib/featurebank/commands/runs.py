@@ -80,9 +80,9 @@ def history(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from featurebank.definitions import load_project
-    from featurebank.engine.session import get_spark
+    from featurebank.io.spark import get_spark
     from featurebank.gate import summarize_checks_json
-    from featurebank.runlog import read_runs
+    from featurebank.io.runlog import read_runs
 
     project = load_project(args.project, args.env)
     spark = get_spark(project.config)

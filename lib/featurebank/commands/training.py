@@ -17,7 +17,7 @@ def training_set(args: argparse.Namespace) -> int:
     """
     from rich.console import Console
 
-    from featurebank.training import FeatureStore
+    from featurebank.training.api import FeatureStore
 
     console = Console(stderr=False, highlight=False)
     if args.from_manifest and (args.name or args.features):
@@ -45,7 +45,7 @@ def render_summary(written: object) -> object:
     from rich.console import Group
     from rich.table import Table
 
-    from featurebank.training import WrittenTrainingSet
+    from featurebank.training.api import WrittenTrainingSet
 
     assert isinstance(written, WrittenTrainingSet)
     stats, manifest = written.statistics, written.manifest

@@ -17,7 +17,7 @@ def vacuum(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from featurebank.definitions import load_project
-    from featurebank.engine.session import get_spark
+    from featurebank.io.spark import get_spark
     from featurebank.retention import vacuum as run_vacuum
 
     project = load_project(args.project, args.env)

@@ -21,7 +21,7 @@ from typing import Any
 from featurebank.deploy.aws import AwsSettings, client
 from featurebank.deploy.changes import Change
 from featurebank.deploy.upload import ArtifactUris
-from featurebank.engine.session import DELTA_SQL_CONF
+from featurebank.io.spark import DELTA_SQL_CONF
 from featurebank.errors import UsageError
 
 LIVE_STEP_STATES = ("PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED")

@@ -19,7 +19,7 @@ from featurebank.definitions.model import Project
 from featurebank.deploy.aws import AwsSettings, account_id, client
 from featurebank.deploy.changes import Change, diff_fields
 from featurebank.deploy.upload import ArtifactUris
-from featurebank.engine.session import DELTA_SQL_CONF
+from featurebank.io.spark import DELTA_SQL_CONF
 
 GLUE_VERSION = "5.1"
 GLUE_CATALOG_CONF = {

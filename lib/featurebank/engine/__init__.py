@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from featurebank.plan import Plan
+    from featurebank.compile.plan import Plan
 
 
 def compute_batch(spark: SparkSession, plan: Plan) -> DataFrame:
@@ -28,7 +28,7 @@ def compute_batch(spark: SparkSession, plan: Plan) -> DataFrame:
     from featurebank.engine.aggregate import compute_aggregation
     from featurebank.engine.policy import check_batch, check_input_types
     from featurebank.engine.rows import compute_rows
-    from featurebank.engine.sources import read_source
+    from featurebank.io.sources import read_source
 
     spark.conf.set("spark.sql.session.timeZone", plan.timezone)
     events = read_source(spark, plan.source, plan.timezone)

@@ -18,7 +18,7 @@ from datetime import date
 
 from featurebank.definitions.governance import PII, Governance, column_pii, governance_of, tag_value
 from featurebank.definitions.model import Project
-from featurebank.plan import compile_plan
+from featurebank.compile.plan import compile_plan
 
 # Output columns and lineage do not depend on the dates; any date compiles the plan.
 _ANY_DATE = date(2000, 1, 1)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featurebank.errors import DefinitionError, MissingCoverage, Problem, UsageError
-from featurebank.training_manifest import (
+from featurebank.training.manifest import (
     GroupRead,
     Manifest,
     PinnedGroup,
@@ -216,7 +216,7 @@ class FeatureStore:
     @property
     def spark(self) -> SparkSession:
         """The session builds run on; the project time zone is applied to it."""
-        from featurebank.engine.session import get_spark
+        from featurebank.io.spark import get_spark
 
         if self._spark is None:
             self._spark = get_spark(self.project.config)
@@ -264,7 +264,7 @@ class FeatureStore:
         """
         from pyspark import StorageLevel
 
-        from featurebank.training_output import check_output, spine_path, write_parquet
+        from featurebank.training.output import check_output, spine_path, write_parquet
 
         target = str(out)
         check_output(target, self.project.config.feature_root, spine_path(spine))
@@ -291,8 +291,8 @@ class FeatureStore:
                            timestamp_column: str = DEFAULT_TIMESTAMP_COLUMN, full_names: bool = False,
                            allow_missing: bool = False, principal: str | None = None) -> TrainingSetBuild:
         """Everything `training_set` does, also returning the manifest and the statistics hook."""
-        from featurebank.plan import definition_hash
-        from featurebank.publish import table_version
+        from featurebank.compile.plan import definition_hash
+        from featurebank.io.tables import table_version
 
         references, where = self._references(name, features)
         selected = resolve_features(self.project, references, full_names=full_names, where=where)
@@ -332,7 +332,7 @@ class FeatureStore:
         import pandas as pd
         from pyspark.sql import functions as F
 
-        from featurebank.training_output import ZONE_KEY
+        from featurebank.training.output import ZONE_KEY
 
         stamps = {f.name: f.metadata.get(ZONE_KEY, self.timezone) for f in frame.schema.fields
                   if f.dataType.typeName() == "timestamp"}
@@ -373,7 +373,7 @@ class FeatureStore:
             self._progress(f"access checked as {who}")
 
     def _runs(self) -> list[Any]:
-        from featurebank.runlog import read_runs
+        from featurebank.io.runlog import read_runs
 
         return read_runs(self.spark, self.project.config.feature_root)
 
@@ -381,7 +381,7 @@ class FeatureStore:
         from pyspark.sql import functions as F
 
         from featurebank.engine import pit
-        from featurebank.training_spine import profile_spine, read_spine
+        from featurebank.training.spine import profile_spine, read_spine
 
         self._progress("reading the spine")
         zone = manifest.timezone

@@ -125,7 +125,7 @@ def current_user(platform: str | None = None, feature_root: str | None = None) -
     if explicit:
         return explicit
     if platform is None:
-        from featurebank.engine.session import detect_platform
+        from featurebank.io.spark import detect_platform
 
         platform = detect_platform()
     resolver = USER_RESOLVERS.get(platform)
@@ -157,7 +157,7 @@ def append_run(spark: SparkSession, feature_root: str, record: RunRecord) -> Non
     short backoff. New columns of the log are merged into an older table. Raises ValueError on
     naive instants or an unknown status.
     """
-    from featurebank.publish import backoff, is_retryable_conflict
+    from featurebank.io.tables import backoff, is_retryable_conflict
 
     if record.status not in STATUSES:
         raise ValueError(f"unknown run status {record.status!r}; expected one of {STATUSES}")
@@ -194,7 +194,7 @@ def append_run(spark: SparkSession, feature_root: str, record: RunRecord) -> Non
 def append_final(spark: SparkSession, feature_root: str, record: RunRecord, attempts: int = 3) -> None:
     """Append a run's final row, retrying any failure `attempts` times (a duplicate row is
     harmless: readers keep one row per run). Raises the last error."""
-    from featurebank.publish import backoff
+    from featurebank.io.tables import backoff
 
     for attempt in range(attempts):
         try:
@@ -264,7 +264,7 @@ def _stored_runs(spark: SparkSession, feature_root: str, group: str | None) -> l
 
 def _reconcile(spark: SparkSession, feature_root: str, stored: list[RunRecord]) -> list[RunRecord]:
     """One record per run; unsettled runs settled against their group's Delta history."""
-    from featurebank.publish import committed_runs
+    from featurebank.io.tables import committed_runs
 
     rank = {"published": 3, "gate_failed": 2, "dry_run": 2, "failed": 1, "started": 0}
     best: dict[str, RunRecord] = {}

@@ -21,13 +21,13 @@ from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from featurebank.engine.sources import day_start_instant
+from featurebank.io.sources import day_start_instant
 from featurebank.errors import SourceNotReady, UsageError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from featurebank.plan import Plan
+    from featurebank.compile.plan import Plan
 
 EPOCH = date(1970, 1, 1)
 
@@ -96,7 +96,7 @@ def measure_source(spark: SparkSession, plan: Plan) -> SourceFacts:
     from pyspark.sql import functions as F
 
     from featurebank.engine.aggregate import local_epoch_day
-    from featurebank.engine.sources import read_source
+    from featurebank.io.sources import read_source
 
     source, signal, tz = plan.source, plan.source.readiness, plan.timezone
     marker = _exists(spark, signal.marker) if signal is not None and signal.marker else None

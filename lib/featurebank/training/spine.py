@@ -99,7 +99,7 @@ def profile_spine(frame: DataFrame, columns: list[str], instant: str, timezone: 
 
 def _instant(column: str, kind: str, timezone: str) -> Column:
     # engine.sources owns what a raw time value means; the spine follows the same rules.
-    from featurebank.engine.sources import as_instant
+    from featurebank.io.sources import as_instant
 
     return as_instant(column, kind, timezone)
 
@@ -140,7 +140,7 @@ def _from_pandas(spark: SparkSession, pdf: Any, timestamp_column: str, timezone:
 def _with_zones(frame: DataFrame, zones: dict[str, str]) -> DataFrame:
     from pyspark.sql import functions as F
 
-    from featurebank.training_output import ZONE_KEY
+    from featurebank.training.output import ZONE_KEY
 
     if not zones:
         return frame
@@ -155,8 +155,8 @@ def _from_path(spark: SparkSession, path: str, timestamp_column: str, timezone: 
     the same way."""
     from pyspark.sql import functions as F
 
-    from featurebank.engine.sources import parquet_time_columns
-    from featurebank.plan import SourceRead
+    from featurebank.io.sources import parquet_time_columns
+    from featurebank.compile.plan import SourceRead
 
     fmt = spine_format(path)
     try:

@@ -1,17 +1,17 @@
 """`make demo`: the whole product on a synthetic bank, end to end, with visible progress.
 
-    python -m featurebank.demo --project . [--customers N] [--days D] [--run-days R]
+    python -m featurebank_demo.demo --project . [--customers N] [--days D] [--run-days R]
 
 1. validate every definition and the conf (`featurebank.definitions.load_project`) first:
    the conf says where `${raw_root}` is, and a broken definition should stop the demo
    before anything is generated or started;
-2. generate the synthetic bank under the project's `${raw_root}` (`featurebank.datagen`),
+2. generate the synthetic bank under the project's `${raw_root}` (`featurebank_demo.datagen`),
    unless the marker there says it was already generated with the same parameters;
 3. run every feature group through compute → gate → publish (`featurebank.runner`):
    aggregation groups over the last `run_days` days of the data, row-level groups over the
    whole data period (so a lookup as of any spine moment finds the profile then in force);
 4. build the `card_fraud_v1` training set from the `card_fraud_labels` spine restricted to
-   the run's dates (`featurebank.training.FeatureStore`) into `warehouse/training/card_fraud_v1`;
+   the run's dates (`featurebank.training.api.FeatureStore`) into `warehouse/training/card_fraud_v1`;
 5. print a summary: per group the rows, dates, checks, Delta version and table path; the
    training set's path and rows; and a signal check (fraud rate by feature quartile).
 
@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from featurebank.datagen import GENERATOR_VERSION, DatagenParams, generate, read_marker
+from featurebank_demo.datagen import GENERATOR_VERSION, DatagenParams, generate, read_marker
 from featurebank.errors import FeaturebankError, UsageError, exit_code_for
 
 if TYPE_CHECKING:
@@ -283,7 +283,7 @@ def _raw_root(project: Project) -> Path:
 
 
 def _spark(project: Project) -> Any:
-    from featurebank.engine.session import get_spark
+    from featurebank.io.spark import get_spark
 
     return get_spark(project.config, app_name="featurebank-demo")
 
@@ -296,7 +296,7 @@ def _run_groups(project: Project, spark: Any, progress: Progress, data_start: da
     the profile in force at any spine moment is published. Raises the run's error (e.g.
     GateFailed) at the first group that fails.
     """
-    from featurebank.plan import run_order
+    from featurebank.compile.plan import run_order
     from featurebank.runner import ProgressEvent, run_group
 
     names = run_order(project)
@@ -331,7 +331,7 @@ def _training_set(project: Project, spark: Any, raw_root: Path, run_start: date,
     """
     from pyspark.sql import functions as F
 
-    from featurebank.training import FeatureStore
+    from featurebank.training.api import FeatureStore
 
     spine = (
         spark.read.parquet(str(raw_root / SPINE_SOURCE))
@@ -347,9 +347,9 @@ def _training_set(project: Project, spark: Any, raw_root: Path, run_start: date,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m featurebank.demo`: run the demo, print the summary, return the exit code."""
+    """`python -m featurebank_demo.demo`: run the demo, print the summary, return the exit code."""
     defaults = DatagenParams()
-    parser = argparse.ArgumentParser(prog="python -m featurebank.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m featurebank_demo.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
     parser.add_argument("--env", default="local", help="environment: conf/<env>.yaml (default: local)")
     parser.add_argument("--customers", type=int, default=defaults.customers)

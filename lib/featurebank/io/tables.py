@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
-    from featurebank.plan import Plan
+    from featurebank.compile.plan import Plan
 
 PARTITION_COLUMN = "feature_date"
 PUBLISH_ATTEMPTS = 5

@@ -21,7 +21,7 @@ customers, and after a burst of recent transactions; compromised cards see short
 fraudulent attempts. Settled fraud is mostly charged back weeks later, as its own event
 carrying the original `txn_id`.
 
-    python -m featurebank.datagen --out warehouse/raw --customers 5000 --days 180 --seed 7
+    python -m featurebank_demo.datagen --out warehouse/raw --customers 5000 --days 180 --seed 7
 """
 
 from __future__ import annotations
@@ -513,8 +513,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m featurebank.datagen`: generate the synthetic bank and print row counts."""
-    parser = argparse.ArgumentParser(prog="python -m featurebank.datagen", description=__doc__.splitlines()[0])
+    """`python -m featurebank_demo.datagen`: generate the synthetic bank and print row counts."""
+    parser = argparse.ArgumentParser(prog="python -m featurebank_demo.datagen", description=__doc__.splitlines()[0])
     defaults = DatagenParams()
     parser.add_argument("--out", type=Path, required=True, help="raw root to write the sources under")
     parser.add_argument("--customers", type=int, default=defaults.customers)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from featurebank.errors import UsageError
 
 if TYPE_CHECKING:
-    from featurebank.training_spine import SpineProfile
+    from featurebank.training.spine import SpineProfile
 
 MANIFEST_FILE = "_manifest.json"
 REGISTRY = "_training_sets"

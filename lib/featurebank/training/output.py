@@ -20,7 +20,7 @@ import posixpath
 from typing import TYPE_CHECKING, Any
 
 from featurebank.errors import UsageError
-from featurebank.training_manifest import MANIFEST_FILE, open_filesystem, read_manifest
+from featurebank.training.manifest import MANIFEST_FILE, open_filesystem, read_manifest
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
