@@ -206,18 +206,10 @@ def load_settings(project: Project) -> AwsSettings:
 
 
 def client(service: str, settings: AwsSettings, **config: Any) -> Any:
-    """A boto3 client in the environment's region.
+    """A boto3 client in the environment's region (`featurebank.io.aws.client`)."""
+    from featurebank.io import aws
 
-    Credentials come from the standard chain only. `AWS_ENDPOINT_URL` is honoured (boto3
-    reads it itself; it is also passed explicitly so older botocore versions agree).
-    `config` goes to `botocore.config.Config` (e.g. `retries={"max_attempts": 1}`).
-    """
-    import boto3
-    from botocore.config import Config
-
-    session = boto3.session.Session(region_name=settings.region)
-    endpoint = os.environ.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}") or os.environ.get("AWS_ENDPOINT_URL")
-    return session.client(service, endpoint_url=endpoint or None, config=Config(**config) if config else None)
+    return aws.client(service, settings.region, **config)
 
 
 def account_id(settings: AwsSettings) -> str:
