@@ -11,12 +11,14 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from featurebank.cli import MAX_CHUNKS, MAX_DATES, main
+from featurebank.cli import COMMANDS, main
+from featurebank.commands.dates import MAX_CHUNKS, MAX_DATES
 from featurebank.definitions import load_project
 from featurebank.errors import UsageError
 from featurebank.compile.plan import compile_plan
@@ -170,7 +172,7 @@ def test_the_cli_silences_spark_s_console_log_unless_debug(monkeypatch: pytest.M
         return 0
 
     monkeypatch.delenv("FEATUREBANK_SPARK_LOG_LEVEL", raising=False)
-    monkeypatch.setattr("featurebank.cli._handler", lambda command: handler)
+    monkeypatch.setitem(COMMANDS, "validate", replace(COMMANDS["validate"], handler=handler))
     assert main(["validate"]) == 0 and seen["level"] == "OFF"
     assert main(["validate", "--debug"]) == 0 and seen["level"] == "ERROR"
     assert "FEATUREBANK_SPARK_LOG_LEVEL" not in os.environ

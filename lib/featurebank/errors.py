@@ -8,7 +8,7 @@ exit 2 and nothing runs; a refused publish exits 1; anything else is a runtime f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 
 @dataclass(frozen=True, order=True)
@@ -57,14 +57,34 @@ class RuntimeFailure(FeaturebankError):
     being done, the root cause (from the Java cause chain) and the next step."""
 
 
+class Verdict(Protocol):
+    """What a refused publish carries of the gate's verdict (`gate.GateResult` is one).
+
+    Declared here, structurally, so that the error (rank 0) needs no import of the gate
+    (rank 4); mypy checks at `gate.run_gate`'s raise that a `GateResult` is a `Verdict`.
+    """
+
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def row_count(self) -> int: ...
+
+    def to_json(self) -> str: ...
+
+
 class GateFailed(FeaturebankError):
     """An error-severity check failed: nothing was published (exit 1).
 
     `result` is the gate's verdict (a `gate.GateResult`: every check, the report and
-    quarantine places); None only where a refusal has no validation behind it.
+    quarantine places), always given: a refusal with no validation behind it is a
+    `SourceNotReady`, not a `GateFailed`.
     """
 
-    def __init__(self, message: str, result: Any = None) -> None:
+    def __init__(self, message: str, result: Verdict) -> None:
         super().__init__(message)
         self.result = result
 
@@ -105,10 +125,13 @@ EXIT_USAGE = 2
 EXIT_RUNTIME = 3
 
 
+# The exit code of each error type, checked in order; any other exception exits EXIT_RUNTIME.
+EXIT_CODES: tuple[tuple[tuple[type[BaseException], ...], int], ...] = (
+    ((GateFailed, SourceNotReady), EXIT_GATE),  # a refused publish: the input may be right, the data is not
+    ((DefinitionError, UsageError, SourceMismatch, MissingCoverage, AccessDenied), EXIT_USAGE),  # nothing ran
+)
+
+
 def exit_code_for(error: BaseException) -> int:
     """The exit code SPEC gives an error: 2 bad input, 1 publish refused, 3 anything else."""
-    if isinstance(error, (GateFailed, SourceNotReady)):
-        return EXIT_GATE
-    if isinstance(error, (DefinitionError, UsageError, SourceMismatch, MissingCoverage, AccessDenied)):
-        return EXIT_USAGE
-    return EXIT_RUNTIME
+    return next((code for types, code in EXIT_CODES if isinstance(error, types)), EXIT_RUNTIME)

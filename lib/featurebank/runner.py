@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from featurebank.errors import GateFailed, RunLogUnwritten, SourceNotReady, UsageError
+from featurebank.errors import GateFailed, RunLogUnwritten, SourceNotReady, UsageError, Verdict
 from featurebank.faults import fault_point
 from featurebank.io.runlog import RunRecord, RunStatus, append_final, append_run, current_user, runs_path
 
@@ -254,7 +254,7 @@ def _run_chunk(
         return outcome
     except GateFailed as error:
         _log_failure(log, "gate_failed", error.result, error)
-        tell("failed", status="gate_failed", rows=getattr(error.result, "row_count", None), message=_first_line(error))
+        tell("failed", status="gate_failed", rows=error.result.row_count, message=_first_line(error))
         raise
     except SourceNotReady as error:  # refused before compute: logged like a gate refusal
         _log_failure(log, "gate_failed", None, error)
@@ -300,7 +300,7 @@ def _by_date_json(by_date: dict[date, int] | None) -> str:
 def _log_failure(
     log: Callable[[RunStatus, int, int | None, Any, str | None], RunOutcome],
     status: RunStatus,
-    gate: GateResult | None,
+    gate: Verdict | None,
     error: BaseException,
 ) -> None:
     """Log a failed run; a failure to log must not hide the error that caused it."""

@@ -31,7 +31,7 @@ def validate(args: argparse.Namespace) -> int:
 
 def plan(args: argparse.Namespace) -> int:
     """Print what a run of `args.group` over the given dates would read, compute, check and write."""
-    from featurebank.cli import resolve_dates
+    from featurebank.commands.dates import resolve_dates
     from featurebank.definitions import load_project
     from featurebank.compile.plan import compile_plan
 

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     """
     from rich.markup import escape
 
-    from featurebank.cli import resolve_dates
+    from featurebank.commands.dates import resolve_dates
     from featurebank.definitions import load_project
     from featurebank.runner import ProgressEvent, run_all, run_group
     from featurebank.spark_errors import storage_step
