@@ -305,6 +305,14 @@ def parquet_time_columns(
         ) from None
 
 
+def path_exists(spark: SparkSession, uri: str) -> bool:
+    """Whether `uri` (a source's readiness marker, say) exists, through the Hadoop file system
+    Spark reads the source with: same paths, schemes and credentials as the data."""
+    jvm: Any = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return bool(path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(path))  # type: ignore[attr-defined]
+
+
 def _normalise_type(type_name: str) -> str:
     name = re.sub(r"\s+", "", type_name.strip().lower())
     return _TYPE_ALIASES.get(name, name)
