@@ -79,7 +79,7 @@ def table_history(location: str, *, lake_formation: bool = False) -> list[dict[s
 def read_rows(location: str, columns: list[str] | None = None, *, lake_formation: bool = False) -> Any:
     """The table's current rows as a `pyarrow.Table` (only `columns` when given, those the
     table has), or None when there is no table. For small featurebank tables (the run log)."""
-    table = _open(location, lake_formation, with_files=True)
+    table = _open(location, lake_formation)
     if table is None:
         return None
     present = None if columns is None else [c for c in columns if c in {f.name for f in table.schema().fields}]
@@ -135,7 +135,7 @@ def _uri(location: str) -> str:
     return str(Path(local_path(location)).resolve())
 
 
-def _open(location: str, lake_formation: bool, with_files: bool = False) -> Any:
+def _open(location: str, lake_formation: bool) -> Any:
     """The delta-rs table at `location`, or None when there is none; refusals as the module says."""
     if lake_formation:
         raise UsageError(f"the Delta table at {location} is governed by Lake Formation (governance.lake_formation in "
@@ -149,7 +149,7 @@ def _open(location: str, lake_formation: bool, with_files: bool = False) -> Any:
     uri = _uri(location)
     options = storage_options(location)
     try:
-        return DeltaTable(uri, storage_options=options or None, without_files=not with_files)
+        return DeltaTable(uri, storage_options=options or None)
     except TableNotFoundError:
         return None
     except OSError as error:
