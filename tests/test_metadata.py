@@ -17,7 +17,7 @@ from featurebank.errors import UsageError
 from featurebank.io import metadata
 from featurebank.io.runlog import RunRecord, append_run, read_runs, read_runs_direct, runs_path
 from featurebank.io.tables import publish, table_version
-from featurebank.retention import ensure_retention, table_properties
+from featurebank.io.retention import ensure_retention, table_properties
 
 D1 = date(2024, 3, 1)
 BUCKET = "bank-feature-layer"

@@ -196,7 +196,7 @@ def publish(
                 break  # the commit landed; only its acknowledgement was lost
             backoff(attempt)
     version = _version_of_run(spark, path, run_id)
-    from featurebank.retention import ensure_retention
+    from featurebank.io.retention import ensure_retention
 
     ensure_retention(spark, path)  # at least conf's retention, so registered manifests rebuild
     if catalog_type in ("glue", "hive"):
