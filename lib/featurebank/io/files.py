@@ -108,9 +108,10 @@ def exists(location: str | Path) -> bool:
     return kind(location) is not None
 
 
-def object_metadata(location: str) -> dict[str, str] | None:
-    """The user metadata of the S3 object at `location` (`x-amz-meta-*`), None when absent."""
-    head = _head(s3_location(location), location)
+def object_metadata(location: str, *, region: str | None = None) -> dict[str, str] | None:
+    """The user metadata of the S3 object at `location` (`x-amz-meta-*`), None when absent.
+    `region`: the bucket's, when the caller knows it (conf's `aws.region`)."""
+    head = _head(s3_location(location), location, region)
     return None if head is None else dict(head.get("Metadata", {}))
 
 
@@ -189,15 +190,16 @@ def write_text(location: str | Path, text: str) -> None:
 
 
 def upload(source: Path, location: str, *, metadata: Mapping[str, str] | None = None,
-           kms_key: str | None = None) -> None:
+           kms_key: str | None = None, region: str | None = None) -> None:
     """Copy the local file `source` to `location` (S3: a managed, multipart upload for large
-    files, with user `metadata` and SSE-KMS under `kms_key` when given)."""
+    files, with user `metadata` and SSE-KMS under `kms_key` when given, in `region` when the
+    caller knows the bucket's)."""
     if not is_s3(location):
         write_bytes(location, source.read_bytes())
         return
     s3 = s3_location(location)
     with _s3_errors("upload to", location):
-        _client().upload_file(str(source), s3.bucket, s3.key, ExtraArgs=_put_arguments(metadata, kms_key))
+        _client(region).upload_file(str(source), s3.bucket, s3.key, ExtraArgs=_put_arguments(metadata, kms_key))
 
 
 def download(location: str, target: Path) -> None:
@@ -222,11 +224,11 @@ def delete(location: str | Path) -> None:
 
 # --- S3 plumbing -----------------------------------------------------------------------------------
 
-def _head(s3: S3Location, location: str) -> dict[str, Any] | None:
+def _head(s3: S3Location, location: str, region: str | None = None) -> dict[str, Any] | None:
     """HeadObject's answer, or None when there is no such object."""
     try:
         with _s3_errors("look up", location):
-            return dict(_client().head_object(Bucket=s3.bucket, Key=s3.key))
+            return dict(_client(region).head_object(Bucket=s3.bucket, Key=s3.key))
     except FileNotFoundError:
         return None
 
@@ -240,20 +242,20 @@ def _put_arguments(metadata: Mapping[str, str] | None, kms_key: str | None) -> d
     return extra
 
 
-def _client() -> Any:
-    """The S3 client for the chain's region and the current endpoint and credentials settings."""
+def _client(region: str | None = None) -> Any:
+    """The S3 client for `region` (None: the chain's) and the current endpoint and credentials settings."""
     keys = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_DEFAULT_REGION",
             "AWS_REGION")
-    return _cached_client(tuple(os.environ.get(k) for k in keys))
+    return _cached_client(region, tuple(os.environ.get(k) for k in keys))
 
 
-@lru_cache(maxsize=4)
-def _cached_client(environment: tuple[str | None, ...]) -> Any:
+@lru_cache(maxsize=8)
+def _cached_client(region: str | None, environment: tuple[str | None, ...]) -> Any:
     # Keyed on the environment the chain reads, so a changed endpoint or identity gets a new client.
     from featurebank.io.aws import client
 
     del environment
-    return client("s3", None)
+    return client("s3", region)
 
 
 @contextmanager
