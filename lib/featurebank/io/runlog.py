@@ -19,6 +19,10 @@ commit's `userMetadata`; a `started` row with neither a final row nor a commit i
 Older `_runs` tables stay readable: columns added since (`rows_by_date`, `source_rows_by_day`) are merged on append
 (`mergeSchema`) and read as empty where absent.
 
+Two readers give the same records: `read_runs` through Spark, and `read_runs_direct` with
+delta-rs (no JVM: `history` and `status` use it through `read_run_log`, except where Lake
+Formation governs the tables and a direct read would bypass its grants).
+
 Instants are stored as Spark timestamps and read back through `unix_micros`, so they come
 back as timezone-aware UTC datetimes whatever the session or machine time zone is.
 """
