@@ -24,12 +24,18 @@ from featurebank.definitions.expressions import ExpressionError
 from featurebank.definitions.policy import REFUSED, allowed_functions, policy_violations
 from featurebank.definitions.spark_functions import spark_functions
 from featurebank.engine import compute_batch
+from featurebank.io.sources import read_source
 from featurebank.engine.policy import plan_refusals
 from featurebank.errors import ConfigError, DefinitionError, SourceMismatch
 from featurebank.compile.plan import AggregateSpec, ExprSpec, OutputColumn, Plan, SourceRead, compile_plan
 
 CORPUS = Path(__file__).resolve().parent / "definitions_corpus"
 SECRET_CALL = "reflect('java.lang.System', 'getProperty', 'user.dir')"
+
+
+def compute(spark, plan):
+    """The executor as the runner drives it: the source read at the I/O edge, then compute_batch."""
+    return compute_batch(read_source(spark, plan.source, plan.timezone), plan)
 
 
 def base_project(tmp_path: Path) -> Path:
@@ -177,7 +183,7 @@ def test_plan_check_refuses_what_sqlglot_reads_as_a_column(utc_session, tmp_path
     assert policy_violations("user") == ()
     plan = row_plan(customers(tmp_path), ExprSpec("who", "user"))
     with pytest.raises(DefinitionError) as raised:
-        compute_batch(utc_session, plan)
+        compute(utc_session, plan)
     assert "feature group 'profile'" in str(raised.value) and "CurrentUser" in str(raised.value)
 
 
@@ -186,7 +192,7 @@ def test_plan_check_refuses_reflection_in_a_feature_and_a_subquery_in_a_filter(u
     plan = row_plan(path, ExprSpec("leak", SECRET_CALL),
                     filter=f"income < (select max(income) from parquet.`{path}`)")
     with pytest.raises(DefinitionError) as raised:
-        compute_batch(utc_session, plan)
+        compute(utc_session, plan)
     message = str(raised.value)
     assert "CallMethodViaReflection" in message and "ScalarSubquery" in message
 
@@ -194,8 +200,8 @@ def test_plan_check_refuses_reflection_in_a_feature_and_a_subquery_in_a_filter(u
 def test_plan_check_lets_pure_and_conf_allowed_expressions_through(utc_session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     plan = row_plan(customers(tmp_path), ExprSpec("segment", "upper(segment)"), ExprSpec("today", "current_date()"))
     with pytest.raises(DefinitionError, match="current_date"):
-        compute_batch(utc_session, plan)
-    batch = compute_batch(utc_session, replace(plan, allow_functions=("current_date",)))
+        compute(utc_session, plan)
+    batch = compute(utc_session, replace(plan, allow_functions=("current_date",)))
     assert sorted(r["segment"] for r in batch.collect()) == ["RETAIL", "SME"]
 
 
@@ -219,4 +225,4 @@ def test_sum_over_a_string_column_is_refused_before_compute(utc_session, tmp_pat
     plan = replace(row_plan(customers(tmp_path)), kind="aggregation",
                    aggregates=(AggregateSpec("segment_sum", "sum", "segment", (7,)),))
     with pytest.raises(SourceMismatch, match="applies sum to 'segment'.* string, but sum needs a number"):
-        compute_batch(utc_session, plan)
+        compute(utc_session, plan)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from aws_fixtures import aws, moto_endpoint  # noqa: F401 - fixtures
 from publish_fixtures import COUNT_MOSTLY_PRESENT, KEY_CHECKS, SPEND_NOT_NEGATIVE, batch_rows, make_batch, make_plan
 
 from featurebank.errors import DefinitionError, GateFailed
@@ -215,3 +216,24 @@ def test_values_of_columns_that_are_not_pii_are_shown(spark, tmp_path):
     plan = make_plan(f"{root}/spend", D1, D2)
     with pytest.raises(GateFailed, match="-98765"):
         run_gate(make_batch(spark, _bad_spend_rows(-98765.0)), plan, "run-open", str(root), pii_columns={"customer_id"})
+
+
+def test_reports_on_s3_are_written_through_botocores_chain_and_read_back_by_status(spark, aws):
+    """A feature root on S3 (a moto server): the gate's report goes through io.files, not the
+    JVM's Hadoop file system, and `catalog.status` reads it back the same way."""
+    import boto3
+    from aws_fixtures import REGION
+
+    from featurebank.catalog.status import read_gate_result
+
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket="bank-features", CreateBucketConfiguration={"LocationConstraint": REGION})
+    root = "s3a://bank-features/features"
+    plan = make_plan(f"{root}/spend", D1, D2)
+    result = run_gate(make_batch(spark, batch_rows(D1, D2)), plan, "run-s3", root)
+    assert result.report_dir == f"{root}/_reports/spend/run-s3"
+    keys = {o["Key"] for o in boto3.client("s3", region_name=REGION).list_objects_v2(Bucket="bank-features")["Contents"]}
+    assert keys == {"features/_reports/spend/run-s3/result.json", "features/_reports/spend/run-s3/report.html"}
+    stored = read_gate_result(root, "spend", "run-s3")
+    assert stored is not None and stored["passed"] is True and stored["row_count"] == 6
+    assert read_gate_result(root, "spend", "no-such-run") is None

@@ -125,7 +125,7 @@ def test_retention_is_read_from_conf_in_days_and_defaults_to_ten_years(example_p
 
 def test_every_table_a_run_writes_gets_the_retention_and_existing_tables_are_raised_never_lowered(session, example_project):
     from featurebank.io.spark import get_spark
-    from featurebank.retention import ensure_retention, table_properties
+    from featurebank.io.retention import ensure_retention, table_properties
     from featurebank.io.runlog import RunRecord, append_run, runs_path
 
     project = _load(example_project, "400d")
@@ -249,7 +249,7 @@ def test_without_the_retention_properties_delta_log_cleanup_breaks_the_same_rebu
     spark = get_spark(project.config)
     table, _ = _log_cleanup_world(spark, project, tmp_path, keep_properties=False)
     assert list((Path(table) / "_delta_log").glob("*.checkpoint.parquet"))
-    assert "delta.logRetentionDuration" not in __import__("featurebank.retention").retention.table_properties(spark, table)
+    assert "delta.logRetentionDuration" not in __import__("featurebank.io.retention").io.retention.table_properties(spark, table)
     assert not (Path(table) / "_delta_log" / f"{0:020d}.json").exists()  # Delta's 30-day default removed it
     with pytest.raises(Exception):  # noqa: B017 - Delta: version 0 can no longer be reconstructed
         _build(spark, project, tmp_path / "audit" / "_manifest.json", tmp_path / "again")

@@ -10,10 +10,16 @@ import pytest
 from oracles.aggregate_oracle import OracleAggregate, snapshots
 
 from featurebank.engine import compute_batch
+from featurebank.io.sources import read_source
 from featurebank.engine.rows import compute_rows
 from featurebank.compile.plan import AggregateSpec, ExprSpec, OutputColumn, Plan, SourceRead
 
 ZURICH = "Europe/Zurich"
+
+
+def compute(spark, plan):
+    """The executor as the runner drives it: the source read at the I/O edge, then compute_batch."""
+    return compute_batch(read_source(spark, plan.source, plan.timezone), plan)
 
 
 @pytest.fixture()
@@ -90,7 +96,7 @@ def test_row_level_group_has_one_row_per_filtered_source_row_dated_in_project_zo
 def test_compute_batch_reads_pandas_parquet_and_builds_row_level_batch(utc_session, tmp_path):
     path = str(tmp_path / "customers.parquet")
     customers_frame().to_parquet(path)  # naive nanosecond timestamps: wall clock in Zurich
-    df = compute_batch(utc_session, row_plan(path, date(2024, 3, 10), date(2024, 3, 11)))
+    df = compute(utc_session, row_plan(path, date(2024, 3, 10), date(2024, 3, 11)))
     assert collect(df) == expected_rows(date(2024, 3, 10), date(2024, 3, 11))
 
 
@@ -130,7 +136,7 @@ def test_compute_batch_aggregation_matches_oracle_in_project_zone(utc_session, t
         start=start, end=end, timezone=tz, table_path="/tmp/none", output=tuple(output), checks=(), lineage=(),
         definition_hash="x",
     )
-    df = compute_batch(utc_session, plan)
+    df = compute(utc_session, plan)
     assert df.columns == [c.name for c in output]
     got = {(r.customer_id, r.feature_date): r.asDict() for r in df.collect()}
     oracle = [OracleAggregate(a.name, a.function, None if a.expr is None else (lambda e, c=a.expr: e[c]), a.windows) for a in aggregates]

@@ -37,7 +37,7 @@ from featurebank.errors import DefinitionError, GateFailed
 from featurebank.faults import fault_point
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame
 
     from featurebank.compile.plan import CheckSpec, Plan
 
@@ -191,7 +191,6 @@ def run_gate(batch: DataFrame, plan: Plan, run_id: str, feature_root: str, *,
     report_dir = artifact_dir(feature_root, "_reports", plan.group, run_id)
     quarantine_dir = None if passed else artifact_dir(feature_root, "_quarantine", plan.group, run_id)
     result = GateResult(plan.group, run_id, passed, row_count, tuple(checks), report_dir, quarantine_dir)
-    spark = batch.sparkSession
     unwritten: list[str] = []
     if quarantine_dir is not None:
         try:
@@ -200,7 +199,7 @@ def run_gate(batch: DataFrame, plan: Plan, run_id: str, feature_root: str, *,
             unwritten.append(f"the rejected batch could not be kept in {quarantine_dir}: {_first_line(error)}")
             result = replace(result, quarantine_dir=None)
     try:
-        _write_report(spark, result, plan)
+        _write_report(result, plan)
     except Exception as error:
         if passed:  # nothing to hide: a run whose report cannot be written fails as before
             raise
@@ -340,7 +339,10 @@ def _check_result(check: CheckSpec, raw: dict[str, Any], pii: frozenset[str] = f
 
 # --- reports --------------------------------------------------------------------------------
 
-def _write_report(spark: SparkSession, result: GateResult, plan: Plan) -> None:
+def _write_report(result: GateResult, plan: Plan) -> None:
+    """`result.json` and `report.html` into `result.report_dir` (local or S3, through io.files)."""
+    from featurebank.io.files import write_text
+
     document = result.to_dict() | {
         "definition_hash": plan.definition_hash,
         "start": plan.start.isoformat(),
@@ -348,27 +350,8 @@ def _write_report(spark: SparkSession, result: GateResult, plan: Plan) -> None:
         "table_path": plan.table_path,
         "quarantine_dir": result.quarantine_dir,
     }
-    write_text(spark, f"{result.report_dir}/result.json", json.dumps(document, indent=2, sort_keys=True))
-    write_text(spark, f"{result.report_dir}/report.html", render_html(result, plan))
-
-
-def write_text(spark: SparkSession, uri: str, text: str) -> None:
-    """Write a small text file to a local path or any Hadoop file system URI (s3a://, ...)."""
-    if "://" not in uri or uri.startswith("file://"):
-        from pathlib import Path
-
-        target = Path(uri.removeprefix("file://"))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-        return
-    jvm: Any = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
-    stream = fs.create(path, True)
-    try:
-        stream.write(bytearray(text.encode("utf-8")))
-    finally:
-        stream.close()
+    write_text(f"{result.report_dir}/result.json", json.dumps(document, indent=2, sort_keys=True))
+    write_text(f"{result.report_dir}/report.html", render_html(result, plan))
 
 
 def render_html(result: GateResult, plan: Plan) -> str:

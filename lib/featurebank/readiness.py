@@ -96,10 +96,10 @@ def measure_source(spark: SparkSession, plan: Plan) -> SourceFacts:
     from pyspark.sql import functions as F
 
     from featurebank.engine.aggregate import local_epoch_day
-    from featurebank.io.sources import read_source
+    from featurebank.io.sources import path_exists, read_source
 
     source, signal, tz = plan.source, plan.source.readiness, plan.timezone
-    marker = _exists(spark, signal.marker) if signal is not None and signal.marker else None
+    marker = path_exists(spark, signal.marker) if signal is not None and signal.marker else None
     if not source.timestamp:
         total = read_source(spark, replace(source, columns=(), declared_types=()), tz).count()
         return SourceFacts({}, None, total, marker_exists=marker)
@@ -181,7 +181,8 @@ def judge(plan: Plan, facts: SourceFacts) -> Verdict:
 
 def write_report(spark: SparkSession, plan: Plan, run_id: str, feature_root: str, facts: SourceFacts, verdict: Verdict) -> str:
     """Write `readiness.json` beside the gate's reports; returns its URI."""
-    from featurebank.gate import artifact_dir, write_text
+    from featurebank.gate import artifact_dir
+    from featurebank.io.files import write_text
 
     uri = f"{artifact_dir(feature_root, '_reports', plan.group, run_id)}/readiness.json"
     document: dict[str, Any] = {
@@ -198,7 +199,7 @@ def write_report(spark: SparkSession, plan: Plan, run_id: str, feature_root: str
         "days_out_of_range": {str(d): n for d, n in verdict.bad_days.items()},
         "refused_dates": [str(d) for d in verdict.refused_dates], "reasons": list(verdict.reasons),
     }
-    write_text(spark, uri, json.dumps(document, indent=2) + "\n")
+    write_text(uri, json.dumps(document, indent=2) + "\n")
     return uri
 
 
@@ -210,13 +211,6 @@ def _days_out_of_range(facts: SourceFacts, low: int | None, high: int | None) ->
     last = min(max(facts.daily_rows), facts.latest_event_day or max(landed))
     return {d: n for d, n in facts.daily_rows.items() if min(landed) <= d <= last
             and ((low is not None and n < low) or (high is not None and n > high))}
-
-
-def _exists(spark: SparkSession, uri: str) -> bool:
-    """Does `uri` exist, through the Hadoop file system Spark reads the source with?"""
-    jvm: Any = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    return bool(path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(path))  # type: ignore[attr-defined]
 
 
 def _dates_text(dates: tuple[date, ...] | list[date]) -> str:

@@ -190,6 +190,7 @@ def _run_chunk(
 ) -> RunOutcome:
     """One run: log started, compute, gate, publish, log; the batch is computed once and persisted."""
     from featurebank.engine import compute_batch
+    from featurebank.io.sources import read_source
     from featurebank.readiness import check_source
     from featurebank.gate import run_gate
     from featurebank.io.tables import check_compatible, publish, rows_per_date
@@ -230,7 +231,7 @@ def _run_chunk(
         fault_point("before_compute")
         tell("computing")
         source_rows = check_source(spark, plan, run_id, feature_root)  # rows per event day, for the run log
-        batch = compute_batch(spark, plan)
+        batch = compute_batch(read_source(spark, plan.source, plan.timezone), plan)
         tell("gating", checks=len(plan.checks))
         gate = run_gate(batch, plan, run_id, feature_root, pii_columns=_pii_columns(project, plan.group))
         by_date = rows_per_date(batch)

@@ -88,10 +88,9 @@ def latest_partition(spark: SparkSession, table_path: str) -> tuple[DataFrame, d
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
-    try:
-        if not DeltaTable.isDeltaTable(spark, table_path):
-            return None
-    except Exception:
+    from featurebank.io.tables import is_delta_table
+
+    if not is_delta_table(spark, table_path):
         return None
     version_row = DeltaTable.forPath(spark, table_path).history(1).select("version").first()
     version = int(version_row[0]) if version_row else 0

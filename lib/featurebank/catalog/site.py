@@ -326,7 +326,7 @@ def copy_reports(catalog: Catalog, out: Path, spark: Any) -> set[str]:
     copied = set()
     for g in catalog.groups.values():
         for run in g.status.runs[:REPORT_RUNS]:
-            text = read_text(f"{report_dir(catalog.feature_root, g.name, run.run_id)}/report.html", spark)
+            text = read_text(f"{report_dir(catalog.feature_root, g.name, run.run_id)}/report.html")
             if text is None:
                 continue
             target = out / "reports" / g.name / run.run_id / "report.html"

@@ -5,8 +5,9 @@ zone**: the row for D only aggregates events before D, so D can be computed from
 and a daily job that ran today has published today. `freshness_days` is how many days the
 last published snapshot date is behind that (0 = fresh; None = never published).
 
-The run log (`<feature_root>/_runs`) is read once for all groups. On a local feature root
-with no run log yet, nothing starts Spark: every group is simply "never run".
+The run log (`<feature_root>/_runs`) is read once for all groups, without a JVM (delta-rs,
+`io.runlog.read_run_log`); only where Lake Formation governs the tables is it read
+through Spark. Gate reports are read through `io.files` (local or S3).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -146,26 +146,6 @@ def _check_outcomes(document: dict[str, Any]) -> tuple[CheckOutcome, ...]:
     return tuple(outcomes)
 
 
-def _is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
-
-
-def run_log_exists_locally(feature_root: str) -> bool | None:
-    """For a local feature root: whether `_runs` holds a Delta log; None for remote roots."""
-    if not _is_local(feature_root):
-        return None
-    return (Path(feature_root.removeprefix("file://")) / RUNS_TABLE / "_delta_log").is_dir()
-
-
-def read_run_log(feature_root: str, spark: SparkProvider) -> list[RunRecord]:
-    """Every logged run, newest first; [] without starting Spark when a local root has no log."""
-    if run_log_exists_locally(feature_root) is False:
-        return []
-    from featurebank.io.runlog import read_runs
-
-    return read_runs(spark(), feature_root)
-
-
 def report_dir(feature_root: str, group: str, run_id: str) -> str:
     """Where the gate wrote a run's `result.json` and `report.html`."""
     from featurebank.gate import artifact_dir
@@ -173,21 +153,19 @@ def report_dir(feature_root: str, group: str, run_id: str) -> str:
     return artifact_dir(feature_root, "_reports", group, run_id)
 
 
-def read_text(uri: str, spark: SparkProvider) -> str | None:
-    """A small text file from a local path or a Hadoop URI (s3a://...), or None if absent."""
-    if _is_local(uri):
-        path = Path(uri.removeprefix("file://"))
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+def read_text(uri: str) -> str | None:
+    """A small text file (a gate report) from a local path or S3, or None if absent or unreadable."""
+    from featurebank.io import files
+
     try:
-        rows = spark().read.text(uri, wholetext=True).collect()
-    except Exception:  # absent or unreadable: the status falls back to the run log
+        return files.read_text(uri)
+    except (OSError, UnicodeDecodeError):  # absent or unreadable: the status falls back to the run log
         return None
-    return "".join(r.value for r in rows) if rows else None
 
 
-def read_gate_result(feature_root: str, group: str, run_id: str, spark: SparkProvider) -> dict[str, Any] | None:
+def read_gate_result(feature_root: str, group: str, run_id: str) -> dict[str, Any] | None:
     """A run's gate `result.json` as a dict, or None when there is none."""
-    text = read_text(f"{report_dir(feature_root, group, run_id)}/result.json", spark)
+    text = read_text(f"{report_dir(feature_root, group, run_id)}/result.json")
     if text is None:
         return None
     try:
@@ -199,12 +177,15 @@ def read_gate_result(feature_root: str, group: str, run_id: str, spark: SparkPro
 
 def collect_statuses(project: Project, spark: SparkProvider, now: datetime | None = None) -> dict[str, GroupStatus]:
     """Every group's status (by name, sorted), reading the run log once."""
+    from featurebank.definitions.governance import governance_of
+    from featurebank.io.runlog import read_run_log
+
     feature_root = project.config.feature_root
     expected = expected_date(project.config.timezone, now)
-    runs = read_run_log(feature_root, spark)
+    runs = read_run_log(feature_root, spark=spark, lake_formation=governance_of(project).lake_formation)
 
     def results(run: RunRecord) -> dict[str, Any] | None:
-        return read_gate_result(feature_root, run.group, run.run_id, spark)
+        return read_gate_result(feature_root, run.group, run.run_id)
 
     return {name: group_status(name, runs, expected, results) for name in sorted(project.groups)}
 

@@ -132,8 +132,10 @@ def apply_table_metadata(spark: SparkSession, plan: Plan, *, catalog_type: str =
     """
     from delta.tables import DeltaTable
 
+    from featurebank.io.tables import is_delta_table
+
     try:
-        if not DeltaTable.isDeltaTable(spark, plan.table_path):
+        if not is_delta_table(spark, plan.table_path):
             return []
         detail = DeltaTable.forPath(spark, plan.table_path).detail().first()
         schema = spark.read.format("delta").load(plan.table_path).schema

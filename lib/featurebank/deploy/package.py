@@ -139,11 +139,10 @@ def open_bundle(ref: str | Path, workdir: Path | None = None) -> Path:
     target = workdir or Path(tempfile.mkdtemp(prefix="featurebank-project-"))
     target.mkdir(parents=True, exist_ok=True)
     if text.startswith(("s3://", "s3a://")):
-        import boto3
+        from featurebank.io.files import download
 
-        bucket, _, key = text.split("://", 1)[1].partition("/")
         local = target / "_bundle.zip"
-        boto3.client("s3").download_file(bucket, key, str(local))
+        download(text, local)
     else:
         local = Path(text)
         if not local.is_file():

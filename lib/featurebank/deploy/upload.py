@@ -7,9 +7,9 @@ sha256 (recorded as object metadata) is the same file and is not uploaded again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
-from featurebank.deploy.aws import AwsSettings, client
+from featurebank.deploy.aws import AwsSettings
 from featurebank.deploy.changes import Action, Change
 from featurebank.deploy.package import Artifacts, sha256_hex
 
@@ -39,37 +39,26 @@ def artifact_uris(settings: AwsSettings, artifacts: Artifacts) -> ArtifactUris:
 def upload_changes(settings: AwsSettings, artifacts: Artifacts) -> list[Change]:
     """One Change per artifact: `create` (upload) unless the key already holds the same bytes.
 
-    Uploads use SSE-KMS with `aws.kms_key_arn` when conf gives one.
+    Uploads use SSE-KMS with `aws.kms_key_arn` when conf gives one. S3 is reached through
+    `featurebank.io.files` (botocore's chain, `AWS_ENDPOINT_URL`).
     """
-    s3 = client("s3", settings)
+    from featurebank.io import files
+
     bucket = settings.artifacts.bucket
     changes = []
     for path in artifacts.files():
         key = settings.artifacts.key(path.name)
         digest = sha256_hex(path)
-        head = _head(s3, bucket, key)
         uri = f"s3://{bucket}/{key}"
-        if head is not None and head.get("Metadata", {}).get("sha256") == digest:
+        held = files.object_metadata(uri, region=settings.region or None)
+        if held is not None and held.get("sha256") == digest:
             changes.append(Change("s3 object", uri, "unchanged"))
             continue
-        extra: dict[str, Any] = {"Metadata": {"sha256": digest}}
-        if settings.kms_key_arn:
-            extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=settings.kms_key_arn)
 
-        def put(path: Any = path, key: str = key, extra: dict[str, Any] = extra) -> None:
-            s3.upload_file(str(path), bucket, key, ExtraArgs=extra)
+        def put(path: Path = path, uri: str = uri, digest: str = digest) -> None:
+            files.upload(path, uri, metadata={"sha256": digest}, kms_key=settings.kms_key_arn,
+                         region=settings.region or None)
 
-        action: Action = "create" if head is None else "update"
-        changes.append(Change("s3 object", uri, action, () if head is None else ("content",), ("s3.PutObject",), put))
+        action: Action = "create" if held is None else "update"
+        changes.append(Change("s3 object", uri, action, () if held is None else ("content",), ("s3.PutObject",), put))
     return changes
-
-
-def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
-    from botocore.exceptions import ClientError
-
-    try:
-        return dict(s3.head_object(Bucket=bucket, Key=key))
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise

@@ -22,5 +22,22 @@ def client(service: str, region: str | None, **config: Any) -> Any:
     from botocore.config import Config
 
     session = boto3.session.Session(region_name=region or None)
-    endpoint = os.environ.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}") or os.environ.get("AWS_ENDPOINT_URL")
-    return session.client(service, endpoint_url=endpoint or None, config=Config(**config) if config else None)
+    return session.client(service, endpoint_url=endpoint_url(service), config=Config(**config) if config else None)
+
+
+def endpoint_url(service: str) -> str | None:
+    """The endpoint `AWS_ENDPOINT_URL_<SERVICE>` or `AWS_ENDPOINT_URL` names, or None (AWS itself)."""
+    return os.environ.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def resolved_credentials() -> tuple[Any, str | None]:
+    """(frozen credentials or None, region or None) as botocore's standard chain resolves them now.
+
+    For code that must hand the chain's answer to a non-botocore client (delta-rs): the
+    frozen credentials have `access_key`, `secret_key` and `token` (None unless temporary).
+    """
+    import boto3
+
+    session = boto3.session.Session()
+    credentials = session.get_credentials()
+    return (None if credentials is None else credentials.get_frozen_credentials()), session.region_name

@@ -19,6 +19,10 @@ commit's `userMetadata`; a `started` row with neither a final row nor a commit i
 Older `_runs` tables stay readable: columns added since (`rows_by_date`, `source_rows_by_day`) are merged on append
 (`mergeSchema`) and read as empty where absent.
 
+Two readers give the same records: `read_runs` through Spark, and `read_runs_direct` with
+delta-rs (no JVM: `history` and `status` use it through `read_run_log`, except where Lake
+Formation governs the tables and a direct read would bypass its grants).
+
 Instants are stored as Spark timestamps and read back through `unix_micros`, so they come
 back as timezone-aware UTC datetimes whatever the session or machine time zone is.
 """
@@ -37,6 +41,8 @@ from featurebank.redact import redact
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from featurebank.io.tables import RunCommit
 
 RUNS_TABLE = "_runs"
 RunStatus = Literal["started", "published", "gate_failed", "failed", "dry_run", "incomplete"]
@@ -102,11 +108,10 @@ def runs_path(feature_root: str) -> str:
 def _aws_caller_identity() -> str | None:
     """The ARN of the AWS principal this process runs as, or None where it cannot be known."""
     try:
-        import boto3
-        from botocore.config import Config
+        from featurebank.io.aws import client
 
-        config = Config(connect_timeout=5, read_timeout=5, retries={"max_attempts": 2})
-        return str(boto3.client("sts", config=config).get_caller_identity()["Arn"])
+        sts = client("sts", None, connect_timeout=5, read_timeout=5, retries={"max_attempts": 2})
+        return str(sts.get_caller_identity()["Arn"])
     except Exception:  # no credentials, no network: the user is then unknown, not an error
         return None
 
@@ -208,15 +213,6 @@ def append_final(spark: SparkSession, feature_root: str, record: RunRecord, atte
 
 # --- read ----------------------------------------------------------------------------------
 
-def _table_exists(spark: SparkSession, path: str) -> bool:
-    from delta.tables import DeltaTable
-
-    try:
-        return bool(DeltaTable.isDeltaTable(spark, path))
-    except Exception:
-        return False
-
-
 def _from_micros(micros: int | None) -> datetime:
     if micros is None:
         return datetime.fromtimestamp(0, tz=timezone.utc)
@@ -231,7 +227,41 @@ def read_runs(spark: SparkSession, feature_root: str, group: str | None = None) 
     committed is `incomplete`. Returns [] when nothing was ever logged. Ordered by
     `started_at`, then `run_id` (run ids sort by time), both descending.
     """
-    records = _reconcile(spark, feature_root, _stored_runs(spark, feature_root, group))
+    from featurebank.io.tables import committed_runs
+
+    records = _reconcile(feature_root, _stored_runs(spark, feature_root, group), lambda path: committed_runs(spark, path))
+    records.sort(key=lambda r: (r.started_at, r.run_id), reverse=True)
+    return records
+
+
+def read_run_log(feature_root: str, group: str | None = None, *, spark: Callable[[], SparkSession],
+                 lake_formation: bool) -> list[RunRecord]:
+    """The run log as `history` and `status` show it: JVM-free (`read_runs_direct`), or through
+    Spark (`read_runs`, the session from `spark()`) where Lake Formation governs the tables."""
+    if lake_formation:
+        return read_runs(spark(), feature_root, group)
+    return read_runs_direct(feature_root, group)
+
+
+def read_runs_direct(feature_root: str, group: str | None = None, *, lake_formation: bool = False) -> list[RunRecord]:
+    """`read_runs` without a JVM: the same records in the same order, read with delta-rs
+    (`io.metadata`; needs the `cli` extra). Where Lake Formation governs the tables
+    (`lake_formation`), it refuses (`UsageError`): use `read_runs` through Spark there.
+
+    One difference: a repaired run's `finished_at` is its commit's own timestamp, where Spark
+    reports the commit file's modification time (the two differ by the write's duration).
+    """
+    from featurebank.io.metadata import read_rows, table_history
+    from featurebank.io.tables import run_commits
+
+    def commits(path: str) -> dict[str, RunCommit]:
+        history = table_history(path, lake_formation=lake_formation)
+        return run_commits((int(h["version"]), int(h.get("timestamp") or 0) * 1000, h.get("userMetadata")) for h in history)
+
+    names = [f.name for f in fields(RunRecord) if f.name != "repaired"]
+    table = read_rows(runs_path(feature_root), names, lake_formation=lake_formation)
+    rows = [] if table is None else [r for r in table.to_pylist() if group is None or r["group"] == group]
+    records = _reconcile(feature_root, [_record(r) for r in rows], commits)
     records.sort(key=lambda r: (r.started_at, r.run_id), reverse=True)
     return records
 
@@ -240,8 +270,10 @@ def _stored_runs(spark: SparkSession, feature_root: str, group: str | None) -> l
     """The rows of `_runs` as stored (columns an older table lacks read as empty)."""
     from pyspark.sql import functions as F
 
+    from featurebank.io.tables import is_delta_table
+
     path = runs_path(feature_root)
-    if not _table_exists(spark, path):
+    if not is_delta_table(spark, path):
         return []
     frame = spark.read.format("delta").load(path)
     if group is not None:
@@ -255,17 +287,26 @@ def _stored_runs(spark: SparkSession, feature_root: str, group: str | None) -> l
         values = row.asDict()
         values["started_at"] = _from_micros(values["started_at"])
         values["finished_at"] = _from_micros(values["finished_at"])
-        values["rows_written"] = int(values["rows_written"] or 0)
-        for text in ("definition_hash", "checks_summary", "user", "env", "rows_by_date", "source_rows_by_day"):
-            values[text] = values.get(text) or ""
-        records.append(RunRecord(**values))
+        records.append(_record(values))
     return records
 
 
-def _reconcile(spark: SparkSession, feature_root: str, stored: list[RunRecord]) -> list[RunRecord]:
-    """One record per run; unsettled runs settled against their group's Delta history."""
-    from featurebank.io.tables import committed_runs
+def _record(values: dict[str, Any]) -> RunRecord:
+    """A stored row (instants as aware datetimes or None) as a RunRecord; absent text is ""."""
+    values = dict(values)
+    for instant in ("started_at", "finished_at"):
+        found = values.get(instant)
+        values[instant] = _from_micros(None) if found is None else found.astimezone(timezone.utc)
+    values["rows_written"] = int(values["rows_written"] or 0)
+    for text in ("definition_hash", "checks_summary", "user", "env", "rows_by_date", "source_rows_by_day"):
+        values[text] = values.get(text) or ""
+    return RunRecord(**values)
 
+
+def _reconcile(feature_root: str, stored: list[RunRecord],
+               commits_of: Callable[[str], dict[str, RunCommit]]) -> list[RunRecord]:
+    """One record per run; unsettled runs settled against their group's Delta history
+    (`commits_of(table path)`: run id → commit)."""
     rank = {"published": 3, "gate_failed": 2, "dry_run": 2, "failed": 1, "started": 0}
     best: dict[str, RunRecord] = {}
     for record in stored:  # a final row beats the started row; `published` beats a duplicate
@@ -274,7 +315,7 @@ def _reconcile(spark: SparkSession, feature_root: str, stored: list[RunRecord]) 
             best[record.run_id] = record
     unsettled = sorted({r.group for r in best.values() if r.status in ("started", "failed")})
     for group in unsettled:
-        for run_id, commit in committed_runs(spark, f"{feature_root.rstrip('/')}/{group}").items():
+        for run_id, commit in commits_of(f"{feature_root.rstrip('/')}/{group}").items():
             unsettled_run = best.get(run_id)
             if unsettled_run is not None and unsettled_run.status in ("started", "failed"):
                 best[run_id] = _repaired(unsettled_run, commit.version, commit.micros, commit.metadata)

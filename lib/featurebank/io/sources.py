@@ -305,6 +305,29 @@ def parquet_time_columns(
         ) from None
 
 
+def arrow_zoned_columns(path: str) -> dict[str, str]:
+    """{column: arrow type} of zoned timestamps as pandas/pyarrow recorded them in the Arrow schema
+    of the Parquet files at `path` (a training-set spine; their zone name,
+    which the Parquet footer alone reduces to "adjusted to UTC"); empty when unreadable, and
+    then the zone comes back as UTC: the same instants, shown in another zone."""
+    try:
+        import pyarrow.dataset as ds
+        import pyarrow.types as pat
+
+        schema = ds.dataset(path.replace("s3a://", "s3://", 1), format="parquet", partitioning="hive").schema
+        return {f.name: str(f.type) for f in schema if pat.is_timestamp(f.type) and f.type.tz}
+    except Exception:  # noqa: BLE001 - the zone's name is presentation; the instant is already exact
+        return {}
+
+
+def path_exists(spark: SparkSession, uri: str) -> bool:
+    """Whether `uri` (a source's readiness marker, say) exists, through the Hadoop file system
+    Spark reads the source with: same paths, schemes and credentials as the data."""
+    jvm: Any = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return bool(path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(path))  # type: ignore[attr-defined]
+
+
 def _normalise_type(type_name: str) -> str:
     name = re.sub(r"\s+", "", type_name.strip().lower())
     return _TYPE_ALIASES.get(name, name)

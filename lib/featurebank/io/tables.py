@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -87,7 +87,7 @@ def table_version(spark: SparkSession, path: str) -> int | None:
     """The latest committed version of the Delta table at `path`, or None if there is none."""
     from delta.tables import DeltaTable
 
-    if not _is_delta(spark, path):
+    if not is_delta_table(spark, path):
         return None
     row = DeltaTable.forPath(spark, path).history(1).select("version").first()
     return None if row is None else int(row[0])
@@ -95,7 +95,7 @@ def table_version(spark: SparkSession, path: str) -> int | None:
 
 def table_schema(spark: SparkSession, path: str) -> StructType | None:
     """The schema of the Delta table at `path`, or None if there is none."""
-    if not _is_delta(spark, path):
+    if not is_delta_table(spark, path):
         return None
     return spark.read.format("delta").load(path).schema
 
@@ -196,7 +196,7 @@ def publish(
                 break  # the commit landed; only its acknowledgement was lost
             backoff(attempt)
     version = _version_of_run(spark, path, run_id)
-    from featurebank.retention import ensure_retention
+    from featurebank.io.retention import ensure_retention
 
     ensure_retention(spark, path)  # at least conf's retention, so registered manifests rebuild
     if catalog_type in ("glue", "hive"):
@@ -245,7 +245,10 @@ def register_table(spark: SparkSession, group: str, path: str, database: str | N
     spark.sql(f"CREATE TABLE IF NOT EXISTS `{database}`.`{group}` USING DELTA LOCATION '{location}'")
 
 
-def _is_delta(spark: SparkSession, path: str) -> bool:
+def is_delta_table(spark: SparkSession, path: str) -> bool:
+    """Whether a Delta table is committed at `path`, as Spark's Delta sees it (same paths and
+    credentials as the data). The one such check: any failure to tell counts as no table.
+    (Without a JVM, `io.metadata`'s readers return None where there is no table.)"""
     from delta.tables import DeltaTable
 
     try:
@@ -273,7 +276,7 @@ def landed_version(spark: SparkSession, path: str, run_id: str, recent: int = 50
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
-    if not _is_delta(spark, path):
+    if not is_delta_table(spark, path):
         return None
     history = DeltaTable.forPath(spark, path).history(recent)
     row = history.where(F.col("userMetadata").contains(f'"run_id": "{run_id}"')).select("version").first()
@@ -295,15 +298,24 @@ def committed_runs(spark: SparkSession, path: str) -> dict[str, RunCommit]:
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
-    if not _is_delta(spark, path):
+    if not is_delta_table(spark, path):
         return {}
     history = DeltaTable.forPath(spark, path).history().where(F.col("userMetadata").isNotNull())
+    return run_commits((int(row[0]), int(row[1] or 0), row[2])
+                       for row in history.select("version", F.unix_micros("timestamp"), "userMetadata").collect())
+
+
+def run_commits(commits: Iterable[tuple[int, int, str | None]]) -> dict[str, RunCommit]:
+    """Run id → commit, from (version, UTC micros, userMetadata) of a table's commits: those
+    whose metadata is JSON naming a `run_id` (the Spark and the JVM-free readers share this)."""
     found: dict[str, RunCommit] = {}
-    for row in history.select("version", F.unix_micros("timestamp"), "userMetadata").collect():
+    for version, micros, text in commits:
+        if not text:
+            continue
         try:
-            metadata = json.loads(row[2])
+            metadata = json.loads(text)
         except ValueError:
             continue
         if isinstance(metadata, dict) and metadata.get("run_id"):
-            found[str(metadata["run_id"])] = RunCommit(int(row[0]), int(row[1] or 0), metadata)
+            found[str(metadata["run_id"])] = RunCommit(version, micros, metadata)
     return found

@@ -141,23 +141,21 @@ def manifest_location(path: str | Path) -> str:
 
 
 def write_manifest(manifest: Manifest, out: str) -> str:
-    """Write `out/_manifest.json` (local path or s3://); return its location."""
+    """Write `out/_manifest.json` (local path or s3://) atomically; return its location."""
+    from featurebank.io.files import write_text
+
     location = manifest_location(out)
-    filesystem, inner = open_filesystem(location)
-    if "://" not in location:  # object stores have no directories to create
-        filesystem.create_dir(inner.rpartition("/")[0], recursive=True)
-    with filesystem.open_output_stream(inner) as stream:
-        stream.write(manifest.to_json().encode("utf-8"))
+    write_text(location, manifest.to_json())
     return location
 
 
 def read_manifest(path: str | Path) -> Manifest:
     """Read a manifest file (or a training-set directory's); raises `UsageError` if unreadable."""
+    from featurebank.io.files import read_text
+
     location = manifest_location(path)
     try:
-        filesystem, inner = open_filesystem(location)
-        with filesystem.open_input_stream(inner) as stream:
-            text = stream.read().decode("utf-8")
+        text = read_text(location)
     except (OSError, ValueError) as error:
         raise UsageError(f"cannot read the manifest {location}: {error}") from None
     return Manifest.from_json(text, location)
@@ -190,26 +188,15 @@ def registered_manifests(feature_root: str) -> list[tuple[str, Manifest]]:
     Raises `UsageError` naming an entry that is not a manifest (nothing it pins could be
     kept safe).
     """
-    from pyarrow import fs
+    from featurebank.io.files import join, list_files
 
-    filesystem, inner = open_filesystem(registry_path(feature_root))
-    entries = filesystem.get_file_info(fs.FileSelector(inner, recursive=True, allow_not_found=True))
+    registry = registry_path(feature_root)
+    entries = [f for f in list_files(registry) if f.endswith(".json")]
     found = []
-    prefix = "" if "://" not in feature_root else feature_root.split("://", 1)[0] + "://"
-    for entry in sorted(entries, key=lambda e: e.base_name):
-        if entry.type == fs.FileType.File and entry.base_name.endswith(".json"):
-            location = prefix + entry.path
-            found.append((location, read_manifest(location)))
+    for entry in sorted(entries, key=lambda e: e.rpartition("/")[2]):  # build ids sort by time
+        location = join(registry, entry)
+        found.append((location, read_manifest(location)))
     return found
-
-
-def open_filesystem(location: str) -> tuple[Any, str]:
-    """A pyarrow filesystem and the path inside it, for a local path or an s3:// (s3a://) URI."""
-    from pyarrow import fs
-
-    if "://" not in location:
-        return fs.LocalFileSystem(), str(Path(location).resolve())
-    return fs.FileSystem.from_uri(location.replace("s3a://", "s3://", 1))  # type: ignore[no-any-return]
 
 
 def _date_ranges(days: Any) -> list[list[str]]:

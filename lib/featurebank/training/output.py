@@ -20,7 +20,8 @@ import posixpath
 from typing import TYPE_CHECKING, Any
 
 from featurebank.errors import UsageError
-from featurebank.training.manifest import MANIFEST_FILE, open_filesystem, read_manifest
+from featurebank.io import files
+from featurebank.training.manifest import MANIFEST_FILE, read_manifest
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -74,23 +75,20 @@ def check_output(out: str, feature_root: str, spine: str | None) -> None:
     See `output_conflict` for the path rules; beyond them `out` must not exist, or be an
     empty directory, or be a training set (its `_manifest.json` parses as a manifest).
     """
-    from pyarrow import fs
-
     fix = ("; nothing was written. Choose a new directory outside the feature root (e.g. "
            "warehouse/training/<name>) or the directory of an earlier training set to replace it")
     conflict = output_conflict(out, feature_root, spine)
     if conflict:
         raise UsageError(conflict + fix)
-    filesystem, inner = open_filesystem(out)
-    info = filesystem.get_file_info(inner)
-    if info.type == fs.FileType.File:
+    found = files.kind(out)
+    if found == "file":
         raise UsageError(f"--out {out} is a file, not a directory" + fix)
-    if info.type != fs.FileType.Directory:
+    if found != "directory":
         return
-    entries = filesystem.get_file_info(fs.FileSelector(inner, allow_not_found=True))
-    if not entries:
+    names = files.list_names(out)
+    if not names:
         return
-    if not any(e.base_name == MANIFEST_FILE for e in entries):
+    if MANIFEST_FILE not in names:
         raise UsageError(f"--out {out} is a non-empty directory and not a training set (it has no {MANIFEST_FILE})"
                          + fix)
     try:
@@ -124,20 +122,20 @@ def _restore_zones(out: str, zones: dict[str, str]) -> None:
     """Rewrite each part file with the zones in its Arrow schema (the instants are unchanged)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from pyarrow import fs
 
-    filesystem, inner = open_filesystem(out)
-    for entry in filesystem.get_file_info(fs.FileSelector(inner)):
-        if entry.type != fs.FileType.File or not entry.base_name.endswith(".parquet"):
+    for name in files.list_names(out):
+        if not name.endswith(".parquet"):
             continue
-        table = pq.read_table(entry.path, filesystem=filesystem)
+        location = files.join(out, name)
+        table = pq.read_table(pa.BufferReader(files.read_bytes(location)))
         fields = [pa.field(f.name, pa.timestamp(f.type.unit, tz=zones[f.name]), f.nullable, f.metadata)
                   if f.name in zones and pa.types.is_timestamp(f.type) else f for f in table.schema]
         table = table.cast(pa.schema(fields, metadata=table.schema.metadata))
-        pq.write_table(table, entry.path, filesystem=filesystem)
-        checksum = f"{entry.path.rpartition('/')[0]}/.{entry.base_name}.crc"  # Hadoop's local checksum, now stale
-        if filesystem.get_file_info(checksum).type == fs.FileType.File:
-            filesystem.delete_file(checksum)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        files.write_bytes(location, sink.getvalue().to_pybytes())
+        if not files.is_s3(out):
+            files.delete(files.join(out, f".{name}.crc"))  # Hadoop's local checksum, now stale
 
 
 def spine_path(spine: Any) -> str | None:

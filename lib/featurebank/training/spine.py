@@ -34,10 +34,12 @@ class SpineProfile:
     schema: tuple[tuple[str, str], ...]
 
 
-def spine_format(path: str) -> str:
-    """`delta` for a directory with `_delta_log`, `csv` for `.csv` paths, else `parquet`."""
+def spine_format(spark: SparkSession, path: str) -> str:
+    """`delta` for a Delta table, `csv` for `.csv` paths, else `parquet`."""
+    from featurebank.io.tables import is_delta_table
+
     local = Path(path.removeprefix("file://"))
-    if (local / "_delta_log").is_dir():
+    if is_delta_table(spark, path):
         return "delta"
     if path.lower().rstrip("/").endswith(".csv") or (local.is_dir() and any(local.glob("*.csv"))):
         return "csv"
@@ -155,10 +157,10 @@ def _from_path(spark: SparkSession, path: str, timestamp_column: str, timezone: 
     the same way."""
     from pyspark.sql import functions as F
 
-    from featurebank.io.sources import parquet_time_columns
+    from featurebank.io.sources import arrow_zoned_columns, parquet_time_columns
     from featurebank.compile.plan import SourceRead
 
-    fmt = spine_format(path)
+    fmt = spine_format(spark, path)
     try:
         reader = spark.read.option("header", "true") if fmt == "csv" else spark.read
         frame = reader.format(fmt).load(path)
@@ -171,7 +173,7 @@ def _from_path(spark: SparkSession, path: str, timestamp_column: str, timezone: 
         return frame
     source = SourceRead(name="spine", format=fmt, location=path, timestamp=timestamp_column,
                         columns=tuple(frame.columns), declared_types=(), read_start=None, read_end_exclusive=None)
-    footer = {**parquet_time_columns(spark, source), **_arrow_zoned_columns(path)}
+    footer = {**parquet_time_columns(spark, source), **arrow_zoned_columns(path)}
     types = dict(frame.dtypes)
     zones: dict[str, str] = {}
     columns = []
@@ -187,20 +189,6 @@ def _from_path(spark: SparkSession, path: str, timestamp_column: str, timezone: 
             zones[name] = zone
         columns.append(column.alias(name))
     return _with_zones(frame.select(*columns), zones)
-
-
-def _arrow_zoned_columns(path: str) -> dict[str, str]:
-    """{column: arrow type} of zoned timestamps as pandas/pyarrow recorded them (their zone name,
-    which the Parquet footer alone reduces to "adjusted to UTC"); empty when unreadable, and
-    then the zone comes back as UTC: the same instants, shown in another zone."""
-    try:
-        import pyarrow.dataset as ds
-        import pyarrow.types as pat
-
-        schema = ds.dataset(path.replace("s3a://", "s3://", 1), format="parquet", partitioning="hive").schema
-        return {f.name: str(f.type) for f in schema if pat.is_timestamp(f.type) and f.type.tz}
-    except Exception:  # noqa: BLE001 - the zone's name is presentation; the instant is already exact
-        return {}
 
 
 def _ntz_from_micros(micros: str) -> str:

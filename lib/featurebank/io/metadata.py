@@ -1,0 +1,157 @@
+"""Delta table metadata without a JVM: version, properties, schema and commit history via delta-rs.
+
+`featurebank plan`, `status` and `history` need a table's version, its properties, its
+schema or the run log, none of which needs computing. The `deltalake` package (delta-rs)
+reads the Delta log directly, so these commands start no JVM. It ships in the `cli` extra
+(`pip install 'featurebank[cli]'`), never in what cluster jobs install, and is imported
+lazily: without it, these functions raise a `UsageError` saying how to install it.
+
+Every function takes a location (a local path, `file://`, `s3://` or `s3a://`) and returns
+None when no Delta table is there. On S3, botocore's standard chain resolves the credentials
+and region (`featurebank.io.aws.resolved_credentials`) and `AWS_ENDPOINT_URL` the endpoint;
+delta-rs gets them as storage options (Spark keeps its own S3A chain).
+
+Lake Formation: where conf turns it on (`governance.lake_formation`, see
+`definitions.governance.governance_of`), it governs every table under the feature root by
+column grants that a direct read of the files would bypass. Callers pass
+`lake_formation=True` there, and the read is refused with a sentence naming the table: read
+it through the catalog (Spark) instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from featurebank.errors import RuntimeFailure, UsageError
+from featurebank.io.files import is_s3, local_path
+
+INSTALL_HINT = "pip install 'featurebank[cli]'"
+# Delta's type names where Spark's `simpleString()` spells them differently.
+_SPARK_NAMES = {"long": "bigint", "integer": "int", "short": "smallint", "byte": "tinyint"}
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    """One column of a Delta table: its type spelled as Spark's `DataType.simpleString()`."""
+
+    name: str
+    type: str
+    nullable: bool
+    comment: str = ""
+
+
+def table_version(location: str, *, lake_formation: bool = False) -> int | None:
+    """The latest committed version of the Delta table at `location`, or None if there is none."""
+    table = _open(location, lake_formation)
+    return None if table is None else int(table.version())
+
+
+def table_properties(location: str, *, lake_formation: bool = False) -> dict[str, str] | None:
+    """The table's properties (Delta's `configuration`: `featurebank.*`, `delta.*`), or None
+    if there is no table."""
+    table = _open(location, lake_formation)
+    return None if table is None else {str(k): str(v) for k, v in table.metadata().configuration.items()}
+
+
+def table_schema(location: str, *, lake_formation: bool = False) -> tuple[TableColumn, ...] | None:
+    """The table's columns in order (types as Spark spells them, comments included), or None."""
+    table = _open(location, lake_formation)
+    if table is None:
+        return None
+    document = json.loads(table.schema().to_json())
+    return tuple(
+        TableColumn(f["name"], spark_type(f["type"]), bool(f.get("nullable", True)),
+                    str((f.get("metadata") or {}).get("comment", "")))
+        for f in document["fields"]
+    )
+
+
+def table_history(location: str, *, lake_formation: bool = False) -> list[dict[str, Any]]:
+    """Every commit's `commitInfo` (newest first; `version`, `timestamp` in epoch milliseconds,
+    `userMetadata` when the writer gave one), [] when there is no table."""
+    table = _open(location, lake_formation)
+    return [] if table is None else list(table.history())
+
+
+def read_rows(location: str, columns: list[str] | None = None, *, lake_formation: bool = False) -> Any:
+    """The table's current rows as a `pyarrow.Table` (only `columns` when given, those the
+    table has), or None when there is no table. For small featurebank tables (the run log)."""
+    table = _open(location, lake_formation)
+    if table is None:
+        return None
+    present = None if columns is None else [c for c in columns if c in {f.name for f in table.schema().fields}]
+    return table.to_pyarrow_table(columns=present)
+
+
+def spark_type(delta_type: Any) -> str:
+    """A Delta schema type (its JSON form) spelled as Spark's `simpleString()`."""
+    if isinstance(delta_type, str):
+        return _SPARK_NAMES.get(delta_type, delta_type)
+    kind = delta_type["type"]
+    if kind == "array":
+        return f"array<{spark_type(delta_type['elementType'])}>"
+    if kind == "map":
+        return f"map<{spark_type(delta_type['keyType'])},{spark_type(delta_type['valueType'])}>"
+    if kind == "struct":
+        return "struct<" + ",".join(f"{f['name']}:{spark_type(f['type'])}" for f in delta_type["fields"]) + ">"
+    raise ValueError(f"unknown Delta type {delta_type!r}")
+
+
+def storage_options(location: str) -> dict[str, str]:
+    """What delta-rs needs to reach `location`: for S3, botocore's resolved credentials, region
+    and endpoint (plain-HTTP endpoints allowed, as a local S3 fake uses); {} for local paths.
+
+    Raises `RuntimeFailure` when the chain finds no credentials for an S3 location.
+    """
+    if not is_s3(location):
+        return {}
+    from featurebank.io.aws import endpoint_url, resolved_credentials
+
+    credentials, region = resolved_credentials()
+    if credentials is None:
+        raise RuntimeFailure(f"cannot read the Delta log of {location}: botocore's credential chain found no AWS "
+                             "credentials; set AWS_PROFILE or the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY pair, or run "
+                             "where an instance or task role applies")
+    options = {"AWS_ACCESS_KEY_ID": credentials.access_key, "AWS_SECRET_ACCESS_KEY": credentials.secret_key}
+    if credentials.token:
+        options["AWS_SESSION_TOKEN"] = credentials.token
+    if region:
+        options["AWS_REGION"] = region
+    endpoint = endpoint_url("s3")
+    if endpoint:
+        options["AWS_ENDPOINT_URL"] = endpoint
+        if endpoint.startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+    return options
+
+
+def _uri(location: str) -> str:
+    """The location as delta-rs names it: `s3://` for every S3 spelling, local paths absolute."""
+    if is_s3(location):
+        return "s3://" + location.split("://", 1)[1]
+    return str(Path(local_path(location)).resolve())
+
+
+def _open(location: str, lake_formation: bool) -> Any:
+    """The delta-rs table at `location`, or None when there is none; refusals as the module says."""
+    if lake_formation:
+        raise UsageError(f"the Delta table at {location} is governed by Lake Formation (governance.lake_formation in "
+                         "conf), whose column grants a direct read of its files would bypass; read it through the "
+                         "catalog (Spark) instead")
+    try:
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+    except ImportError:
+        raise UsageError(f"reading Delta tables without Spark needs the deltalake package: {INSTALL_HINT}") from None
+    uri = _uri(location)
+    options = storage_options(location)
+    try:
+        return DeltaTable(uri, storage_options=options or None)
+    except TableNotFoundError:
+        return None
+    except OSError as error:
+        raise RuntimeFailure(f"cannot read the Delta log of {location}: {str(error).splitlines()[0]}; check the path "
+                             "and access to it") from None
