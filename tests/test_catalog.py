@@ -15,18 +15,18 @@ import pytest
 from featurebank.catalog.lineage import feature_node_id as feat
 from featurebank.catalog.lineage import group_lineage, project_lineage
 from featurebank.catalog.lineage import source_node_id as src
-from featurebank.catalog.semantics import group_semantics
+from featurebank.compile.semantics import group_semantics
 from featurebank.catalog.status import expected_date, group_status
-from featurebank.catalog.table_metadata import (
+from featurebank.io.table_metadata import (
     column_comments,
     metadata_statements,
     sql_string,
-    table_properties,
+    group_properties,
     table_reference,
 )
 from featurebank.cli import main
 from featurebank.definitions import load_project
-from featurebank.compile.plan import compile_plan
+from featurebank.compile.run import compile_plan
 from featurebank.io.runlog import RunRecord
 
 D = date(2024, 3, 1)
@@ -261,7 +261,7 @@ def test_comments_properties_and_table_comment_never_carry_an_env_value(project)
     output = tuple(replace(c, description=f"ask {secret}") if c.name == "spend_sum_30d" else c for c in plan.output)
     plan = replace(plan, output=output, owner=f"team {secret}", description=f"group of {secret}")
     assert column_comments(plan)["spend_sum_30d"].startswith(f"ask {MASK}.")
-    assert table_properties(plan)["featurebank.owner"] == f"team {MASK}"
+    assert group_properties(plan)["featurebank.owner"] == f"team {MASK}"
     statements = metadata_statements(plan, table_reference(plan), {}, {}, None)
     assert statements and not any(secret in s for s in statements)
     assert f"COMMENT ON TABLE {table_reference(plan)} IS 'group of {MASK}'" in statements
@@ -277,9 +277,9 @@ def test_metadata_statements_change_only_what_differs_and_escape_quotes(project)
     assert table_reference(plan, "glue", "features") == "`features`.`customer_card_spend`"
     current = dict(comments)
     current["txn_count_7d"] = "old words"
-    statements = metadata_statements(plan, table, current, table_properties(plan), plan.description)
+    statements = metadata_statements(plan, table, current, group_properties(plan), plan.description)
     assert statements == [f"ALTER TABLE {table} ALTER COLUMN `txn_count_7d` COMMENT {sql_string(comments['txn_count_7d'])}"]
-    assert metadata_statements(plan, table, comments, table_properties(plan), plan.description) == []
+    assert metadata_statements(plan, table, comments, group_properties(plan), plan.description) == []
     assert sql_string("status = 'SETTLED' \\ x") == "'status = \\'SETTLED\\' \\\\ x'"
 
 
@@ -289,7 +289,7 @@ def test_comments_and_properties_land_on_the_delta_table_and_a_second_apply_chan
 
     from delta.tables import DeltaTable
 
-    from featurebank.catalog.table_metadata import apply_table_metadata, with_column_comments
+    from featurebank.io.table_metadata import apply_table_metadata, with_column_comments
 
     plan = replace(_plan(project, "merchant_risk"), table_path=str(tmp_path / "merchant_risk"))
     columns = ", ".join(f"cast(null as {c.type if c.type != '?' else 'string'}) as `{c.name}`"
@@ -306,7 +306,7 @@ def test_comments_and_properties_land_on_the_delta_table_and_a_second_apply_chan
     assert len(statements) == 2  # properties and the table comment; the column comments were there
     detail = DeltaTable.forPath(spark, plan.table_path).detail().first()
     assert detail["description"] == plan.description
-    assert {k: v for k, v in detail["properties"].items() if k.startswith("featurebank.")} == table_properties(plan)
+    assert {k: v for k, v in detail["properties"].items() if k.startswith("featurebank.")} == group_properties(plan)
     assert json.loads(detail["properties"]["featurebank.tags"]) == {"domain": "fraud"}
     version = DeltaTable.forPath(spark, plan.table_path).history(1).first()["version"]
     assert apply_table_metadata(spark, plan) == []

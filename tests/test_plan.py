@@ -14,7 +14,9 @@ import pytest
 from featurebank.cli import main
 from featurebank.definitions import load_project
 from featurebank.errors import UsageError
-from featurebank.compile.plan import KEY_CHECK, compile_plan, definition_hash, run_order
+from featurebank.compile.group import KEY_CHECK, definition_hash
+from featurebank.compile.order import run_order
+from featurebank.compile.run import compile_plan
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CORPUS_BASE = Path(__file__).resolve().parent / "definitions_corpus" / "_base"

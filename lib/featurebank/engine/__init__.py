@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from featurebank.compile.plan import Plan
+    from featurebank.compile.run import Plan
 
 
 def compute_batch(spark: SparkSession, plan: Plan) -> DataFrame:
