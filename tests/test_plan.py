@@ -14,7 +14,7 @@ import pytest
 from featurebank.cli import main
 from featurebank.definitions import load_project
 from featurebank.errors import UsageError
-from featurebank.compile.group import KEY_CHECK, definition_hash
+from featurebank.compile.group import KEY_CHECK, compile_group
 from featurebank.compile.order import run_order
 from featurebank.compile.run import compile_plan
 
@@ -122,9 +122,9 @@ def test_types_follow_spark_rules_for_sums_and_extremes(tmp_path: Path) -> None:
 def test_definition_hash_ignores_where_a_definition_is_written_but_not_what_it_says(tmp_path: Path) -> None:
     group = ("kind: feature_group\nname: g\nentity: customer\nsource: txns\naggregations:\n"
              "  - {name: s, expr: amount, function: sum, windows: [7d]}\n")
-    first = definition_hash(load_project(small_project(tmp_path / "a", group), "local"), "g")
-    moved = definition_hash(load_project(small_project(tmp_path / "b", "# moved down\n\n" + group), "local"), "g")
-    changed = definition_hash(load_project(small_project(tmp_path / "c", group.replace("7d", "14d")), "local"), "g")
+    first = compile_group(load_project(small_project(tmp_path / "a", group), "local"), "g").data_hash
+    moved = compile_group(load_project(small_project(tmp_path / "b", "# moved down\n\n" + group), "local"), "g").data_hash
+    changed = compile_group(load_project(small_project(tmp_path / "c", group.replace("7d", "14d")), "local"), "g").data_hash
     assert first == moved != changed
     assert len(first) == 16 and int(first, 16) >= 0
 

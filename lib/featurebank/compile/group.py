@@ -8,10 +8,12 @@ time zone and the table path, owner/description/tags, and two hashes:
 - `data_hash` changes exactly when a published value could change: the normalised SQL
   (sqlglot, Spark dialect: whitespace, comments and keyword case do not count) of the filter
   and of every expression, the functions and windows, the output names, the entity keys, the
-  source's identity (format, location, options, timestamp column) and the declared types of
-  the columns read, the ttl, the project time zone and `ENGINE_VERSION`. Conf variables are
-  resolved into the expressions and the location before hashing, so a variable reaches the
-  hash exactly where it reaches the computation.
+  source's identity (name, format, options, timestamp column, the group whose table it
+  reads) and the declared types of the columns read, the ttl, the project time zone and
+  `ENGINE_VERSION`. Conf variables are resolved into the expressions and options before
+  hashing, so a variable reaches the hash exactly where it reaches the computation. Where an
+  environment keeps the source (its resolved location) is not part of it: dev and prod runs
+  of one commit, and two checkouts of one repository, carry the same hashes.
 - `metadata_hash` covers what describes or governs the values without changing one:
   descriptions, owners, tags, PII declarations, the checks (they decide whether a batch is
   published, not what it holds) and when a run may publish (lag, readiness, empty input).
@@ -237,7 +239,7 @@ def compile_group(project: Project, group: str | FeatureGroup) -> CompiledGroup:
             "kind": definition.kind,
             "keys": keys,
             "timezone": project.config.timezone,
-            "source": {"format": read.format, "location": _portable(read.location, project), "options": read.options,
+            "source": {"name": source.name, "format": read.format, "options": read.options, "group": source.group,
                        "timestamp": read.timestamp, "declared_types": read.declared_types},
             "filter": normalised_sql(definition.filter),
             "aggregates": [(a.name, a.function, normalised_sql(a.expr), a.windows) for a in aggregates],
@@ -315,13 +317,6 @@ def normalised_sql(text: str | None) -> str | None:
         return " ".join(text.split())
 
 
-def _portable(location: str, project: Project) -> str:
-    """A location inside the project directory, relative to it: where a repository is
-    checked out does not change what it computes."""
-    root = str(project.root).rstrip("/")
-    return "<project>" + location[len(root):] if location == root or location.startswith(root + "/") else location
-
-
 def _digest(document: Any) -> str:
     """First 16 hex digits of the sha256 of `document` as canonical JSON."""
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
@@ -334,9 +329,8 @@ def _metadata_hash(project: Project, definition: FeatureGroup) -> str:
     entity = project.entities[definition.entity]
     documented = [(a.name, a.description, a.tags, None) for a in definition.aggregations]
     documented += [(f.name, f.description, f.tags, f.declassified) for f in (*definition.features, *definition.derived)]
-    signal = source.readiness
-    readiness = None if signal is None else (
-        _portable(signal.marker, project) if signal.marker else None, signal.daily_min, signal.daily_max, signal.watermark)
+    signal = source.readiness  # the marker's path is where this environment keeps it, like a location
+    readiness = None if signal is None else (signal.kind, signal.daily_min, signal.daily_max, signal.watermark)
     return _digest({
         "group": (definition.description, definition.owner, definition.tags),
         "features": documented,
