@@ -327,7 +327,7 @@ def _metadata_hash(project: Project, definition: FeatureGroup) -> str:
     """The hash of what describes, governs or gates the group (see the module docstring)."""
     source = project.sources[definition.source]
     entity = project.entities[definition.entity]
-    documented = [(a.name, a.description, a.tags, None) for a in definition.aggregations]
+    documented: list[tuple[str, str, Any, str | None]] = [(a.name, a.description, a.tags, None) for a in definition.aggregations]
     documented += [(f.name, f.description, f.tags, f.declassified) for f in (*definition.features, *definition.derived)]
     signal = source.readiness  # the marker's path is where this environment keeps it, like a location
     readiness = None if signal is None else (signal.kind, signal.daily_min, signal.daily_max, signal.watermark)
