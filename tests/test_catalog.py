@@ -311,3 +311,51 @@ def test_comments_and_properties_land_on_the_delta_table_and_a_second_apply_chan
     version = DeltaTable.forPath(spark, plan.table_path).history(1).first()["version"]
     assert apply_table_metadata(spark, plan) == []
     assert DeltaTable.forPath(spark, plan.table_path).history(1).first()["version"] == version
+
+
+# --- training-set manifests against data_hash (issue 17) ---------------------------------------
+
+
+def _manifest(root: Path, name: str, groups: list[dict]) -> None:  # type: ignore[type-arg]
+    directory = root / "warehouse" / "training" / name
+    directory.mkdir(parents=True)
+    document = {"format": 1, "training_set": "card_fraud_v1", "created_at": f"2024-03-0{len(name)}T00:00:00+00:00",
+                "groups": [{"read": {"group": g["group"]}, "version": 3, **g["hash"]} for g in groups]}
+    (directory / "_manifest.json").write_text(json.dumps(document))
+
+
+def test_a_manifest_stays_current_when_only_a_description_changed(example_project: Path) -> None:
+    from featurebank.catalog.collect import PINNED_WORDS, collect_catalog, pinned_state
+    from featurebank.compile.group import compile_group
+
+    project = load_project(example_project, "local")
+    pinned = {g: compile_group(project, g).data_hash for g in ("customer_card_spend", "customer_profile")}
+    _manifest(example_project, "v1", [{"group": g, "hash": {"data_hash": h}} for g, h in pinned.items()])
+    _manifest(example_project, "v22", [{"group": "customer_profile", "hash": {"definition_hash": "b8e8891a135ca7cd"}}])
+    spend = example_project / "features" / "cards" / "customer_card_spend.yaml"
+    spend.write_text(spend.read_text().replace("description: Total settled card spend", "description: Settled spend"))
+    profile = example_project / "features" / "customers" / "profile.yaml"
+    profile.write_text(profile.read_text().replace("upper(segment)", "lower(segment)"))
+
+    catalog = collect_catalog(load_project(example_project, "local"), now=datetime(2024, 3, 2, tzinfo=timezone.utc))
+    manifests = {m.path.rsplit("/", 1)[-1]: m for m in catalog.training_sets["card_fraud_v1"].manifests}
+    states = {(name, g): pinned_state(catalog, g, h) for name, m in manifests.items() for g, _, h in m.groups}
+    assert states == {("v1", "customer_card_spend"): "current", ("v1", "customer_profile"): "changed",
+                      ("v22", "customer_profile"): "older"}
+    assert PINNED_WORDS["older"] == "pinned by an older featurebank: re-pin to compare"
+
+
+def test_a_training_manifest_written_before_data_hashes_still_reads() -> None:
+    from featurebank.training.manifest import GroupRead, Manifest, PinnedGroup
+
+    read = GroupRead("g", "aggregation", ("customer_id",), None, "/t/g", (("f_7d", "f_7d"),), ())
+    manifest = Manifest.new(training_set="t", requested=("g:f_7d",), features=("g:f_7d",), timestamp_column="ts",
+                            full_names=False, allow_missing=False, timezone="UTC", env="local",
+                            groups=(PinnedGroup(read, 3, "0123456789abcdef"),))
+    document = json.loads(manifest.to_json())
+    assert document["groups"][0]["data_hash"] == "0123456789abcdef"
+    old = dict(document["groups"][0])
+    del old["data_hash"]
+    old["definition_hash"] = "fedcba9876543210"
+    document["groups"] = [old]
+    assert Manifest.from_json(json.dumps(document)).groups[0].data_hash is None
