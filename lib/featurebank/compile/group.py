@@ -32,7 +32,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from featurebank.definitions.expressions import ExpressionError, infer_type, normalise_type, parse_expression, referenced_columns
+from featurebank.definitions.expressions import (
+    ExpressionError,
+    infer_type,
+    normalise_type,
+    parse_expression,
+    referenced_columns,
+)
 from featurebank.definitions.loader import did_you_mean
 from featurebank.definitions.model import COUNT_FUNCTIONS, DEFAULT_LAG_DAYS, FeatureGroup, Project, Readiness
 from featurebank.errors import UsageError
@@ -327,7 +333,8 @@ def _metadata_hash(project: Project, definition: FeatureGroup) -> str:
     """The hash of what describes, governs or gates the group (see the module docstring)."""
     source = project.sources[definition.source]
     entity = project.entities[definition.entity]
-    documented: list[tuple[str, str, Any, str | None]] = [(a.name, a.description, a.tags, None) for a in definition.aggregations]
+    documented: list[tuple[str, str, Any, str | None]] = [
+        (a.name, a.description, a.tags, None) for a in definition.aggregations]
     documented += [(f.name, f.description, f.tags, f.declassified) for f in (*definition.features, *definition.derived)]
     signal = source.readiness  # the marker's path is where this environment keeps it, like a location
     readiness = None if signal is None else (signal.kind, signal.daily_min, signal.daily_max, signal.watermark)

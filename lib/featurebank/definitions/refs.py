@@ -60,7 +60,7 @@ def resolve_references(project: Project, references: Sequence[str], *, full_name
     provider: dict[str, str] = {}  # column -> the group that provides it
     if not references:
         problems.append((None, "no features requested; name a training set or give group:feature references"
-                         if asker == AD_HOC else f"{asker} lists no features; list group:feature references under features:"))
+                         if asker == AD_HOC else f"{asker} lists no features; list group:feature references"))
     for index, reference in enumerate(references):
         group_name, sep, feature = reference.partition(":")
         if not sep or not group_name or not feature or any(c.isspace() for c in reference):
