@@ -6,7 +6,8 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from featurebank.compile.plan import KEY_CHECK, AggregateSpec, CheckSpec, OutputColumn, Plan, SourceRead
+from featurebank.compile.group import KEY_CHECK, AggregateSpec, CheckSpec, OutputColumn, SourceRead
+from featurebank.compile.run import Plan
 
 BATCH_DDL = "customer_id STRING, feature_date DATE, feature_ts TIMESTAMP, spend_sum_7d DOUBLE, txn_count_7d BIGINT"
 
@@ -25,7 +26,7 @@ COUNT_MOSTLY_PRESENT = CheckSpec(
 
 
 def make_plan(table_path: str, start: date, end: date, *, checks: tuple[CheckSpec, ...] | None = None,
-              group: str = "spend", definition_hash: str = "hash-1") -> Plan:
+              group: str = "spend", data_hash: str = "hash-1") -> Plan:
     """An aggregation plan for a `spend` group with two features, as compile_plan would give."""
     return Plan(
         group=group,
@@ -52,7 +53,8 @@ def make_plan(table_path: str, start: date, end: date, *, checks: tuple[CheckSpe
         ),
         checks=KEY_CHECKS + (SPEND_NOT_NEGATIVE, COUNT_MOSTLY_PRESENT) if checks is None else checks,
         lineage=(),
-        definition_hash=definition_hash,
+        data_hash=data_hash,
+        metadata_hash="metadata-1",
     )
 
 

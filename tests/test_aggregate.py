@@ -11,7 +11,8 @@ import pytest
 from oracles.aggregate_oracle import OracleAggregate, snapshots
 
 from featurebank.engine.aggregate import DIRECT_MAX_DATES, compute_aggregation
-from featurebank.compile.plan import AggregateSpec, ExprSpec, OutputColumn, Plan, SourceRead
+from featurebank.compile.group import AggregateSpec, ExprSpec, OutputColumn, SourceRead
+from featurebank.compile.run import Plan
 
 SCHEMA = "customer_id string, event_ts timestamp, amount double, qty int, merchant string, channel string, status string"
 COLUMNS = ("customer_id", "event_ts", "amount", "qty", "merchant", "channel", "status")
@@ -70,7 +71,7 @@ def make_plan(
     return Plan(
         group="g", kind="aggregation", entity="customer", keys=("customer_id",), source=source, filter=filter,
         aggregates=aggregates, derived=derived, features=(), ttl_days=None, start=start, end=end,
-        timezone=timezone, table_path="/tmp/none", output=tuple(output), checks=(), lineage=(), definition_hash="x",
+        timezone=timezone, table_path="/tmp/none", output=tuple(output), checks=(), lineage=(), data_hash="x", metadata_hash="x",
     )
 
 

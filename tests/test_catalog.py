@@ -15,18 +15,18 @@ import pytest
 from featurebank.catalog.lineage import feature_node_id as feat
 from featurebank.catalog.lineage import group_lineage, project_lineage
 from featurebank.catalog.lineage import source_node_id as src
-from featurebank.catalog.semantics import group_semantics
+from featurebank.compile.semantics import group_semantics
 from featurebank.catalog.status import expected_date, group_status
-from featurebank.catalog.table_metadata import (
+from featurebank.io.table_metadata import (
     column_comments,
     metadata_statements,
     sql_string,
-    table_properties,
+    group_properties,
     table_reference,
 )
 from featurebank.cli import main
 from featurebank.definitions import load_project
-from featurebank.compile.plan import compile_plan
+from featurebank.compile.run import compile_plan
 from featurebank.io.runlog import RunRecord
 
 D = date(2024, 3, 1)
@@ -261,7 +261,7 @@ def test_comments_properties_and_table_comment_never_carry_an_env_value(project)
     output = tuple(replace(c, description=f"ask {secret}") if c.name == "spend_sum_30d" else c for c in plan.output)
     plan = replace(plan, output=output, owner=f"team {secret}", description=f"group of {secret}")
     assert column_comments(plan)["spend_sum_30d"].startswith(f"ask {MASK}.")
-    assert table_properties(plan)["featurebank.owner"] == f"team {MASK}"
+    assert group_properties(plan)["featurebank.owner"] == f"team {MASK}"
     statements = metadata_statements(plan, table_reference(plan), {}, {}, None)
     assert statements and not any(secret in s for s in statements)
     assert f"COMMENT ON TABLE {table_reference(plan)} IS 'group of {MASK}'" in statements
@@ -277,9 +277,9 @@ def test_metadata_statements_change_only_what_differs_and_escape_quotes(project)
     assert table_reference(plan, "glue", "features") == "`features`.`customer_card_spend`"
     current = dict(comments)
     current["txn_count_7d"] = "old words"
-    statements = metadata_statements(plan, table, current, table_properties(plan), plan.description)
+    statements = metadata_statements(plan, table, current, group_properties(plan), plan.description)
     assert statements == [f"ALTER TABLE {table} ALTER COLUMN `txn_count_7d` COMMENT {sql_string(comments['txn_count_7d'])}"]
-    assert metadata_statements(plan, table, comments, table_properties(plan), plan.description) == []
+    assert metadata_statements(plan, table, comments, group_properties(plan), plan.description) == []
     assert sql_string("status = 'SETTLED' \\ x") == "'status = \\'SETTLED\\' \\\\ x'"
 
 
@@ -289,7 +289,7 @@ def test_comments_and_properties_land_on_the_delta_table_and_a_second_apply_chan
 
     from delta.tables import DeltaTable
 
-    from featurebank.catalog.table_metadata import apply_table_metadata, with_column_comments
+    from featurebank.io.table_metadata import apply_table_metadata, with_column_comments
 
     plan = replace(_plan(project, "merchant_risk"), table_path=str(tmp_path / "merchant_risk"))
     columns = ", ".join(f"cast(null as {c.type if c.type != '?' else 'string'}) as `{c.name}`"
@@ -306,8 +306,56 @@ def test_comments_and_properties_land_on_the_delta_table_and_a_second_apply_chan
     assert len(statements) == 2  # properties and the table comment; the column comments were there
     detail = DeltaTable.forPath(spark, plan.table_path).detail().first()
     assert detail["description"] == plan.description
-    assert {k: v for k, v in detail["properties"].items() if k.startswith("featurebank.")} == table_properties(plan)
+    assert {k: v for k, v in detail["properties"].items() if k.startswith("featurebank.")} == group_properties(plan)
     assert json.loads(detail["properties"]["featurebank.tags"]) == {"domain": "fraud"}
     version = DeltaTable.forPath(spark, plan.table_path).history(1).first()["version"]
     assert apply_table_metadata(spark, plan) == []
     assert DeltaTable.forPath(spark, plan.table_path).history(1).first()["version"] == version
+
+
+# --- training-set manifests against data_hash (issue 17) ---------------------------------------
+
+
+def _manifest(root: Path, name: str, groups: list[dict]) -> None:  # type: ignore[type-arg]
+    directory = root / "warehouse" / "training" / name
+    directory.mkdir(parents=True)
+    document = {"format": 1, "training_set": "card_fraud_v1", "created_at": f"2024-03-0{len(name)}T00:00:00+00:00",
+                "groups": [{"read": {"group": g["group"]}, "version": 3, **g["hash"]} for g in groups]}
+    (directory / "_manifest.json").write_text(json.dumps(document))
+
+
+def test_a_manifest_stays_current_when_only_a_description_changed(example_project: Path) -> None:
+    from featurebank.catalog.collect import PINNED_WORDS, collect_catalog, pinned_state
+    from featurebank.compile.group import compile_group
+
+    project = load_project(example_project, "local")
+    pinned = {g: compile_group(project, g).data_hash for g in ("customer_card_spend", "customer_profile")}
+    _manifest(example_project, "v1", [{"group": g, "hash": {"data_hash": h}} for g, h in pinned.items()])
+    _manifest(example_project, "v22", [{"group": "customer_profile", "hash": {"definition_hash": "b8e8891a135ca7cd"}}])
+    spend = example_project / "features" / "cards" / "customer_card_spend.yaml"
+    spend.write_text(spend.read_text().replace("description: Total settled card spend", "description: Settled spend"))
+    profile = example_project / "features" / "customers" / "profile.yaml"
+    profile.write_text(profile.read_text().replace("upper(segment)", "lower(segment)"))
+
+    catalog = collect_catalog(load_project(example_project, "local"), now=datetime(2024, 3, 2, tzinfo=timezone.utc))
+    manifests = {m.path.rsplit("/", 1)[-1]: m for m in catalog.training_sets["card_fraud_v1"].manifests}
+    states = {(name, g): pinned_state(catalog, g, h) for name, m in manifests.items() for g, _, h in m.groups}
+    assert states == {("v1", "customer_card_spend"): "current", ("v1", "customer_profile"): "changed",
+                      ("v22", "customer_profile"): "older"}
+    assert PINNED_WORDS["older"] == "pinned by an older featurebank: re-pin to compare"
+
+
+def test_a_training_manifest_written_before_data_hashes_still_reads() -> None:
+    from featurebank.training.manifest import GroupRead, Manifest, PinnedGroup
+
+    read = GroupRead("g", "aggregation", ("customer_id",), None, "/t/g", (("f_7d", "f_7d"),), ())
+    manifest = Manifest.new(training_set="t", requested=("g:f_7d",), features=("g:f_7d",), timestamp_column="ts",
+                            full_names=False, allow_missing=False, timezone="UTC", env="local",
+                            groups=(PinnedGroup(read, 3, "0123456789abcdef"),))
+    document = json.loads(manifest.to_json())
+    assert document["groups"][0]["data_hash"] == "0123456789abcdef"
+    old = dict(document["groups"][0])
+    del old["data_hash"]
+    old["definition_hash"] = "fedcba9876543210"
+    document["groups"] = [old]
+    assert Manifest.from_json(json.dumps(document)).groups[0].data_hash is None

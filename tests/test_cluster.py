@@ -272,7 +272,7 @@ def _manifest(path: Path) -> dict:
 
 def _pins(manifest: dict) -> list[tuple[str, int, str, object, object]]:
     """Per group: Delta version read, definition hash, published dates and columns."""
-    return sorted((g["read"]["group"], g["version"], g["definition_hash"], g["published"], g["read"]["features"])
+    return sorted((g["read"]["group"], g["version"], g["data_hash"], g["published"], g["read"]["features"])
                   for g in manifest["groups"])
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from featurebank.definitions import load_project
 from featurebank.definitions.dump import dump_documents, dump_project
 from featurebank.definitions.model import AGGREGATION_FUNCTIONS
-from featurebank.compile.plan import compile_plan
+from featurebank.compile.run import compile_plan
 
 CONF = "feature_root: ./warehouse/features\nvariables: {raw_root: ./raw}\ntimezone: Europe/Amsterdam\n"
 COLUMN_TYPES = ["string", "int", "bigint", "double", "decimal(12,2)", "date", "timestamp", "boolean"]
@@ -136,4 +136,4 @@ def test_load_dump_load_gives_the_same_definitions_and_plans(documents: list[dic
     for kind in ("entities", "sources", "groups", "training_sets"):
         assert normal(getattr(second, kind), roots) == normal(getattr(first, kind), roots)
     assert normal(second_plans, roots) == normal(first_plans, roots)
-    assert {g: p.definition_hash for g, p in second_plans.items()} == {g: p.definition_hash for g, p in first_plans.items()}
+    assert {g: (p.data_hash, p.metadata_hash) for g, p in second_plans.items()} == {g: (p.data_hash, p.metadata_hash) for g, p in first_plans.items()}

@@ -23,7 +23,7 @@ from aws_fixtures import ARTIFACTS_BUCKET, REGION, aws, frozen_library, library_
 from featurebank.cli import main
 from featurebank.definitions import load_project
 from featurebank.deploy.package import build_artifacts
-from featurebank.compile.plan import run_order
+from featurebank.compile.order import run_order
 
 ARTIFACTS_PREFIX = "artifacts"
 DELTA_CONF = (

@@ -23,7 +23,7 @@ from featurebank.catalog.profile import BINS, profile_latest_partition
 from featurebank.catalog.site import build_site
 from featurebank_demo.datagen import DatagenParams, generate
 from featurebank.definitions import load_project
-from featurebank.compile.plan import compile_plan
+from featurebank.compile.run import compile_plan
 from featurebank.runner import run_group
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -104,8 +104,8 @@ def test_training_set_page_lists_its_manifest_with_pinned_versions(built) -> Non
     page = (out / "training_sets" / "card_fraud_v1.html").read_text()
     assert manifest["created_at"] in page
     for group in manifest["groups"]:
-        assert group["definition_hash"] in page
-    assert "definition changed since" not in page
+        assert group["data_hash"] in page
+    assert "data changed since" not in page
 
 
 def test_profile_matches_a_brute_force_computation_of_the_latest_partition(built, spark) -> None:  # noqa: ANN001
@@ -140,7 +140,7 @@ def test_profile_matches_a_brute_force_computation_of_the_latest_partition(built
 
 
 def test_published_tables_carry_each_column_meaning_as_its_comment(built) -> None:  # noqa: ANN001
-    from featurebank.catalog.table_metadata import column_comments
+    from featurebank.io.table_metadata import column_comments
 
     project, _, _ = built
     for name in project.groups:

@@ -21,7 +21,7 @@ from featurebank.cli import COMMANDS, main
 from featurebank.commands.dates import MAX_CHUNKS, MAX_DATES
 from featurebank.definitions import load_project
 from featurebank.errors import UsageError
-from featurebank.compile.plan import compile_plan
+from featurebank.compile.run import compile_plan
 from featurebank.spark_errors import describe_failure, root_cause
 
 GROUP = "customer_card_spend"

@@ -27,7 +27,8 @@ from featurebank.engine import compute_batch
 from featurebank.io.sources import read_source
 from featurebank.engine.policy import plan_refusals
 from featurebank.errors import ConfigError, DefinitionError, SourceMismatch
-from featurebank.compile.plan import AggregateSpec, ExprSpec, OutputColumn, Plan, SourceRead, compile_plan
+from featurebank.compile.group import AggregateSpec, ExprSpec, OutputColumn, SourceRead
+from featurebank.compile.run import Plan, compile_plan
 
 CORPUS = Path(__file__).resolve().parent / "definitions_corpus"
 SECRET_CALL = "reflect('java.lang.System', 'getProperty', 'user.dir')"
@@ -174,7 +175,7 @@ def row_plan(location: str, *features: ExprSpec, filter: str | None = None) -> P
               OutputColumn("feature_ts", "timestamp", "time")] + [OutputColumn(f.name, "?", "feature") for f in features]
     return Plan(group="profile", kind="row", entity="customer", keys=("customer_id",), source=read, filter=filter,
                 aggregates=(), derived=(), features=features, ttl_days=None, start=start, end=end, timezone="UTC",
-                table_path="/tmp/none", output=tuple(output), checks=(), lineage=(), definition_hash="x")
+                table_path="/tmp/none", output=tuple(output), checks=(), lineage=(), data_hash="x", metadata_hash="x")
 
 
 def test_plan_check_refuses_what_sqlglot_reads_as_a_column(utc_session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from publish_fixtures import COUNT_MOSTLY_PRESENT, KEY_CHECKS, SPEND_NOT_NEGATIV
 
 from featurebank.errors import DefinitionError, GateFailed
 from featurebank.gate import run_gate, summarize_checks_json
-from featurebank.compile.plan import CheckSpec
+from featurebank.compile.group import CheckSpec
 from featurebank.io.tables import publish, table_version
 
 D1, D2 = date(2024, 3, 1), date(2024, 3, 2)

@@ -22,7 +22,7 @@ from featurebank.definitions import load_project
 from featurebank.definitions.governance import column_pii
 from featurebank.errors import AccessDenied, ConfigError, DefinitionError, UsageError
 from featurebank.governance import check_access, effective_tags
-from featurebank.compile.plan import compile_plan
+from featurebank.compile.run import compile_plan
 
 DATABASE = "features_dev"  # conf/dev.yaml catalog.database
 FRAUD_DS = "arn:aws:iam::111122223333:role/fraud-ds"

@@ -21,7 +21,8 @@ from oracles.aggregate_oracle import OracleAggregate, snapshots
 from test_aggregate import make_plan
 
 from featurebank.engine.aggregate import DIRECT_MAX_DATES, compute_aggregation
-from featurebank.compile.plan import AggregateSpec, Plan
+from featurebank.compile.group import AggregateSpec
+from featurebank.compile.run import Plan
 from featurebank.runner import date_chunks
 
 TZ = "Europe/Zurich"

@@ -14,7 +14,9 @@ import pytest
 from featurebank.cli import main
 from featurebank.definitions import load_project
 from featurebank.errors import UsageError
-from featurebank.compile.plan import KEY_CHECK, compile_plan, definition_hash, run_order
+from featurebank.compile.group import KEY_CHECK, compile_group
+from featurebank.compile.order import run_order
+from featurebank.compile.run import compile_plan
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CORPUS_BASE = Path(__file__).resolve().parent / "definitions_corpus" / "_base"
@@ -120,9 +122,9 @@ def test_types_follow_spark_rules_for_sums_and_extremes(tmp_path: Path) -> None:
 def test_definition_hash_ignores_where_a_definition_is_written_but_not_what_it_says(tmp_path: Path) -> None:
     group = ("kind: feature_group\nname: g\nentity: customer\nsource: txns\naggregations:\n"
              "  - {name: s, expr: amount, function: sum, windows: [7d]}\n")
-    first = definition_hash(load_project(small_project(tmp_path / "a", group), "local"), "g")
-    moved = definition_hash(load_project(small_project(tmp_path / "b", "# moved down\n\n" + group), "local"), "g")
-    changed = definition_hash(load_project(small_project(tmp_path / "c", group.replace("7d", "14d")), "local"), "g")
+    first = compile_group(load_project(small_project(tmp_path / "a", group), "local"), "g").data_hash
+    moved = compile_group(load_project(small_project(tmp_path / "b", "# moved down\n\n" + group), "local"), "g").data_hash
+    changed = compile_group(load_project(small_project(tmp_path / "c", group.replace("7d", "14d")), "local"), "g").data_hash
     assert first == moved != changed
     assert len(first) == 16 and int(first, 16) >= 0
 
@@ -157,3 +159,104 @@ def test_plan_defaults_to_today_in_the_project_time_zone(example_project: Path) 
     today = datetime.now(ZoneInfo("UTC")).date()
     assert code == 0
     assert f"snapshot dates: {today} .. {today} (1 date)" in out
+
+
+# --- data_hash / metadata_hash (issue 17) -------------------------------------------------------
+
+HASHED_GROUP = ("kind: feature_group\nname: g\nentity: customer\nsource: txns\ndescription: spend per customer\n"
+                "owner: team-a\nfilter: \"amount > 0 and status is not null\"\naggregations:\n"
+                "  - {name: s, expr: \"amount * 2\", function: sum, windows: [7d], description: doubled spend}\n"
+                "checks:\n  - expect_column_values_to_not_be_null: {column: s_7d}\n")
+
+
+def hashes(tmp_path: Path, name: str, definitions: str) -> tuple[str, str]:
+    compiled = compile_group(load_project(small_project(tmp_path / name, definitions), "local"), "g")
+    return compiled.data_hash, compiled.metadata_hash
+
+
+def test_editing_a_description_owner_or_check_changes_the_metadata_hash_only(tmp_path: Path) -> None:
+    data, metadata = hashes(tmp_path, "base", HASHED_GROUP)
+    for i, edited in enumerate([HASHED_GROUP.replace("spend per customer", "spend per customr (typo fixed)"),
+                                HASHED_GROUP.replace("doubled spend", "twice the spend"),
+                                HASHED_GROUP.replace("team-a", "team-b"),
+                                HASHED_GROUP + "    severity: warn\n"]):
+        new_data, new_metadata = hashes(tmp_path, f"edit{i}", edited)
+        assert new_data == data and new_metadata != metadata, edited
+
+
+def test_spacing_case_and_comments_in_an_expression_leave_the_data_hash_alone(tmp_path: Path) -> None:
+    data, metadata = hashes(tmp_path, "base", HASHED_GROUP)
+    respelled = HASHED_GROUP.replace('"amount * 2"', '"amount*2 /* twice */"').replace(
+        '"amount > 0 and status is not null"', '"amount>0  AND status IS NOT NULL"')
+    assert hashes(tmp_path, "respelled", respelled) == (data, metadata)
+
+
+def test_a_window_filter_expression_or_engine_version_change_moves_the_data_hash(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import featurebank.compile.group as group_module
+
+    data, metadata = hashes(tmp_path, "base", HASHED_GROUP)
+    for i, edited in enumerate([HASHED_GROUP.replace("[7d]", "[14d]").replace("s_7d", "s_14d"),
+                                HASHED_GROUP.replace('"amount > 0', '"amount >= 0'),
+                                HASHED_GROUP.replace('"amount * 2"', '"amount * 3"'),
+                                HASHED_GROUP.replace("function: sum", "function: max")]):
+        assert hashes(tmp_path, f"edit{i}", edited)[0] != data, edited
+    monkeypatch.setattr(group_module, "ENGINE_VERSION", group_module.ENGINE_VERSION + 1)
+    engine_data, engine_metadata = hashes(tmp_path, "engine", HASHED_GROUP)
+    assert engine_data != data and engine_metadata == metadata
+
+
+def test_a_run_plan_is_its_compiled_group_plus_dates(example_project: Path) -> None:
+    project = load_project(example_project, "local")
+    compiled = compile_group(project, "customer_card_spend")
+    plan = compile_plan(project, "customer_card_spend", date(2024, 1, 1), date(2024, 1, 31))
+    assert plan.compiled == compiled
+    assert (compiled.source.read_start, compiled.source.read_end_exclusive) == (None, None)
+    assert (plan.data_hash, plan.metadata_hash, plan.output) == (compiled.data_hash, compiled.metadata_hash, compiled.output)
+
+
+def test_change_kind_tells_new_unchanged_metadata_and_data_apart(example_project: Path) -> None:
+    from featurebank.compile.change import change_kind
+
+    compiled = compile_group(load_project(example_project, "local"), "customer_profile")
+    same = {"featurebank.data_hash": compiled.data_hash, "featurebank.metadata_hash": compiled.metadata_hash}
+    assert change_kind(compiled, None) == "new"
+    assert change_kind(compiled, same) == "unchanged"
+    assert change_kind(compiled, {**same, "featurebank.metadata_hash": "0" * 16}) == "metadata"
+    assert change_kind(compiled, {**same, "featurebank.data_hash": "0" * 16}) == "data"
+    assert change_kind(compiled, {"featurebank.definition_hash": "b8e8891a135ca7cd"}) == "data"  # older featurebank
+
+
+def _table_with_properties(path: str, properties: dict[str, str]) -> None:
+    """A Delta table at `path` whose properties are `properties`, written with delta-rs (no JVM)."""
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    write_deltalake(path, pa.table({"customer_id": ["c1"]}))
+    DeltaTable(path).alter.set_table_properties(properties, raise_if_not_exists=False)
+
+
+def test_plan_says_a_description_edit_changes_only_metadata(example_project: Path) -> None:
+    project = load_project(example_project, "local")
+    compiled = compile_group(project, "customer_profile")
+    _table_with_properties(compiled.table_path, {"featurebank.data_hash": compiled.data_hash,
+                                                 "featurebank.metadata_hash": compiled.metadata_hash})
+    argv = ("plan", "customer_profile", "--date", "2024-01-01", "--project", str(example_project))
+    code, out, _ = run_cli(*argv)
+    assert code == 0 and out.endswith("Change: customer_profile: none (the published table was computed by this definition)\n")
+
+    definitions = example_project / "features" / "customers" / "profile.yaml"
+    text = definitions.read_text()
+    assert "description:" in text
+    definitions.write_text(text.replace("description:", "description: Edited.", 1))
+    code, out, _ = run_cli(*argv)
+    assert code == 0 and "Change: customer_profile: metadata only" in out
+    definitions.write_text(text.replace("upper(segment)", "lower(segment)"))
+    code, out, _ = run_cli(*argv)
+    assert code == 0 and "Change: customer_profile: data (what the group computes changed" in out
+
+
+def test_plan_on_a_table_an_older_featurebank_published_says_it_cannot_tell(example_project: Path) -> None:
+    compiled = compile_group(load_project(example_project, "local"), "customer_profile")
+    _table_with_properties(compiled.table_path, {"featurebank.definition_hash": "b8e8891a135ca7cd"})
+    code, out, _ = run_cli("plan", "customer_profile", "--date", "2024-01-01", "--project", str(example_project))
+    assert code == 0 and "Change: customer_profile: data, as far as can be told: the table records no data hash" in out

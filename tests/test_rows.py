@@ -12,7 +12,8 @@ from oracles.aggregate_oracle import OracleAggregate, snapshots
 from featurebank.engine import compute_batch
 from featurebank.io.sources import read_source
 from featurebank.engine.rows import compute_rows
-from featurebank.compile.plan import AggregateSpec, ExprSpec, OutputColumn, Plan, SourceRead
+from featurebank.compile.group import AggregateSpec, ExprSpec, OutputColumn, SourceRead
+from featurebank.compile.run import Plan
 
 ZURICH = "Europe/Zurich"
 
@@ -44,7 +45,7 @@ def row_plan(location: str, start: date, end: date, timezone: str = ZURICH) -> P
     return Plan(
         group="customer_profile", kind="row", entity="customer", keys=("customer_id",), source=read,
         filter="segment is not null", aggregates=(), derived=(), features=features, ttl_days=None, start=start, end=end,
-        timezone=timezone, table_path="/tmp/none", output=tuple(output), checks=(), lineage=(), definition_hash="x",
+        timezone=timezone, table_path="/tmp/none", output=tuple(output), checks=(), lineage=(), data_hash="x", metadata_hash="x",
     )
 
 
@@ -134,7 +135,7 @@ def test_compute_batch_aggregation_matches_oracle_in_project_zone(utc_session, t
         group="g", kind="aggregation", entity="customer", keys=("customer_id",), source=read, filter="status = 'OK'",
         aggregates=aggregates, derived=(ExprSpec("per_txn", "spend_7d / nullif(n_7d, 0)"),), features=(), ttl_days=None,
         start=start, end=end, timezone=tz, table_path="/tmp/none", output=tuple(output), checks=(), lineage=(),
-        definition_hash="x",
+        data_hash="x", metadata_hash="x",
     )
     df = compute(utc_session, plan)
     assert df.columns == [c.name for c in output]

@@ -12,7 +12,7 @@ import pytest
 from featurebank.cli import main
 from featurebank.definitions import load_project
 from featurebank.errors import GateFailed
-from featurebank.compile.plan import compile_plan
+from featurebank.compile.run import compile_plan
 from featurebank.io.tables import table_version
 from featurebank.io.runlog import RunRecord, append_run, published_dates, read_runs
 from featurebank.runner import date_chunks, new_run_id, run_all, run_group
@@ -121,7 +121,7 @@ def test_run_publishes_one_commit_logs_the_run_and_matches_brute_force(spark, pr
     plan = compile_plan(project, GROUP, start, end)
     assert (record.run_id, record.status, record.delta_version, record.rows_written) == (
         outcome.run_id, "published", 0, len(expected))
-    assert (record.start_date, record.end_date, record.definition_hash, record.env) == (start, end, plan.definition_hash, "local")
+    assert (record.start_date, record.end_date, record.definition_hash, record.env) == (start, end, plan.data_hash, "local")
     assert record.user and record.started_at <= record.finished_at and record.error is None
     assert json.loads(record.checks_summary)["passed"] is True
     assert published_dates(spark, project.config.feature_root, GROUP) == {start, start + timedelta(days=1), end}

@@ -22,7 +22,7 @@ from featurebank.cli import main
 from featurebank.definitions import load_project
 from featurebank.readiness import check_source, refuse_future_dates
 from featurebank.errors import DefinitionError, SourceNotReady, UsageError, exit_code_for
-from featurebank.compile.plan import compile_plan
+from featurebank.compile.run import compile_plan
 from featurebank.io.runlog import read_runs
 from featurebank.runner import run_group
 

@@ -10,7 +10,7 @@ import pytest
 
 from featurebank.io.sources import read_source
 from featurebank.errors import SourceMismatch
-from featurebank.compile.plan import SourceRead
+from featurebank.compile.group import SourceRead
 
 ZURICH = "Europe/Zurich"
 

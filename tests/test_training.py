@@ -33,7 +33,7 @@ def _project(example_project):
 
 
 def _publish(spark, project, group, rows, start, end):
-    from featurebank.compile.plan import compile_plan
+    from featurebank.compile.run import compile_plan
     from featurebank.io.tables import publish
     from featurebank.io.runlog import RunRecord, append_run
 
@@ -44,12 +44,12 @@ def _publish(spark, project, group, rows, start, end):
     version = publish(spark, batch, plan, run_id)
     now = datetime.now(timezone.utc)
     append_run(spark, project.config.feature_root, RunRecord(run_id, group, "local", start, end, "published", now, now,
-                                                             len(rows), version, plan.definition_hash, "{}", "test"))
+                                                             len(rows), version, plan.data_hash, "{}", "test"))
     return version
 
 
 def _feature_types(project, group):
-    from featurebank.compile.plan import compile_plan
+    from featurebank.compile.run import compile_plan
 
     plan = compile_plan(project, group, DAYS[0], DAYS[0])
     return {c.name: c.type for c in plan.output if c.role == "feature"}
@@ -255,7 +255,7 @@ def test_rebuild_from_manifest_after_new_runs_gives_identical_rows(world, tmp_pa
     assert manifest["spine"]["rows"] == len(spine) == first.statistics.rows
     assert {g["read"]["group"]: g["version"] for g in manifest["groups"]} == {
         "customer_card_spend": 0, "customer_profile": 0, "merchant_risk": 0}
-    assert all(len(g["definition_hash"]) == 16 for g in manifest["groups"])
+    assert all(len(g["data_hash"]) == 16 for g in manifest["groups"])
 
     world.publish_snapshots("customer_card_spend", DAYS[2:10])  # reruns replace dates with new values
     world.publish_profiles(_profile_rows(world.rnd, world.project, DAYS[:8], n=40, tag="new"))
@@ -271,13 +271,13 @@ def test_rebuild_from_manifest_after_new_runs_gives_identical_rows(world, tmp_pa
 def test_feature_name_clash_is_an_error_unless_full_names(example_project):
     from dataclasses import replace
 
-    from featurebank.training.api import resolve_features
+    from featurebank.definitions.refs import resolve_features
 
     project = _project(example_project)
-    with pytest.raises(DefinitionError, match="unknown feature group 'customer_profil'; did you mean 'customer_profile'"):
+    with pytest.raises(DefinitionError, match="names feature group 'customer_profil', which is not defined; did you mean 'customer_profile'"):
         resolve_features(project, ["customer_profil:segment"])
     cloned = replace(project, groups={**project.groups, "customer_profile_clone": project.groups["customer_profile"]})
-    with pytest.raises(DefinitionError, match="'segment' comes from both .*--full-names"):
+    with pytest.raises(DefinitionError, match="gets feature 'segment' from both .*--full-names"):
         resolve_features(cloned, ["customer_profile:segment", "customer_profile_clone:*"])
     columns = [s.column for s in resolve_features(cloned, ["customer_profile:segment", "customer_profile_clone:*"],
                                                   full_names=True)]

@@ -39,7 +39,8 @@ from featurebank.faults import fault_point
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from featurebank.compile.plan import CheckSpec, Plan
+    from featurebank.compile.group import CheckSpec
+    from featurebank.compile.run import Plan
 
 PARTIAL_UNEXPECTED_COUNT = 5  # sample of offending values kept per check (report + console)
 MASK = "***"  # what an example value of a PII column becomes in reports and messages
@@ -344,7 +345,7 @@ def _write_report(result: GateResult, plan: Plan) -> None:
     from featurebank.io.files import write_text
 
     document = result.to_dict() | {
-        "definition_hash": plan.definition_hash,
+        "data_hash": plan.data_hash,
         "start": plan.start.isoformat(),
         "end": plan.end.isoformat(),
         "table_path": plan.table_path,
@@ -390,7 +391,7 @@ dt {{ font-weight: 600; }}
 <dt>Snapshot dates</dt><dd>{plan.start.isoformat()} .. {plan.end.isoformat()}</dd>
 <dt>Rows checked</dt><dd>{result.row_count}</dd>
 <dt>Table</dt><dd><code>{html.escape(plan.table_path)}</code></dd>
-<dt>Definition hash</dt><dd><code>{html.escape(plan.definition_hash)}</code></dd>
+<dt>Data hash</dt><dd><code>{html.escape(plan.data_hash)}</code></dd>
 <dt>Checks</dt><dd>{html.escape(result.headline())}</dd>
 </dl>
 {quarantine}

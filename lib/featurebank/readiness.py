@@ -27,7 +27,7 @@ from featurebank.errors import SourceNotReady, UsageError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from featurebank.compile.plan import Plan
+    from featurebank.compile.run import Plan
 
 EPOCH = date(1970, 1, 1)
 

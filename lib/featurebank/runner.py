@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from featurebank.definitions.model import Project
     from featurebank.gate import GateResult
-    from featurebank.compile.plan import Plan
+    from featurebank.compile.run import Plan
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def run_group(
     published.
     """
     from featurebank.readiness import refuse_future_dates
-    from featurebank.compile.plan import compile_plan
+    from featurebank.compile.run import compile_plan
 
     plans = [compile_plan(project, group, first, last) for first, last in date_chunks(start, end, chunk_days)]
     refuse_future_dates(end, project.config.timezone)
@@ -152,7 +152,7 @@ def run_all(
     is one (a runtime failure outranks a refused publish), else the first `GateFailed`.
     """
     from featurebank.definitions.validate import dependencies
-    from featurebank.compile.plan import run_order
+    from featurebank.compile.order import run_order
 
     order = run_order(project)
     upstream = dependencies(project)
@@ -211,7 +211,7 @@ def _run_chunk(
         return RunRecord(
             run_id=run_id, group=plan.group, env=project.config.env, start_date=plan.start, end_date=plan.end,
             status=status, started_at=started, finished_at=datetime.now(timezone.utc), rows_written=rows,
-            delta_version=version, definition_hash=plan.definition_hash, checks_summary=gate.to_json() if gate else "",
+            delta_version=version, definition_hash=plan.data_hash, checks_summary=gate.to_json() if gate else "",
             user=user, error=error, rows_by_date=_by_date_json(by_date), source_rows_by_day=_by_date_json(source_rows),
         )
 
@@ -239,14 +239,14 @@ def _run_chunk(
             outcome = log("dry_run", gate.row_count, None, gate, None, by_date)
         else:
             tell("publishing", rows=gate.row_count)
-            from featurebank.catalog.table_metadata import with_column_comments  # comments ride in the commit
+            from featurebank.io.table_metadata import with_column_comments  # comments ride in the commit
 
             version = publish(spark, with_column_comments(batch, plan), plan, run_id, catalog_type=project.config.catalog_type,
                               database=project.config.catalog_database, rows=gate.row_count, rows_by_date=by_date)
             fault_point("after_commit")
             outcome = _log_published(log, gate, version, by_date, plan, run_id, runs_path(feature_root))
             if project.config.catalog_type != "none":  # table properties where a catalog shows them (Glue)
-                from featurebank.catalog.table_metadata import apply_table_metadata
+                from featurebank.io.table_metadata import apply_table_metadata
 
                 apply_table_metadata(spark, plan, catalog_type=project.config.catalog_type,
                                      database=project.config.catalog_database)

@@ -296,7 +296,7 @@ def _run_groups(project: Project, spark: Any, progress: Progress, data_start: da
     the profile in force at any spine moment is published. Raises the run's error (e.g.
     GateFailed) at the first group that fails.
     """
-    from featurebank.compile.plan import run_order
+    from featurebank.compile.order import run_order
     from featurebank.runner import ProgressEvent, run_group
 
     names = run_order(project)

@@ -1,13 +1,16 @@
 """The catalog as one value: every group and training set with its meaning, lineage and status.
 
 `collect_catalog` is the one place `list`, `describe` and `docs` get their facts from:
-definitions (`load_project`) and compiled plans (pure), the run log and gate reports (read
-once), and optionally each group's profile (two Spark passes per group). Spark is only
-started when something has to be read from tables; a local project that never ran needs none.
+definitions (`load_project`) and compiled groups (pure, date-free), the run log and gate
+reports (read once), and optionally each group's profile (two Spark passes per group). Spark
+is only started when something has to be read from tables; a local project that never ran
+needs none.
 
 Training-set manifests are discovered in `training_dirs`: every `<dir>/*/_manifest.json`
 (and `<dir>/_manifest.json`). The default is `<project>/warehouse/training`, where the local
 demo and the examples write training sets; `featurebank docs --training-dir DIR` adds others.
+A manifest pins each group's `data_hash`: it stays current while only a group's metadata
+(descriptions, owners, tags, checks) changes (`pinned_state`).
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from featurebank.catalog.semantics import FeatureSemantics, group_semantics
 from featurebank.catalog.status import GroupStatus, SparkProvider, collect_statuses
-from featurebank.compile.plan import Plan, compile_plan
+from featurebank.compile.group import CompiledGroup, compile_group
+from featurebank.compile.semantics import FeatureSemantics, group_semantics
 
 if TYPE_CHECKING:
     from featurebank.catalog.profile import GroupProfile
@@ -36,7 +39,7 @@ class GroupEntry:
     """One feature group as the catalog shows it."""
 
     name: str
-    plan: Plan  # compiled for `status.expected_date` (dates do not change what it means)
+    compiled: CompiledGroup
     semantics: dict[str, FeatureSemantics]
     status: GroupStatus
     defined_at: str
@@ -45,11 +48,11 @@ class GroupEntry:
 
     @property
     def feature_count(self) -> int:
-        return len(self.plan.feature_columns)
+        return len(self.compiled.feature_columns)
 
     @property
     def tags(self) -> dict[str, Any]:
-        return dict(self.plan.tags)
+        return dict(self.compiled.tags)
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class ManifestInfo:
     created_at: str
     rows: int | None
     spine: dict[str, Any]
-    groups: tuple[tuple[str, int, str], ...]  # (group, Delta version read, definition hash)
+    groups: tuple[tuple[str, int, str | None], ...]  # (group, Delta version read, data hash; None: older manifest)
     rebuilt_from: str | None = None
 
 
@@ -128,7 +131,7 @@ def discover_manifests(project: Project, training_dirs: Sequence[Path | str] = (
 def _read_manifest(path: Path) -> ManifestInfo | None:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        groups = tuple((str(g["read"]["group"]), int(g["version"]), str(g["definition_hash"])) for g in doc["groups"])
+        groups = tuple((str(g["read"]["group"]), int(g["version"]), _data_hash(g)) for g in doc["groups"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
     output = doc.get("output") or {}
@@ -136,16 +139,53 @@ def _read_manifest(path: Path) -> ManifestInfo | None:
                         output.get("rows"), dict(doc.get("spine") or {}), groups, doc.get("rebuilt_from"))
 
 
+def _data_hash(group: dict[str, Any]) -> str | None:
+    """The data hash a manifest pinned for one group; None for a manifest written before
+    issue 17, which recorded only `definition_hash` (data and metadata in one)."""
+    value = group.get("data_hash")
+    if value is None and "definition_hash" not in group:
+        raise KeyError("data_hash")  # neither: not a manifest this catalog can read
+    return None if value is None else str(value)
+
+
+PinnedState = Literal["current", "changed", "older", "unknown group"]
+
+
+def pinned_state(catalog: Catalog, group: str, pinned_hash: str | None) -> PinnedState:
+    """Whether a manifest's pinned group still computes as the definitions say.
+
+    "current" when the group's data_hash is the pinned one (a description, owner, tag or
+    check edit keeps it current), "changed" when what it computes changed since, "older"
+    when the manifest predates data hashes (re-pin to compare), "unknown group" when the
+    project no longer defines the group.
+    """
+    entry = catalog.groups.get(group)
+    if entry is None:
+        return "unknown group"
+    if pinned_hash is None:
+        return "older"
+    return "current" if entry.compiled.data_hash == pinned_hash else "changed"
+
+
+PINNED_WORDS: dict[PinnedState, str] = {
+    "current": "",
+    "changed": "data changed since",
+    "older": "pinned by an older featurebank: re-pin to compare",
+    "unknown group": "group no longer defined",
+}
+
+
 def training_set_entries(project: Project, manifests: Sequence[ManifestInfo]) -> dict[str, TrainingSetEntry]:
     """Every training set with its resolved features and the manifests that name it."""
-    from featurebank.training.api import resolve_features
+    from featurebank.definitions.refs import resolve_features
 
     entries = {}
     for name, ts in sorted(project.training_sets.items()):
         error = None
         try:
             features = tuple((s.group, s.feature, s.column)
-                             for s in resolve_features(project, ts.features, where=str(ts.loc)))
+                             for s in resolve_features(project, ts.features, where=str(ts.loc),
+                                                       asker=f"training set '{name}'"))
         except Exception as problem:  # shown on the page; `validate` is where it gets fixed
             features, error = (), str(problem).splitlines()[0]
         entries[name] = TrainingSetEntry(name, ts.description, ts.owner, str(ts.loc), features,
@@ -165,21 +205,21 @@ def collect_catalog(
     `profiles=True` each group's latest-partition profile.
 
     `spark` provides the SparkSession when tables must be read (default: `lazy_spark`);
-    `now` (timezone-aware) fixes "today" for freshness. Raises what `compile_plan` raises.
+    `now` (timezone-aware) fixes "today" for freshness. Raises what `compile_group` raises.
     """
     provider = spark or lazy_spark(project)
     statuses = collect_statuses(project, provider, now)
     expected = next(iter(statuses.values())).expected_date if statuses else date.today()
     groups = {}
     for name in sorted(project.groups):
-        plan = compile_plan(project, name, expected, expected)
+        compiled = compile_group(project, name)
         source = project.sources.get(project.groups[name].source)
         profile = None
         if profiles and statuses[name].last_published_date is not None:
             from featurebank.catalog.profile import profile_latest_partition
 
-            profile = profile_latest_partition(provider(), plan)
-        groups[name] = GroupEntry(name, plan, group_semantics(plan), statuses[name], str(project.groups[name].loc),
+            profile = profile_latest_partition(provider(), compiled)
+        groups[name] = GroupEntry(name, compiled, group_semantics(compiled), statuses[name], str(project.groups[name].loc),
                                   source.description.strip() if source else "", profile)
     config = project.config
     return Catalog(

@@ -1,7 +1,7 @@
 """Lineage as a graph: source columns → aggregations/row features → derived features → training sets.
 
-Built from the plans' parsed lineage (sqlglot trees, never regexes) and the training sets'
-resolved `group:feature` references (`training.resolve_features`, the one resolver). Pure:
+Built from the compiled groups' parsed lineage (sqlglot trees, never regexes) and the training sets'
+resolved `group:feature` references (`definitions.refs.resolve_features`, the one resolver). Pure:
 no Spark, no I/O. Node ids are stable strings, so tests and the HTML can refer to them:
 
 - `source:<source>.<column>` a source column (`source:<source>.*` for "every event", what
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from featurebank.catalog.semantics import group_semantics
+from featurebank.compile.semantics import group_semantics
 from featurebank.definitions.expressions import ExpressionError, referenced_columns
 from featurebank.definitions.model import Project
-from featurebank.compile.plan import Plan
+from featurebank.compile.group import CompiledGroup
 
 LAYER_SOURCE, LAYER_FEATURE, LAYER_DERIVED, LAYER_TRAINING = 0, 1, 2, 3
 LAYER_TITLES = ("Source columns", "Aggregations & features", "Derived features", "Training sets")
@@ -87,12 +87,12 @@ def _refs(expr: str) -> tuple[str, ...]:
         return ()
 
 
-def add_group(graph: LineageGraph, plan: Plan) -> None:
-    """Add one group's columns and features to `graph` (from `plan.lineage` and its expressions)."""
-    source = plan.source.name
-    meanings = group_semantics(plan)
-    if plan.filter:
-        graph.filters[plan.group] = plan.filter
+def add_group(graph: LineageGraph, compiled: CompiledGroup) -> None:
+    """Add one group's columns and features to `graph` (from `compiled.lineage` and its expressions)."""
+    source = compiled.source.name
+    meanings = group_semantics(compiled)
+    if compiled.filter:
+        graph.filters[compiled.group] = compiled.filter
 
     def source_column(column: str) -> str:
         node_id = source_node_id(source, column)
@@ -100,31 +100,31 @@ def add_group(graph: LineageGraph, plan: Plan) -> None:
         graph.add(Node(node_id, label, LAYER_SOURCE, "source_column", source, f"{source}.{column}"))
         return node_id
 
-    for agg in plan.aggregates:
+    for agg in compiled.aggregates:
         columns = _refs(agg.expr) if agg.expr else (EVERY_EVENT,)
         for name in agg.output_names():
-            node = feature_node_id(plan.group, name)
-            graph.add(Node(node, name, LAYER_FEATURE, "aggregation", plan.group, meanings[name].sentence))
+            node = feature_node_id(compiled.group, name)
+            graph.add(Node(node, name, LAYER_FEATURE, "aggregation", compiled.group, meanings[name].sentence))
             for column in columns:
                 graph.connect(source_column(column), node)
-    for feature in plan.features:
-        node = feature_node_id(plan.group, feature.name)
-        graph.add(Node(node, feature.name, LAYER_FEATURE, "row", plan.group, meanings[feature.name].sentence))
+    for feature in compiled.features:
+        node = feature_node_id(compiled.group, feature.name)
+        graph.add(Node(node, feature.name, LAYER_FEATURE, "row", compiled.group, meanings[feature.name].sentence))
         for column in _refs(feature.expr):
             graph.connect(source_column(column), node)
-    own = set(plan.feature_columns)
-    for derived in plan.derived:
-        node = feature_node_id(plan.group, derived.name)
-        graph.add(Node(node, derived.name, LAYER_DERIVED, "derived", plan.group, meanings[derived.name].sentence))
+    own = set(compiled.feature_columns)
+    for derived in compiled.derived:
+        node = feature_node_id(compiled.group, derived.name)
+        graph.add(Node(node, derived.name, LAYER_DERIVED, "derived", compiled.group, meanings[derived.name].sentence))
         for column in _refs(derived.expr):
             # a derived feature reads the group's own outputs; a key or time column is a source column
-            graph.connect(feature_node_id(plan.group, column) if column in own else source_column(column), node)
+            graph.connect(feature_node_id(compiled.group, column) if column in own else source_column(column), node)
 
 
 def add_training_sets(graph: LineageGraph, project: Project, only_groups: set[str] | None = None) -> None:
     """Connect every feature to the training sets that select it (optionally only features of
     `only_groups`; a training set with no such feature is left out)."""
-    from featurebank.training.api import resolve_features
+    from featurebank.definitions.refs import resolve_features
 
     for name, training_set in sorted(project.training_sets.items()):
         try:
@@ -142,19 +142,19 @@ def add_training_sets(graph: LineageGraph, project: Project, only_groups: set[st
                 graph.connect(feature, node)
 
 
-def group_lineage(project: Project, plan: Plan) -> LineageGraph:
+def group_lineage(project: Project, compiled: CompiledGroup) -> LineageGraph:
     """One group's lineage: its source columns, features, derived features and the training
     sets that use them."""
     graph = LineageGraph()
-    add_group(graph, plan)
-    add_training_sets(graph, project, {plan.group})
+    add_group(graph, compiled)
+    add_training_sets(graph, project, {compiled.group})
     return graph
 
 
-def project_lineage(project: Project, plans: dict[str, Plan]) -> LineageGraph:
-    """Every group's lineage in one graph (groups in `plans` order), with every training set."""
+def project_lineage(project: Project, groups: dict[str, CompiledGroup]) -> LineageGraph:
+    """Every group's lineage in one graph (in `groups` order), with every training set."""
     graph = LineageGraph()
-    for plan in plans.values():
-        add_group(graph, plan)
+    for compiled in groups.values():
+        add_group(graph, compiled)
     add_training_sets(graph, project)
     return graph

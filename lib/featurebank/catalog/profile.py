@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from featurebank.compile.plan import Plan
+    from featurebank.compile.group import CompiledGroup
 
 BINS = 12
 TOP_VALUES = 6
@@ -184,15 +184,15 @@ def profile_partition(frame: DataFrame, features: tuple[str, ...]) -> tuple[int,
     return rows, profiles
 
 
-def profile_latest_partition(spark: SparkSession, plan: Plan) -> GroupProfile | None:
-    """Profile every feature of the plan's group in its latest published partition; None when
+def profile_latest_partition(spark: SparkSession, compiled: CompiledGroup) -> GroupProfile | None:
+    """Profile every feature of the group in its latest published partition; None when
     the table does not exist yet or holds no rows."""
-    found = latest_partition(spark, plan.table_path)
+    found = latest_partition(spark, compiled.table_path)
     if found is None:
         return None
     frame, day, version = found
-    rows, profiles = profile_partition(frame, plan.feature_columns)
-    return GroupProfile(plan.group, day, rows, profiles, version)
+    rows, profiles = profile_partition(frame, compiled.feature_columns)
+    return GroupProfile(compiled.group, day, rows, profiles, version)
 
 
 def _float(value: Any) -> float | None:

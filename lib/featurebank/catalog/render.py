@@ -6,11 +6,11 @@ Pure functions of a `Catalog` value, so tests pin the text without a terminal.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from featurebank.catalog.collect import Catalog, GroupEntry, TrainingSetEntry
 from featurebank.catalog.status import NEVER_RUN, check_column, match_checks, outcome_word
+from featurebank.compile.render import text_table
 from featurebank.redact import redact
 
 LIST_COLUMNS = ("name", "kind", "entity", "features", "owner", "tags", "last published", "freshness", "last status")
@@ -43,16 +43,16 @@ def list_rows(catalog: Catalog) -> list[dict[str, Any]]:
     for g in catalog.groups.values():
         status = g.status
         rows.append({
-            "name": g.name, "kind": f"{g.plan.kind} group", "entity": g.plan.entity,
-            "features": g.feature_count, "owner": g.plan.owner, "tags": g.tags,
+            "name": g.name, "kind": f"{g.compiled.kind} group", "entity": g.compiled.entity,
+            "features": g.feature_count, "owner": g.compiled.owner, "tags": g.tags,
             "last_published": status.last_published_date.isoformat() if status.last_published_date else None,
             "freshness_days": status.freshness_days, "freshness": status.freshness,
             "last_status": status.last_status, "delta_version": status.delta_version,
-            "description": g.plan.description,
+            "description": g.compiled.description,
         })
     for t in catalog.training_sets.values():
         info = training_set_status(catalog, t)
-        entities = sorted({catalog.groups[g].plan.entity for g in t.groups if g in catalog.groups})
+        entities = sorted({catalog.groups[g].compiled.entity for g in t.groups if g in catalog.groups})
         rows.append({
             "name": t.name, "kind": "training set", "entity": ", ".join(entities), "features": len(t.features),
             "owner": t.owner, "tags": {},
@@ -71,13 +71,6 @@ def render_list_json(catalog: Catalog) -> str:
     return redact(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
-def _table(rows: Sequence[tuple[str, ...]], indent: str = "") -> list[str]:
-    if not rows:
-        return []
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [indent + "  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows]
-
-
 def render_list(catalog: Catalog) -> str:
     """`featurebank list`: a header line, then one aligned line per group and training set."""
     lines = [f"Feature catalog ({catalog.env}): freshness against {catalog.expected_date}, "
@@ -86,7 +79,7 @@ def render_list(catalog: Catalog) -> str:
     for r in list_rows(catalog):
         table.append((r["name"], r["kind"], r["entity"], str(r["features"]), r["owner"] or "-",
                       _tags(r["tags"]) or "-", r["last_published"] or "-", r["freshness"], r["last_status"]))
-    return redact("\n".join(lines + _table(table)) + "\n")
+    return redact("\n".join(lines + text_table(table)) + "\n")
 
 
 def _wrap(text: str, width: int, indent: str) -> list[str]:
@@ -98,32 +91,32 @@ def _wrap(text: str, width: int, indent: str) -> list[str]:
 def render_describe(catalog: Catalog, group: str) -> str:
     """`featurebank describe GROUP`: header, status, every feature in words, checks, runs."""
     g: GroupEntry = catalog.groups[group]
-    plan, status = g.plan, g.status
-    lines = [f"{g.name}: {plan.description}" if plan.description else g.name, ""]
-    kind = ("aggregation group: one row per entity and snapshot date" if plan.kind == "aggregation"
+    compiled, status = g.compiled, g.status
+    lines = [f"{g.name}: {compiled.description}" if compiled.description else g.name, ""]
+    kind = ("aggregation group: one row per entity and snapshot date" if compiled.kind == "aggregation"
             else "row-level group: one row per source row")
     facts = [
         ("kind", kind),
-        ("entity", f"{plan.entity} (keys: {', '.join(plan.keys)})"),
-        ("owner", plan.owner or "-"),
+        ("entity", f"{compiled.entity} (keys: {', '.join(compiled.keys)})"),
+        ("owner", compiled.owner or "-"),
         ("tags", _tags(g.tags) or "-"),
-        ("source", f"{plan.source.name} ({plan.source.format}: {plan.source.location})"),
-        ("filter", plan.filter or "(none: every source row)"),
-        ("table", f"{plan.table_path} (Delta, partitioned by feature_date)"),
+        ("source", f"{compiled.source.name} ({compiled.source.format}: {compiled.source.location})"),
+        ("filter", compiled.filter or "(none: every source row)"),
+        ("table", f"{compiled.table_path} (Delta, partitioned by feature_date)"),
         ("Delta version", "-" if status.delta_version is None else str(status.delta_version)),
-        ("definition", f"{plan.definition_hash} ({g.defined_at})"),
+        ("definition", f"data {compiled.data_hash}, metadata {compiled.metadata_hash} ({g.defined_at})"),
         ("last published", str(status.last_published_date or "-")),
         ("freshness", f"{status.freshness} (expected latest snapshot date: {status.expected_date}, "
-                      f"today in {plan.timezone})"),
+                      f"today in {compiled.timezone})"),
         ("last status", status.last_status),
     ]
-    lines += _table([(f"{k}:", v) for k, v in facts], "  ")
-    if plan.kind == "aggregation":
-        lines += ["", f"  Snapshot date D: days are cut at midnight {plan.timezone}; a row exists for D when the "
-                      f"entity has a filtered event in the {plan.max_window} days before D."]
+    lines += text_table([(f"{k}:", v) for k, v in facts], "  ")
+    if compiled.kind == "aggregation":
+        lines += ["", f"  Snapshot date D: days are cut at midnight {compiled.timezone}; a row exists for D when the "
+                      f"entity has a filtered event in the {compiled.max_window} days before D."]
     lines += ["", f"Features ({g.feature_count}):"]
-    types = {c.name: c.type for c in plan.output}
-    descriptions = {c.name: c.description for c in plan.output}
+    types = {c.name: c.type for c in compiled.output}
+    descriptions = {c.name: c.description for c in compiled.output}
     for name, meaning in g.semantics.items():
         lines.append(f"  {name}  {types.get(name, '?')}  [{meaning.kind}]")
         if descriptions.get(name):
@@ -132,12 +125,12 @@ def render_describe(catalog: Catalog, group: str) -> str:
         lines.append(f"      source columns: {', '.join(meaning.source_columns) or '(none: counts events)'}")
     lines += ["", "Checks (last result" + (f" from run {status.checks_run_id}" if status.checks_run_id else "") + "):"]
     rows = []
-    for check, outcome in match_checks(plan.checks, status.last_checks):
+    for check, outcome in match_checks(compiled.checks, status.last_checks):
         arguments = dict(check.kwargs)
         args = ", ".join(f"{k}={v}" for k, v in arguments.items() if k not in ("column", "column_list"))
         rows.append((check.severity, f"{check.expectation}[{check_column(arguments)}]" + (f"({args})" if args else ""),
                      outcome_word(outcome), outcome.observed if outcome else ""))
-    lines += _table(rows, "  ")
+    lines += text_table(rows, "  ")
     lines += ["", "Last runs (newest first):"]
     if not status.recent_runs:
         lines.append("  never run")
@@ -148,5 +141,5 @@ def render_describe(catalog: Catalog, group: str) -> str:
             run_rows.append((r.run_id, r.status, dates, str(r.rows_written),
                              "-" if r.delta_version is None else str(r.delta_version),
                              r.started_at.strftime("%Y-%m-%d %H:%M:%S"), r.user or "-"))
-        lines += _table(run_rows, "  ")
+        lines += text_table(run_rows, "  ")
     return redact("\n".join(lines) + "\n")

@@ -19,7 +19,15 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from featurebank.catalog.collect import Catalog, GroupEntry, TrainingSetEntry, collect_catalog, lazy_spark
+from featurebank.catalog.collect import (
+    PINNED_WORDS,
+    Catalog,
+    GroupEntry,
+    TrainingSetEntry,
+    collect_catalog,
+    lazy_spark,
+    pinned_state,
+)
 from featurebank.catalog.lineage import feature_node_id, group_lineage, training_node_id
 from featurebank.catalog.render import list_rows, training_set_status
 from featurebank.catalog.status import match_checks, outcome_word, read_text, report_dir
@@ -50,6 +58,12 @@ def _badge(text: str) -> str:
 def _behind(text: str) -> int:
     head = text.split(" ")[0]
     return int(head) if head.isdigit() else 0
+
+
+def _pinned_badge(catalog: Catalog, group: str, pinned_hash: str | None) -> str:
+    """Nothing while the pinned group is current, else a badge saying why it is not."""
+    words = PINNED_WORDS[pinned_state(catalog, group, pinned_hash)]
+    return _badge(words) if words else ""
 
 
 def _tags(tags: dict[str, Any]) -> str:
@@ -123,7 +137,7 @@ def render_index(catalog: Catalog) -> str:
                 "<div class='tablewrap'><table class='grid' id='feature-table'><thead><tr><th>Feature</th>"
                 "<th>Group</th><th>Type</th><th>Description</th></tr></thead><tbody>")
     for g in catalog.groups.values():
-        types = {c.name: (c.type, c.description) for c in g.plan.output}
+        types = {c.name: (c.type, c.description) for c in g.compiled.output}
         for name, meaning in g.semantics.items():
             type_, description = types.get(name, ("?", ""))
             search = " ".join([name, g.name, description, meaning.sentence, *meaning.source_columns]).lower()
@@ -157,19 +171,19 @@ def _profile_cell(g: GroupEntry, name: str) -> str:
 
 def render_group(catalog: Catalog, project: Project, g: GroupEntry, copied: set[str]) -> str:
     """One group's page (reports listed in `copied` are linked)."""
-    plan, status = g.plan, g.status
-    kind = "aggregation group" if plan.kind == "aggregation" else "row-level group"
-    grain = ("one row per entity and snapshot date" if plan.kind == "aggregation"
+    compiled, status = g.compiled, g.status
+    kind = "aggregation group" if compiled.kind == "aggregation" else "row-level group"
+    grain = ("one row per entity and snapshot date" if compiled.kind == "aggregation"
              else "one row per source row, valid from its timestamp")
     body = [f"<div class='crumbs'><a href='../index.html'>Catalog</a> / feature groups</div>",
             f"<h1>{escape(g.name)}<span class='kind'>{kind}</span></h1>",
-            f"<p class='lead'>{escape(plan.description)}</p>" if plan.description else "",
+            f"<p class='lead'>{escape(compiled.description)}</p>" if compiled.description else "",
             "<div class='cards'>",
             _card("Last published", escape(str(status.last_published_date or "–")),
                   f"expected {status.expected_date}"),
-            _card("Freshness", _badge(status.freshness), f"today in {escape(plan.timezone)}"),
+            _card("Freshness", _badge(status.freshness), f"today in {escape(compiled.timezone)}"),
             _card("Last run", _badge(status.last_status),
-                  escape(format_instant(status.last_run.started_at, plan.timezone)) if status.last_run else ""),
+                  escape(format_instant(status.last_run.started_at, compiled.timezone)) if status.last_run else ""),
             _card("Delta version", escape("–" if status.delta_version is None else str(status.delta_version)),
                   "of the latest published run"),
             _card("Rows (latest date)", escape(f"{g.profile.rows:,}") if g.profile else "–",
@@ -177,26 +191,27 @@ def render_group(catalog: Catalog, project: Project, g: GroupEntry, copied: set[
             "</div>"]
     source = project.sources.get(project.groups[g.name].source)
     facts = [
-        ("Entity", f"{escape(plan.entity)} <span class='muted'>(keys: {escape(', '.join(plan.keys))})</span>"),
+        ("Entity", f"{escape(compiled.entity)} <span class='muted'>(keys: {escape(', '.join(compiled.keys))})</span>"),
         ("Grain", escape(grain)),
-        ("Owner", escape(plan.owner or "–")), ("Tags", _tags(g.tags) or "–"),
-        ("Source", f"<code>{escape(plan.source.name)}</code> <span class='muted'>{escape(plan.source.format)}"
+        ("Owner", escape(compiled.owner or "–")), ("Tags", _tags(g.tags) or "–"),
+        ("Source", f"<code>{escape(compiled.source.name)}</code> <span class='muted'>{escape(compiled.source.format)}"
                    f"</span> · {escape(g.source_description)}"),
-        ("Source location", f"<code>{escape(source.location if source else plan.source.location)}</code>"),
-        ("Filter", f"<code>{escape(plan.filter)}</code>" if plan.filter else "none: every source row"),
-        ("Table", f"<code>{escape(plan.table_path)}</code> (Delta, partitioned by feature_date)"),
-        ("Definition", f"<code>{escape(plan.definition_hash)}</code> · {escape(g.defined_at)}"),
+        ("Source location", f"<code>{escape(source.location if source else compiled.source.location)}</code>"),
+        ("Filter", f"<code>{escape(compiled.filter)}</code>" if compiled.filter else "none: every source row"),
+        ("Table", f"<code>{escape(compiled.table_path)}</code> (Delta, partitioned by feature_date)"),
+        ("Definition", f"data <code>{escape(compiled.data_hash)}</code> · metadata "
+                       f"<code>{escape(compiled.metadata_hash)}</code> · {escape(g.defined_at)}"),
     ]
-    if plan.kind == "aggregation":
+    if compiled.kind == "aggregation":
         facts.append(("Snapshot date D", escape(
-            f"Days are cut at midnight {plan.timezone}. The row for D aggregates events before D (never D "
-            f"itself) and exists when the entity had a filtered event in the {plan.max_window} days before D.")))
-    elif plan.ttl_days is not None:
-        facts.append(("TTL", escape(f"{plan.ttl_days} days: training sets ignore rows older than that")))
+            f"Days are cut at midnight {compiled.timezone}. The row for D aggregates events before D (never D "
+            f"itself) and exists when the entity had a filtered event in the {compiled.max_window} days before D.")))
+    elif compiled.ttl_days is not None:
+        facts.append(("TTL", escape(f"{compiled.ttl_days} days: training sets ignore rows older than that")))
     body.append("<div class='panel'><dl class='facts'>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
                 + "</dl></div>")
 
-    graph = group_lineage(project, plan)
+    graph = group_lineage(project, compiled)
     links = {training_node_id(t): f"../training_sets/{t}.html" for t in catalog.training_sets}
     body.append("<h2>Lineage<span class='hint'>source columns → aggregations → derived features → training sets; "
                 "hover a box to trace it</span></h2>")
@@ -204,7 +219,7 @@ def render_group(catalog: Catalog, project: Project, g: GroupEntry, copied: set[
 
     body.append("<h2>Freshness and rows over the run history<span class='hint'>bars: rows written per run; "
                 "line: the last snapshot date published as of each run</span></h2>")
-    body.append(f"<div class='panel'>{runs_chart_svg(status.runs, plan.timezone)}"
+    body.append(f"<div class='panel'>{runs_chart_svg(status.runs, compiled.timezone)}"
                 "<div class='legend'><span><i style='background:#7c9ee6'></i>published</span>"
                 "<span><i style='background:#e58a80'></i>refused or failed</span>"
                 "<span><i style='background:#d8c27a'></i>dry run</span>"
@@ -214,7 +229,7 @@ def render_group(catalog: Catalog, project: Project, g: GroupEntry, copied: set[
     body.append(f"<h2>Features<span class='hint'>profile of the latest published snapshot date{escape(when)}"
                 "</span></h2><div class='tablewrap'><table class='grid'><thead><tr><th>Feature</th><th>Meaning</th>"
                 "<th>Source columns</th><th>Profile</th></tr></thead><tbody>")
-    outputs = {c.name: c for c in plan.output}
+    outputs = {c.name: c for c in compiled.output}
     for name, meaning in g.semantics.items():
         column = outputs[name]
         body.append(
@@ -230,7 +245,7 @@ def render_group(catalog: Catalog, project: Project, g: GroupEntry, copied: set[
     body.append(f"<h2>Checks<span class='hint'>the publish gate; last results{escape(judged)}</span></h2>"
                 "<div class='tablewrap'><table class='grid'><thead><tr><th>Result</th><th>Severity</th>"
                 "<th>Expectation</th><th>Observed</th><th>Defined at</th></tr></thead><tbody>")
-    for check, outcome in match_checks(plan.checks, status.last_checks):
+    for check, outcome in match_checks(compiled.checks, status.last_checks):
         args = ", ".join(f"{k}={v}" for k, v in check.kwargs)
         body.append(f"<tr><td>{_badge(outcome_word(outcome))}</td><td>{escape(check.severity)}</td>"
                     f"<td><code>{escape(check.expectation)}</code><div class='small muted'>{escape(args)}</div></td>"
@@ -253,7 +268,7 @@ def render_group(catalog: Catalog, project: Project, g: GroupEntry, copied: set[
             body.append(f"<tr><td class='mono small'>{escape(r.run_id)}</td><td>{_badge(r.status)}</td>"
                         f"<td class='nowrap'>{escape(dates)}</td><td class='num'>{r.rows_written:,}</td>"
                         f"<td class='num'>{'–' if r.delta_version is None else r.delta_version}</td>"
-                        f"<td class='nowrap'>{escape(format_instant(r.started_at, plan.timezone))}</td>"
+                        f"<td class='nowrap'>{escape(format_instant(r.started_at, compiled.timezone))}</td>"
                         f"<td class='small'>{escape(r.user or '–')}</td><td>{report}</td></tr>")
         body.append("</tbody></table></div>")
     return _page(g.name, "".join(body), 1, catalog)
@@ -279,7 +294,7 @@ def render_training_set(catalog: Catalog, t: TrainingSetEntry) -> str:
     for group, feature, column in t.features:
         g = catalog.groups.get(group)
         meaning = g.semantics.get(feature) if g else None
-        out = {c.name: c for c in g.plan.output} if g else {}
+        out = {c.name: c for c in g.compiled.output} if g else {}
         type_ = out[feature].type if feature in out else "?"
         description = out[feature].description if feature in out else ""
         body.append(f"<tr><td class='feature-name'>{escape(column)}</td><td><a href='../groups/{escape(group)}.html"
@@ -293,11 +308,9 @@ def render_training_set(catalog: Catalog, t: TrainingSetEntry) -> str:
         body.append("<div class='panel muted'>No manifest found. Build one with <code>featurebank training-set "
                     f"{escape(t.name)} --spine … --out warehouse/training/{escape(t.name)}</code>.</div>")
     for m in t.manifests:
-        current = {name: g.plan.definition_hash for name, g in catalog.groups.items()}
         rows = "".join(
             f"<tr><td><a href='../groups/{escape(group)}.html'>{escape(group)}</a></td><td class='num'>{version}</td>"
-            f"<td><code>{escape(hash_)}</code> "
-            f"{'' if current.get(group) == hash_ else _badge('definition changed since')}</td></tr>"
+            f"<td><code>{escape(hash_ or '–')}</code> {_pinned_badge(catalog, group, hash_)}</td></tr>"
             for group, version, hash_ in m.groups)
         spine = m.spine
         body.append(
@@ -308,7 +321,7 @@ def render_training_set(catalog: Catalog, t: TrainingSetEntry) -> str:
             f"<dt>Spine</dt><dd>{escape(str(spine.get('source', '–')))} · {spine.get('rows', '–')} rows · "
             f"fingerprint <code>{escape(str(spine.get('fingerprint', '–'))[:16])}</code></dd></dl>"
             "<table class='grid' style='margin-top:.8rem'><thead><tr><th>Group</th><th class='num'>Delta version"
-            f"</th><th>Definition hash</th></tr></thead><tbody>{rows}</tbody></table></div>")
+            f"</th><th>Data hash</th></tr></thead><tbody>{rows}</tbody></table></div>")
     return _page(t.name, "".join(body), 1, catalog)
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from featurebank.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    from featurebank.compile.group import CompiledGroup
 
 
 def _count(number: int, word: str) -> str:
@@ -30,13 +34,36 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def plan(args: argparse.Namespace) -> int:
-    """Print what a run of `args.group` over the given dates would read, compute, check and write."""
+    """Print what a run of `args.group` over the given dates would read, compute, check and
+    write, then one line saying whether it changes the published table's data or only its
+    metadata (the table's properties are read from its Delta log, without Spark).
+    """
     from featurebank.commands.dates import resolve_dates
+    from featurebank.compile.run import compile_plan
     from featurebank.definitions import load_project
-    from featurebank.compile.plan import compile_plan
 
     project = load_project(args.project, args.env)
     today = datetime.now(ZoneInfo(project.config.timezone)).date()
     start, end = resolve_dates(args, today)
-    print(compile_plan(project, args.group, start, end), end="")
+    run = compile_plan(project, args.group, start, end)
+    print(run)
+    print(_change(run.compiled), end="")
     return EXIT_OK
+
+
+def _change(compiled: CompiledGroup) -> str:
+    """The change line of `featurebank plan`; a table whose properties cannot be read is said
+    so rather than failing the plan."""
+    from featurebank.compile.change import DATA_HASH_PROPERTY, change_kind
+    from featurebank.compile.render import change_line
+    from featurebank.io.metadata import table_properties
+    from featurebank.redact import redact
+
+    try:
+        published = table_properties(compiled.table_path)
+    except Exception as error:  # noqa: BLE001 - the plan itself is shown; this line says what failed
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return redact(f"Change: {compiled.group}: unknown (cannot read the table properties at "
+                      f"{compiled.table_path}: {reason})\n")
+    recorded = published is None or DATA_HASH_PROPERTY in published
+    return change_line(compiled, change_kind(compiled, published), recorded)

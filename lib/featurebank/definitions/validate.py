@@ -23,6 +23,7 @@ from featurebank.definitions.expressions import (
 )
 from featurebank.definitions.loader import did_you_mean, guess_or
 from featurebank.definitions.policy import REFUSED, check_violations, policy_violations
+from featurebank.definitions.refs import resolve_references
 from featurebank.definitions.spark_functions import spark_functions
 from featurebank.definitions.model import (
     Aggregation,
@@ -215,29 +216,10 @@ class Checker:
                                          f"{guess_or(source.group, self.project.groups, 'fix the name or define that feature group')}")
 
     def training_set(self, training_set: TrainingSet) -> None:
-        taken: dict[str, str] = {}
-        for index, reference in enumerate(training_set.features):
-            key = f"feature:{index}"
-            group_name, sep, feature = reference.partition(":")
-            if not sep or not group_name or not feature:
-                self.at(training_set.loc, key, f"'{reference}' is not a feature reference; write <group>:<feature> or <group>:*")
-                continue
-            group = self.project.groups.get(group_name)
-            if group is None:
-                self.at(training_set.loc, key, f"training set '{training_set.name}' names feature group '{group_name}', which is not "
-                                               f"defined{guess_or(group_name, self.project.groups, 'fix the reference')}")
-                continue
-            names = group.feature_names()
-            if feature != "*" and feature not in names:
-                self.at(training_set.loc, key, f"feature group '{group_name}' has no feature '{feature}'"
-                                               f"{guess_or(feature, names, f'fix the reference (or use {group_name}:*)')}")
-                continue
-            for name in names if feature == "*" else (feature,):
-                other = taken.setdefault(name, group_name)
-                if other != group_name:
-                    self.at(training_set.loc, key, f"training set '{training_set.name}' gets feature '{name}' from both "
-                                                   f"'{other}' and '{group_name}'; build it with --full-names (columns "
-                                                   "<group>__<feature>) or drop one of them")
+        """Report every reference of the training set that does not resolve, at its own line."""
+        resolution = resolve_references(self.project, training_set.features, asker=f"training set '{training_set.name}'")
+        for index, message in resolution.problems:
+            self.at(training_set.loc, "" if index is None else f"feature:{index}", message)
 
     def cycles(self) -> None:
         edges = dependencies(self.project)

@@ -3,7 +3,7 @@ group's Glue job in run order, and an EventBridge Scheduler schedule that starts
 
 The state machine `featurebank-<env>` has one Task per group
 (`arn:aws:states:::glue:startJobRun.sync`, so a state waits for its job to finish) with a
-Retry, chained in `featurebank.compile.plan.run_order(project)` order: a group reading another
+Retry, chained in `featurebank.compile.order.run_order(project)` order: a group reading another
 group's table runs after it. Each job runs with no `--date`, i.e. today's snapshot in the
 project time zone. Both resources are compared with what exists and created, updated or
 left unchanged.
@@ -24,9 +24,9 @@ RETRY = [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 300, "MaxAttempts": 
 
 
 def group_order(project: Project) -> list[str]:
-    """Groups in the order they must run: `featurebank.compile.plan.run_order` (dependencies first)."""
+    """Groups in the order they must run: `featurebank.compile.order.run_order` (dependencies first)."""
     try:
-        from featurebank.compile.plan import run_order
+        from featurebank.compile.order import run_order
     except ImportError:  # an older plan module without dependency ordering
         return sorted(project.groups)
     return list(run_order(project))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from featurebank.compile.plan import Plan
+    from featurebank.compile.run import Plan
 
 
 def compute_batch(events: DataFrame, plan: Plan) -> DataFrame:

@@ -44,7 +44,8 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from featurebank.engine.aggregators import ADDITIVE, SUFFIXES, Input, failure, finalize, terms
-from featurebank.compile.plan import AggregateSpec, Plan
+from featurebank.compile.group import AggregateSpec
+from featurebank.compile.run import Plan
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame

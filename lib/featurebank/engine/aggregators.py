@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from featurebank.compile.plan import INTEGRAL_TYPES, AggregateSpec, aggregate_result_type
+from featurebank.compile.group import INTEGRAL_TYPES, AggregateSpec, aggregate_result_type
 
 if TYPE_CHECKING:
     from pyspark.sql import Column

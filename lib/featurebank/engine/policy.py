@@ -19,7 +19,7 @@ from featurebank.errors import DefinitionError, Problem, SourceMismatch
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from featurebank.compile.plan import Plan
+    from featurebank.compile.run import Plan
 
 # Catalyst expression classes (simple names) a definition may not turn into → what the user wrote.
 REFUSED_EXPRESSIONS: dict[str, str] = {

@@ -1,7 +1,7 @@
 """Effective tags: the LF-tags each group table and each of its columns carries, from definitions + lineage.
 
-Computed once per project, with no Spark and no AWS: the plan gives each table's output
-columns (and their types, for registering the table), `definitions.governance.column_pii`
+Computed once per project, with no Spark and no AWS: the compiled group gives each table's
+output columns (and their types, for registering the table), `definitions.governance.column_pii`
 gives each column's PII flag through the lineage, and the tags of the group, aggregation
 or feature give the rest (a feature's own tag overrides its group's).
 
@@ -14,14 +14,11 @@ until it is tagged, never readable by accident.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 from featurebank.definitions.governance import PII, Governance, column_pii, governance_of, tag_value
 from featurebank.definitions.model import Project
-from featurebank.compile.plan import compile_plan
+from featurebank.compile.group import compile_group
 
-# Output columns and lineage do not depend on the dates; any date compiles the plan.
-_ANY_DATE = date(2000, 1, 1)
 TABLE_PII = "true"
 
 Tags = tuple[tuple[str, str], ...]
@@ -58,7 +55,7 @@ def table_tags(project: Project, group: str, governance: Governance | None = Non
     """The effective LF-tags of one group's table and columns (see the module docstring)."""
     governance = governance or governance_of(project)
     definition = project.groups[group]
-    plan = compile_plan(project, definition, _ANY_DATE, _ANY_DATE)
+    compiled = compile_group(project, definition)
     pii = column_pii(project, definition)
     base = _plain(definition.tags, governance)
     own: dict[str, dict[str, str]] = {}
@@ -68,7 +65,7 @@ def table_tags(project: Project, group: str, governance: Governance | None = Non
     for feature in (*definition.features, *definition.derived):
         own[feature.name] = _plain(feature.tags, governance)
     columns: list[tuple[str, Tags]] = []
-    for column in plan.output:
+    for column in compiled.output:
         tags = {**base, **own.get(column.name, {})}
         if _keep(PII, governance):
             flag = pii.get(column.name)
@@ -79,10 +76,10 @@ def table_tags(project: Project, group: str, governance: Governance | None = Non
         table[PII] = TABLE_PII
     return TableTags(
         group=group,
-        table_path=plan.table_path,
+        table_path=compiled.table_path,
         table=tuple(sorted(table.items())),
         columns=tuple(columns),
-        column_types=tuple((c.name, c.type if c.type != "?" else "string") for c in plan.output),
+        column_types=tuple((c.name, c.type if c.type != "?" else "string") for c in compiled.output),
         pii_reasons=tuple((c, p.why) for c, p in pii.items() if p.pii),
     )
 

@@ -80,7 +80,7 @@ class RunRecord:
     finished_at: datetime
     rows_written: int
     delta_version: int | None
-    definition_hash: str
+    definition_hash: str  # the plan's data_hash (the column kept its name: notes/17-hashes.md)
     checks_summary: str
     user: str
     error: str | None = None

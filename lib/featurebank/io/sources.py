@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from featurebank.errors import SourceMismatch, SourceUnreadable
-from featurebank.compile.plan import SourceRead
+from featurebank.compile.group import SourceRead
 from featurebank.spark_errors import root_cause, storage_step
 
 if TYPE_CHECKING:

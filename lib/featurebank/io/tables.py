@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
-    from featurebank.compile.plan import Plan
+    from featurebank.compile.run import Plan
 
 PARTITION_COLUMN = "feature_date"
 PUBLISH_ATTEMPTS = 5
@@ -114,13 +114,13 @@ def check_compatible(spark: SparkSession, plan: Plan, columns: tuple[str, ...]) 
         raise breaking_change_error(plan.group, plan.table_path, SchemaChange((), dropped, ()))
 
 
-def commit_metadata(run_id: str, definition_hash: str, *, group: str | None = None, start: date | None = None,
+def commit_metadata(run_id: str, data_hash: str, *, group: str | None = None, start: date | None = None,
                     end: date | None = None, rows: int | None = None,
                     rows_by_date: Mapping[date, int] | None = None) -> str:
-    """The commit's `userMetadata`: JSON with the run id and the definition hash, plus (when
+    """The commit's `userMetadata`: JSON with the run id and the data hash, plus (when
     given) the group, the snapshot dates, the rows and the rows per date — enough for the run
     log to be repaired from the table's history."""
-    data: dict[str, Any] = {"run_id": run_id, "definition_hash": definition_hash}
+    data: dict[str, Any] = {"run_id": run_id, "data_hash": data_hash}
     if group is not None:
         data["group"] = group
     if start is not None and end is not None:
@@ -173,7 +173,7 @@ def publish(
     """Replace snapshot dates `plan.start..plan.end` of the group's table with `batch`, in one commit.
 
     Creates the table (partitioned by `feature_date`) on the first run. The commit carries
-    `userMetadata` = {"run_id", "definition_hash", "group", "start", "end"} and, when given,
+    `userMetadata` = {"run_id", "data_hash", "group", "start", "end"} and, when given,
     "rows" and "rows_by_date". New columns are merged; any other schema change raises
     DefinitionError and writes nothing. Retryable Delta conflicts are retried (see the module
     docstring). With `catalog_type` glue or hive the table is registered as
@@ -182,7 +182,7 @@ def publish(
     from featurebank.faults import fault_point
 
     path = plan.table_path
-    metadata = commit_metadata(run_id, plan.definition_hash, group=plan.group, start=plan.start, end=plan.end,
+    metadata = commit_metadata(run_id, plan.data_hash, group=plan.group, start=plan.start, end=plan.end,
                                rows=rows, rows_by_date=rows_by_date)
     fault_point("publish")
     for attempt in range(PUBLISH_ATTEMPTS):

@@ -12,7 +12,7 @@ Delta API keeps working on it, `df.toPandas()` is one call, and nothing is hidde
 wall-clock values of the session zone; it gives timezone-aware values in the project zone.
 
 How a build goes (each step one function below):
-1. resolve `group:feature` / `group:*` references into output columns (`resolve_features`);
+1. resolve `group:feature` / `group:*` references into output columns (`definitions.refs.resolve_features`);
 2. read the spine, give every row an id and an instant, and profile it in one pass (rows,
    fingerprint, snapshot dates) — `training_spine.read_spine` / `profile_spine`;
 3. pin each group's Delta table to its latest version (read the version number first, then
@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featurebank.errors import DefinitionError, MissingCoverage, Problem, UsageError
+from featurebank.definitions.refs import AD_HOC, SelectedFeature, resolve_features
+from featurebank.errors import MissingCoverage, UsageError
 from featurebank.training.manifest import (
     GroupRead,
     Manifest,
@@ -56,66 +57,6 @@ _STATUS = "__fb_status__"
 # join (pit.snapshot_join's small_spine): a few tens of MB per executor, never the whole table.
 SMALL_SPINE_ROWS = 5_000_000
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class SelectedFeature:
-    """One requested feature: where it comes from and the column it becomes."""
-
-    group: str
-    feature: str
-    column: str
-
-    @property
-    def reference(self) -> str:
-        return f"{self.group}:{self.feature}"
-
-
-def resolve_features(
-    project: Project, references: Sequence[str], *, full_names: bool = False, where: str = ""
-) -> tuple[SelectedFeature, ...]:
-    """The one place `group:feature` and `group:*` references are resolved, in request order.
-
-    Columns are the feature names, or `<group>__<feature>` with `full_names`. Raises
-    `DefinitionError` listing every unknown group or feature (with a "did you mean") and
-    every name two groups both provide; `where` (e.g. `features/x.yaml:3`) prefixes them.
-    """
-    from featurebank.definitions.loader import did_you_mean
-
-    file, _, line = where.rpartition(":") if where.rpartition(":")[2].isdigit() else (where or "requested features", "", "0")
-    problems: list[Problem] = []
-    selected: dict[tuple[str, str], SelectedFeature] = {}
-    if not references:
-        problems.append(Problem(file, int(line), "no features requested; name a training set or give group:feature references"))
-    for reference in references:
-        group_name, sep, feature = reference.strip().partition(":")
-        group = project.groups.get(group_name)
-        if not sep or not group_name or not feature:
-            problems.append(Problem(file, int(line), f"'{reference}' is not a feature reference; write <group>:<feature> or <group>:*"))
-            continue
-        if group is None:
-            problems.append(Problem(file, int(line), f"unknown feature group '{group_name}'{did_you_mean(group_name, project.groups)}; "
-                                                     f"fix the reference (groups: {', '.join(sorted(project.groups))})"))
-            continue
-        names = group.feature_names()
-        if feature != "*" and feature not in names:
-            problems.append(Problem(file, int(line), f"feature group '{group_name}' has no feature '{feature}'"
-                                                     f"{did_you_mean(feature, names)}; fix the reference (or use {group_name}:*)"))
-            continue
-        for name in names if feature == "*" else (feature,):
-            column = f"{group_name}__{name}" if full_names else name
-            selected.setdefault((group_name, name), SelectedFeature(group_name, name, column))
-    by_column: dict[str, list[str]] = {}
-    for s in selected.values():
-        by_column.setdefault(s.column, []).append(s.group)
-    for column, groups in by_column.items():
-        if len(groups) > 1:
-            problems.append(Problem(file, int(line), f"feature '{column}' comes from both '{groups[0]}' and '{groups[1]}'; "
-                                                     "ask for full names (--full-names, full_names=True: columns "
-                                                     "<group>__<feature>) or drop one of them"))
-    if problems:
-        raise DefinitionError(problems)
-    return tuple(selected.values())
 
 
 def group_reads(project: Project, selected: Sequence[SelectedFeature]) -> tuple[GroupRead, ...]:
@@ -291,11 +232,12 @@ class FeatureStore:
                            timestamp_column: str = DEFAULT_TIMESTAMP_COLUMN, full_names: bool = False,
                            allow_missing: bool = False, principal: str | None = None) -> TrainingSetBuild:
         """Everything `training_set` does, also returning the manifest and the statistics hook."""
-        from featurebank.compile.plan import definition_hash
+        from featurebank.compile.group import compile_group
         from featurebank.io.tables import table_version
 
         references, where = self._references(name, features)
-        selected = resolve_features(self.project, references, full_names=full_names, where=where)
+        selected = resolve_features(self.project, references, full_names=full_names, where=where,
+                                    asker=f"training set '{name}'" if name else AD_HOC)
         self._check_access([(s.group, s.feature) for s in selected], principal)
         reads = group_reads(self.project, selected)
         runs = self._runs() if any(r.kind == "aggregation" for r in reads) else []
@@ -306,7 +248,7 @@ class FeatureStore:
                 raise MissingCoverage(f"feature group '{read.group}' has no table at {read.table_path}; run "
                                       f"`featurebank run {read.group}` for the spine's dates first")
             published = _published(runs, read.group, version) if read.kind == "aggregation" else ()
-            pinned.append(PinnedGroup(read, version, definition_hash(self.project, read.group), published))
+            pinned.append(PinnedGroup(read, version, compile_group(self.project, read.group).data_hash, published))
             self._progress(f"{read.group}: Delta version {version} at {read.table_path}")
         manifest = Manifest.new(training_set=name, requested=tuple(references),
                                 features=tuple(s.reference for s in selected), timestamp_column=timestamp_column,

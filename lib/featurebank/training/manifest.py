@@ -1,7 +1,7 @@
 """The training-set manifest (`<out>/_manifest.json`) and the point-in-time summary.
 
 A manifest records everything needed to rebuild the same rows: the resolved features and
-flags, and per group the table path, the Delta version read, the definition hash, how to
+flags, and per group the table path, the Delta version read, the data hash, how to
 join it (kind, keys, ttl, count columns) and the snapshot dates it had published at that
 version. A rebuild reads nothing else (not the definitions, not the run log).
 """
@@ -43,7 +43,7 @@ class PinnedGroup:
 
     read: GroupRead
     version: int
-    definition_hash: str
+    data_hash: str | None  # None: pinned by an older featurebank, which recorded only definition_hash
     published: tuple[date, ...] = ()
 
 
@@ -105,7 +105,7 @@ class Manifest:
                                       "features": tuple(tuple(f) for f in g["read"]["features"]),
                                       "count_columns": tuple(g["read"]["count_columns"])}),
                     version=int(g["version"]),
-                    definition_hash=g["definition_hash"],
+                    data_hash=g.get("data_hash"),
                     published=_expand_ranges(g["published"]),
                 )
                 for g in doc["groups"]

@@ -158,7 +158,7 @@ def _from_path(spark: SparkSession, path: str, timestamp_column: str, timezone: 
     from pyspark.sql import functions as F
 
     from featurebank.io.sources import arrow_zoned_columns, parquet_time_columns
-    from featurebank.compile.plan import SourceRead
+    from featurebank.compile.group import SourceRead
 
     fmt = spine_format(spark, path)
     try:

@@ -2,7 +2,7 @@
 
 A data scientist reading `spend_sum_30d` needs more than "Total settled card spend": which
 events, which days, what an empty window gives. `group_semantics` writes that sentence for
-every feature of a group from its compiled `Plan`, following SPEC's rules: the row for
+every feature of a group from its `CompiledGroup`, following SPEC's rules: the row for
 snapshot date D aggregates the filtered source events with timestamp in `[D - window, D)`,
 count functions give 0 over an empty window and every other function NULL; derived features
 are SQL over the row's own columns; row-level features are SQL over one source row.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from featurebank.definitions.expressions import ExpressionError, referenced_columns
 from featurebank.definitions.model import COUNT_FUNCTIONS
-from featurebank.compile.plan import Plan
+from featurebank.compile.group import CompiledGroup
 
 # What each aggregation function computes, as the start of a sentence ({x} = the expression).
 _FUNCTION_WORDS = {
@@ -59,11 +59,11 @@ def _code(text: str) -> str:
     return text.strip()
 
 
-def _filter_phrase(plan: Plan) -> str:
+def _filter_phrase(plan: CompiledGroup) -> str:
     return f", only rows where {_code(plan.filter)}" if plan.filter else ""
 
 
-def aggregation_sentence(plan: Plan, function: str, expr: str | None, days: int) -> str:
+def aggregation_sentence(plan: CompiledGroup, function: str, expr: str | None, days: int) -> str:
     """The meaning of one aggregation output, e.g.
 
     `sum of amount over card_transactions events in the 30 days before the snapshot date D
@@ -90,7 +90,7 @@ def derived_sentence(expr: str, inputs: tuple[str, ...], source_columns: tuple[s
     return f"Computed on each snapshot row as {_code(expr)}, from this group's {uses}{sources}."
 
 
-def row_sentence(plan: Plan, expr: str, inputs: tuple[str, ...]) -> str:
+def row_sentence(plan: CompiledGroup, expr: str, inputs: tuple[str, ...]) -> str:
     """The meaning of a row-level feature: its SQL over one source row, valid from its timestamp."""
     timestamp = plan.source.timestamp or "its timestamp"
     uses = ", ".join(inputs) if inputs else "no columns"
@@ -115,7 +115,7 @@ def _columns(expr: str | None) -> tuple[str, ...]:
         return ()
 
 
-def group_semantics(plan: Plan) -> dict[str, FeatureSemantics]:
+def group_semantics(plan: CompiledGroup) -> dict[str, FeatureSemantics]:
     """Every feature column of the plan's group (table order) with its meaning in words."""
     lineage = dict(plan.lineage)
     meanings: dict[str, FeatureSemantics] = {}

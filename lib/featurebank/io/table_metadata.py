@@ -2,9 +2,12 @@
 
 Every column of a group's Delta table carries a comment (the feature's description and its
 exact meaning, see `semantics`); the table carries a comment (the group's description) and
-properties `featurebank.owner`, `featurebank.tags` (JSON), `featurebank.definition_hash`,
-`featurebank.entity`, `featurebank.kind`. Anything reading the table (Spark `DESCRIBE`,
-delta-rs, Athena, the Glue console) then shows what a column means.
+properties `featurebank.owner`, `featurebank.tags` (JSON), `featurebank.data_hash`,
+`featurebank.metadata_hash`, `featurebank.entity`, `featurebank.kind`. Anything reading the
+table (Spark `DESCRIBE`, delta-rs, Athena, the Glue console) then shows what a column means,
+and `featurebank plan` whether a definition changed its data or only its metadata
+(`compile.change.change_kind`). The `featurebank.definition_hash` an older featurebank wrote
+is removed with the first update (notes/17-hashes.md).
 
 Two ways in, because SPEC promises one Delta commit per run:
 - `with_column_comments(batch, plan)`: the comments as column metadata of the batch, so the
@@ -28,13 +31,14 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from featurebank.catalog.semantics import group_semantics
+from featurebank.compile.change import DATA_HASH_PROPERTY, METADATA_HASH_PROPERTY, OLD_HASH_PROPERTY
+from featurebank.compile.semantics import group_semantics
 from featurebank.redact import redact
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from featurebank.compile.plan import Plan
+    from featurebank.compile.group import CompiledGroup
 
 log = logging.getLogger(__name__)
 PROPERTY_PREFIX = "featurebank."
@@ -46,7 +50,7 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", " ") + "'"
 
 
-def column_comments(plan: Plan) -> dict[str, str]:
+def column_comments(plan: CompiledGroup) -> dict[str, str]:
     """The comment each output column should carry: description, then meaning in words."""
     meanings = group_semantics(plan)
     comments = {}
@@ -69,7 +73,7 @@ def column_comments(plan: Plan) -> dict[str, str]:
     return comments
 
 
-def with_column_comments(batch: DataFrame, plan: Plan) -> DataFrame:
+def with_column_comments(batch: DataFrame, plan: CompiledGroup) -> DataFrame:
     """`batch` with each known column's comment in its schema metadata (same rows, same plan
     underneath, so a persisted batch is not recomputed)."""
     from pyspark.sql import functions as F
@@ -82,26 +86,27 @@ def with_column_comments(batch: DataFrame, plan: Plan) -> DataFrame:
     ])
 
 
-def table_properties(plan: Plan) -> dict[str, str]:
-    """The `featurebank.*` table properties of the group's table."""
+def group_properties(plan: CompiledGroup) -> dict[str, str]:
+    """The `featurebank.*` table properties the group's table should carry."""
     properties = {
         f"{PROPERTY_PREFIX}owner": plan.owner,
         f"{PROPERTY_PREFIX}tags": json.dumps(dict(plan.tags), sort_keys=True, default=str),
-        f"{PROPERTY_PREFIX}definition_hash": plan.definition_hash,
+        DATA_HASH_PROPERTY: plan.data_hash,
+        METADATA_HASH_PROPERTY: plan.metadata_hash,
         f"{PROPERTY_PREFIX}entity": plan.entity,
         f"{PROPERTY_PREFIX}kind": plan.kind,
     }
     return {key: redact(value) for key, value in properties.items()}
 
 
-def table_reference(plan: Plan, catalog_type: str = "none", database: str | None = None) -> str:
+def table_reference(plan: CompiledGroup, catalog_type: str = "none", database: str | None = None) -> str:
     """How SQL names the table: `<database>.<group>` with a catalog, else delta.`<path>`."""
     if catalog_type in ("glue", "hive") and database:
         return f"`{database}`.`{plan.group}`"
     return f"delta.`{plan.table_path}`"
 
 
-def metadata_statements(plan: Plan, table: str, current_comments: dict[str, str],
+def metadata_statements(plan: CompiledGroup, table: str, current_comments: dict[str, str],
                         current_properties: dict[str, str], current_description: str | None) -> list[str]:
     """The ALTER/COMMENT statements that bring the table's metadata to what `plan` says (pure).
 
@@ -111,18 +116,20 @@ def metadata_statements(plan: Plan, table: str, current_comments: dict[str, str]
     for column, comment in column_comments(plan).items():
         if column in current_comments and current_comments[column] != comment:
             statements.append(f"ALTER TABLE {table} ALTER COLUMN `{column}` COMMENT {sql_string(comment)}")
-    wanted = table_properties(plan)
+    wanted = group_properties(plan)
     changed = {k: v for k, v in wanted.items() if current_properties.get(k) != v}
     if changed:
         pairs = ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in sorted(changed.items()))
         statements.append(f"ALTER TABLE {table} SET TBLPROPERTIES ({pairs})")
+    if OLD_HASH_PROPERTY in current_properties:  # superseded by the two hashes; a stale one would mislead
+        statements.append(f"ALTER TABLE {table} UNSET TBLPROPERTIES IF EXISTS ({sql_string(OLD_HASH_PROPERTY)})")
     description = redact(plan.description) if plan.description else ""
     if description and (current_description or "") != description:
         statements.append(f"COMMENT ON TABLE {table} IS {sql_string(description)}")
     return statements
 
 
-def apply_table_metadata(spark: SparkSession, plan: Plan, *, catalog_type: str = "none",
+def apply_table_metadata(spark: SparkSession, plan: CompiledGroup, *, catalog_type: str = "none",
                          database: str | None = None) -> list[str]:
     """Write column comments and table properties for `plan`'s published table.
 
