@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import TYPE_CHECKING, Callable
 
 from featurebank.aggregators.base import EVENT_DAY, EVENT_TS, SNAPSHOT_DAY, Aggregator, Fail, Frames, Slot
 
@@ -15,10 +15,12 @@ class Extreme(Aggregator):
 
     accepts = "ordered"
 
-    @staticmethod
-    def pick() -> Callable[[Column], Column]:
-        """`F.min` or `F.max`."""
-        raise NotImplementedError
+    def pick(self) -> Callable[[Column], Column]:
+        """The Spark aggregate of the same name (`F.min` or `F.max`), over a group or a frame."""
+        from pyspark.sql import functions as F
+
+        pick: Callable[[Column], Column] = getattr(F, self.name)
+        return pick
 
     def update(self, slot: Slot, fail: Fail) -> list[Column]:
         return [self.pick()(slot.value()).alias(slot.column(self.name))]
@@ -47,22 +49,10 @@ class Min(Extreme):
     name = "min"
     words = "smallest value of {x}"
 
-    @staticmethod
-    def pick() -> Callable[[Column], Column]:
-        from pyspark.sql import functions as F
-
-        return F.min
-
 
 class Max(Extreme):
     name = "max"
     words = "largest value of {x}"
-
-    @staticmethod
-    def pick() -> Callable[[Column], Column]:
-        from pyspark.sql import functions as F
-
-        return F.max
 
 
 class Last(Aggregator):
@@ -73,7 +63,6 @@ class Last(Aggregator):
     name = "last"
     accepts = "ordered"
     words = "latest non-NULL value of {x} (ties on time go to the greatest value)"
-    empty: ClassVar[int | None] = None
 
     @staticmethod
     def _latest(value: Column, when: Column) -> Column:
