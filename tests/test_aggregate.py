@@ -8,8 +8,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from oracles.aggregate_oracle import OracleAggregate, snapshots
+from oracles.aggregate_oracle import ORACLE_CASES, OracleAggregate, snapshots
 
+from featurebank.aggregators import AGGREGATION_FUNCTIONS
 from featurebank.engine.aggregate import DIRECT_MAX_DATES, compute_aggregation
 from featurebank.compile.group import AggregateSpec, ExprSpec, OutputColumn, SourceRead
 from featurebank.compile.run import Plan
@@ -158,6 +159,12 @@ def assert_same(actual: dict, expected: dict, aggregates: tuple[AggregateSpec, .
                 assert g is not None and g.hex() == w.hex(), where
             else:
                 assert g == w and type(g) is type(w), where
+
+
+def test_every_registered_function_has_an_oracle_case_and_is_compared_with_it():
+    # Adding a function = one class in featurebank.aggregators + its oracle case + a use here.
+    assert sorted(ORACLE_CASES) == sorted(AGGREGATION_FUNCTIONS)
+    assert {a.function for a in AGGREGATES} == set(AGGREGATION_FUNCTIONS)
 
 
 @pytest.mark.parametrize(

@@ -21,15 +21,13 @@ from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from featurebank.io.sources import day_start_instant
+from featurebank.days import EPOCH, day_start_instant
 from featurebank.errors import SourceNotReady, UsageError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from featurebank.compile.run import Plan
-
-EPOCH = date(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -95,7 +93,7 @@ def measure_source(spark: SparkSession, plan: Plan) -> SourceFacts:
     """One aggregate over the source from the read range's first day (or `D - 1 - lag`) on."""
     from pyspark.sql import functions as F
 
-    from featurebank.engine.aggregate import local_epoch_day
+    from featurebank.days import local_epoch_day
     from featurebank.io.sources import path_exists, read_source
 
     source, signal, tz = plan.source, plan.source.readiness, plan.timezone

@@ -17,7 +17,6 @@ from datetime import date, datetime, timedelta
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-COUNT_FUNCTIONS = ("count", "count_distinct", "approx_count_distinct")
 EXACT = Context(prec=200)  # wide enough that every sum and product below is exact
 
 
@@ -72,26 +71,45 @@ def aggregate(a: OracleAggregate, window: list[dict[str, Any]], ts: str) -> Any:
     """One aggregate over the events of one window, NULL values ignored."""
     if a.function == "count" and a.value is None:
         return len(window)
-    assert a.value is not None
-    pairs = [(e[ts], a.value(e)) for e in window]
-    values = [v for _, v in pairs if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    fn = a.function
-    if fn == "count":
-        return len(values)
-    if fn in ("count_distinct", "approx_count_distinct"):
-        return len(set(values))
-    if not values:
-        return None
-    if fn in ("sum", "avg", "stddev"):
-        return contract_value(fn, values, a.input_type)
-    if fn == "min":
-        return min(values)
-    if fn == "max":
-        return max(values)
-    if fn == "last":
-        latest = max(t for t, v in pairs if v is not None)
-        return max(v for t, v in pairs if v is not None and t == latest)
-    raise ValueError(fn)
+    value = a.value
+    assert value is not None
+    pairs = [(e[ts], v) for e in window if (v := value(e)) is not None]
+    return ORACLE_CASES[a.function](pairs, a.input_type)
+
+
+Pairs = list[tuple[datetime, Any]]  # (event time, value) of a window's events, NULL values left out
+
+
+def _values(pairs: Pairs) -> list[Any]:
+    """The values, NaN left out too."""
+    return [v for _, v in pairs if not (isinstance(v, float) and math.isnan(v))]
+
+
+def _latest(pairs: Pairs) -> Any:
+    """The value at the latest time; ties go to the greatest value."""
+    latest = max(t for t, _ in pairs)
+    return max(v for t, v in pairs if t == latest)
+
+
+def _null_when_empty(case: Callable[[Pairs, str | None], Any]) -> Callable[[Pairs, str | None], Any]:
+    """`case`, NULL when the window has no value."""
+    return lambda pairs, input_type: case(pairs, input_type) if _values(pairs) else None
+
+
+# One case per aggregation function: the window's value from its (time, value) pairs and the
+# input's declared type ("decimal(p,s)", else None). tests/test_aggregate.py checks that every
+# function featurebank.aggregators registers has its case here, and is compared with it.
+ORACLE_CASES: dict[str, Callable[[Pairs, str | None], Any]] = {
+    "count": lambda pairs, _: len(_values(pairs)),
+    "sum": _null_when_empty(lambda pairs, input_type: contract_value("sum", _values(pairs), input_type)),
+    "avg": _null_when_empty(lambda pairs, input_type: contract_value("avg", _values(pairs), input_type)),
+    "min": _null_when_empty(lambda pairs, _: min(_values(pairs))),
+    "max": _null_when_empty(lambda pairs, _: max(_values(pairs))),
+    "stddev": _null_when_empty(lambda pairs, input_type: contract_value("stddev", _values(pairs), input_type)),
+    "count_distinct": lambda pairs, _: len(set(_values(pairs))),
+    "approx_count_distinct": lambda pairs, _: len(set(_values(pairs))),
+    "last": _null_when_empty(lambda pairs, _: _latest(pairs)),
+}
 
 
 def exact(value: Any, scale: int) -> Decimal:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
@@ -40,7 +39,8 @@ from featurebank.definitions.expressions import (
     referenced_columns,
 )
 from featurebank.definitions.loader import did_you_mean
-from featurebank.definitions.model import COUNT_FUNCTIONS, DEFAULT_LAG_DAYS, FeatureGroup, Project, Readiness
+from featurebank.aggregators import aggregator
+from featurebank.definitions.model import DEFAULT_LAG_DAYS, FeatureGroup, Project, Readiness
 from featurebank.errors import UsageError
 
 KEY_CHECK = "always"  # CheckSpec.origin of the checks featurebank always adds
@@ -153,8 +153,6 @@ class CompiledGroup:
 # Compiling: definitions → CompiledGroup (pure: no Spark, no I/O)
 # --------------------------------------------------------------------------------------------
 
-INTEGRAL_TYPES = ("tinyint", "smallint", "int", "bigint")
-FLOATING_TYPES = ("float", "double")
 UNKNOWN = "?"
 
 
@@ -273,38 +271,17 @@ def _group(project: Project, group: str | FeatureGroup) -> FeatureGroup:
 
 
 def _aggregate_type(function: str, expr: str | None, declared: dict[str, str]) -> str:
-    """The Spark SQL type an aggregate produces, as Spark 3.5 types it."""
-    if function in COUNT_FUNCTIONS:
-        return "bigint"
-    if function == "stddev":
-        return "double"
-    return aggregate_result_type(function, infer_type(expr, declared) if expr else UNKNOWN)
+    """The Spark SQL type an aggregate produces, as Spark 3.5 types it (its aggregator's rule)."""
+    function_of = aggregator(function)
+    return function_of.output_type(infer_type(expr, declared) if expr and function_of.typed_by_input else UNKNOWN)
 
 
 def aggregate_result_type(function: str, value: str) -> str:
-    """The published type of `function` over an input of Spark SQL type `value` ("?" if unknown).
+    """The Spark SQL type of `function` over a value of Spark SQL type `value`.
 
     The one rule the plan declares and the engine computes (README "Numeric contract").
     """
-    if function in COUNT_FUNCTIONS:
-        return "bigint"
-    if function == "stddev":
-        return "double"
-    decimal = re.fullmatch(r"decimal\((\d+),(\d+)\)", value)
-    if function == "avg":
-        if decimal:
-            precision, scale = int(decimal.group(1)), int(decimal.group(2))
-            return f"decimal({min(38, precision + 4)},{min(38, scale + 4)})"
-        return "double" if value in (*INTEGRAL_TYPES, *FLOATING_TYPES) else ("double" if value == UNKNOWN else UNKNOWN)
-    if function == "sum":
-        if value in INTEGRAL_TYPES:
-            return "bigint"
-        if value in FLOATING_TYPES:
-            return "double"
-        if decimal:
-            return f"decimal({min(38, int(decimal.group(1)) + 10)},{decimal.group(2)})"
-        return UNKNOWN
-    return value  # min, max, last: the input's type
+    return aggregator(function).output_type(value)
 
 
 # --------------------------------------------------------------------------------------------

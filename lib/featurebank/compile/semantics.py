@@ -12,21 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from featurebank.aggregators import aggregator
 from featurebank.definitions.expressions import ExpressionError, referenced_columns
-from featurebank.definitions.model import COUNT_FUNCTIONS
 from featurebank.compile.group import CompiledGroup
-
-# What each aggregation function computes, as the start of a sentence ({x} = the expression).
-_FUNCTION_WORDS = {
-    "sum": "sum of {x}",
-    "avg": "mean of {x}",
-    "min": "smallest value of {x}",
-    "max": "largest value of {x}",
-    "stddev": "sample standard deviation of {x}",
-    "count_distinct": "exact number of distinct non-NULL values of {x}",
-    "approx_count_distinct": "approximate number of distinct non-NULL values of {x} (within 5% relative error)",
-    "last": "latest non-NULL value of {x} (ties on time go to the greatest value)",
-}
 
 
 @dataclass(frozen=True)
@@ -69,17 +57,13 @@ def aggregation_sentence(plan: CompiledGroup, function: str, expr: str | None, d
     `sum of amount over card_transactions events in the 30 days before the snapshot date D
     (event_ts in [D - 30 days, D)), only rows where status = 'SETTLED'; NULL when there is none.`
     """
-    if function == "count" and not expr:
-        head = f"number of {plan.source.name} events"
-    else:
-        words = "number of non-NULL values of {x}" if function == "count" else _FUNCTION_WORDS.get(function, function + " of {x}")
-        head = words.format(x=_code(expr or "*")) + f" over {plan.source.name} events"
+    function_of = aggregator(function)
+    head = function_of.sentence(_code(expr) if expr else None, plan.source.name)
     timestamp = plan.source.timestamp or "the event time"
     span = "1 day" if days == 1 else f"{days} days"
-    empty = "0 when there is none" if function in COUNT_FUNCTIONS else "NULL when there is none"
     return (
         f"{head[0].upper()}{head[1:]} in {window_phrase(days)} D "
-        f"({timestamp} in [D - {span}, D), D itself excluded){_filter_phrase(plan)}; {empty}."
+        f"({timestamp} in [D - {span}, D), D itself excluded){_filter_phrase(plan)}; {function_of.empty_sentence}."
     )
 
 

@@ -6,7 +6,6 @@ regular expressions. Nothing here runs SQL; it only reads it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from functools import lru_cache
 
@@ -16,6 +15,8 @@ from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.tokens import TokenType
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
+
+from featurebank.aggregators import AGGREGATION_FUNCTIONS, aggregator
 
 DIALECT = "spark"
 UNKNOWN_TYPE = "?"
@@ -111,22 +112,14 @@ def infer_type(text: str, column_types: Mapping[str, str]) -> str:
     return result.sql(DIALECT).lower().replace(", ", ",")
 
 
-NUMERIC_FUNCTIONS = ("sum", "avg", "stddev")  # aggregations that need a number
-ORDERED_FUNCTIONS = ("min", "max", "last")  # aggregations that need an orderable value
-
-
 def input_type_problem(function: str, type_text: str) -> str | None:
     """Why aggregation `function` cannot take a value of Spark type `type_text`, or None if it can.
 
-    sum/avg/stddev need a number; min/max/last an orderable value (no map, at any depth);
-    counts take anything. An unknown type ("?") passes: the runtime check sees the real one.
+    The function's aggregator decides (`Aggregator.input_problem`: sum/avg/stddev need a
+    number, min/max/last an orderable value, counts take anything); an unknown type ("?")
+    passes, the runtime check sees the real one. An unknown function passes too: the loader
+    reports its name.
     """
-    if type_text == UNKNOWN_TYPE:
+    if function not in AGGREGATION_FUNCTIONS:
         return None
-    text = type_text.lower().replace(" ", "")
-    if function in NUMERIC_FUNCTIONS and not re.fullmatch(r"tinyint|smallint|int|bigint|float|double|decimal(\(\d+,\d+\))?", text):
-        return f"{function} needs a number (tinyint, smallint, int, bigint, float, double or decimal); " \
-               f"cast it in the expr (e.g. cast(x as double)) or use another function"
-    if function in ORDERED_FUNCTIONS and "map<" in text:
-        return f"{function} needs a value Spark can order, and a map cannot be ordered; take a field of it in the expr"
-    return None
+    return aggregator(function).input_problem(type_text)

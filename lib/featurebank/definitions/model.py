@@ -11,18 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-AGGREGATION_FUNCTIONS = (
-    "count",
-    "sum",
-    "avg",
-    "min",
-    "max",
-    "stddev",
-    "count_distinct",
-    "approx_count_distinct",
-    "last",
-)
-COUNT_FUNCTIONS = ("count", "count_distinct", "approx_count_distinct")
+from featurebank.aggregators import AGGREGATION_FUNCTIONS, aggregator
+
+# The count family: 0 over an empty window (filled for missing entities in training sets too).
+COUNT_FUNCTIONS = tuple(name for name in AGGREGATION_FUNCTIONS if aggregator(name).empty == 0)
 SOURCE_FORMATS = ("parquet", "delta", "csv", "table")
 MIN_WINDOW_DAYS = 1
 MAX_WINDOW_DAYS = 730

@@ -27,6 +27,8 @@ from collections.abc import Collection, Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
+from featurebank.days import MICROS_PER_DAY, local_date
+
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
@@ -41,20 +43,7 @@ STATUS_EXPIRED = "expired"  # row-level: the latest row is older than the ttl
 STATUS_NO_ROW = "no_row"  # row-level: no row at or before ts (entity unseen, or ts before its first row)
 STATUS_NULL_INPUT = "null_input"  # a spine key or the timestamp is NULL: nothing can match
 
-_MICROS_PER_DAY = 86_400_000_000
 _P = "__fb_pit_"  # prefix of the join's own temporary columns
-
-
-def local_date(ts: Column, timezone: str) -> Column:
-    """The calendar date of an instant in `timezone` (IANA name), whatever the session zone is.
-
-    `from_utc_timestamp` shifts the instant's microseconds by the zone's offset at that
-    instant; whole days of the shifted value are the local date. Daylight saving is honoured.
-    """
-    from pyspark.sql import functions as F
-
-    shifted = F.unix_micros(F.from_utc_timestamp(ts, timezone))
-    return F.date_from_unix_date(F.floor(shifted / _MICROS_PER_DAY).cast("int"))
 
 
 def feature_columns_of(features: DataFrame, keys: Sequence[str]) -> list[str]:
@@ -219,7 +208,7 @@ def asof_join(
     if ttl_days is None:
         visible = has_row
     else:
-        horizon = F.unix_micros(F.col(order_col)) - F.lit(ttl_days * _MICROS_PER_DAY)
+        horizon = F.unix_micros(F.col(order_col)) - F.lit(ttl_days * MICROS_PER_DAY)
         visible = has_row & (F.unix_micros(latest_ts) > horizon)
 
     outputs = [F.when(visible, F.col(latest).getField(n)).alias(n) for n in names]

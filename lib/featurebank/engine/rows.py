@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from featurebank.engine.aggregate import day_date, epoch_day, local_epoch_day, output_names
 from featurebank.compile.run import Plan
+from featurebank.days import day_date, epoch_day, local_epoch_day
+from featurebank.engine.aggregate import output_names
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

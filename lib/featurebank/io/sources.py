@@ -32,11 +32,11 @@ project time zone passed in.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time
+from datetime import date
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
+from featurebank.days import MICROS_PER_DAY, day_start_instant, day_start_ts, epoch_day
 from featurebank.errors import SourceMismatch, SourceUnreadable
 from featurebank.compile.group import SourceRead
 from featurebank.spark_errors import root_cause, storage_step
@@ -44,7 +44,6 @@ from featurebank.spark_errors import root_cause, storage_step
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-MICROS_PER_DAY = 86_400_000_000
 EPOCH_NTZ = "TIMESTAMP_NTZ'1970-01-01 00:00:00'"
 
 # Spellings Spark accepts for one type, mapped to the name `DataType.simpleString()` gives.
@@ -96,11 +95,6 @@ def read_source(spark: SparkSession, source: SourceRead, timezone: str) -> DataF
         # CSV has no types to push a predicate into: filter on the parsed instant.
         df = df.filter(instant_range_predicate(source.timestamp, source.read_start, source.read_end_exclusive, timezone))
     return df
-
-
-def day_start_instant(day: date, timezone: str) -> datetime:
-    """The instant `day` 00:00 begins in `timezone` (tz-aware)."""
-    return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone))
 
 
 def instant_range_predicate(column: str, start: date | None, end_exclusive: date | None, timezone: str) -> Column:
@@ -223,7 +217,7 @@ def as_instant(column: str, kind: str, timezone: str) -> Column:
         utc = F.timestamp_micros(micros.cast("bigint"))
         return utc if kind == "nanos_utc" else F.to_utc_timestamp(utc, timezone)
     if kind == "date":
-        return F.to_utc_timestamp(F.timestamp_micros(F.unix_date(raw).cast("bigint") * F.lit(MICROS_PER_DAY)), timezone)
+        return day_start_ts(F.unix_date(raw), timezone)
     if kind == "text":
         text = F.trim(raw)
         zoned = text.rlike(_OFFSET_SUFFIX)
@@ -252,7 +246,7 @@ def _raw_range_predicate(source: SourceRead, kind: str, timezone: str) -> Column
         elif kind == "date":
             literal = F.lit(bound)
         elif kind == "nanos_naive":
-            literal = F.lit((bound - date(1970, 1, 1)).days * MICROS_PER_DAY * 1000)
+            literal = F.lit(epoch_day(bound) * MICROS_PER_DAY * 1000)
         else:  # nanos_utc
             instant = day_start_instant(bound, timezone)
             literal = F.lit(int(instant.timestamp()) * 1_000_000_000)

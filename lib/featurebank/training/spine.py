@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featurebank.days import MICROS_PER_DAY
 from featurebank.errors import UsageError
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def profile_spine(frame: DataFrame, columns: list[str], instant: str, timezone: 
 
     from pyspark.sql import functions as F
 
-    from featurebank.engine.pit import local_date
+    from featurebank.days import local_date
 
     cols = [F.col(f"`{c}`") for c in columns]
     row = frame.agg(
@@ -195,7 +196,7 @@ def _ntz_from_micros(micros: str) -> str:
     """SQL: the TIMESTAMP_NTZ `micros` microseconds after 1970-01-01 00:00 (wall clock), with no
     time zone involved; in steps of days, seconds and microseconds, as `timestampadd` takes an
     int amount."""
-    day = f"floor({micros} / 86400000000)"
-    rest = f"({micros} - {day} * 86400000000)"
+    day = f"floor({micros} / {MICROS_PER_DAY})"
+    rest = f"({micros} - {day} * {MICROS_PER_DAY})"
     return (f"timestampadd(MICROSECOND, cast({rest} % 1000000 as int), timestampadd(SECOND, cast({rest} div 1000000 "
             f"as int), timestampadd(DAY, cast({day} as int), TIMESTAMP_NTZ'1970-01-01 00:00:00')))")

@@ -1,0 +1,213 @@
+"""The `Aggregator` contract every aggregation function implements, and what its phases read.
+
+Pure Python at import (no pyspark, nothing from featurebank but errors): definitions and
+compile ask an aggregator for input checks, output types and sentences without Spark; the
+phase methods import pyspark when the engine calls them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, ClassVar
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, WindowSpec
+
+UNKNOWN_TYPE = "?"  # a type compile cannot infer; the engine sees the real one
+INTEGRAL_TYPES = ("tinyint", "smallint", "int", "bigint")
+FLOATING_TYPES = ("float", "double")
+_NUMBER = r"tinyint|smallint|int|bigint|float|double|decimal(\(\d+,\d+\))?"
+FLOAT_SCALE = 18  # fractional digits a floating-point input keeps (CAST AS DECIMAL(38,18))
+TOTAL_PRECISION = 37  # exact totals are decimal(37, s): |total| < 10^(37-s)
+
+# Columns the windowing code (engine/aggregate.py) makes and aggregators read; one
+# definition for both sides.
+EVENT_DAY = "day"  # events and tiles: the local epoch day (featurebank.days) of the event / tile
+EVENT_TS = "_ts"  # events: the event time, an instant
+SEGMENT = "seg"  # grid and snapshot rows: first tile day of the entity's activity segment
+SNAPSHOT_DAY = "D"  # grid, snapshot and short-run rows: the snapshot's epoch day
+
+Fail = Callable[[str], "Column"]  # fail(cause): a Column that fails the run naming where
+
+
+def decimal_of(type_text: str) -> tuple[int, int] | None:
+    """(precision, scale) of a Spark `decimal(p,s)` type name, else None."""
+    found = re.fullmatch(r"decimal\((\d+),(\d+)\)", type_text)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+@dataclass(frozen=True)
+class Input:
+    """What the numeric contract needs to know of an aggregation's input column."""
+
+    type: str  # Spark SQL type, e.g. "double", "bigint", "decimal(12,2)"
+
+    @property
+    def decimal(self) -> tuple[int, int] | None:
+        return decimal_of(self.type)
+
+    @property
+    def scale(self) -> int:
+        """Fractional digits of the exact sum: 0 for integers, the input's own for decimals, else 18."""
+        decimal = self.decimal
+        if self.type in INTEGRAL_TYPES:
+            return 0
+        return min(decimal[1], TOTAL_PRECISION) if decimal else FLOAT_SCALE
+
+
+def value_column(index: int) -> str:
+    """The events' column holding aggregation `index`'s input value (its `expr`)."""
+    return f"_v{index}"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One aggregation of a group as the windowing code runs it: position, names, windows, input.
+
+    `column(part)` names every column the aggregator adds to a frame (events, tiles, grid,
+    snapshot rows); names are unique per slot, so aggregators never collide, and only the
+    aggregator that makes a column reads it.
+    """
+
+    index: int
+    name: str  # the aggregation's name (its features are name_{w}d)
+    aggregator: Aggregator
+    has_input: bool  # False: count rows (no expr)
+    windows: tuple[int, ...]
+    keys: tuple[str, ...]  # the group's entity keys (named in failures)
+    input: Input  # the input's Spark type, as the source makes it
+
+    def column(self, part: str) -> str:
+        return f"_a{self.index}_{part}"
+
+    def value(self) -> Column:
+        """The input value per event (1 when the aggregation counts rows)."""
+        from pyspark.sql import functions as F
+
+        return F.col(value_column(self.index)) if self.has_input else F.lit(1)
+
+
+class Frames:
+    """Window frames over one entity segment's dense day grid (one row per day, ordered by day)."""
+
+    def __init__(self, axis: WindowSpec) -> None:
+        self.axis = axis
+
+    def before(self, back: int) -> WindowSpec:
+        """From the segment's first day to `back` days before the row (running totals)."""
+        from pyspark.sql import Window
+
+        return self.axis.rowsBetween(Window.unboundedPreceding, -back)
+
+    def trailing(self, days: int) -> WindowSpec:
+        """The `days` days before the row (the row itself excluded)."""
+        return self.axis.rowsBetween(-days, -1)
+
+
+class Aggregator:
+    """One aggregation function: what it accepts, yields and means, and how Spark computes it.
+
+    Pure attributes and methods (no Spark):
+    - `name`: the function's name in definitions (`function: sum`);
+    - `empty`: the window value when the window has no value (0 for the count family, else
+      None = NULL); `input_problem(type)`, `output_type(type)`, `sentence(expr, source)`.
+
+    Phases (each returns Columns or a DataFrame; each is one stage of engine/aggregate.py,
+    whose docstring shows the flow). The tile columns a phase makes are named with
+    `slot.column(...)` and read only by this aggregator's later phases:
+    1. `prepare(slot, fail)`: per-event columns, next to the input `slot.value()` (default none).
+    2. `update(slot, fail)`: aggregate expressions of one day's events: the day tile.
+    3. `annotate(slot, tiles)`: optional per-(keys, day) columns that depend on the entity's
+       other tiles (distinct counts); missing rows read 0.
+    4. `carried(slot)`: the tile columns `merge` reads, put on the dense day grid.
+    5. `merge(slot, frames)`: window-function reads over the grid, per snapshot day D, from
+       frames ending before D (`Frames`): tiles merged across each window.
+    6. `finalize(slot, window, fail)`: the published value over `window` days at a snapshot
+       row, from `merge`'s reads, with the empty-window value when the window has no value.
+    7. `direct(slot, window, inside, fail)`: short runs: the same value as one aggregate
+       expression over the events of a snapshot day's rows where `inside` holds.
+    A vectorised kernel (Arrow batches in a pandas UDF, say) can be added phase by phase as
+    further methods over the same tile columns; `prepare`/`update`/`finalize` are its
+    reference, and the oracle and numeric-contract tests judge both.
+    """
+
+    name: ClassVar[str]
+    empty: ClassVar[int | None] = None
+    accepts: ClassVar[str] = "any"  # "any", "number" or "ordered"
+    typed_by_input: ClassVar[bool] = True  # False: output_type ignores the input's type
+    words: ClassVar[str] = ""  # what it computes, as the start of a sentence ({x} = the expression)
+
+    # -- definitions and compile (pure) -------------------------------------------------------
+    def input_problem(self, type_text: str) -> str | None:
+        """Why this function cannot take a value of Spark type `type_text`, or None if it can.
+
+        A number for "number" functions; a value Spark can order (no map, at any depth) for
+        "ordered" ones; anything for "any". An unknown type ("?") passes: the runtime check
+        sees the real one.
+        """
+        if type_text == UNKNOWN_TYPE:
+            return None
+        text = type_text.lower().replace(" ", "")
+        if self.accepts == "number" and not re.fullmatch(_NUMBER, text):
+            return f"{self.name} needs a number (tinyint, smallint, int, bigint, float, double or decimal); " \
+                   f"cast it in the expr (e.g. cast(x as double)) or use another function"
+        if self.accepts == "ordered" and "map<" in text:
+            return f"{self.name} needs a value Spark can order, and a map cannot be ordered; take a field of it in the expr"
+        return None
+
+    def output_type(self, input_type: str) -> str:
+        """The published Spark type over an input of type `input_type` ("?" if unknown).
+
+        The one rule the plan declares and the engine computes (README "Numeric contract").
+        Default: the input's own type.
+        """
+        return input_type
+
+    def sentence(self, expr: str | None, source: str) -> str:
+        """What one window's value is, as the start of the catalog's sentence (lowercase)."""
+        return self.words.format(x=expr or "*") + f" over {source} events"
+
+    @property
+    def empty_sentence(self) -> str:
+        """The catalog's words for the empty-window value."""
+        return f"{'NULL' if self.empty is None else self.empty} when there is none"
+
+    # -- Spark phases (engine/aggregate.py) ----------------------------------------------------
+    def prepare(self, slot: Slot, fail: Fail) -> list[Column]:
+        return []
+
+    def update(self, slot: Slot, fail: Fail) -> list[Column]:
+        raise NotImplementedError(self.name)
+
+    def annotate(self, slot: Slot, tiles: DataFrame) -> DataFrame | None:
+        return None
+
+    def carried(self, slot: Slot) -> list[str]:
+        raise NotImplementedError(self.name)
+
+    def merge(self, slot: Slot, frames: Frames) -> list[Column]:
+        raise NotImplementedError(self.name)
+
+    def finalize(self, slot: Slot, window: int, fail: Fail) -> Column:
+        raise NotImplementedError(self.name)
+
+    def direct(self, slot: Slot, window: int, inside: Column, fail: Fail) -> Column:
+        raise NotImplementedError(self.name)
+
+
+def failure(slot: Slot, where: str, at: Column) -> Fail:
+    """`fail(cause)`: a Column that fails the run naming the feature, the keys and `where`+`at`."""
+    from pyspark.sql import functions as F
+
+    def fail(cause: str) -> Column:
+        named = [F.concat(F.lit(f"{k}="), F.coalesce(F.col(f"`{k}`").cast("string"), F.lit("NULL"))) for k in slot.keys]
+        return F.raise_error(
+            F.concat(
+                F.lit(f"aggregation '{slot.name}' ({slot.aggregator.name}) cannot be computed exactly: {cause}, for "),
+                F.concat_ws(", ", *named), F.lit(f", {where}"), at,
+                F.lit(" (README 'Numeric contract'). Filter such values out in the group's filter, or scale the expression."),
+            )
+        )
+
+    return fail

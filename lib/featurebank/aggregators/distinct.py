@@ -1,0 +1,86 @@
+"""count_distinct, approx_count_distinct: distinct non-NULL values, counted exactly.
+
+approx_count_distinct is computed exactly too (the exact count is within any error bound), so
+both paths of engine/aggregate.py give the same value for both functions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from featurebank.aggregators.base import EVENT_DAY, Aggregator, Fail, Frames, Slot
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+
+class CountDistinct(Aggregator):
+    """The day's set of values is the tile; occurrence counts make the window count a difference
+    of running totals (see `annotate`)."""
+
+    name = "count_distinct"
+    empty = 0
+    typed_by_input = False
+    words = "exact number of distinct non-NULL values of {x}"
+
+    def output_type(self, input_type: str) -> str:
+        return "bigint"
+
+    def update(self, slot: Slot, fail: Fail) -> list[Column]:
+        from pyspark.sql import functions as F
+
+        return [F.collect_set(slot.value()).alias(slot.column("set"))]
+
+    def annotate(self, slot: Slot, tiles: DataFrame) -> DataFrame | None:
+        """Per (keys, day), the tile's occurrence counts, per window w.
+
+        With `prev`/`next` the previous/next day the same value occurs (per entity), a value
+        seen on day o counts for snapshots `o + 1 .. min(next, o + w)`, so the distinct count
+        at D is `P(D-1) - F_w(D-1) - E_w(D-w-1)` over running totals of these per-tile
+        counts: `p` values on the day, `f{w}` values whose previous occurrence is at most w
+        days back (they stop counting the old occurrence today), `e{w}` values that do not
+        occur again within w days (they stop counting w days later).
+        """
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        keys = list(slot.keys)
+        occ = tiles.select(*keys, EVENT_DAY, F.explode(slot.column("set")).alias("_val"))
+        by_value = Window.partitionBy(*keys, "_val").orderBy(EVENT_DAY)
+        day = F.col(EVENT_DAY)
+        prev, nxt = F.lag(EVENT_DAY).over(by_value), F.lead(EVENT_DAY).over(by_value)
+        occ = occ.select(*keys, EVENT_DAY, (day - prev).alias("_back"), (nxt - day).alias("_ahead"))
+        parts = [F.count(F.lit(1)).alias(slot.column("p"))]
+        for w in slot.windows:
+            parts.append(F.count(F.when(F.col("_back") <= w, 1)).alias(slot.column(f"f{w}")))
+            parts.append(F.count(F.when(F.col("_ahead").isNull() | (F.col("_ahead") > w), 1)).alias(slot.column(f"e{w}")))
+        return occ.groupBy(*keys, EVENT_DAY).agg(*parts)
+
+    def carried(self, slot: Slot) -> list[str]:
+        return [slot.column("p"), *[slot.column(f"{k}{w}") for w in slot.windows for k in ("f", "e")]]
+
+    def merge(self, slot: Slot, frames: Frames) -> list[Column]:
+        from pyspark.sql import functions as F
+
+        seen = F.coalesce(F.sum(slot.column("p")).over(frames.before(1)), F.lit(0))
+        reads = []
+        for w in slot.windows:
+            renewed = F.coalesce(F.sum(slot.column(f"f{w}")).over(frames.before(1)), F.lit(0))
+            expired = F.coalesce(F.sum(slot.column(f"e{w}")).over(frames.before(w + 1)), F.lit(0))
+            reads.append((seen - renewed - expired).alias(slot.column(f"distinct_{w}")))
+        return reads
+
+    def finalize(self, slot: Slot, window: int, fail: Fail) -> Column:
+        from pyspark.sql import functions as F
+
+        return F.coalesce(F.col(slot.column(f"distinct_{window}")), F.lit(0)).cast("bigint")
+
+    def direct(self, slot: Slot, window: int, inside: Column, fail: Fail) -> Column:
+        from pyspark.sql import functions as F
+
+        return F.size(F.collect_set(F.when(inside, slot.value()))).cast("bigint")
+
+
+class ApproxCountDistinct(CountDistinct):
+    name = "approx_count_distinct"
+    words = "approximate number of distinct non-NULL values of {x} (within 5% relative error)"
