@@ -136,9 +136,9 @@ def driver_env(world: World) -> dict[str, str]:
 
 
 def test_a_conf_master_never_overrides_the_master_the_launcher_chose() -> None:
-    from featurebank.definitions.model import Config
+    from featurebank.definitions.config import Config, SparkSettings
 
-    config = Config(env="x", feature_root="/tmp/f", spark_conf=(("spark.master", "local[2]"),))
+    config = Config(env="x", feature_root="/tmp/f", spark=SparkSettings((("spark.master", "local[2]"),)))
     assert session_conf(config, "local")["spark.master"] == "local[2]"
     for platform in ("submit", "emr", "glue"):
         assert "spark.master" not in session_conf(config, platform)

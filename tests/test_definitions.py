@@ -135,7 +135,7 @@ def test_env_defaults_to_featurebank_env_then_local(tmp_path: Path, monkeypatch:
     config = load_project(root).config
     assert (config.env, config.feature_root, config.timezone) == ("qa", "s3://qa-bucket/features", "Europe/London")
     assert (config.catalog_type, config.catalog_database) == ("glue", "features_qa")
-    assert dict(config.spark_conf) == {"spark.sql.shuffle.partitions": "4"}
+    assert dict(config.spark.conf) == {"spark.sql.shuffle.partitions": "4"}
     assert load_project(root).sources["txns"].location == "s3://qa-raw/txns"
 
 

@@ -18,11 +18,12 @@ import hashlib
 import json
 from typing import Any
 
-from featurebank.deploy.aws import AwsSettings, client
-from featurebank.deploy.changes import Change
+from featurebank.compile.changes import Change
+from featurebank.definitions.config import AwsSettings
 from featurebank.deploy.upload import ArtifactUris
-from featurebank.io.spark import DELTA_SQL_CONF
 from featurebank.errors import UsageError
+from featurebank.io.aws import client
+from featurebank.io.spark import DELTA_SQL_CONF
 
 LIVE_STEP_STATES = ("PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED")
 LIVE_RUN_STATES = ("SUBMITTED", "PENDING", "SCHEDULED", "RUNNING", "SUCCESS", "QUEUED")
@@ -62,7 +63,7 @@ def emr_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[str], cl
     """One Change per group: add its step, unless the same step is already live."""
     from botocore.exceptions import ClientError
 
-    emr = client("emr", settings)
+    emr = client("emr", settings.region)
     try:
         emr.describe_cluster(ClusterId=cluster_id)
     except ClientError as error:
@@ -109,7 +110,7 @@ def serverless_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[s
     role = settings.require_serverless_role()
     from botocore.exceptions import ClientError
 
-    es = client("emr-serverless", settings)
+    es = client("emr-serverless", settings.region)
     try:
         es.get_application(applicationId=application_id)
     except ClientError as error:

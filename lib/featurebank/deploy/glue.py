@@ -15,10 +15,12 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from featurebank.compile.changes import Change, diff_fields
+from featurebank.definitions.config import AwsSettings
 from featurebank.definitions.model import Project
-from featurebank.deploy.aws import AwsSettings, account_id, client
-from featurebank.deploy.changes import Change, diff_fields
+from featurebank.deploy.aws import account_id
 from featurebank.deploy.upload import ArtifactUris
+from featurebank.io.aws import client
 from featurebank.io.spark import DELTA_SQL_CONF
 
 GLUE_VERSION = "5.1"
@@ -80,7 +82,7 @@ def glue_changes(project: Project, settings: AwsSettings, uris: ArtifactUris, gr
     """One Change per group's Glue job: create, update (changed fields) or unchanged."""
     from botocore.exceptions import ClientError
 
-    glue_client = client("glue", settings)
+    glue_client = client("glue", settings.region)
     arn_prefix = f"arn:aws:glue:{settings.region}:{account_id(settings)}:job/"
     changes = []
     for group in groups:
@@ -116,7 +118,7 @@ def _updater(settings: AwsSettings, glue_client: Any, name: str, want: dict[str,
 
         job_update = {k: v for k, v in want.items() if k != "Tags"}
         try:
-            client("glue", settings, retries={"max_attempts": 1}).update_job(JobName=name, JobUpdate=job_update)
+            client("glue", settings.region, retries={"max_attempts": 1}).update_job(JobName=name, JobUpdate=job_update)
         except ClientError as error:
             if str(error.response.get("Error", {}).get("Code")) not in _NOT_IMPLEMENTED:
                 raise

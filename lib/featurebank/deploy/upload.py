@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from featurebank.deploy.aws import AwsSettings, client
-from featurebank.deploy.changes import Action, Change
+from featurebank.compile.changes import Action, Change
+from featurebank.definitions.config import AwsSettings
+from featurebank.io.aws import client
 from featurebank.deploy.package import Artifacts, sha256_hex
 
 
@@ -41,7 +42,7 @@ def upload_changes(settings: AwsSettings, artifacts: Artifacts) -> list[Change]:
 
     Uploads use SSE-KMS with `aws.kms_key_arn` when conf gives one.
     """
-    s3 = client("s3", settings)
+    s3 = client("s3", settings.region)
     bucket = settings.artifacts.bucket
     changes = []
     for path in artifacts.files():

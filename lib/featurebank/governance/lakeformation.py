@@ -25,12 +25,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from featurebank.definitions.governance import Consumer, Governance, governance_of
+from featurebank.compile.changes import Change
+from featurebank.definitions.config import AwsSettings, Consumer, Governance, S3Uri
 from featurebank.definitions.model import Project
-from featurebank.deploy.aws import AwsSettings, S3Uri, client, load_settings
-from featurebank.deploy.changes import Change
 from featurebank.errors import ConfigError, Problem, UsageError
 from featurebank.governance.tags import TableTags, Tags, effective_tags
+from featurebank.io.aws import client
 
 SELECT = "SELECT"
 ExpressionKey = frozenset[tuple[str, frozenset[str]]]
@@ -43,7 +43,7 @@ def grant_changes(project: Project, settings: AwsSettings | None = None) -> list
     honoured). Raises `UsageError` when the environment does not turn Lake Formation on,
     `ConfigError` for missing conf. Nothing is changed until each `Change.apply` runs.
     """
-    governance = governance_of(project)
+    governance = project.config.governance
     if not governance.lake_formation:
         raise UsageError(f"{governance.conf_file} does not turn on governance.lake_formation, so there are no grants "
                          "to apply; pick an environment that does (e.g. --env dev)")
@@ -51,11 +51,11 @@ def grant_changes(project: Project, settings: AwsSettings | None = None) -> list
     if not database:
         raise ConfigError(Problem(governance.conf_file, 0, "Lake Formation governs a Glue database; set catalog: "
                                                             "{type: glue, database: <name>}"))
-    settings = settings or load_settings(project)
-    lakeformation = client("lakeformation", settings)
+    settings = settings or project.config.require_aws()
+    lakeformation = client("lakeformation", settings.region)
     # One attempt only for reads that fail on never-tagged tables (moto): no retry storm.
-    probe = client("lakeformation", settings, retries={"max_attempts": 1})
-    glue = client("glue", settings)
+    probe = client("lakeformation", settings.region, retries={"max_attempts": 1})
+    glue = client("glue", settings.region)
     changes = _lf_tag_changes(lakeformation, governance)
     changes += _location_changes(lakeformation, project.config.feature_root)
     changes += _database_changes(glue, database)
