@@ -1,6 +1,11 @@
 """Fixtures for tests that talk to AWS: a real moto server on 127.0.0.1, never in-process mocks.
 
 Import the fixtures into a test module: `from aws_fixtures import aws, moto_endpoint, ...`.
+
+moto does not implement Glue's `UpdateJob` (it answers HTTP 500). Product code calls
+UpdateJob as real AWS expects and reports a failure as a failure; the gap is filled here,
+in the fake: this file, run as a script, starts the moto server with an `UpdateJob` that
+sets the given fields of the stored job (`_moto_with_glue_update_job`).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import boto3
 import pytest
@@ -46,11 +52,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def moto_endpoint():
-    """A moto server subprocess on a free port, stopped at the end of the session."""
+    """A moto server subprocess on a free port (with Glue UpdateJob), stopped at the end of the session."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(Path(__file__).resolve()), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -86,3 +92,28 @@ def aws(moto_endpoint, monkeypatch):
         Bucket=ARTIFACTS_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
     )
     return moto_endpoint
+
+
+def _moto_with_glue_update_job() -> None:
+    """Give moto's Glue `UpdateJob`: the job's fields become those of `JobUpdate` (as AWS
+    does; an unknown job is `EntityNotFoundException`). Test scaffolding only."""
+    from moto.core.responses import ActionResult
+    from moto.core.utils import camelcase_to_underscores, utcnow
+    from moto.glue.responses import GlueResponse
+
+    def update_job(self: GlueResponse) -> ActionResult:
+        name = self._get_param("JobName")
+        job = self.glue_backend.get_job(name)
+        for field, value in (self._get_param("JobUpdate") or {}).items():
+            setattr(job, camelcase_to_underscores(field), value)
+        job.last_modified_on = utcnow()
+        return ActionResult({"JobName": name})
+
+    GlueResponse.update_job = update_job  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":  # the moto server `moto_endpoint` starts
+    from moto.server import main
+
+    _moto_with_glue_update_job()
+    main(sys.argv[1:])
