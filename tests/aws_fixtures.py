@@ -2,10 +2,11 @@
 
 Import the fixtures into a test module: `from aws_fixtures import aws, moto_endpoint, ...`.
 
-moto does not implement Glue's `UpdateJob` (it answers HTTP 500). Product code calls
-UpdateJob as real AWS expects and reports a failure as a failure; the gap is filled here,
-in the fake: this file, run as a script, starts the moto server with an `UpdateJob` that
-sets the given fields of the stored job (`_moto_with_glue_update_job`).
+moto differs from AWS where featurebank needs it: it does not implement Glue's `UpdateJob`
+(HTTP 500), and `GetResourceLFTags` on a table never tagged fails (HTTP 500) where AWS
+answers "no tags". Product code calls AWS as AWS behaves and reports a failure as a
+failure; the gaps are filled here, in the fake: this file, run as a script, starts the moto
+server with both fixed (`_moto_as_aws_answers`).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def moto_endpoint():
-    """A moto server subprocess on a free port (with Glue UpdateJob), stopped at the end of the session."""
+    """A moto server subprocess on a free port (`_moto_as_aws_answers`), stopped at the end of the session."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
@@ -94,12 +95,14 @@ def aws(moto_endpoint, monkeypatch):
     return moto_endpoint
 
 
-def _moto_with_glue_update_job() -> None:
-    """Give moto's Glue `UpdateJob`: the job's fields become those of `JobUpdate` (as AWS
-    does; an unknown job is `EntityNotFoundException`). Test scaffolding only."""
+def _moto_as_aws_answers() -> None:
+    """Give moto Glue's `UpdateJob` (the job's fields become those of `JobUpdate`, as AWS
+    does; an unknown job is `EntityNotFoundException`), and let `GetResourceLFTags` answer
+    "no tags" for a database or table never tagged. Test scaffolding only."""
     from moto.core.responses import ActionResult
     from moto.core.utils import camelcase_to_underscores, utcnow
     from moto.glue.responses import GlueResponse
+    from moto.lakeformation.models import LakeFormationBackend
 
     def update_job(self: GlueResponse) -> ActionResult:
         name = self._get_param("JobName")
@@ -111,9 +114,22 @@ def _moto_with_glue_update_job() -> None:
 
     GlueResponse.update_job = update_job  # type: ignore[attr-defined]
 
+    tags_of = LakeFormationBackend.get_resource_lf_tags
+
+    def get_resource_lf_tags(self: LakeFormationBackend, catalog_id: str, resource: dict) -> tuple:
+        if "Database" in resource:
+            database = resource["Database"]
+            self.lf_database_tags.setdefault((database.get("CatalogId", self.account_id), database["Name"]), [])
+        if "Table" in resource:
+            table = resource["Table"]
+            self.lf_table_tags.setdefault((table.get("CatalogId", self.account_id), table["DatabaseName"], table["Name"]), [])
+        return tags_of(self, catalog_id, resource)
+
+    LakeFormationBackend.get_resource_lf_tags = get_resource_lf_tags  # type: ignore[method-assign]
+
 
 if __name__ == "__main__":  # the moto server `moto_endpoint` starts
     from moto.server import main
 
-    _moto_with_glue_update_job()
+    _moto_as_aws_answers()
     main(sys.argv[1:])
