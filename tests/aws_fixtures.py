@@ -3,8 +3,9 @@
 Import the fixtures into a test module: `from aws_fixtures import aws, moto_endpoint, ...`.
 
 moto differs from AWS where featurebank needs it: it does not implement Glue's `UpdateJob`
-(HTTP 500), and `GetResourceLFTags` on a table never tagged fails (HTTP 500) where AWS
-answers "no tags". Product code calls AWS as AWS behaves and reports a failure as a
+(HTTP 500), `GetResourceLFTags` on a table never tagged fails (HTTP 500) where AWS answers
+"no tags", and EMR Serverless `ListJobRuns` of an application without runs yet answers
+ResourceNotFound where AWS answers an empty list. Product code calls AWS as AWS behaves and reports a failure as a
 failure; the gaps are filled here, in the fake: this file, run as a script, starts the moto
 server with both fixed (`_moto_as_aws_answers`).
 """
@@ -97,10 +98,12 @@ def aws(moto_endpoint, monkeypatch):
 
 def _moto_as_aws_answers() -> None:
     """Give moto Glue's `UpdateJob` (the job's fields become those of `JobUpdate`, as AWS
-    does; an unknown job is `EntityNotFoundException`), and let `GetResourceLFTags` answer
-    "no tags" for a database or table never tagged. Test scaffolding only."""
+    does; an unknown job is `EntityNotFoundException`); let `GetResourceLFTags` answer "no
+    tags" for a database or table never tagged, and `ListJobRuns` no runs for an application
+    that has none yet. Test scaffolding only."""
     from moto.core.responses import ActionResult
     from moto.core.utils import camelcase_to_underscores, utcnow
+    from moto.emrserverless.models import EMRServerlessBackend
     from moto.glue.responses import GlueResponse
     from moto.lakeformation.models import LakeFormationBackend
 
@@ -126,6 +129,15 @@ def _moto_as_aws_answers() -> None:
         return tags_of(self, catalog_id, resource)
 
     LakeFormationBackend.get_resource_lf_tags = get_resource_lf_tags  # type: ignore[method-assign]
+
+    runs_of = EMRServerlessBackend.list_job_runs
+
+    def list_job_runs(self: EMRServerlessBackend, application_id: str, *args: object, **kwargs: object) -> list:
+        if application_id in self.applications:
+            self.job_runs.setdefault(application_id, [])
+        return runs_of(self, application_id, *args, **kwargs)  # type: ignore[arg-type]
+
+    EMRServerlessBackend.list_job_runs = list_job_runs  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":  # the moto server `moto_endpoint` starts

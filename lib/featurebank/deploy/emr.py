@@ -115,14 +115,11 @@ def serverless_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[s
         es.get_application(applicationId=application_id)
     except ClientError as error:
         raise UsageError(f"EMR Serverless application {application_id} was not found in {settings.region} ({_message(error)}); check --application-id") from None
-    existing: set[str] = set()
-    try:
-        for page in es.get_paginator("list_job_runs").paginate(applicationId=application_id, states=list(LIVE_RUN_STATES)):
-            existing.update(run.get("name", "") for run in page["jobRuns"])
-    except ClientError as error:
-        # moto answers ResourceNotFound for an existing application that has no runs yet
-        if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-            raise
+    existing = {
+        run.get("name", "")
+        for page in es.get_paginator("list_job_runs").paginate(applicationId=application_id, states=list(LIVE_RUN_STATES))
+        for run in page["jobRuns"]
+    }
     changes = []
     for group in groups:
         driver = serverless_job_driver(settings, uris, group)
