@@ -3,7 +3,7 @@ mode (issue 9).
 
 A master and two one-core workers start from the installed pyspark (`cluster.py`). The
 packaged artifacts run there exactly as on EMR: `spark-submit --master spark://...` of
-`jobs/run_group.py` (`--all`) and `jobs/training_set.py`, Delta through `--packages`, the
+`run_group.py` (`--all`) and `training_set.py` (the packaged entry scripts), Delta through `--packages`, the
 library only through the wheel in `--py-files` (the drivers' and executors' Python cannot see
 the editable install), the project as its bundle zip. The executors run with a non-UTC
 machine time zone, so nothing may depend on the JVM's or the OS's zone. The same project

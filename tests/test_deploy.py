@@ -121,6 +121,23 @@ def test_jobs_run_from_the_wheel_zipped_on_the_path_as_spark_submit_py_files_put
     assert result.stdout.startswith("ok: ")
 
 
+def test_a_project_anywhere_with_only_features_and_conf_deploys_from_an_installed_featurebank(aws, example_project, tmp_path):
+    assert sorted(p.name for p in example_project.iterdir()) == ["conf", "features"]
+    artifacts = build_artifacts(example_project, tmp_path / "dist")
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target", str(site),
+                    str(artifacts.wheel)], check=True)
+    # No repository checkout on the path: the library and its entry scripts come from the install.
+    result = subprocess.run([sys.executable, "-m", "featurebank", "deploy", "glue", "--env", "prod", "--project", str(example_project)],
+                            env={**os.environ, "PYTHONPATH": str(site)}, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    job = _client("glue").get_job(JobName="featurebank-prod-merchant_risk")["Job"]
+    bucket, _, key = job["Command"]["ScriptLocation"].removeprefix("s3://").partition("/")
+    shipped = _client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert shipped == (site / "featurebank" / "deploy" / "jobs" / "glue_run_group.py").read_bytes()
+    assert shipped == artifacts.script("glue_run_group").read_bytes()
+
+
 def test_package_command_validates_then_writes_artifacts(example_project, tmp_path, capsys):
     code, out, _ = _cli(capsys, "package", "--project", str(example_project), "--out", str(tmp_path / "dist"))
     assert code == 0
@@ -446,11 +463,10 @@ def test_glue_script_reads_its_options_without_awsglue_and_fetches_the_bundle_fr
 
     from featurebank.deploy.entry import glue_argv
 
-    repo = Path(__file__).resolve().parent.parent
-    spec = importlib.util.spec_from_file_location("glue_run_group", repo / "jobs" / "glue_run_group.py")
+    artifacts = build_artifacts(example_project, tmp_path / "dist")
+    spec = importlib.util.spec_from_file_location("glue_run_group", artifacts.script("glue_run_group"))
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    artifacts = build_artifacts(example_project, tmp_path / "dist")
     key = f"{ARTIFACTS_PREFIX}/{artifacts.bundle.name}"
     _client("s3").upload_file(str(artifacts.bundle), ARTIFACTS_BUCKET, key)
 

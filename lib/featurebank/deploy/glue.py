@@ -1,6 +1,6 @@
 """`featurebank deploy glue`: one AWS Glue 5.1 job per feature group.
 
-Each job runs `jobs/glue_run_group.py` with the library wheel installed through
+Each job runs `glue_run_group.py` (shipped in `featurebank/deploy/jobs/`) with the library wheel installed through
 `--additional-python-modules` (pip installs the wheel and its requirements; Spark and Delta
 are the platform's, see package.py) and the project bundle passed as `--project_bundle`.
 
