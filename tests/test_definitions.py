@@ -196,7 +196,7 @@ def test_governance_conf_reads_the_environment_passed_in_not_the_process_environ
         "catalog: {type: none}", "catalog: {type: glue, database: features}")
           + "governance:\n  tags: {pii: [true, false]}\n  lake_formation: true\n  identity: ${env:FB_TEST_IDENTITY}\n")
     monkeypatch.delenv("FB_TEST_IDENTITY", raising=False)
-    identity = "arn:aws:iam::111122223333:role/fraud-ds"
+    identity = "arn:aws:iam::999988887777:role/conf-test-identity"  # read from the environment: masked process-wide from now on
     project = load_project(root, "local", environ={"FB_TEST_IDENTITY": identity})
     assert project.config.governance.identity == identity
     assert access_principal(project, None) == identity  # once read a second time, from os.environ (where it is unset)
