@@ -25,7 +25,7 @@ test: setup
 	$(BIN)/python -m pytest tests
 
 # A real Spark standalone cluster (master + two workers on 127.0.0.1, from the installed
-# pyspark): spark-submit of jobs/ with the packaged wheel, compared row for row with local mode.
+# pyspark): spark-submit of the packaged entry scripts with the packaged wheel, compared row for row with local mode.
 # Prints the application ids the master registered and the row counts compared. Also part of
 # `make test` (it found two bugs local mode hides); this target runs it alone.
 .PHONY: cluster-test

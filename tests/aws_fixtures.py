@@ -1,6 +1,13 @@
 """Fixtures for tests that talk to AWS: a real moto server on 127.0.0.1, never in-process mocks.
 
 Import the fixtures into a test module: `from aws_fixtures import aws, moto_endpoint, ...`.
+
+moto differs from AWS where featurebank needs it: it does not implement Glue's `UpdateJob`
+(HTTP 500), `GetResourceLFTags` on a table never tagged fails (HTTP 500) where AWS answers
+"no tags", and EMR Serverless `ListJobRuns` of an application without runs yet answers
+ResourceNotFound where AWS answers an empty list. Product code calls AWS as AWS behaves and reports a failure as a
+failure; the gaps are filled here, in the fake: this file, run as a script, starts the moto
+server with both fixed (`_moto_as_aws_answers`).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import boto3
 import pytest
@@ -46,11 +54,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def moto_endpoint():
-    """A moto server subprocess on a free port, stopped at the end of the session."""
+    """A moto server subprocess on a free port (`_moto_as_aws_answers`), stopped at the end of the session."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(Path(__file__).resolve()), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -86,3 +94,54 @@ def aws(moto_endpoint, monkeypatch):
         Bucket=ARTIFACTS_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
     )
     return moto_endpoint
+
+
+def _moto_as_aws_answers() -> None:
+    """Give moto Glue's `UpdateJob` (the job's fields become those of `JobUpdate`, as AWS
+    does; an unknown job is `EntityNotFoundException`); let `GetResourceLFTags` answer "no
+    tags" for a database or table never tagged, and `ListJobRuns` no runs for an application
+    that has none yet. Test scaffolding only."""
+    from moto.core.responses import ActionResult
+    from moto.core.utils import camelcase_to_underscores, utcnow
+    from moto.emrserverless.models import EMRServerlessBackend
+    from moto.glue.responses import GlueResponse
+    from moto.lakeformation.models import LakeFormationBackend
+
+    def update_job(self: GlueResponse) -> ActionResult:
+        name = self._get_param("JobName")
+        job = self.glue_backend.get_job(name)
+        for field, value in (self._get_param("JobUpdate") or {}).items():
+            setattr(job, camelcase_to_underscores(field), value)
+        job.last_modified_on = utcnow()
+        return ActionResult({"JobName": name})
+
+    GlueResponse.update_job = update_job  # type: ignore[attr-defined]
+
+    tags_of = LakeFormationBackend.get_resource_lf_tags
+
+    def get_resource_lf_tags(self: LakeFormationBackend, catalog_id: str, resource: dict) -> tuple:
+        if "Database" in resource:
+            database = resource["Database"]
+            self.lf_database_tags.setdefault((database.get("CatalogId", self.account_id), database["Name"]), [])
+        if "Table" in resource:
+            table = resource["Table"]
+            self.lf_table_tags.setdefault((table.get("CatalogId", self.account_id), table["DatabaseName"], table["Name"]), [])
+        return tags_of(self, catalog_id, resource)
+
+    LakeFormationBackend.get_resource_lf_tags = get_resource_lf_tags  # type: ignore[method-assign]
+
+    runs_of = EMRServerlessBackend.list_job_runs
+
+    def list_job_runs(self: EMRServerlessBackend, application_id: str, *args: object, **kwargs: object) -> list:
+        if application_id in self.applications:
+            self.job_runs.setdefault(application_id, [])
+        return runs_of(self, application_id, *args, **kwargs)  # type: ignore[arg-type]
+
+    EMRServerlessBackend.list_job_runs = list_job_runs  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":  # the moto server `moto_endpoint` starts
+    from moto.server import main
+
+    _moto_as_aws_answers()
+    main(sys.argv[1:])

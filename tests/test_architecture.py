@@ -10,9 +10,8 @@ importing io or io importing engine (same rank, separate edges), a module outsid
 imports `pyarrow.fs` or `boto3` or reaches the JVM through `_jvm`/`_jsc`, and any import of
 `featurebank_demo` (the demo tooling lives in tools/, outside the wheel).
 
-`KNOWN_VIOLATIONS` lists exactly the arrows that exist today and are being removed on other
-branches; the test also fails when a listed one is gone, so the list only ever shrinks (the
-lead empties it after merging).
+`KNOWN_VIOLATIONS` is empty since issue 17 removed the last fourteen arrows; a new one is to be
+fixed, not listed (the test also fails when a listed one is gone, so the list only shrinks).
 """
 
 from __future__ import annotations
@@ -79,22 +78,7 @@ JVM_BACKDOORS = ("_jvm", "_jsc")  # Hadoop file systems reached through py4j: on
 DEMO = "featurebank_demo"
 
 # Exactly today's violations (module -> what), each being removed on another branch.
-KNOWN_VIOLATIONS: set[str] = {
-    "featurebank.runner -> featurebank.catalog.table_metadata",  # wt-compile: io/table_metadata
-    "featurebank.training.api -> featurebank.governance.access",  # wt-conf: training/access
-    "featurebank.governance.lakeformation -> featurebank.deploy.aws",  # wt-conf: typed conf sections
-    "featurebank.governance.lakeformation -> featurebank.deploy.changes",  # wt-conf: compile/changes
-    "featurebank.engine -> featurebank.io.sources",  # engine/__init__ reads the sources
-    "featurebank.io.tables -> featurebank.retention",  # publish sets conf's retention on the table
-    "featurebank.gate uses _jvm",  # wt-io: reports through io.files
-    "featurebank.gate uses _jsc",
-    "featurebank.readiness uses _jvm",  # wt-io: readiness probes through io
-    "featurebank.readiness uses _jsc",
-    "featurebank.retention imports pyarrow.fs",
-    "featurebank.training.manifest imports pyarrow.fs",  # wt-io: manifests through io.files
-    "featurebank.training.output imports pyarrow.fs",
-    "featurebank.deploy.package imports boto3",  # wt-io: bundles through io.files
-}
+KNOWN_VIOLATIONS: set[str] = set()  # issue 17 removed the last ones; keep it empty
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ mode (issue 9).
 
 A master and two one-core workers start from the installed pyspark (`cluster.py`). The
 packaged artifacts run there exactly as on EMR: `spark-submit --master spark://...` of
-`jobs/run_group.py` (`--all`) and `jobs/training_set.py`, Delta through `--packages`, the
+`run_group.py` (`--all`) and `training_set.py` (the packaged entry scripts), Delta through `--packages`, the
 library only through the wheel in `--py-files` (the drivers' and executors' Python cannot see
 the editable install), the project as its bundle zip. The executors run with a non-UTC
 machine time zone, so nothing may depend on the JVM's or the OS's zone. The same project
@@ -136,9 +136,9 @@ def driver_env(world: World) -> dict[str, str]:
 
 
 def test_a_conf_master_never_overrides_the_master_the_launcher_chose() -> None:
-    from featurebank.definitions.model import Config
+    from featurebank.definitions.config import Config, SparkSettings
 
-    config = Config(env="x", feature_root="/tmp/f", spark_conf=(("spark.master", "local[2]"),))
+    config = Config(env="x", feature_root="/tmp/f", spark=SparkSettings((("spark.master", "local[2]"),)))
     assert session_conf(config, "local")["spark.master"] == "local[2]"
     for platform in ("submit", "emr", "glue"):
         assert "spark.master" not in session_conf(config, platform)

@@ -135,7 +135,7 @@ def test_env_defaults_to_featurebank_env_then_local(tmp_path: Path, monkeypatch:
     config = load_project(root).config
     assert (config.env, config.feature_root, config.timezone) == ("qa", "s3://qa-bucket/features", "Europe/London")
     assert (config.catalog_type, config.catalog_database) == ("glue", "features_qa")
-    assert dict(config.spark_conf) == {"spark.sql.shuffle.partitions": "4"}
+    assert dict(config.spark.conf) == {"spark.sql.shuffle.partitions": "4"}
     assert load_project(root).sources["txns"].location == "s3://qa-raw/txns"
 
 
@@ -148,6 +148,60 @@ def test_missing_conf_lists_the_environments_that_exist(tmp_path: Path) -> None:
     message = str(raised.value)
     assert message.startswith("conf/prd.yaml: ")
     assert "did you mean 'prod'?" in message and "local, prod" in message
+
+
+def test_conf_is_read_once_into_typed_sections() -> None:
+    config = load_project(REPO, "prod").config
+    assert config.aws is not None and config.aws.glue is not None
+    assert (config.aws.region, config.aws.artifacts.uri("x.whl")) == ("eu-west-1", "s3://acme-featurebank-prod-123456789012/artifacts/x.whl")
+    assert (config.aws.glue.worker_type, config.aws.glue.number_of_workers, config.aws.glue.max_retries) == ("G.2X", 10, 1)
+    assert config.aws.require_schedule().cron == "cron(0 2 * * ? *)" and config.aws.require_schedule().timezone == "UTC"
+    assert dict(config.aws.tags) == {"cost-center": "data-platform", "environment": "prod"}
+    assert config.governance.lake_formation and config.governance.lf_tags == ("domain", "pii")
+    assert [c.principal for c in config.governance.grants_of("arn:aws:iam::444455556666:role/marketing-analytics")] == [
+        "arn:aws:iam::444455556666:role/marketing-analytics"]
+    assert dict(config.spark.conf) == {"spark.sql.shuffle.partitions": "200"}
+
+
+def test_an_environment_without_aws_loads_and_refuses_to_deploy_with_a_sentence() -> None:
+    config = load_project(REPO, "local").config
+    assert config.aws is None and not config.governance.consumers
+    with pytest.raises(ConfigError, match=r"^conf/local\.yaml: no `aws:` section; add aws\.region and aws\.artifacts"):
+        config.require_aws()
+
+
+def test_a_missing_aws_key_is_reported_at_its_section_and_a_schedule_defaults_to_the_conf_time_zone(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(CORPUS / "_base", root)
+    write(root, "conf/local.yaml", (CORPUS / "_base" / "conf" / "local.yaml").read_text().replace("timezone: UTC", "timezone: Europe/London")
+          + "aws:\n  region: eu-west-1\n  artifacts: s3://bkt/a\n  schedule:\n    state_machine_role_arn: arn:aws:iam::123456789012:role/s\n")
+    with pytest.raises(ConfigError) as raised:
+        load_project(root, "local")
+    assert str(raised.value) == "conf/local.yaml:8: aws.schedule.cron: is missing; add it"
+    write(root, "conf/local.yaml", (root / "conf" / "local.yaml").read_text() + "    cron: 0 2 * * ? *\n")
+    schedule = load_project(root, "local").config.require_aws().require_schedule()
+    assert (schedule.cron, schedule.timezone, schedule.scheduler_role_arn) == (
+        "cron(0 2 * * ? *)", "Europe/London", "arn:aws:iam::123456789012:role/s")
+    with pytest.raises(ConfigError, match=r"aws\.glue is missing; add aws\.glue\.role_arn"):
+        load_project(root, "local").config.require_aws().require_glue()
+
+
+def test_governance_conf_reads_the_environment_passed_in_not_the_process_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from featurebank.governance import access_principal
+
+    root = tmp_path / "project"
+    shutil.copytree(CORPUS / "_base", root)
+    write(root, "conf/local.yaml", (CORPUS / "_base" / "conf" / "local.yaml").read_text().replace(
+        "catalog: {type: none}", "catalog: {type: glue, database: features}")
+          + "governance:\n  tags: {pii: [true, false]}\n  lake_formation: true\n  identity: ${env:FB_TEST_IDENTITY}\n")
+    monkeypatch.delenv("FB_TEST_IDENTITY", raising=False)
+    identity = "arn:aws:iam::999988887777:role/conf-test-identity"  # read from the environment: masked process-wide from now on
+    project = load_project(root, "local", environ={"FB_TEST_IDENTITY": identity})
+    assert project.config.governance.identity == identity
+    assert access_principal(project, None) == identity  # once read a second time, from os.environ (where it is unset)
+    with pytest.raises(ConfigError, match="environment variable FB_TEST_IDENTITY is not set"):
+        load_project(root, "local", environ={})
 
 
 def test_a_group_may_read_another_groups_table(tmp_path: Path) -> None:

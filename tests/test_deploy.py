@@ -121,6 +121,23 @@ def test_jobs_run_from_the_wheel_zipped_on_the_path_as_spark_submit_py_files_put
     assert result.stdout.startswith("ok: ")
 
 
+def test_a_project_anywhere_with_only_features_and_conf_deploys_from_an_installed_featurebank(aws, example_project, tmp_path):
+    assert sorted(p.name for p in example_project.iterdir()) == ["conf", "features"]
+    artifacts = build_artifacts(example_project, tmp_path / "dist")
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target", str(site),
+                    str(artifacts.wheel)], check=True)
+    # No repository checkout on the path: the library and its entry scripts come from the install.
+    result = subprocess.run([sys.executable, "-m", "featurebank", "deploy", "glue", "--env", "prod", "--project", str(example_project)],
+                            env={**os.environ, "PYTHONPATH": str(site)}, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    job = _client("glue").get_job(JobName="featurebank-prod-merchant_risk")["Job"]
+    bucket, _, key = job["Command"]["ScriptLocation"].removeprefix("s3://").partition("/")
+    shipped = _client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert shipped == (site / "featurebank" / "deploy" / "jobs" / "glue_run_group.py").read_bytes()
+    assert shipped == artifacts.script("glue_run_group").read_bytes()
+
+
 def test_package_command_validates_then_writes_artifacts(example_project, tmp_path, capsys):
     code, out, _ = _cli(capsys, "package", "--project", str(example_project), "--out", str(tmp_path / "dist"))
     assert code == 0
@@ -202,6 +219,7 @@ def test_second_glue_deploy_of_the_same_commit_changes_nothing(aws, example_proj
 def test_glue_deploy_after_a_conf_change_updates_exactly_the_changed_fields(aws, example_project, capsys):
     assert _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))[0] == 0
     uploaded = set(_objects())
+    created_on = _client("glue").get_job(JobName="featurebank-prod-customer_profile")["Job"]["CreatedOn"]
     _edit_conf(example_project, "prod", lambda d: d["aws"]["glue"].update(number_of_workers=4))
 
     code, out, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))
@@ -210,10 +228,35 @@ def test_glue_deploy_after_a_conf_change_updates_exactly_the_changed_fields(aws,
     new_keys = set(_objects()) - uploaded
     assert len(new_keys) == 1 and re.search(r"featurebank-project-[0-9a-f]{12}\.zip$", new_keys.pop())
     assert "update     glue job featurebank-prod-customer_profile (DefaultArguments[--project_bundle], NumberOfWorkers)" in out
-    assert "does not implement glue.UpdateJob" in err  # moto: the delete+create fallback, said out loud
+    assert err == ""
     job = _client("glue").get_job(JobName="featurebank-prod-customer_profile")["Job"]
     assert job["NumberOfWorkers"] == 4
+    assert job["CreatedOn"] == created_on  # updated in place (UpdateJob), never deleted and recreated
     assert "nothing to change (10 unchanged)" in _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))[1]
+
+
+def test_a_glue_update_aws_refuses_is_a_sentence_naming_the_job_and_exit_3(aws, example_project, tmp_path, capsys):
+    from featurebank.compile.changes import apply_changes
+    from featurebank.deploy.glue import glue_changes
+    from featurebank.deploy.upload import artifact_uris
+    from featurebank.errors import RuntimeFailure, exit_code_for
+
+    assert _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))[0] == 0
+    _edit_conf(example_project, "prod", lambda d: d["aws"]["glue"].update(number_of_workers=4))
+    project = load_project(example_project, "prod")
+    settings = project.config.require_aws()
+    uris = artifact_uris(settings, build_artifacts(example_project, tmp_path / "dist"))
+    changes = glue_changes(project, settings, uris, sorted(project.groups))
+    assert [c.action for c in changes] == ["update"] * len(project.groups)
+    _client("glue").delete_job(JobName="featurebank-prod-merchant_risk")  # gone between the plan and the apply
+
+    with pytest.raises(RuntimeFailure) as raised:
+        apply_changes(changes, open(os.devnull, "w"))
+    message = str(raised.value)
+    assert message.startswith("glue.UpdateJob of Glue job featurebank-prod-merchant_risk in eu-west-1 failed (EntityNotFoundException: ")
+    assert "deploy again" in message
+    assert exit_code_for(raised.value) == 3
+    assert "featurebank-prod-merchant_risk" not in {j["Name"] for j in _client("glue").get_jobs()["Jobs"]}  # not recreated
 
 
 def test_dry_run_prints_the_calls_and_creates_nothing(aws, example_project, capsys):
@@ -420,11 +463,10 @@ def test_glue_script_reads_its_options_without_awsglue_and_fetches_the_bundle_fr
 
     from featurebank.deploy.entry import glue_argv
 
-    repo = Path(__file__).resolve().parent.parent
-    spec = importlib.util.spec_from_file_location("glue_run_group", repo / "jobs" / "glue_run_group.py")
+    artifacts = build_artifacts(example_project, tmp_path / "dist")
+    spec = importlib.util.spec_from_file_location("glue_run_group", artifacts.script("glue_run_group"))
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    artifacts = build_artifacts(example_project, tmp_path / "dist")
     key = f"{ARTIFACTS_PREFIX}/{artifacts.bundle.name}"
     _client("s3").upload_file(str(artifacts.bundle), ARTIFACTS_BUCKET, key)
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from aws_fixtures import aws, frozen_library, library_snapshot, moto_endpoint  # noqa: F401  (fixtures)
-from featurebank.deploy.aws import AwsSettings, S3Uri
+from featurebank.definitions.config import AwsSettings, S3Uri
 from featurebank.deploy.emr import step_args
 from featurebank.deploy.package import build_artifacts
 from featurebank.deploy.upload import ArtifactUris

@@ -306,6 +306,20 @@ def test_grants_registers_tables_tags_columns_and_grants_and_a_second_run_change
     assert lines[-1] == f"nothing to change ({len(lines) - 1} unchanged)"
 
 
+def test_grants_tags_a_table_registered_before_and_never_tagged(aws, example_project, capsys):
+    from featurebank.governance.lakeformation import table_input
+
+    glue = boto3.client("glue", region_name=REGION)
+    glue.create_database(DatabaseInput={"Name": DATABASE})
+    glue.create_table(DatabaseName=DATABASE, TableInput=table_input(effective_tags(load_project(example_project, "dev"))["customer_profile"]))
+    code, out, err = _cli(capsys, "grants", "--env", "dev", "--project", str(example_project))
+    assert (code, err) == (0, "")
+    assert f"unchanged  glue table {DATABASE}.customer_profile" in out
+    assert f"create     lf-tags table {DATABASE}.customer_profile [domain=customer, pii=true]" in out
+    expected = expected_column_tags(example_project)["customer_profile"]
+    assert live_column_tags("customer_profile", list(expected)) == expected
+
+
 def test_dropping_a_consumers_pii_grant_revokes_exactly_that_grant(aws, example_project, capsys):
     assert _cli(capsys, "grants", "--env", "dev", "--project", str(example_project))[0] == 0
     project = load_project(example_project, "dev")

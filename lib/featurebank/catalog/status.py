@@ -177,12 +177,11 @@ def read_gate_result(feature_root: str, group: str, run_id: str) -> dict[str, An
 
 def collect_statuses(project: Project, spark: SparkProvider, now: datetime | None = None) -> dict[str, GroupStatus]:
     """Every group's status (by name, sorted), reading the run log once."""
-    from featurebank.definitions.governance import governance_of
     from featurebank.io.runlog import read_run_log
 
     feature_root = project.config.feature_root
     expected = expected_date(project.config.timezone, now)
-    runs = read_run_log(feature_root, spark=spark, lake_formation=governance_of(project).lake_formation)
+    runs = read_run_log(feature_root, spark=spark, lake_formation=project.config.governance.lake_formation)
 
     def results(run: RunRecord) -> dict[str, Any] | None:
         return read_gate_result(feature_root, run.group, run.run_id)

@@ -47,11 +47,11 @@ def plan(args: argparse.Namespace) -> int:
     start, end = resolve_dates(args, today)
     run = compile_plan(project, args.group, start, end)
     print(run)
-    print(_change(run.compiled), end="")
+    print(_change(run.compiled, project.config.governance.lake_formation), end="")
     return EXIT_OK
 
 
-def _change(compiled: CompiledGroup) -> str:
+def _change(compiled: CompiledGroup, lake_formation: bool) -> str:
     """The change line of `featurebank plan`; a table whose properties cannot be read is said
     so rather than failing the plan."""
     from featurebank.compile.change import DATA_HASH_PROPERTY, change_kind
@@ -60,7 +60,7 @@ def _change(compiled: CompiledGroup) -> str:
     from featurebank.redact import redact
 
     try:
-        published = table_properties(compiled.table_path)
+        published = table_properties(compiled.table_path, lake_formation=lake_formation)
     except Exception as error:  # noqa: BLE001 - the plan itself is shown; this line says what failed
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         return redact(f"Change: {compiled.group}: unknown (cannot read the table properties at "

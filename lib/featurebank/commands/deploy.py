@@ -30,16 +30,16 @@ def package(args: argparse.Namespace) -> int:
 def deploy(args: argparse.Namespace) -> int:
     """Print the changes a deploy makes (create / update / unchanged), then make them
     unless `--dry-run`."""
+    from featurebank.compile.changes import apply_changes, print_changes
+    from featurebank.compile.plan import run_order
     from featurebank.definitions import load_project
-    from featurebank.deploy.aws import load_settings
-    from featurebank.deploy.changes import apply_changes, print_changes
     from featurebank.deploy.package import build_artifacts
-    from featurebank.deploy.schedule import group_order, schedule_changes
+    from featurebank.deploy.schedule import schedule_changes
     from featurebank.deploy.upload import artifact_uris, upload_changes
 
     project = load_project(args.project, args.env)
-    settings = load_settings(project)
-    groups = group_order(project)
+    settings = project.config.require_aws()
+    groups = run_order(project)
     if args.target == "emr" and not args.cluster_id:
         raise UsageError("deploy emr needs --cluster-id j-XXXXXXXX (the EMR cluster to add steps to)")
     if args.target == "emr-serverless" and not args.application_id:
@@ -77,11 +77,10 @@ def deploy(args: argparse.Namespace) -> int:
 def iam_policy(args: argparse.Namespace) -> int:
     """Print the least-privilege IAM policy (JSON) for the environment's job role."""
     from featurebank.definitions import load_project
-    from featurebank.deploy.aws import load_settings
     from featurebank.deploy.iam import policy_document
 
     project = load_project(args.project, args.env)
-    settings = load_settings(project)
+    settings = project.config.require_aws()
     if not settings.account_id:
         print("note: conf has no aws.account_id; ARNs use '*' for the account", file=sys.stderr)
     print(json.dumps(policy_document(project, settings), indent=2))

@@ -12,7 +12,7 @@ def grants(args: argparse.Namespace) -> int:
     """Print what `grants` changes (create / update / grant / revoke / unchanged per item),
     then change it unless `--dry-run`. Raises `UsageError` where Lake Formation is off."""
     from featurebank.definitions import load_project
-    from featurebank.deploy.changes import apply_changes, print_changes
+    from featurebank.compile.changes import apply_changes, print_changes
     from featurebank.governance.lakeformation import grant_changes
 
     project = load_project(args.project, args.env)

@@ -80,14 +80,13 @@ def history(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from featurebank.definitions import load_project
-    from featurebank.definitions.governance import governance_of
     from featurebank.io.spark import get_spark
     from featurebank.gate import summarize_checks_json
     from featurebank.io.runlog import read_run_log
 
     project = load_project(args.project, args.env)
     runs = read_run_log(project.config.feature_root, args.group, spark=lambda: get_spark(project.config),
-                        lake_formation=governance_of(project).lake_formation)[: max(args.limit, 0)]
+                        lake_formation=project.config.governance.lake_formation)[: max(args.limit, 0)]
     console = _console()
     if not runs:
         if args.group not in project.groups:

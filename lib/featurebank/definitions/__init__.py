@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from featurebank.definitions.build import Builder
-from featurebank.definitions.config import load_config
-from featurebank.definitions.governance import check_governance, load_governance
+from featurebank.definitions.conf_load import load_config
+from featurebank.definitions.governance import check_governance
 from featurebank.definitions.loader import Resolver, read_definitions
 from featurebank.definitions.model import Project
 from featurebank.definitions.validate import assemble
@@ -35,7 +35,8 @@ def load_project(root: Path | str, env: str | None = None, environ: Mapping[str,
 
     `root` is a project directory (holding `features/` and `conf/`); `env` defaults to
     `$FEATUREBANK_ENV`, else `local`; `environ` (default `os.environ`) is what `${env:NAME}`
-    reads. Raises `ConfigError` for conf problems (including `governance:`), else
+    reads. Raises `ConfigError` with every conf problem (every section: `aws:` and
+    `governance:` too), else
     `DefinitionError` carrying every problem found in every file (including tags and PII
     declassification, see `definitions.governance`), sorted by file and line.
     """
@@ -46,13 +47,12 @@ def load_project(root: Path | str, env: str | None = None, environ: Mapping[str,
         raise DefinitionError(Problem(str(root), 0, "this is not a featurebank project (no features/ directory); "
                                                     "pass --project DIR pointing at one"))
     config = load_config(root, env, environ)
-    governance = load_governance(root, config, environ)
     problems: list[Problem] = []
     resolver = Resolver(dict(config.variables), environ, f"conf/{env}.yaml")
     documents = read_definitions(root, resolver, problems)
     built = Builder(root, config.feature_root, problems).build(documents)
     project = assemble(root, config, built, problems)
-    check_governance(project, governance, built.lines, problems)
+    check_governance(project, config.governance, built.lines, problems)
     if problems:
         raise DefinitionError(problems)
     return project

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from featurebank.definitions.config import freeze, resolve_path
-from featurebank.definitions.loader import Document, YList, YMap, did_you_mean
+from featurebank.definitions.loader import Document, YList, YMap, did_you_mean, freeze, resolve_path
 from featurebank.definitions.model import (
     AGGREGATION_FUNCTIONS,
     DEFAULT_LAG_DAYS,

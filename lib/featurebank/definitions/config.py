@@ -1,248 +1,234 @@
-"""`conf/<env>.yaml` → `Config`: one environment's settings, paths and variables resolved.
+"""The typed conf: one environment's `conf/<env>.yaml` as frozen values, parsed once.
 
-Conf problems are reported together as one `ConfigError`, before any definition is read
-(definitions depend on conf variables, so reading them against a broken conf would only add
-noise).
+`load_project` (through `definitions.conf_load.load_config`) reads the file once, checks every
+section, reports every problem at once as one `ConfigError` at `conf/<env>.yaml:line`, and
+returns a `Config`. Everything downstream reads these values; nothing reads conf again:
+
+    config.aws.glue.worker_type           # deploy (None when conf has no aws: section)
+    config.require_aws().require_glue()   # the same, or a ConfigError saying what to add
+    config.governance.consumers           # grants and the training-set access check
+    config.spark.conf                     # the Spark session
+
+Credentials never come from conf (a secret-looking key is refused when conf is read); the
+AWS standard credential chain supplies them. Pure values: no I/O, no AWS, no Spark.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+import re
+from dataclasses import dataclass, field
+from typing import Literal
 
-from featurebank.definitions.loader import VARIABLE, Resolver, YList, YMap, did_you_mean, definition_files, read_yaml
-from featurebank.definitions.model import Config, Location, Pairs
+from featurebank.definitions.model import NOWHERE, Location
 from featurebank.errors import ConfigError, Problem
-from featurebank.redact import remember
 
-CONF_KEYS = ("feature_root", "variables", "timezone", "catalog", "spark", "aws", "governance", "expressions", "retention")
-CATALOG_TYPES = ("none", "glue", "hive")
-
-
-def freeze(value: Any) -> Any:
-    """Mappings → tuples of pairs, lists → tuples, recursively (hashable, comparable)."""
-    if isinstance(value, Mapping):
-        return tuple((str(k), freeze(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return tuple(freeze(v) for v in value)
-    return value
+CatalogType = Literal["none", "glue", "hive"]
+CATALOG_TYPES: tuple[CatalogType, ...] = ("none", "glue", "hive")
+GLUE_WORKER_TYPES = ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X", "G.12X", "G.16X", "R.1X", "R.2X", "R.4X", "R.8X", "Z.2X")
+EMR_ACTIONS_ON_FAILURE = ("CONTINUE", "CANCEL_AND_WAIT", "TERMINATE_CLUSTER")
+PII = "pii"  # the tag key featurebank computes for every column (lineage), values PII_VALUES
+PII_VALUES = ("true", "false")
+_S3_URI = re.compile(r"^s3a?://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?$")
 
 
-def resolve_path(text: str, root: Path) -> str:
-    """A URI (`s3://...`) or absolute path as is; a relative path against the project root."""
-    if "://" in text or os.path.isabs(text):
-        return text
-    return os.path.normpath(str(root / text))
+def tag_value(value: object) -> str:
+    """A tag value as Lake Formation stores it: text; YAML booleans become `true` / `false`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
-def _resolve_deep(value: Any, resolver: Resolver, file: str, line: int, problems: list[Problem]) -> Any:
-    if isinstance(value, str) and "${" in value:
-        return resolver.resolve(value, file, line, problems)
-    if isinstance(value, YMap):
-        out = YMap(value.line)
-        for key, item in value.items():
-            out[key] = _resolve_deep(item, resolver, file, value.line_of(key), problems)
-            out.key_lines[key] = value.line_of(key)
-        return out
-    if isinstance(value, YList):
-        items = YList(value.line)
-        for index, item in enumerate(value):
-            items.append(_resolve_deep(item, resolver, file, value.line_of(index), problems))
-            items.item_lines.append(value.line_of(index))
-        return items
-    return value
+# --- aws: ------------------------------------------------------------------------------------
 
 
-def available_envs(root: Path) -> list[str]:
-    """The environments a project defines: the stems of `conf/*.yaml`."""
-    return sorted(p.stem for p in (root / "conf").glob("*.yaml"))
+@dataclass(frozen=True)
+class S3Uri:
+    """`s3://bucket/prefix` split into its parts (prefix without leading/trailing slash)."""
+
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Uri:
+        """Split `s3://bucket/some/prefix` (or `s3a://`); raises ValueError for anything else."""
+        match = _S3_URI.match(uri)
+        if not match:
+            raise ValueError(uri)
+        return cls(match.group(1), (match.group(2) or "").strip("/"))
+
+    def key(self, name: str) -> str:
+        """The object key of `name` under the prefix."""
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def uri(self, name: str = "") -> str:
+        """`s3://bucket/prefix[/name]`."""
+        key = self.key(name) if name else self.prefix
+        return f"s3://{self.bucket}/{key}" if key else f"s3://{self.bucket}"
 
 
-def load_config(root: Path, env: str, environ: Mapping[str, str]) -> Config:
-    """Read and check `conf/<env>.yaml`; raises `ConfigError` with every problem found."""
-    secrets = env_secrets(root, environ)
-    remember(secrets)  # before anything is read: even a conf error is printed masked
-    rel = f"conf/{env}.yaml"
-    path = root / rel
-    if not path.is_file():
-        envs = available_envs(root)
-        listed = ", ".join(envs) if envs else "none (there is no conf/*.yaml)"
-        raise ConfigError(
-            Problem(rel, 0, f"no configuration for environment '{env}'{did_you_mean(env, envs)} "
-                    f"(environments: {listed}); create {rel} or pass --env with one of those")
-        )
-    problems: list[Problem] = []
-    documents = read_yaml(path, rel, problems, None)
-    if problems:
-        raise ConfigError(problems)
-    if len(documents) != 1 or not isinstance(documents[0].data, YMap):
-        raise ConfigError(Problem(rel, documents[0].line if documents else 0,
-                                  "the configuration must be one YAML mapping (feature_root:, variables:, ...); rewrite it as one"))
-    data: YMap = documents[0].data
-    for key in data:
-        if key not in CONF_KEYS:
-            hint = did_you_mean(key, CONF_KEYS) or f"; remove it (allowed: {', '.join(CONF_KEYS)})"
-            problems.append(Problem(rel, data.line_of(key), f"unknown configuration key '{key}'{hint}"))
+@dataclass(frozen=True)
+class GlueSettings:
+    """`aws.glue`: how each group's AWS Glue job runs."""
 
-    env_only = Resolver({}, environ, rel)
-    variables: dict[str, str] = {}
-    raw_vars = data.get("variables", YMap(data.line))
-    if not isinstance(raw_vars, YMap):
-        problems.append(Problem(rel, data.line_of("variables"), "'variables' must be a mapping of name: value; write e.g. variables: {raw_root: ./warehouse/raw}"))
-    else:
-        for name, value in raw_vars.items():
-            if isinstance(value, (YMap, YList)) or value is None:
-                problems.append(Problem(rel, raw_vars.line_of(name), f"variable '{name}' must be a single value (text or number); give it one"))
-                continue
-            variables[name] = env_only.resolve(str(value), rel, raw_vars.line_of(name), problems)
-    resolver = Resolver(variables, environ, rel)
-    data = _resolve_deep(data, resolver, rel, data.line, problems)
-
-    feature_root = data.get("feature_root")
-    if feature_root is None:
-        problems.append(Problem(rel, data.line, "'feature_root' is missing; add feature_root: ./warehouse/features (or an s3:// URI)"))
-        feature_root = ""
-    elif not isinstance(feature_root, str) or not feature_root:
-        problems.append(Problem(rel, data.line_of("feature_root"), "'feature_root' must be a path or URI; write e.g. feature_root: ./warehouse/features"))
-        feature_root = ""
-    else:
-        feature_root = resolve_path(feature_root, root)
-
-    timezone = data.get("timezone", "UTC")
-    if not isinstance(timezone, str):
-        problems.append(Problem(rel, data.line_of("timezone"), f"'timezone' must be an IANA time zone name like Europe/London, not {timezone!r}"))
-        timezone = "UTC"
-    else:
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            problems.append(Problem(rel, data.line_of("timezone"), f"unknown time zone '{timezone}'; use an IANA name such as UTC or Europe/London"))
-            timezone = "UTC"
-
-    retention_days = _retention(data, rel, problems)
-    catalog_type, database = _catalog(data, rel, problems)
-    spark_conf = _spark(data, rel, problems)
-    allow_functions = _allow_functions(data, rel, problems)
-    passthrough: dict[str, Pairs] = {}
-    for key in ("aws", "governance"):
-        value = data.get(key, YMap(data.line))
-        if not isinstance(value, YMap):
-            problems.append(Problem(rel, data.line_of(key), f"'{key}' must be a mapping; write it as {key}: {{...}}"))
-            value = {}
-        passthrough[key] = freeze(value)
-    if problems:
-        raise ConfigError(problems)
-    return Config(
-        secrets=secrets,
-        env=env,
-        feature_root=str(feature_root),
-        variables=tuple(variables.items()),
-        timezone=timezone,
-        catalog_type=catalog_type,  # type: ignore[arg-type]
-        catalog_database=database,
-        spark_conf=spark_conf,
-        aws=passthrough["aws"],
-        governance=passthrough["governance"],
-        retention_days=retention_days,
-        loc=Location(rel, data.line),
-        allow_functions=allow_functions,
-    )
+    role_arn: str
+    worker_type: str = "G.1X"
+    number_of_workers: int = 2
+    timeout_minutes: int = 120
+    max_retries: int = 0
+    security_configuration: str | None = None
 
 
-def _retention(data: YMap, rel: str, problems: list[Problem]) -> int:
-    """`retention: <N>d` (days, N >= 1); absent: 3650 days, so manifests rebuild for years."""
-    value = data.get("retention", "3650d")
-    text = str(value).strip().lower()
-    days = text[:-1] if text.endswith("d") else ""
-    if isinstance(value, bool) or not days.isdigit() or int(days) < 1:
-        problems.append(Problem(rel, data.line_of("retention"), f"'retention' must be a number of days like 3650d, "
-                                                                f"not {value!r}; write e.g. retention: 3650d"))
-        return 3650
-    return int(days)
+@dataclass(frozen=True)
+class EmrSettings:
+    """`aws.emr`: EMR steps and EMR Serverless job runs."""
+
+    action_on_failure: str = "CONTINUE"
+    spark_conf: tuple[tuple[str, str], ...] = ()
+    serverless_execution_role_arn: str | None = None
 
 
-def env_secrets(root: Path, environ: Mapping[str, str]) -> tuple[str, ...]:
-    """The values of the environment variables the project reads with `${env:NAME}` (in conf or
-    definitions; unset ones skipped): what `featurebank.redact` masks wherever text leaves.
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """`aws.schedule`: the daily Step Functions run started by EventBridge Scheduler."""
 
-    Read from the files' text rather than from what was resolved, so a value is known as a
-    secret before any of it is parsed (a mention in a YAML comment only masks more).
+    cron: str  # an EventBridge Scheduler expression: cron(0 2 * * ? *)
+    timezone: str
+    state_machine_role_arn: str
+    scheduler_role_arn: str
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """`aws:`: everything a deploy needs to know about one environment's AWS account."""
+
+    env: str
+    conf_file: str  # conf/<env>.yaml, for messages
+    region: str
+    artifacts: S3Uri
+    account_id: str | None = None
+    kms_key_arn: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    glue: GlueSettings | None = None
+    emr: EmrSettings = EmrSettings()
+    schedule: ScheduleSettings | None = None
+
+    def require_glue(self) -> GlueSettings:
+        """The `aws.glue` settings, or a ConfigError saying what to add."""
+        if self.glue is None:
+            raise ConfigError(
+                Problem(self.conf_file, 0, "aws.glue is missing; add aws.glue.role_arn (and worker_type, number_of_workers)")
+            )
+        return self.glue
+
+    def require_schedule(self) -> ScheduleSettings:
+        """The `aws.schedule` settings, or a ConfigError saying what to add."""
+        if self.schedule is None:
+            raise ConfigError(
+                Problem(self.conf_file, 0, "aws.schedule is missing; add aws.schedule.cron and aws.schedule.state_machine_role_arn")
+            )
+        return self.schedule
+
+    def require_serverless_role(self) -> str:
+        """The EMR Serverless job execution role, or a ConfigError saying what to add."""
+        if not self.emr.serverless_execution_role_arn:
+            raise ConfigError(
+                Problem(self.conf_file, 0, "aws.emr.serverless_execution_role_arn is missing; add the job runtime role's ARN")
+            )
+        return self.emr.serverless_execution_role_arn
+
+
+# --- governance: ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """One grant conf gives: `principal` may SELECT every column whose tags match `tag_expression`.
+
+    `tag_expression` is (key, allowed values) pairs, keys sorted, values as conf lists them.
     """
-    names: set[str] = set()
-    for path in [*sorted((root / "conf").rglob("*.y*ml")), *definition_files(root)]:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue  # reading it properly reports the problem
-        names.update(m.group(1).strip()[4:].strip() for m in VARIABLE.finditer(text) if m.group(1).strip().startswith("env:"))
-    return tuple(sorted({environ[name] for name in names if name in environ}))
+
+    principal: str  # an IAM role/user ARN or a 12-digit account id
+    tag_expression: tuple[tuple[str, tuple[str, ...]], ...]
+    description: str = ""
+    loc: Location = NOWHERE
+
+    def allowed(self, key: str) -> tuple[str, ...] | None:
+        """The values this grant allows for `key`, or None when the grant does not constrain it."""
+        return dict(self.tag_expression).get(key)
+
+    def expression_text(self) -> str:
+        """`{domain: [cards, fraud], pii: [false]}`, as conf writes it."""
+        return "{" + ", ".join(f"{k}: [{', '.join(v)}]" for k, v in self.tag_expression) + "}"
 
 
-def _catalog(data: YMap, rel: str, problems: list[Problem]) -> tuple[str, str | None]:
-    catalog = data.get("catalog", YMap(data.line))
-    if not isinstance(catalog, YMap):
-        problems.append(Problem(rel, data.line_of("catalog"), "'catalog' must be a mapping; write catalog: {type: none} or {type: glue, database: features}"))
-        return "none", None
-    for key in catalog:
-        if key not in ("type", "database"):
-            hint = did_you_mean(key, ("type", "database")) or "; remove it (allowed: type, database)"
-            problems.append(Problem(rel, catalog.line_of(key), f"unknown catalog key '{key}'{hint}"))
-    kind = catalog.get("type", "none")
-    if kind not in CATALOG_TYPES:
-        problems.append(Problem(rel, catalog.line_of("type"), f"unknown catalog type '{kind}'{did_you_mean(str(kind), CATALOG_TYPES)} (one of: none, glue, hive)"))
-        return "none", None
-    database = catalog.get("database")
-    if kind != "none" and (not isinstance(database, str) or not database):
-        problems.append(Problem(rel, catalog.line, f"catalog type '{kind}' needs a database; add database: <name>"))
-        return "none", None
-    return str(kind), (str(database) if database is not None else None)
+@dataclass(frozen=True)
+class Governance:
+    """`governance:`: the tag vocabulary, Lake Formation, and who may read what.
+
+    `tags` is the vocabulary (key → allowed values, text); empty means "not declared", and
+    then any tag is accepted. `pii` is always a key, with values true and false.
+    """
+
+    conf_file: str = ""  # conf/<env>.yaml, for messages
+    tags: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    declared: bool = False  # conf declares `tags:` (then unknown tags in definitions are errors)
+    lake_formation: bool = False
+    lf_tags: tuple[str, ...] = ()  # the tag keys Lake Formation governs; () = every key (no vocabulary)
+    identity: str | None = None
+    consumers: tuple[Consumer, ...] = ()
+
+    @property
+    def vocabulary(self) -> dict[str, tuple[str, ...]]:
+        """Tag key → allowed values, `pii` always included."""
+        values = dict(self.tags)
+        values.setdefault(PII, PII_VALUES)
+        return values
+
+    def grants_of(self, principal: str) -> tuple[Consumer, ...]:
+        """Every grant conf gives `principal` (a principal may appear in several entries)."""
+        return tuple(c for c in self.consumers if c.principal == principal)
 
 
-def _spark(data: YMap, rel: str, problems: list[Problem]) -> Pairs:
-    spark = data.get("spark", YMap(data.line))
-    if not isinstance(spark, YMap):
-        problems.append(Problem(rel, data.line_of("spark"), "'spark' must be a mapping; write spark: {conf: {key: value}}"))
-        return ()
-    for key in spark:
-        if key != "conf":
-            problems.append(Problem(rel, spark.line_of(key), f"unknown spark key '{key}'{did_you_mean(key, ['conf']) or '; remove it (allowed: conf)'}"))
-    conf = spark.get("conf", YMap(spark.line))
-    if not isinstance(conf, YMap):
-        problems.append(Problem(rel, spark.line_of("conf"), "'spark.conf' must be a mapping of Spark settings; write conf: {spark.sql.shuffle.partitions: \"8\"}"))
-        return ()
-    pairs: list[tuple[str, Any]] = []
-    for key, value in conf.items():
-        if isinstance(value, (YMap, YList)) or value is None:
-            problems.append(Problem(rel, conf.line_of(key), f"Spark setting '{key}' must be a single value; quote it as text"))
-            continue
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        pairs.append((key, text))
-    return tuple(pairs)
+# --- spark: and the whole conf ---------------------------------------------------------------
 
 
-def _allow_functions(data: YMap, rel: str, problems: list[Problem]) -> tuple[str, ...]:
-    """`expressions: {allow_functions: [current_date]}`: refused functions conf allows by name."""
-    from featurebank.definitions.policy import ALLOWABLE, REFUSED
+@dataclass(frozen=True)
+class SparkSettings:
+    """`spark:`: settings every Spark session of the environment starts with."""
 
-    expressions = data.get("expressions", YMap(data.line))
-    if not isinstance(expressions, YMap):
-        problems.append(Problem(rel, data.line_of("expressions"), "'expressions' must be a mapping; write expressions: {allow_functions: [current_date]}"))
-        return ()
-    for key in expressions:
-        if key != "allow_functions":
-            problems.append(Problem(rel, expressions.line_of(key), f"unknown expressions key '{key}'"
-                                    f"{did_you_mean(key, ['allow_functions']) or '; remove it (allowed: allow_functions)'}"))
-    names = expressions.get("allow_functions", YList(expressions.line))
-    line = expressions.line_of("allow_functions")
-    if not isinstance(names, YList) or not all(isinstance(n, str) for n in names):
-        problems.append(Problem(rel, line, "'expressions.allow_functions' must be a list of function names; write allow_functions: [current_date]"))
-        return ()
-    for name in names:
-        if name not in ALLOWABLE:
-            why = f"it is never allowed ({REFUSED[name]})" if name in REFUSED else \
-                f"it is not a refused function{did_you_mean(name, ALLOWABLE)}"
-            problems.append(Problem(rel, line, f"expressions.allow_functions names {name}, but {why}; remove it"))
-    return tuple(n for n in names if n in ALLOWABLE)
+    conf: tuple[tuple[str, str], ...] = ()  # (key, value as text), in conf order
+
+
+@dataclass(frozen=True)
+class Config:
+    """One environment's settings from `conf/<env>.yaml`, checked, with paths already resolved."""
+
+    env: str
+    feature_root: str  # absolute path or URI (s3://...)
+    variables: tuple[tuple[str, str], ...] = ()
+    timezone: str = "UTC"
+    catalog_type: CatalogType = "none"
+    catalog_database: str | None = None
+    # values of the ${env:NAME} the project reads: used as they are, masked wherever text is
+    # printed or stored (featurebank.redact); never shown by repr
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    spark: SparkSettings = SparkSettings()
+    aws: AwsSettings | None = None  # None: conf has no aws: section (this environment cannot deploy)
+    governance: Governance = Governance()
+    retention_days: int = 3650  # Delta log and deleted-file retention of every table (see retention.py)
+    loc: Location = NOWHERE
+    allow_functions: tuple[str, ...] = ()  # refused Spark functions conf allows (`expressions:`)
+
+    @property
+    def conf_file(self) -> str:
+        """`conf/<env>.yaml`, as messages name it."""
+        return f"conf/{self.env}.yaml"
+
+    def require_aws(self) -> AwsSettings:
+        """The `aws:` settings, or a ConfigError saying what to add to deploy."""
+        if self.aws is None:
+            raise ConfigError(
+                Problem(self.conf_file, 0, "no `aws:` section; add aws.region and aws.artifacts (s3://bucket/prefix) to deploy")
+            )
+        return self.aws
+

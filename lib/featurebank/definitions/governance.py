@@ -1,14 +1,8 @@
-"""Governance in definitions: the tag vocabulary and consumers of `governance:` in conf, and PII lineage.
+"""Governance in definitions: PII lineage, each column's effective tags, and the tag checks.
 
-Conf (`conf/<env>.yaml`), every key optional:
-
-    governance:
-      tags: {domain: [cards, fraud, customer], pii: [true, false]}   # the tags definitions may use
-      lake_formation: true          # `featurebank grants` applies LF-tags and grants in this env
-      lf_tags: [domain, pii]        # the tag keys that become Lake Formation LF-tags (default: all)
-      identity: arn:aws:iam::111122223333:role/fraud-ds   # whom `training-set` checks access as by default
-      consumers:                    # one grant each: SELECT on every column whose tags match
-        - {principal: arn:aws:iam::111122223333:role/fraud-ds, tag_expression: {domain: [cards, fraud], pii: [false]}}
+The `governance:` section of conf (the tag vocabulary, Lake Formation, consumers) is read
+with the rest of conf into `Config.governance` (`definitions.config.Governance`, checked by
+`definitions.conf_governance`).
 
 PII: a source lists its personal-data columns (`pii_columns: [income, birth_year]`); a group,
 aggregation or feature may say `tags: {pii: true}`. Every output column computed from a PII
@@ -16,251 +10,27 @@ column is PII — through row-level features, aggregations and derived features 
 its definition says `declassified: "<reason>"` (features and derived features only). So a
 hashed or banded PII column can stop being PII on purpose, with a reason, never by accident.
 
-Pure Python, no Spark, no AWS: `load_project` calls `load_governance` and
-`check_governance`; the `featurebank.governance` package and the training-set access check
-read `governance_of` and `column_pii`.
+Pure Python, no Spark, no AWS: `load_project` calls `check_governance`; the
+`featurebank.governance` package and the training-set access check read `column_pii` and
+`column_tags`.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
+from featurebank.definitions.config import PII, PII_VALUES, Governance, tag_value
 from featurebank.definitions.expressions import ExpressionError, referenced_columns
-from featurebank.definitions.loader import Resolver, YList, YMap, did_you_mean, read_yaml
-from featurebank.definitions.model import Config, FeatureGroup, Location, Project
-from featurebank.errors import ConfigError, Problem
+from featurebank.definitions.loader import did_you_mean
+from featurebank.definitions.model import FeatureGroup, Location, Project
+from featurebank.errors import Problem
 
-PII = "pii"
-PII_VALUES = ("true", "false")
-GOVERNANCE_KEYS = ("tags", "lake_formation", "lf_tags", "identity", "consumers")
-CONSUMER_KEYS = ("principal", "tag_expression", "description")
 TIME_COLUMNS = ("feature_date", "feature_ts")
-_PRINCIPAL = re.compile(r"^(\d{12}|arn:aws[a-z-]*:(iam|organizations)::\d{0,12}:[A-Za-z0-9+=,.@_/:-]+)$")
-_TAG_KEY = re.compile(r"^[A-Za-z0-9_.:/=+@-]{1,128}$")
 
 Lines = dict[tuple[Location, str], int]
-
-
-def tag_value(value: Any) -> str:
-    """A tag value as Lake Formation stores it: text; YAML booleans become `true` / `false`."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-@dataclass(frozen=True)
-class Consumer:
-    """One grant conf gives: `principal` may SELECT every column whose tags match `tag_expression`.
-
-    `tag_expression` is (key, allowed values) pairs, keys sorted, values as conf lists them.
-    """
-
-    principal: str  # an IAM role/user ARN or a 12-digit account id
-    tag_expression: tuple[tuple[str, tuple[str, ...]], ...]
-    description: str = ""
-    loc: Location = Location("<generated>", 0)
-
-    def allowed(self, key: str) -> tuple[str, ...] | None:
-        """The values this grant allows for `key`, or None when the grant does not constrain it."""
-        return dict(self.tag_expression).get(key)
-
-    def expression_text(self) -> str:
-        """`{domain: [cards, fraud], pii: [false]}`, as conf writes it."""
-        return "{" + ", ".join(f"{k}: [{', '.join(v)}]" for k, v in self.tag_expression) + "}"
-
-
-@dataclass(frozen=True)
-class Governance:
-    """One environment's `governance:` settings, checked.
-
-    `tags` is the vocabulary (key → allowed values, text); empty means "not declared", and
-    then any tag is accepted. `pii` is always a key, with values true and false.
-    """
-
-    conf_file: str
-    tags: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    declared: bool = False  # conf declares `tags:` (then unknown tags in definitions are errors)
-    lake_formation: bool = False
-    lf_tags: tuple[str, ...] = ()  # the tag keys Lake Formation governs; () = every key (no vocabulary)
-    identity: str | None = None
-    consumers: tuple[Consumer, ...] = ()
-
-    @property
-    def vocabulary(self) -> dict[str, tuple[str, ...]]:
-        """Tag key → allowed values, `pii` always included."""
-        values = dict(self.tags)
-        values.setdefault(PII, PII_VALUES)
-        return values
-
-    def grants_of(self, principal: str) -> tuple[Consumer, ...]:
-        """Every grant conf gives `principal` (a principal may appear in several entries)."""
-        return tuple(c for c in self.consumers if c.principal == principal)
-
-
-# --- conf ------------------------------------------------------------------------------------
-
-
-def load_governance(root: Path, config: Config, environ: Mapping[str, str] | None = None) -> Governance:
-    """Read and check `governance:` of `conf/<env>.yaml`.
-
-    Raises `ConfigError` with every problem (unknown key with a did-you-mean, a value of the
-    wrong type, a consumer tag expression using a tag key or value the vocabulary does not
-    know, an unreadable principal, Lake Formation without `pii` among `lf_tags`), each at
-    `conf/<env>.yaml:line`.
-    """
-    rel = f"conf/{config.env}.yaml"
-    if not config.governance:
-        return Governance(conf_file=rel)
-    environ = os.environ if environ is None else environ
-    problems: list[Problem] = []
-    documents = read_yaml(root / rel, rel, problems, Resolver(dict(config.variables), environ, rel))
-    data = documents[0].data.get("governance") if documents and isinstance(documents[0].data, YMap) else None
-    if not isinstance(data, YMap):  # the loader already accepted it as a mapping; be safe anyway
-        raise ConfigError(Problem(rel, config.loc.line, "'governance' must be a mapping; write governance: {...}"))
-
-    def problem(line: int, message: str) -> None:
-        problems.append(Problem(rel, line, message))
-
-    for key in data:
-        if key not in GOVERNANCE_KEYS:
-            problem(data.line_of(key), f"unknown governance key '{key}'"
-                                       f"{did_you_mean(key, GOVERNANCE_KEYS) or '; remove it (allowed: ' + ', '.join(GOVERNANCE_KEYS) + ')'}")
-
-    tags: dict[str, tuple[str, ...]] = {}
-    raw_tags = data.get("tags")
-    if raw_tags is not None:
-        if not isinstance(raw_tags, YMap):
-            problem(data.line_of("tags"), "governance.tags must map each tag key to its allowed values; "
-                                          "write tags: {domain: [cards, fraud], pii: [true, false]}")
-        else:
-            for key, values in raw_tags.items():
-                line = raw_tags.line_of(key)
-                if not _TAG_KEY.match(key):
-                    problem(line, f"tag key '{key}' is not a valid Lake Formation tag key; use letters, digits and _.:/=+@-")
-                if not isinstance(values, YList) or not values or any(isinstance(v, (YMap, YList)) or v is None for v in values):
-                    problem(line, f"governance.tags.{key} must be a non-empty list of values; write {key}: [a, b]")
-                    continue
-                tags[key] = tuple(tag_value(v) for v in values)
-            if PII in tags and set(tags[PII]) != set(PII_VALUES):
-                problem(raw_tags.line_of(PII), f"governance.tags.pii must be [true, false], not [{', '.join(tags[PII])}]; "
-                                               "featurebank computes pii for every column")
-            tags[PII] = PII_VALUES
-    vocabulary = dict(tags) or {PII: PII_VALUES}
-
-    lake_formation = data.get("lake_formation", False)
-    if not isinstance(lake_formation, bool):
-        problem(data.line_of("lake_formation"), f"governance.lake_formation must be true or false, not {lake_formation!r}")
-        lake_formation = False
-
-    # Without a declared vocabulary every tag key a definition uses counts (lf_tags = ()).
-    lf_tags: tuple[str, ...] = tuple(vocabulary) if raw_tags is not None else ()
-    raw_lf = data.get("lf_tags")
-    if raw_lf is not None:
-        if not isinstance(raw_lf, YList) or not all(isinstance(k, str) for k in raw_lf):
-            problem(data.line_of("lf_tags"), "governance.lf_tags must be a list of tag keys; write lf_tags: [domain, pii]")
-        else:
-            lf_tags = tuple(raw_lf)
-            for index, key in enumerate(raw_lf):
-                if key not in vocabulary:
-                    problem(raw_lf.line_of(index), f"LF-tag '{key}' is not a tag key of governance.tags"
-                                                   f"{did_you_mean(key, vocabulary) or '; declare it under governance.tags with its values'}")
-    if lake_formation and raw_tags is None:
-        problem(data.line_of("lake_formation"), "Lake Formation needs the LF-tag values; declare them under governance.tags, "
-                                                "e.g. tags: {domain: [cards, fraud], pii: [true, false]}")
-    elif lake_formation and PII not in lf_tags:
-        problem(data.line_of("lf_tags"), "governance.lf_tags must include pii when lake_formation is on, "
-                                         "or PII columns are not protected; add pii to lf_tags")
-    if lake_formation and config.catalog_type != "glue":
-        problem(data.line_of("lake_formation"), "Lake Formation governs tables of the Glue Data Catalog, but this environment "
-                                                "has no Glue catalog; set catalog: {type: glue, database: <name>} or lake_formation: false")
-
-    identity = data.get("identity")
-    if identity is not None and (not isinstance(identity, (str, int)) or not _PRINCIPAL.match(str(identity))):
-        problem(data.line_of("identity"), f"governance.identity '{identity}' is not a principal; write an IAM role ARN "
-                                          "(arn:aws:iam::<account>:role/<name>) or a 12-digit account id")
-        identity = None
-
-    consumers: list[Consumer] = []
-    raw_consumers = data.get("consumers")
-    if raw_consumers is not None:
-        if not isinstance(raw_consumers, YList):
-            problem(data.line_of("consumers"), "governance.consumers must be a list; write - {principal: ..., tag_expression: {...}}")
-        else:
-            for index, item in enumerate(raw_consumers):
-                consumer = _consumer(item, raw_consumers.line_of(index), rel, vocabulary, lf_tags, problem)
-                if consumer is not None:
-                    consumers.append(consumer)
-    if problems:
-        raise ConfigError(problems)
-    return Governance(
-        conf_file=rel,
-        tags=tuple(tags.items()),
-        declared=raw_tags is not None,
-        lake_formation=lake_formation,
-        lf_tags=lf_tags,
-        identity=None if identity is None else str(identity),
-        consumers=tuple(consumers),
-    )
-
-
-def _consumer(item: Any, line: int, rel: str, vocabulary: dict[str, tuple[str, ...]], lf_tags: tuple[str, ...],
-              problem: Any) -> Consumer | None:
-    if not isinstance(item, YMap):
-        problem(line, "each consumer must be a mapping; write - {principal: arn:aws:iam::<account>:role/<name>, "
-                      "tag_expression: {pii: [false]}}")
-        return None
-    for key in item:
-        if key not in CONSUMER_KEYS:
-            problem(item.line_of(key), f"unknown consumer key '{key}'"
-                                       f"{did_you_mean(key, CONSUMER_KEYS) or '; remove it (allowed: ' + ', '.join(CONSUMER_KEYS) + ')'}")
-    principal = item.get("principal")
-    if principal is None:
-        problem(line, "this consumer has no principal; add principal: arn:aws:iam::<account>:role/<name> (or an account id)")
-        return None
-    principal = str(principal)
-    if not _PRINCIPAL.match(principal):
-        problem(item.line_of("principal"), f"consumer principal '{principal}' is not an IAM role or user ARN "
-                                           "(arn:aws:iam::<account>:role/<name>) nor a 12-digit account id; fix it")
-    expression = item.get("tag_expression")
-    if not isinstance(expression, YMap) or not expression:
-        problem(item.line_of("tag_expression"), f"consumer {principal} needs a tag_expression mapping tag keys to the values "
-                                                "it may read; write tag_expression: {domain: [cards], pii: [false]}")
-        return None
-    pairs: list[tuple[str, tuple[str, ...]]] = []
-    for key, values in expression.items():
-        key_line = expression.line_of(key)
-        if lf_tags and key not in lf_tags:
-            problem(key_line, f"consumer {principal} grants by tag '{key}', which is not an LF-tag"
-                              f"{did_you_mean(key, lf_tags) or ' (LF-tags: ' + ', '.join(lf_tags) + ')'}")
-            continue
-        if not isinstance(values, YList) or not values or any(isinstance(v, (YMap, YList)) or v is None for v in values):
-            problem(key_line, f"tag_expression.{key} of consumer {principal} must be a non-empty list; write {key}: [a, b]")
-            continue
-        texts = tuple(tag_value(v) for v in values)
-        for value in texts:
-            if key in vocabulary and value not in vocabulary[key]:
-                problem(key_line, f"consumer {principal} allows {key}={value}, which governance.tags does not list"
-                                  f"{did_you_mean(value, vocabulary.get(key, ())) or ' (values: ' + ', '.join(vocabulary.get(key, ())) + ')'}")
-        pairs.append((key, texts))
-    description = item.get("description")
-    return Consumer(principal, tuple(sorted(pairs)), "" if description is None else str(description), Location(rel, line))
-
-
-@lru_cache(maxsize=32)
-def _cached(root: str, config: Config) -> Governance:
-    return load_governance(Path(root), config)
-
-
-def governance_of(project: Project) -> Governance:
-    """The checked `governance:` settings of the project's environment (read once per conf)."""
-    return _cached(str(project.root), project.config)
 
 
 # --- PII lineage -----------------------------------------------------------------------------
@@ -382,6 +152,44 @@ def _feature_pii(inputs: tuple[str, ...], group_marked: bool, tags: Any, declass
     if declassified is not None and declassified.strip():
         return ColumnPii(False, inputs, declassified.strip(), marked)
     return ColumnPii(bool(inputs) or marked, inputs, None, marked)
+
+
+# --- effective tags ----------------------------------------------------------------------------
+
+
+def governed(key: str, governance: Governance) -> bool:
+    """Whether tag `key` becomes an LF-tag: every key when conf names no `lf_tags`."""
+    return not governance.lf_tags or key in governance.lf_tags
+
+
+def lf_tags(pairs: Any, governance: Governance) -> dict[str, str]:
+    """A definition's single-valued tags other than pii, limited to the LF-tag keys."""
+    return {str(k): tag_value(v) for k, v in pairs if k != PII and not isinstance(v, tuple) and governed(str(k), governance)}
+
+
+def column_tags(project: Project, group: str | FeatureGroup, governance: Governance) -> dict[str, dict[str, str]]:
+    """Every output column of a group (keys, time columns, features) → its effective LF-tags.
+
+    A column carries its group's tags, overridden by those of its aggregation or feature,
+    limited to the LF-tag keys; and `pii` (when governed) from the lineage (`column_pii`),
+    explicitly `true` or `false`, so what a grant allows never depends on inheritance.
+    Pure: the same rule `featurebank grants` applies and the training-set access check reads.
+    """
+    definition = group if isinstance(group, FeatureGroup) else project.groups[group]
+    base = lf_tags(definition.tags, governance)
+    own: dict[str, dict[str, str]] = {}
+    for aggregation in definition.aggregations:
+        for name in aggregation.output_names():
+            own[name] = lf_tags(aggregation.tags, governance)
+    for feature in (*definition.features, *definition.derived):
+        own[feature.name] = lf_tags(feature.tags, governance)
+    result: dict[str, dict[str, str]] = {}
+    for column, pii in column_pii(project, definition).items():
+        tags = {**base, **own.get(column, {})}
+        if governed(PII, governance):
+            tags[PII] = "true" if pii.pii else "false"
+        result[column] = tags
+    return result
 
 
 # --- checks on definitions -------------------------------------------------------------------

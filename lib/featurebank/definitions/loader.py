@@ -239,6 +239,22 @@ def read_yaml(path: Path, rel: str, problems: list[Problem], resolver: Resolver 
     return documents
 
 
+def freeze(value: Any) -> Any:
+    """Mappings → tuples of pairs, lists → tuples, recursively (hashable, comparable)."""
+    if isinstance(value, Mapping):
+        return tuple((str(k), freeze(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def resolve_path(text: str, root: Path) -> str:
+    """A URI (`s3://...`) or absolute path as is; a relative path against the project root."""
+    if "://" in text or os.path.isabs(text):
+        return text
+    return os.path.normpath(str(root / text))
+
+
 def definition_files(root: Path) -> list[Path]:
     """`features/**/*.yaml` (and `.yml`) under a project root, in a stable order."""
     features = root / "features"

@@ -1,4 +1,4 @@
-"""Typed, frozen definitions: what `features/**/*.yaml` and `conf/<env>.yaml` say, nothing more.
+"""Typed, frozen definitions: what `features/**/*.yaml` says, nothing more (conf: `config.Config`).
 
 Every object carries `loc`, the file and line it came from, so any later stage can point the
 user at the exact place to fix. Mappings are stored as tuples of pairs so objects stay
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # the typed conf (definitions/config.py) builds on Location, defined here
+    from featurebank.definitions.config import Config
 
 from featurebank.aggregators import AGGREGATION_FUNCTIONS, aggregator
 
@@ -191,27 +194,6 @@ class TrainingSet:
     description: str = ""
     owner: str = ""
     loc: Location = NOWHERE
-
-
-@dataclass(frozen=True)
-class Config:
-    """One environment's settings from `conf/<env>.yaml`, with paths already resolved."""
-
-    env: str
-    feature_root: str  # absolute path or URI (s3://...)
-    variables: Pairs = ()
-    timezone: str = "UTC"
-    catalog_type: Literal["none", "glue", "hive"] = "none"
-    catalog_database: str | None = None
-    # values of the ${env:NAME} the project reads: used as they are, masked wherever text is
-    # printed or stored (featurebank.redact); never shown by repr
-    secrets: tuple[str, ...] = field(default=(), repr=False)
-    spark_conf: Pairs = ()
-    aws: Pairs = ()  # raw deployment settings; read by deploy/
-    governance: Pairs = ()  # raw governance settings; read by governance code
-    retention_days: int = 3650  # Delta log and deleted-file retention of every table (see retention.py)
-    loc: Location = NOWHERE
-    allow_functions: tuple[str, ...] = ()  # refused Spark functions conf allows (`expressions:`)
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ from featurebank.definitions.loader import did_you_mean, guess_or
 from featurebank.definitions.policy import REFUSED, check_violations, policy_violations
 from featurebank.definitions.refs import resolve_references
 from featurebank.definitions.spark_functions import spark_functions
+from featurebank.definitions.config import Config
 from featurebank.definitions.model import (
     Aggregation,
     Check,
-    Config,
     Entity,
     FeatureGroup,
     Location,

@@ -18,11 +18,12 @@ import hashlib
 import json
 from typing import Any
 
-from featurebank.deploy.aws import AwsSettings, client
-from featurebank.deploy.changes import Change
+from featurebank.compile.changes import Change
+from featurebank.definitions.config import AwsSettings
 from featurebank.deploy.upload import ArtifactUris
-from featurebank.io.spark import DELTA_SQL_CONF
 from featurebank.errors import UsageError
+from featurebank.io.aws import client
+from featurebank.io.spark import DELTA_SQL_CONF
 
 LIVE_STEP_STATES = ("PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED")
 LIVE_RUN_STATES = ("SUBMITTED", "PENDING", "SCHEDULED", "RUNNING", "SUCCESS", "QUEUED")
@@ -62,7 +63,7 @@ def emr_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[str], cl
     """One Change per group: add its step, unless the same step is already live."""
     from botocore.exceptions import ClientError
 
-    emr = client("emr", settings)
+    emr = client("emr", settings.region)
     try:
         emr.describe_cluster(ClusterId=cluster_id)
     except ClientError as error:
@@ -109,19 +110,16 @@ def serverless_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[s
     role = settings.require_serverless_role()
     from botocore.exceptions import ClientError
 
-    es = client("emr-serverless", settings)
+    es = client("emr-serverless", settings.region)
     try:
         es.get_application(applicationId=application_id)
     except ClientError as error:
         raise UsageError(f"EMR Serverless application {application_id} was not found in {settings.region} ({_message(error)}); check --application-id") from None
-    existing: set[str] = set()
-    try:
-        for page in es.get_paginator("list_job_runs").paginate(applicationId=application_id, states=list(LIVE_RUN_STATES)):
-            existing.update(run.get("name", "") for run in page["jobRuns"])
-    except ClientError as error:
-        # moto answers ResourceNotFound for an existing application that has no runs yet
-        if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-            raise
+    existing = {
+        run.get("name", "")
+        for page in es.get_paginator("list_job_runs").paginate(applicationId=application_id, states=list(LIVE_RUN_STATES))
+        for run in page["jobRuns"]
+    }
     changes = []
     for group in groups:
         driver = serverless_job_driver(settings, uris, group)

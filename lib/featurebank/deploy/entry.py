@@ -1,6 +1,6 @@
-"""What the `jobs/` entry scripts call: their arguments, translated into one CLI call.
+"""What the entry scripts (`featurebank/deploy/jobs/*.py`) call: their arguments, translated into one CLI call.
 
-`spark-submit jobs/run_group.py --group G --date D --project P` and the Glue script run
+`spark-submit run_group.py --group G --date D --project P` and the Glue script run
 exactly what `featurebank run G --date D --project P` runs, through `featurebank.cli.main`,
 so exit codes, messages and behaviour are the CLI's. `--project` (or Glue's
 `--project_bundle`) may name a project directory, a bundle zip, or a bundle zip on S3; a
@@ -56,17 +56,17 @@ def glue_argv(options: Mapping[str, str | None]) -> list[str]:
 
 
 def run_group(argv: Sequence[str]) -> int:
-    """Entry of `jobs/run_group.py`; returns the CLI's exit code."""
+    """Entry of `run_group.py`; returns the CLI's exit code."""
     return main(run_group_argv(argv))
 
 
 def training_set(argv: Sequence[str]) -> int:
-    """Entry of `jobs/training_set.py`; returns the CLI's exit code."""
+    """Entry of `training_set.py`; returns the CLI's exit code."""
     return main(training_set_argv(argv))
 
 
 def glue_run_group(options: Mapping[str, str | None]) -> int:
-    """Entry of `jobs/glue_run_group.py` once it has resolved the Glue job options."""
+    """Entry of `glue_run_group.py` once it has resolved the Glue job options."""
     return main(glue_argv(options))
 
 

@@ -1,31 +1,33 @@
 """`featurebank deploy glue`: one AWS Glue 5.1 job per feature group.
 
-Each job runs `jobs/glue_run_group.py` with the library wheel installed through
+Each job runs `glue_run_group.py` (shipped in `featurebank/deploy/jobs/`) with the library wheel installed through
 `--additional-python-modules` (pip installs the wheel and its requirements; Spark and Delta
 are the platform's, see package.py) and the project bundle passed as `--project_bundle`.
 
 Updates: the desired job is compared with GetJob (and GetTags); a match is `unchanged` and
-makes no call. A changed job is updated with UpdateJob (what AWS supports). Endpoints that
-do not implement UpdateJob (moto answers HTTP 500 "not implemented") get DeleteJob +
-CreateJob instead, and the console says so; real AWS never takes that path.
+makes no call. A changed job is updated with UpdateJob, then its tags with TagResource /
+UntagResource. A call AWS refuses stops the deploy with a `RuntimeFailure` naming the job,
+the call and AWS's answer (exit 3); the job is never deleted and recreated behind the
+user's back.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
+from featurebank.compile.changes import Change, diff_fields
+from featurebank.definitions.config import AwsSettings
 from featurebank.definitions.model import Project
-from featurebank.deploy.aws import AwsSettings, account_id, client
-from featurebank.deploy.changes import Change, diff_fields
+from featurebank.deploy.aws import account_id
 from featurebank.deploy.upload import ArtifactUris
+from featurebank.errors import RuntimeFailure
+from featurebank.io.aws import client
 from featurebank.io.spark import DELTA_SQL_CONF
 
 GLUE_VERSION = "5.1"
 GLUE_CATALOG_CONF = {
     "spark.hadoop.hive.metastore.client.factory.class": "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory",
 }
-_NOT_IMPLEMENTED = ("500", "501", "NotImplemented", "NotImplementedException")
 
 
 def job_name(env: str, group: str) -> str:
@@ -80,7 +82,7 @@ def glue_changes(project: Project, settings: AwsSettings, uris: ArtifactUris, gr
     """One Change per group's Glue job: create, update (changed fields) or unchanged."""
     from botocore.exceptions import ClientError
 
-    glue_client = client("glue", settings)
+    glue_client = client("glue", settings.region)
     arn_prefix = f"arn:aws:glue:{settings.region}:{account_id(settings)}:job/"
     changes = []
     for group in groups:
@@ -115,18 +117,22 @@ def _updater(settings: AwsSettings, glue_client: Any, name: str, want: dict[str,
         from botocore.exceptions import ClientError
 
         job_update = {k: v for k, v in want.items() if k != "Tags"}
-        try:
-            client("glue", settings, retries={"max_attempts": 1}).update_job(JobName=name, JobUpdate=job_update)
-        except ClientError as error:
-            if str(error.response.get("Error", {}).get("Code")) not in _NOT_IMPLEMENTED:
-                raise
-            print(f"note       the endpoint does not implement glue.UpdateJob; replacing {name} (DeleteJob + CreateJob)", file=sys.stderr)
-            glue_client.delete_job(JobName=name)
-            glue_client.create_job(Name=name, **want)
-            return
         stale = sorted(set(have.get("Tags", {})) - set(want["Tags"]))
-        if stale:
-            glue_client.untag_resource(ResourceArn=arn, TagsToRemove=stale)
-        glue_client.tag_resource(ResourceArn=arn, TagsToAdd=want["Tags"])
+        call = "glue.UpdateJob"
+        try:
+            glue_client.update_job(JobName=name, JobUpdate=job_update)
+            if stale:
+                call = "glue.UntagResource"
+                glue_client.untag_resource(ResourceArn=arn, TagsToRemove=stale)
+            call = "glue.TagResource"
+            glue_client.tag_resource(ResourceArn=arn, TagsToAdd=want["Tags"])
+        except ClientError as error:
+            answer = error.response.get("Error", {})
+            raise RuntimeFailure(
+                f"{call} of Glue job {name} in {settings.region} failed ({answer.get('Code', 'no error code')}: "
+                f"{answer.get('Message', error)}); the changes printed before it were made, this one and the ones "
+                "after it were not; fix the cause (the job, or the deploying role's glue permissions) and deploy "
+                "again, which makes only what is still missing"
+            ) from error
 
     return update

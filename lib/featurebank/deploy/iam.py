@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from featurebank.definitions.model import Project
-from featurebank.deploy.aws import AwsSettings, S3Uri
+from featurebank.definitions.config import AwsSettings, S3Uri
 
 S3_READ = ["s3:GetObject"]
 S3_WRITE = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]

@@ -9,9 +9,11 @@ the same names and bytes, and a deploy can tell from a name alone that nothing c
   SOURCE_DATE_EPOCH tricks, needs no network or build isolation, and never writes `build/`
   into a shared working tree. Spark and Delta are left out of its requirements: every
   target (Glue 5.1, EMR 7.x, spark-submit) provides them, and pip must not replace them.
-- `featurebank-project-<hash12>.zip`: the project's `features/` and `conf/`.
+- `featurebank-project-<hash12>.zip`: the project's `features/` and `conf/` (a project is any
+  directory holding those two; nothing else of it is read).
 - `run_group-<hash12>.py`, `training_set-<hash12>.py`, `glue_run_group-<hash12>.py`: the
-  thin entry points from `jobs/`.
+  thin entry points, shipped inside the `featurebank` package (`featurebank/deploy/jobs/`),
+  so they always match the wheel beside them.
 """
 
 from __future__ import annotations
@@ -55,10 +57,10 @@ class Artifacts:
 def build_artifacts(project_root: Path | str, out_dir: Path | str) -> Artifacts:
     """Write the wheel, the project bundle and the entry scripts into `out_dir`.
 
-    `project_root` must hold `features/` and `conf/`. Entry scripts come from
-    `<project_root>/jobs/`, else from the `jobs/` beside the featurebank library source.
-    Same inputs give the same file names and bytes. Raises UsageError if the project or the
-    entry scripts cannot be found.
+    `project_root` must hold `features/` and `conf/` (it may live anywhere and hold nothing
+    else). The entry scripts come from the featurebank package itself (`entry_script`).
+    Same inputs give the same file names and bytes. Raises UsageError if the project is not
+    one.
     """
     root = Path(project_root).resolve()
     out = Path(out_dir)
@@ -68,10 +70,9 @@ def build_artifacts(project_root: Path | str, out_dir: Path | str) -> Artifacts:
     out.mkdir(parents=True, exist_ok=True)
     wheel = build_wheel(out)
     bundle = build_bundle(root, out)
-    jobs = _jobs_dir(root)
     scripts = []
     for name in ENTRY_SCRIPTS:
-        data = (jobs / f"{name}.py").read_bytes()
+        data = entry_script(name).read_bytes()
         target = out / f"{name}-{_digest(data)}.py"
         _write_if_changed(target, data)
         scripts.append((name, target))
@@ -124,6 +125,11 @@ def library_dir() -> Path:
     import featurebank
 
     return Path(featurebank.__file__).resolve().parent
+
+
+def entry_script(name: str) -> Path:
+    """The file of entry script `name` (one of ENTRY_SCRIPTS) in the package the wheel holds."""
+    return library_dir() / "deploy" / "jobs" / f"{name}.py"
 
 
 def open_bundle(ref: str | Path, workdir: Path | None = None) -> Path:
@@ -235,17 +241,3 @@ def _runtime_requirements() -> list[str]:
         if name not in PLATFORM_PROVIDED:
             kept.append(req)
     return sorted(kept)
-
-
-def _jobs_dir(project_root: Path) -> Path:
-    import featurebank
-
-    candidates = [project_root / "jobs", Path(featurebank.__file__).resolve().parents[2] / "jobs"]
-    for candidate in candidates:
-        if all((candidate / f"{name}.py").is_file() for name in ENTRY_SCRIPTS):
-            return candidate
-    raise UsageError(
-        f"no jobs/ directory with {', '.join(n + '.py' for n in ENTRY_SCRIPTS)} in {project_root}; "
-        "copy jobs/ from the featurebank repository into the project"
-    )
-

@@ -14,22 +14,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from featurebank.compile.changes import Change, diff_fields
+from featurebank.compile.plan import run_order
+from featurebank.definitions.config import AwsSettings
 from featurebank.definitions.model import Project
-from featurebank.deploy.aws import AwsSettings, account_id, client
-from featurebank.deploy.changes import Change, diff_fields
+from featurebank.deploy.aws import account_id
 from featurebank.deploy.glue import job_name
+from featurebank.io.aws import client
 
 GLUE_SYNC = "arn:aws:states:::glue:startJobRun.sync"
 RETRY = [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 300, "MaxAttempts": 2, "BackoffRate": 2.0}]
-
-
-def group_order(project: Project) -> list[str]:
-    """Groups in the order they must run: `featurebank.compile.order.run_order` (dependencies first)."""
-    try:
-        from featurebank.compile.order import run_order
-    except ImportError:  # an older plan module without dependency ordering
-        return sorted(project.groups)
-    return list(run_order(project))
 
 
 def state_machine_name(env: str) -> str:
@@ -38,7 +32,7 @@ def state_machine_name(env: str) -> str:
 
 def state_machine_definition(project: Project, settings: AwsSettings) -> dict[str, Any]:
     """The Amazon States Language document: every group's Glue job, in run order."""
-    groups = group_order(project)
+    groups = list(run_order(project))
     states: dict[str, Any] = {}
     for index, group in enumerate(groups):
         state: dict[str, Any] = {
@@ -64,8 +58,8 @@ def schedule_changes(project: Project, settings: AwsSettings) -> list[Change]:
     from botocore.exceptions import ClientError
 
     schedule = settings.require_schedule()
-    sfn = client("stepfunctions", settings)
-    scheduler = client("scheduler", settings)
+    sfn = client("stepfunctions", settings.region)
+    scheduler = client("scheduler", settings.region)
     name = state_machine_name(settings.env)
     arn = f"arn:aws:states:{settings.region}:{account_id(settings)}:stateMachine:{name}"
     definition = state_machine_definition(project, settings)

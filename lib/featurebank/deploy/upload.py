@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from featurebank.deploy.aws import AwsSettings
-from featurebank.deploy.changes import Action, Change
+from featurebank.compile.changes import Action, Change
+from featurebank.definitions.config import AwsSettings
 from featurebank.deploy.package import Artifacts, sha256_hex
 
 

@@ -13,8 +13,7 @@ The changes, in the order they are applied (each `create`, `update`, `grant`, `r
 Live state is read, never assumed, so a second run prints only `unchanged`. Lake Formation
 has no call that lists tag-policy grants alone, so they are read from `ListPermissions` and
 a revoke sends back exactly the resource the grant was read with. Tags are read with
-`GetResourceLFTags` (assigned tags only); a table that was never tagged may make that call
-fail on some endpoints (moto), and then counts as untagged.
+`GetResourceLFTags` (assigned tags only; a table never tagged answers none).
 """
 
 from __future__ import annotations
@@ -23,14 +22,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from featurebank.definitions.governance import Consumer, Governance, governance_of
+from featurebank.compile.changes import Change
+from featurebank.definitions.config import AwsSettings, Consumer, Governance, S3Uri
 from featurebank.definitions.model import Project
-from featurebank.deploy.aws import AwsSettings, S3Uri, client, load_settings
-from featurebank.deploy.changes import Change
 from featurebank.errors import ConfigError, Problem, UsageError
 from featurebank.governance.tags import TableTags, Tags, effective_tags
+from featurebank.io.aws import client
 
 SELECT = "SELECT"
 ExpressionKey = frozenset[tuple[str, frozenset[str]]]
@@ -43,7 +40,7 @@ def grant_changes(project: Project, settings: AwsSettings | None = None) -> list
     honoured). Raises `UsageError` when the environment does not turn Lake Formation on,
     `ConfigError` for missing conf. Nothing is changed until each `Change.apply` runs.
     """
-    governance = governance_of(project)
+    governance = project.config.governance
     if not governance.lake_formation:
         raise UsageError(f"{governance.conf_file} does not turn on governance.lake_formation, so there are no grants "
                          "to apply; pick an environment that does (e.g. --env dev)")
@@ -51,16 +48,14 @@ def grant_changes(project: Project, settings: AwsSettings | None = None) -> list
     if not database:
         raise ConfigError(Problem(governance.conf_file, 0, "Lake Formation governs a Glue database; set catalog: "
                                                             "{type: glue, database: <name>}"))
-    settings = settings or load_settings(project)
-    lakeformation = client("lakeformation", settings)
-    # One attempt only for reads that fail on never-tagged tables (moto): no retry storm.
-    probe = client("lakeformation", settings, retries={"max_attempts": 1})
-    glue = client("glue", settings)
+    settings = settings or project.config.require_aws()
+    lakeformation = client("lakeformation", settings.region)
+    glue = client("glue", settings.region)
     changes = _lf_tag_changes(lakeformation, governance)
     changes += _location_changes(lakeformation, project.config.feature_root)
     changes += _database_changes(glue, database)
     for tables in effective_tags(project, governance).values():
-        changes += _table_changes(glue, lakeformation, probe, database, tables)
+        changes += _table_changes(glue, lakeformation, database, tables)
     changes += _permission_changes(lakeformation, governance)
     return changes
 
@@ -155,7 +150,7 @@ _TABLE_INPUT_KEYS = ("Name", "Description", "Owner", "Retention", "StorageDescri
                      "ViewOriginalText", "ViewExpandedText", "TableType", "Parameters", "TargetTable")
 
 
-def _table_changes(glue: Any, lakeformation: Any, probe: Any, database: str, tables: TableTags) -> list[Change]:
+def _table_changes(glue: Any, lakeformation: Any, database: str, tables: TableTags) -> list[Change]:
     name = f"{database}.{tables.group}"
     wanted = table_input(tables)
     try:
@@ -184,10 +179,10 @@ def _table_changes(glue: Any, lakeformation: Any, probe: Any, database: str, tab
     live_table: dict[str, str] = {}
     live_columns: dict[str, dict[str, str]] = {}
     if live is not None:
-        live_table = _tag_dict(_read_tags(probe, table_resource).get("LFTagsOnTable", []))
+        live_table = _tag_dict(_read_tags(lakeformation, table_resource).get("LFTagsOnTable", []))
         columns = [c for c, _ in tables.columns]
         resource = {"TableWithColumns": {"DatabaseName": database, "Name": tables.group, "ColumnNames": columns}}
-        answer = _read_tags(probe, resource)
+        answer = _read_tags(lakeformation, resource)
         live_columns = {c["Name"]: _tag_dict(c.get("LFTags", [])) for c in answer.get("LFTagsOnColumns", [])}
     keys = {k for k, _ in tables.table} | {k for _, tags in tables.columns for k, _ in tags}
     changes.append(_tag_change(lakeformation, "lf-tags table", name, table_resource, tables.table, live_table, keys))
@@ -202,12 +197,9 @@ def _tag_dict(tags: list[dict[str, Any]]) -> dict[str, str]:
     return {t["TagKey"]: ",".join(t["TagValues"]) for t in tags}
 
 
-def _read_tags(probe: Any, resource: dict[str, Any]) -> dict[str, Any]:
-    """GetResourceLFTags' answer (assigned tags only), {} for a resource never tagged."""
-    try:
-        return dict(probe.get_resource_lf_tags(Resource=resource, ShowAssignedLFTags=True))
-    except ClientError:  # never tagged (moto cannot answer then): untagged
-        return {}
+def _read_tags(lakeformation: Any, resource: dict[str, Any]) -> dict[str, Any]:
+    """GetResourceLFTags' answer: the tags assigned to the resource (none for one never tagged)."""
+    return dict(lakeformation.get_resource_lf_tags(Resource=resource, ShowAssignedLFTags=True))
 
 
 def _tag_change(lakeformation: Any, kind: str, name: str, resource: dict[str, Any], want: Tags,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from featurebank.definitions.model import Config
+    from featurebank.definitions.config import Config
 
 DELTA_SQL_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -90,7 +90,7 @@ def session_conf(config: Config | None, platform: str) -> dict[str, str]:
     conf.update(DELTA_SQL_CONF)
     conf.update(READ_CONF)
     if config is not None:
-        conf.update({str(k): str(v) for k, v in config.spark_conf})
+        conf.update(dict(config.spark.conf))
         if platform != "local":
             conf.pop("spark.master", None)
         conf["spark.sql.session.timeZone"] = config.timezone

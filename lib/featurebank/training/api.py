@@ -305,7 +305,7 @@ class FeatureStore:
 
     def _check_access(self, features: Sequence[tuple[str, str]], principal: str | None) -> None:
         """Governance: refuse (`AccessDenied`) features the principal may not read, before any read."""
-        from featurebank.governance.access import check_access
+        from featurebank.training.access import check_access
 
         if principal is not None and not principal.strip():
             raise UsageError("--as (principal=) names no principal; give the principal to check access as "

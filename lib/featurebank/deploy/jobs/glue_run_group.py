@@ -15,7 +15,7 @@ REQUIRED = ["group", "env", "project_bundle"]
 OPTIONAL = ["date", "start", "end"]
 
 
-def resolve_options(argv):
+def resolve_options(argv: list[str]) -> dict[str, str | None]:
     present = [name for name in OPTIONAL if f"--{name}" in argv]
     try:
         from awsglue.utils import getResolvedOptions
@@ -26,7 +26,7 @@ def resolve_options(argv):
         for name in OPTIONAL:
             parser.add_argument(f"--{name}")
         return vars(parser.parse_known_args(argv[1:])[0])
-    return getResolvedOptions(argv, REQUIRED + present)
+    return dict(getResolvedOptions(argv, REQUIRED + present))
 
 
 if __name__ == "__main__":

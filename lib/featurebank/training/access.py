@@ -1,4 +1,4 @@
-"""The local access check: may this principal read these features? Decided from conf, before any AWS call.
+"""The training-set access check: may this principal read these features? Decided from conf, before any read or AWS call.
 
 It evaluates the same rule Lake Formation applies to tag-based grants: a principal may read
 a column when one of its grants matches the column's LF-tags — for every key of the
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from featurebank.definitions.governance import TIME_COLUMNS, Consumer, governance_of
+from featurebank.definitions.config import Consumer
+from featurebank.definitions.governance import TIME_COLUMNS, column_tags
 from featurebank.definitions.model import Project
 from featurebank.errors import AccessDenied, UsageError
-from featurebank.governance.tags import table_tags
 
 
 def grant_shortfall(column_tags: Mapping[str, str], grant: Consumer) -> str | None:
@@ -33,7 +33,7 @@ def access_principal(project: Project, principal: str | None) -> str | None:
     Formation governs the environment, else nobody (None: no check)."""
     if principal:
         return principal
-    governance = governance_of(project)
+    governance = project.config.governance
     return governance.identity if governance.lake_formation else None
 
 
@@ -50,7 +50,7 @@ def check_access(project: Project, features: Sequence[tuple[str, str]], principa
     who = access_principal(project, principal)
     if who is None:
         return None
-    governance = governance_of(project)
+    governance = project.config.governance
     if not governance.consumers:
         raise UsageError(f"{governance.conf_file} configures no governance.consumers, so access as {who} cannot be "
                          "checked; use an environment that does (e.g. --env dev) or drop --as")
@@ -65,18 +65,18 @@ def check_access(project: Project, features: Sequence[tuple[str, str]], principa
         if group not in project.groups:  # e.g. a manifest naming a group since removed: no tags known
             refused.append(f"principal {who} may not read {group}: it is no longer defined, so its tags are unknown")
             continue
-        tags = table_tags(project, group, governance)
+        tags = column_tags(project, group, governance)
         keys = project.entities[project.groups[group].entity].keys
         denied: list[tuple[str, dict[str, str], list[str]]] = []
         for column in (*names, *keys, *TIME_COLUMNS):
-            column_tags = tags.column(column)
-            shortfalls = [s for g in grants if (s := grant_shortfall(column_tags, g)) is not None]
+            tagged = tags.get(column, {})
+            shortfalls = [s for g in grants if (s := grant_shortfall(tagged, g)) is not None]
             if grants and len(shortfalls) < len(grants):
                 continue
             if column in names or not any(d[0] in names for d in denied):  # keys only when no feature says it
-                denied.append((column, column_tags, shortfalls))
-        for column, column_tags, shortfalls in denied:
-            shown = ", ".join(f"{k}={v}" for k, v in sorted(column_tags.items()))
+                denied.append((column, tagged, shortfalls))
+        for column, tagged, shortfalls in denied:
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(tagged.items()))
             if not grants:
                 why = f"it has no grant in {governance.conf_file} governance.consumers"
             elif len(grants) == 1:

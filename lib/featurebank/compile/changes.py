@@ -1,10 +1,16 @@
-"""The plan of a deploy: per resource `create`, `update (fields...)` or `unchanged`.
+"""The plan of a deploy or of `featurebank grants`: per resource `create`, `update (fields...)`,
+`grant`, `revoke` or `unchanged`.
 
-Every deploy target first computes a list of `Change`s by reading what exists (HEAD an S3
-key, GetJob, ListSteps, ...) and comparing it with what the repository wants. The list is
-printed before anything is touched; `--dry-run` stops there (and shows the API calls each
-change would make); otherwise each change's `apply` runs in order. Unchanged resources
-make no calls, so a second deploy of the same commit changes nothing and says so.
+Every deploy target (deploy/) and `grants` (governance/) first computes a list of `Change`s
+by reading what exists (HEAD an S3 key, GetJob, ListPermissions, ...) and comparing it with
+what the repository wants. The list is printed before anything is touched; `--dry-run` stops
+there (and shows the API calls each change would make); otherwise each change's `apply` runs
+in order. Unchanged resources make no calls, so a second deploy of the same commit changes
+nothing and says so.
+
+A plain value, like the run plan: it lives in compile/ so that deploy/ and governance/ share
+it without importing each other. Nothing here calls AWS; `apply_changes` only runs the
+callables the deploy code put in each change.
 """
 
 from __future__ import annotations
