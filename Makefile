@@ -22,6 +22,7 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m mypy lib/featurebank tools/featurebank_demo
+	$(BIN)/python -m mypy --strict lib/featurebank/definitions lib/featurebank/compile lib/featurebank/aggregators lib/featurebank/days.py
 	$(BIN)/python -m pytest tests
 
 # A real Spark standalone cluster (master + two workers on 127.0.0.1, from the installed

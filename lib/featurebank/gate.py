@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from featurebank.definitions.expectations import tested_columns
 from featurebank.errors import DefinitionError, GateFailed
 from featurebank.faults import fault_point
 
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 PARTIAL_UNEXPECTED_COUNT = 5  # sample of offending values kept per check (report + console)
 MASK = "***"  # what an example value of a PII column becomes in reports and messages
-_COLUMN_ARGUMENTS = ("column", "column_A", "column_B", "column_list", "column_set")
 
 
 @dataclass(frozen=True)
@@ -307,14 +307,8 @@ def _check_result(check: CheckSpec, raw: dict[str, Any], pii: frozenset[str] = f
     info = raw.get("exception_info") or {}
     exception = info.get("exception_message") if info.get("raised_exception") else None
     arguments = check.arguments
-    column = None
-    columns: list[str] = []
-    for key in _COLUMN_ARGUMENTS:
-        if key in arguments:
-            value = arguments[key]
-            columns = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
-            column = ",".join(columns)
-            break
+    columns = tested_columns(arguments)
+    column = ",".join(columns) if columns else None
     unexpected_count = result.get("unexpected_count")
     unexpected_percent = result.get("unexpected_percent")
     observed = result.get("observed_value")

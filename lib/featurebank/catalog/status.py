@@ -19,6 +19,7 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from featurebank.definitions.expectations import tested_columns
 from featurebank.io.runlog import RUNS_TABLE, RunRecord
 
 if TYPE_CHECKING:
@@ -189,16 +190,9 @@ def collect_statuses(project: Project, spark: SparkProvider, now: datetime | Non
     return {name: group_status(name, runs, expected, results) for name in sorted(project.groups)}
 
 
-_COLUMN_ARGUMENTS = ("column", "column_A", "column_B", "column_list", "column_set")
-
-
 def check_column(kwargs: dict[str, Any]) -> str:
     """The column a check is about, spelled as the gate reports it (lists comma-joined)."""
-    for key in _COLUMN_ARGUMENTS:
-        if key in kwargs:
-            value = kwargs[key]
-            return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-    return ""
+    return ",".join(tested_columns(kwargs))
 
 
 def match_checks(checks: Any, outcomes: tuple[CheckOutcome, ...]) -> list[tuple[Any, CheckOutcome | None]]:

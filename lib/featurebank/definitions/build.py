@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from featurebank.aggregators import AGGREGATION_FUNCTIONS
 from featurebank.definitions.loader import Document, YList, YMap, did_you_mean, freeze, resolve_path
 from featurebank.definitions.model import (
-    AGGREGATION_FUNCTIONS,
     DEFAULT_LAG_DAYS,
     EMPTY_INPUT,
     MAX_WINDOW_DAYS,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 CATALOGUE = Path(__file__).with_name("expectations.json")
@@ -26,6 +27,18 @@ INTERNAL_FIELDS = frozenset(
 # Arguments that name one column of the batch, or a list of them.
 COLUMN_ARGUMENTS = frozenset({"column", "column_A", "column_B"})
 COLUMN_LIST_ARGUMENTS = frozenset({"column_list", "column_set"})
+_TESTED_COLUMN_ORDER = ("column", "column_A", "column_B", "column_list", "column_set")
+
+
+def tested_columns(arguments: Mapping[str, Any]) -> tuple[str, ...]:
+    """The columns a check tests, from its arguments: the first of `column`, `column_A`,
+    `column_B`, `column_list`, `column_set` it has (a list gives several); () for a table check.
+    The one rule the gate's results and the catalog's pages name a check's column by."""
+    for key in _TESTED_COLUMN_ORDER:
+        if key in arguments:
+            value = arguments[key]
+            return tuple(str(v) for v in value) if isinstance(value, (list, tuple)) else (str(value),)
+    return ()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ regular expressions. Nothing here runs SQL; it only reads it.
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping
 from functools import lru_cache
 
@@ -83,12 +85,25 @@ def valid_type(type_text: str) -> bool:
     return bool(built.this != exp.DataType.Type.USERDEFINED)
 
 
+# Spellings sqlglot keeps but Spark's schema (`simpleString`) writes another way.
+_SPARK_SPELLING = {
+    "decimal": "decimal(10,0)",
+    "timestamp_ltz": "timestamp",
+    "text": "string",
+}
+
+
 def normalise_type(type_text: str) -> str:
-    """The lowercase Spark SQL spelling of a type (`DECIMAL(10, 2)` → `decimal(10,2)`)."""
+    """The lowercase spelling Spark's schema gives a type (`DECIMAL(10, 2)` → `decimal(10,2)`,
+    `long` → `bigint`, `decimal` → `decimal(10,0)`, `varchar(10)` → `string`): the one type
+    normaliser, for declared types and for the types a source's schema reports alike."""
     try:
-        return exp.DataType.build(type_text, dialect=DIALECT).sql(DIALECT).lower().replace(", ", ",")
+        text = exp.DataType.build(type_text, dialect=DIALECT).sql(DIALECT).lower()
     except (SqlglotError, ValueError):
-        return type_text.lower()
+        text = type_text.strip().lower()
+    text = re.sub(r"\s*([,:<>()])\s*", r"\1", text)
+    text = re.sub(r"\b(?:var)?char\(\d+\)", "string", text)
+    return _SPARK_SPELLING.get(text, text)
 
 
 def infer_type(text: str, column_types: Mapping[str, str]) -> str:

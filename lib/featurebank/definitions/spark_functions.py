@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 CATALOGUE = Path(__file__).with_name("spark_functions.json")
 
@@ -21,12 +24,12 @@ def spark_functions() -> frozenset[str]:
     return frozenset(raw["functions"])
 
 
-def generate(spark: Any) -> dict[str, Any]:
+def generate(spark: SparkSession) -> dict[str, Any]:
     """The catalogue as a running SparkSession reports it (`SHOW FUNCTIONS`, operators left out)."""
     names = sorted({row[0] for row in spark.sql("SHOW FUNCTIONS").collect()})
-    return {"spark": spark.version, "functions": [n for n in names if n[0].isalpha() or n[0] == "_"]}
+    return {"spark": str(spark.version), "functions": [n for n in names if n[0].isalpha() or n[0] == "_"]}
 
 
-def write_catalogue(spark: Any) -> None:
+def write_catalogue(spark: SparkSession) -> None:
     """Rewrite `spark_functions.json` from a running SparkSession."""
     CATALOGUE.write_text(json.dumps(generate(spark), indent=0) + "\n", encoding="utf-8")

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from featurebank.days import MICROS_PER_DAY, day_start_instant, day_start_ts, epoch_day
+from featurebank.definitions.expressions import normalise_type
 from featurebank.errors import SourceMismatch, SourceUnreadable
 from featurebank.compile.group import SourceRead
 from featurebank.spark_errors import root_cause, storage_step
@@ -47,20 +48,6 @@ if TYPE_CHECKING:
 EPOCH_NTZ = "TIMESTAMP_NTZ'1970-01-01 00:00:00'"
 
 # Spellings Spark accepts for one type, mapped to the name `DataType.simpleString()` gives.
-_TYPE_ALIASES = {
-    "long": "bigint",
-    "integer": "int",
-    "short": "smallint",
-    "byte": "tinyint",
-    "bool": "boolean",
-    "real": "float",
-    "dec": "decimal(10,0)",
-    "decimal": "decimal(10,0)",
-    "numeric": "decimal(10,0)",
-    "timestamp_ltz": "timestamp",
-    "varchar": "string",
-    "text": "string",
-}
 _TIME_TYPES = ("timestamp", "timestamp_ntz")
 _OFFSET_SUFFIX = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
 
@@ -87,7 +74,7 @@ def read_source(spark: SparkSession, source: SourceRead, timezone: str) -> DataF
     if source.format == "csv":
         declared = dict(source.declared_types)
         selected = [
-            s if c in kinds or c not in declared else _col(c).cast(_normalise_type(declared[c])).alias(c)
+            s if c in kinds or c not in declared else _col(c).cast(normalise_type(declared[c])).alias(c)
             for c, s in zip(source.columns, selected)
         ]
     df = df.select(*selected)
@@ -148,7 +135,7 @@ def _check_schema(source: SourceRead, found: dict[str, str], footer: dict[str, s
             f"{where}: column {missing[0]} is missing (found: {', '.join(sorted(found))}); "
             "fix the source or the definition"
         )
-    declared = {c: _normalise_type(t) for c, t in source.declared_types}
+    declared = {c: normalise_type(t) for c, t in source.declared_types}
     time_columns = _time_columns(source)
     for column, want in declared.items():
         if column not in found:
@@ -178,7 +165,7 @@ def _check_schema(source: SourceRead, found: dict[str, str], footer: dict[str, s
 
 def _time_columns(source: SourceRead) -> set[str]:
     """The event-time column and every column the definition declares as a time."""
-    columns = {c for c, t in source.declared_types if _normalise_type(t) in _TIME_TYPES}
+    columns = {c for c, t in source.declared_types if normalise_type(t) in _TIME_TYPES}
     return columns | ({source.timestamp} if source.timestamp else set())
 
 
@@ -320,11 +307,6 @@ def path_exists(spark: SparkSession, uri: str) -> bool:
     jvm: Any = spark.sparkContext._jvm
     path = jvm.org.apache.hadoop.fs.Path(uri)
     return bool(path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(path))  # type: ignore[attr-defined]
-
-
-def _normalise_type(type_name: str) -> str:
-    name = re.sub(r"\s+", "", type_name.strip().lower())
-    return _TYPE_ALIASES.get(name, name)
 
 
 def _quoted(name: str) -> str:
