@@ -260,3 +260,19 @@ def test_plan_on_a_table_an_older_featurebank_published_says_it_cannot_tell(exam
     _table_with_properties(compiled.table_path, {"featurebank.definition_hash": "b8e8891a135ca7cd"})
     code, out, _ = run_cli("plan", "customer_profile", "--date", "2024-01-01", "--project", str(example_project))
     assert code == 0 and "Change: customer_profile: data, as far as can be told: the table records no data hash" in out
+
+
+def test_plan_reads_the_hashes_from_the_last_commit_where_no_table_properties_are_written(example_project: Path) -> None:
+    # A local (catalog-less) publish writes no table properties; its commit's userMetadata
+    # records both hashes (io.tables.commit_metadata), which is what `plan` compares then.
+    import json
+
+    import pyarrow as pa
+    from deltalake import CommitProperties, write_deltalake
+
+    compiled = compile_group(load_project(example_project, "local"), "customer_profile")
+    recorded = {"run_id": "r1", "data_hash": compiled.data_hash, "metadata_hash": compiled.metadata_hash}
+    write_deltalake(compiled.table_path, pa.table({"customer_id": ["c1"]}),
+                    commit_properties=CommitProperties(custom_metadata={"userMetadata": json.dumps(recorded)}))
+    code, out, _ = run_cli("plan", "customer_profile", "--date", "2024-01-01", "--project", str(example_project))
+    assert code == 0 and out.endswith("Change: customer_profile: none (the published table was computed by this definition)\n")

@@ -56,11 +56,11 @@ def _change(compiled: CompiledGroup, lake_formation: bool) -> str:
     so rather than failing the plan."""
     from featurebank.compile.change import DATA_HASH_PROPERTY, change_kind
     from featurebank.compile.render import change_line
-    from featurebank.io.metadata import table_properties
+    from featurebank.io.metadata import published_hashes
     from featurebank.redact import redact
 
     try:
-        published = table_properties(compiled.table_path, lake_formation=lake_formation)
+        published = published_hashes(compiled.table_path, lake_formation=lake_formation)
     except Exception as error:  # noqa: BLE001 - the plan itself is shown; this line says what failed
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         return redact(f"Change: {compiled.group}: unknown (cannot read the table properties at "

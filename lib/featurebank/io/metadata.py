@@ -76,6 +76,26 @@ def table_history(location: str, *, lake_formation: bool = False) -> list[dict[s
     return [] if table is None else list(table.history())
 
 
+def published_hashes(location: str, *, lake_formation: bool = False) -> dict[str, str] | None:
+    """The table's properties, with `featurebank.data_hash` / `featurebank.metadata_hash` taken
+    from the newest commit that recorded them when the properties do not hold them (tables
+    published where no catalog properties are written); None when there is no table."""
+    properties = table_properties(location, lake_formation=lake_formation)
+    if properties is None or "featurebank.data_hash" in properties:
+        return properties
+    for commit in table_history(location, lake_formation=lake_formation):
+        try:
+            recorded = json.loads(commit.get("userMetadata") or "{}")
+        except ValueError:
+            continue
+        if isinstance(recorded, dict) and "data_hash" in recorded:
+            found = {"featurebank.data_hash": str(recorded["data_hash"])}
+            if "metadata_hash" in recorded:
+                found["featurebank.metadata_hash"] = str(recorded["metadata_hash"])
+            return {**properties, **found}
+    return properties
+
+
 def read_rows(location: str, columns: list[str] | None = None, *, lake_formation: bool = False) -> Any:
     """The table's current rows as a `pyarrow.Table` (only `columns` when given, those the
     table has), or None when there is no table. For small featurebank tables (the run log)."""

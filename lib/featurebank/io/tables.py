@@ -114,13 +114,16 @@ def check_compatible(spark: SparkSession, plan: Plan, columns: tuple[str, ...]) 
         raise breaking_change_error(plan.group, plan.table_path, SchemaChange((), dropped, ()))
 
 
-def commit_metadata(run_id: str, data_hash: str, *, group: str | None = None, start: date | None = None,
-                    end: date | None = None, rows: int | None = None,
+def commit_metadata(run_id: str, data_hash: str, *, metadata_hash: str | None = None, group: str | None = None,
+                    start: date | None = None, end: date | None = None, rows: int | None = None,
                     rows_by_date: Mapping[date, int] | None = None) -> str:
     """The commit's `userMetadata`: JSON with the run id and the data hash, plus (when
-    given) the group, the snapshot dates, the rows and the rows per date — enough for the run
-    log to be repaired from the table's history."""
+    given) the metadata hash, the group, the snapshot dates, the rows and the rows per date —
+    enough for the run log to be repaired from the table's history, and for `plan` to tell a
+    data change from a metadata change where no table properties are written."""
     data: dict[str, Any] = {"run_id": run_id, "data_hash": data_hash}
+    if metadata_hash is not None:
+        data["metadata_hash"] = metadata_hash
     if group is not None:
         data["group"] = group
     if start is not None and end is not None:
@@ -182,7 +185,7 @@ def publish(
     from featurebank.faults import fault_point
 
     path = plan.table_path
-    metadata = commit_metadata(run_id, plan.data_hash, group=plan.group, start=plan.start, end=plan.end,
+    metadata = commit_metadata(run_id, plan.data_hash, metadata_hash=plan.metadata_hash, group=plan.group, start=plan.start, end=plan.end,
                                rows=rows, rows_by_date=rows_by_date)
     fault_point("publish")
     for attempt in range(PUBLISH_ATTEMPTS):
