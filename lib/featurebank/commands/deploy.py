@@ -31,7 +31,7 @@ def deploy(args: argparse.Namespace) -> int:
     """Print the changes a deploy makes (create / update / unchanged), then make them
     unless `--dry-run`."""
     from featurebank.compile.changes import apply_changes, print_changes
-    from featurebank.compile.plan import run_order
+    from featurebank.compile.order import run_order
     from featurebank.definitions import load_project
     from featurebank.deploy.package import build_artifacts
     from featurebank.deploy.schedule import schedule_changes

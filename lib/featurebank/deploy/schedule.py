@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from featurebank.compile.changes import Change, diff_fields
-from featurebank.compile.plan import run_order
+from featurebank.compile.order import run_order
 from featurebank.definitions.config import AwsSettings
 from featurebank.definitions.model import Project
 from featurebank.deploy.aws import account_id
