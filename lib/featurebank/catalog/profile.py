@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from featurebank.aggregators import FLOATING_TYPES
+
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
@@ -26,7 +28,6 @@ BINS = 12
 TOP_VALUES = 6
 MAX_CATEGORIES = 40  # a categorical feature with more distinct values shows only its distinct count
 NUMERIC_TYPES = ("tinyint", "smallint", "int", "bigint", "float", "double")
-FLOATING_TYPES = ("float", "double")
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from featurebank.definitions.expressions import (
     referenced_columns,
 )
 from featurebank.definitions.loader import did_you_mean
-from featurebank.aggregators import aggregator
+from featurebank.aggregators import UNKNOWN_TYPE, aggregator
 from featurebank.definitions.model import DEFAULT_LAG_DAYS, FeatureGroup, Project, Readiness
 from featurebank.errors import UsageError
 
@@ -153,7 +153,7 @@ class CompiledGroup:
 # Compiling: definitions → CompiledGroup (pure: no Spark, no I/O)
 # --------------------------------------------------------------------------------------------
 
-UNKNOWN = "?"
+UNKNOWN = UNKNOWN_TYPE
 
 
 def compile_group(project: Project, group: str | FeatureGroup) -> CompiledGroup:
@@ -275,13 +275,6 @@ def _aggregate_type(function: str, expr: str | None, declared: dict[str, str]) -
     function_of = aggregator(function)
     return function_of.output_type(infer_type(expr, declared) if expr and function_of.typed_by_input else UNKNOWN)
 
-
-def aggregate_result_type(function: str, value: str) -> str:
-    """The Spark SQL type of `function` over a value of Spark SQL type `value`.
-
-    The one rule the plan declares and the engine computes (README "Numeric contract").
-    """
-    return aggregator(function).output_type(value)
 
 
 # --------------------------------------------------------------------------------------------

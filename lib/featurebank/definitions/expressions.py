@@ -17,10 +17,9 @@ from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 
-from featurebank.aggregators import AGGREGATION_FUNCTIONS, aggregator
+from featurebank.aggregators import AGGREGATION_FUNCTIONS, UNKNOWN_TYPE, aggregator
 
 DIALECT = "spark"
-UNKNOWN_TYPE = "?"
 
 
 class ExpressionError(ValueError):
