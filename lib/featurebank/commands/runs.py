@@ -6,16 +6,8 @@ import argparse
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from featurebank.console import result_console
 from featurebank.errors import EXIT_OK, UsageError
-
-
-def _console():  # type: ignore[no-untyped-def]
-    """A rich console; piped or captured output gets a wide page so tables do not fold."""
-    import sys
-
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     project = load_project(args.project, args.env)
     today = datetime.now(ZoneInfo(project.config.timezone)).date()
     start, end = resolve_dates(args, today)
-    console = _console()
+    console = result_console()
 
     def show(event: ProgressEvent) -> None:
         chunk = f" [{event.chunk}/{event.chunks}]" if event.chunks > 1 else ""
@@ -87,7 +79,7 @@ def history(args: argparse.Namespace) -> int:
     project = load_project(args.project, args.env)
     runs = read_run_log(project.config.feature_root, args.group, spark=lambda: get_spark(project.config),
                         lake_formation=project.config.governance.lake_formation)[: max(args.limit, 0)]
-    console = _console()
+    console = result_console()
     if not runs:
         if args.group not in project.groups:
             raise UsageError(f"unknown feature group '{args.group}' and no runs logged for it")
