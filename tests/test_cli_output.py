@@ -174,3 +174,14 @@ def test_a_local_jvm_told_to_log_to_a_file_writes_nothing_of_its_own_on_either_s
     assert done.returncode == 0, done.stderr
     assert done.stdout == "RESULT 3\n" and not JVM_LINE.search(done.stderr), done.stderr
     assert "loading settings" in log.read_text()
+
+
+def test_a_reader_that_stops_early_gets_no_error_message(tmp_path):
+    """`featurebank plan G | head -1`: the closed pipe is the reader's choice, not a failure to report."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "lib")}
+    proc = subprocess.Popen([sys.executable, "-m", "featurebank", "plan", "customer_card_spend", "--date", "2024-03-01",
+                             "--project", str(REPO)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the command writes: its first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == "", err

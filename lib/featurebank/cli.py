@@ -25,6 +25,7 @@ from featurebank.errors import EXIT_RUNTIME, FeaturebankError, exit_code_for
 from featurebank.io.spark import JVM_LOG_ENV, KEEP_SPARK_LEVEL, LOG_LEVEL_ENV
 
 SPARK_LOG_LEVEL = LOG_LEVEL_ENV  # read by io.spark.get_spark
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a command whose pipe closed (128 + SIGPIPE), said nothing
 
 Handler = Callable[[argparse.Namespace], int]
 Arguments = Callable[[argparse.ArgumentParser], None]
@@ -240,12 +241,24 @@ def _call(command: Command, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout's reader stopped reading (`| head`): it has what it wanted
+        _detach_stdout()
+        return EXIT_BROKEN_PIPE
     except Exception as error:  # a runtime failure: one sentence, traceback only on --debug
         if args.debug:
             traceback.print_exc()
         doing = command.doing(args) if command.doing else f"featurebank {args.command}"
         print(f"error: {describe_failure(error, doing)}", file=sys.stderr)
         return exit_code_for(error)
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush does not fail on the closed pipe too."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ is not None else 1)
+    except (OSError, ValueError):  # no real stdout (a test's capture): nothing to detach
+        pass
 
 
 if __name__ == "__main__":
