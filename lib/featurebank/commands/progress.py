@@ -23,15 +23,16 @@ if TYPE_CHECKING:
 STEPS = ("gating", "gated", "done")  # the stages that complete a third of one run's work on the bar
 
 
-def head(event: ProgressEvent) -> str:
+def head(event: ProgressEvent, dates: bool = True) -> str:
     """`group [k/n] start..end`: which run an event is about (the chunk only when there are several)."""
     chunk = f" [{event.chunk}/{event.chunks}]" if event.chunks > 1 else ""
-    return f"{event.group}{chunk} {event.start}..{event.end}"
+    return f"{event.group}{chunk} {event.start}..{event.end}" if dates else f"{event.group}{chunk}"
 
 
-def phase_line(event: ProgressEvent) -> str:
-    """One plain line for one phase of a run (stderr when it is not a terminal)."""
-    where = head(event)
+def phase_line(event: ProgressEvent, dates: bool = True) -> str:
+    """One plain line for one phase of a run (stderr when it is not a terminal; the bar's
+    label, without the dates, when it is)."""
+    where = head(event, dates)
     if event.stage == "computing":
         return f"{where}: computing (reading the source)"
     if event.stage == "gating":
@@ -83,7 +84,7 @@ class RunConsole:
         task = self._tasks.get(event.group)
         if task is None:
             task = self._tasks[event.group] = self._bar.add_task(event.group, total=len(STEPS) * event.chunks)
-        self._bar.update(task, description=phase_line(event), advance=1 if event.stage in STEPS else 0)
+        self._bar.update(task, description=phase_line(event, dates=False), advance=1 if event.stage in STEPS else 0)
         if event.stage == "failed":
             self._bar.console.print(phase_line(event), markup=False, style="red")
 
