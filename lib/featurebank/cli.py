@@ -194,8 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Everything the command prints goes through `featurebank.redact` (no `${env:...}` value
     reaches the terminal). Spark's own output is off: its log level is OFF (`--debug`: ERROR,
     `--verbose`: Spark's own level) and a local JVM writes Ivy's report and its start-up
-    warnings to a temporary file, kept and named only when the command fails at runtime
-    (`--debug`/`--verbose`: to stderr). A bad argument exits 2 through argparse's `SystemExit`.
+    warnings to a temporary file, kept only when the command fails at runtime (a JVM that does
+    not start is reported with its end and its path); `--debug`/`--verbose`: to stderr. A bad
+    argument exits 2 through argparse's `SystemExit`.
     """
     from featurebank.redact import RedactingStream
 
@@ -214,11 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _call(COMMANDS[args.command], args)
         return code
     finally:
-        if jvm_log is not None and os.path.exists(jvm_log):
-            if code == EXIT_RUNTIME and os.path.getsize(jvm_log):
-                print(f"(Spark's own output of this command is in {jvm_log})", file=sys.stderr)
-            else:
-                os.remove(jvm_log)  # a JVM still running keeps writing to the unlinked file, harmlessly
+        if jvm_log is not None and code != EXIT_RUNTIME and os.path.exists(jvm_log):
+            os.remove(jvm_log)  # a JVM still running keeps writing to the unlinked file, harmlessly
         sys.stdout, sys.stderr = stdout, stderr
         for name, value in saved.items():
             if value is None:

@@ -45,7 +45,7 @@ def phase_line(event: ProgressEvent, dates: bool = True) -> str:
         if event.version is None:
             return f"{where}: dry run, nothing written ({event.rows} rows, {event.seconds:.1f}s)"
         return f"{where}: published version {event.version} ({event.rows} rows, {event.seconds:.1f}s)"
-    return f"{where}: {event.status} after {event.seconds:.1f}s, run {event.run_id}: {event.message}"
+    return f"{where}: {event.status} after {event.seconds:.1f}s, run {event.run_id}"  # the error line says why
 
 
 def result_lines(event: ProgressEvent) -> list[str]:
