@@ -75,7 +75,7 @@ def test_off_a_terminal_a_command_prints_every_line_whole_and_no_jvm_line(tmp_pa
     for name, out in outputs.items():
         assert "…" not in out and "\x1b[" not in out, name
     assert f"{GROUP} 2024-03-03..2024-03-03: published" in run.stdout  # one line, whole
-    assert f"at customer_id='c0', feature_date=2024-03-03" in run.stdout  # the warn failure, named with its row
+    assert "at customer_id='c0', feature_date=2024-03-03" in run.stdout  # the warn failure, named with its row
     table_path = f"{project}/warehouse/{LONG_DIR}/features/{GROUP}"
     assert table_path in plan.stdout and f"{LONG_DIR}/txns" in plan.stdout
     [row] = [line for line in history.stdout.splitlines() if "published" in line]
