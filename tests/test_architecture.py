@@ -33,6 +33,7 @@ RANKS: dict[str, int] = {
     # 0 base: vocabulary every layer may use
     "featurebank.errors": 0,
     "featurebank.redact": 0,
+    "featurebank.console": 0,
     "featurebank.faults": 0,
     "featurebank.spark_errors": 0,
     "featurebank.aggregators": 0,

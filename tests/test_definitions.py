@@ -243,3 +243,38 @@ def test_spark_function_catalogue_matches_the_pinned_spark(spark) -> None:  # ty
     assert current["spark"] == stored["spark"]
     missing, extra = set(current["functions"]) - set(stored["functions"]), set(stored["functions"]) - set(current["functions"])
     assert (missing, extra) == (set(), set()), "rewrite it: spark_functions.write_catalogue(spark)"
+
+
+# --- messages that help (issue 18) -----------------------------------------------------------
+
+@pytest.mark.parametrize("written, hint", [
+    (30, "'30d'"), ("30 days", "'30d'"), ("30days", "'30d'"), ("1 day", "'1d'"), ("2w", "'14d'"),
+    ("2 weeks", "'14d'"), ("48h", "'2d'"), ("3 months", "'90d' (3 months of 30 days)"), ("1y", "'365d'"),
+    ("a week", "'7d'"), (True, "'7d'"), (7.5, "'7d'"),
+])
+def test_the_window_hint_writes_the_user_s_own_number_as_days(written: object, hint: str) -> None:
+    from featurebank.definitions.build import as_days
+
+    assert as_days(written) == hint
+
+
+def test_yaml_merge_keys_share_a_block_and_keys_written_in_place_win(tmp_path: Path) -> None:
+    root = corpus_project("window_in_weeks", tmp_path)  # replaced below: any case's layout will do
+    write(root, "features/case.yaml", (
+        "kind: feature_group\nname: spend\nentity: customer\nsource: txns\naggregations:\n"
+        "  - &sum {name: spend_sum, expr: amount, function: sum, windows: [7d, 30d]}\n"
+        "  - <<: *sum\n    name: spend_max\n    function: max\n"
+        "  - {<<: [*sum], name: spend_min, function: min, windows: [90d]}\n"
+    ))
+    group = load_project(root, "local").groups["spend"]
+    assert [(a.name, a.function, a.expr, a.windows) for a in group.aggregations] == [
+        ("spend_sum", "sum", "amount", (7, 30)), ("spend_max", "max", "amount", (7, 30)),
+        ("spend_min", "min", "amount", (90,))]
+
+    # a problem in a merged value points at the line it was written on (the anchored block)
+    text = (root / "features/case.yaml").read_text().replace("windows: [7d, 30d]", "windows: [7d, 30 days]")
+    write(root, "features/case.yaml", text)
+    with pytest.raises(DefinitionError) as raised:
+        load_project(root, "local")
+    assert {(p.line, p.message) for p in raised.value.problems} == {
+        (6, "window '30 days' is not a whole number of days; write it as '30d'")}

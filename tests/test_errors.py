@@ -164,7 +164,7 @@ def test_every_bad_argument_exits_2_before_spark_starts(project: Path, capsys: p
     assert "error" in err and "Traceback" not in err
 
 
-def test_the_cli_silences_spark_s_console_log_unless_debug(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cli_silences_spark_s_console_log_unless_debug_or_verbose(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = {}
 
     def handler(args):  # noqa: ANN001, ANN202
@@ -175,4 +175,5 @@ def test_the_cli_silences_spark_s_console_log_unless_debug(monkeypatch: pytest.M
     monkeypatch.setitem(COMMANDS, "validate", replace(COMMANDS["validate"], handler=handler))
     assert main(["validate"]) == 0 and seen["level"] == "OFF"
     assert main(["validate", "--debug"]) == 0 and seen["level"] == "ERROR"
+    assert main(["validate", "--verbose"]) == 0 and seen["level"] == "default"  # Spark's own level
     assert "FEATUREBANK_SPARK_LOG_LEVEL" not in os.environ

@@ -237,3 +237,40 @@ def test_reports_on_s3_are_written_through_botocores_chain_and_read_back_by_stat
     stored = read_gate_result(root, "spend", "run-s3")
     assert stored is not None and stored["passed"] is True and stored["row_count"] == 6
     assert read_gate_result(root, "spend", "no-such-run") is None
+
+
+def test_a_refusal_names_the_key_and_date_of_each_example_row(spark, tmp_path):
+    root = str(tmp_path / "features")
+    plan = make_plan(f"{root}/spend", D1, D2)
+    rows = batch_rows(D1, D2, customers=5)
+    rows[1] = rows[1][:3] + (-5.0,) + rows[1][4:]  # c1 on D1
+    rows[7] = rows[7][:3] + (-1.5,) + rows[7][4:]  # c2 on D2
+    with pytest.raises(GateFailed) as caught:
+        run_gate(make_batch(spark, rows), plan, "run-rows", root)
+    message = str(caught.value)
+    assert "expect_column_values_to_be_between [spend_sum_7d]" in message
+    assert "-5.0 at customer_id='c1', feature_date=2024-03-01" in message
+    assert "-1.5 at customer_id='c2', feature_date=2024-03-02" in message
+    [failed] = caught.value.result.failed
+    assert {(r["customer_id"], r["feature_date"]) for r in failed.example_rows} == {("c1", "2024-03-01"), ("c2", "2024-03-02")}
+
+
+def test_a_passed_gate_names_every_warn_failure_with_its_rows(spark, tmp_path):
+    root = str(tmp_path / "features")
+    plan = make_plan(f"{root}/spend", D1, D1)
+    rows = batch_rows(D1, D1, customers=4)
+    rows[0] = rows[0][:4] + (None,)  # c0: 1 of 4 null, under mostly 0.9
+    result = run_gate(make_batch(spark, rows), plan, "run-warn-named", root)
+    assert result.passed
+    assert result.headline().endswith(f"1 warned ({COUNT_MOSTLY_PRESENT.expectation}[txn_count_7d])")
+    [warned] = result.warnings
+    assert "None at customer_id='c0', feature_date=2024-03-01" in warned.line()
+
+
+def test_key_values_of_pii_keys_are_masked_in_example_rows(spark, tmp_path):
+    root = str(tmp_path / "features")
+    plan = make_plan(f"{root}/spend", D1, D2)
+    with pytest.raises(GateFailed) as caught:
+        run_gate(make_batch(spark, _bad_spend_rows(-98765.0)), plan, "run-pii-key", root, pii_columns={"customer_id"})
+    assert "-98765.0 at customer_id=***, feature_date=2024-03-01" in str(caught.value)
+    assert "'c1'" not in str(caught.value)

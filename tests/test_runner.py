@@ -236,10 +236,23 @@ def test_run_all_publishes_every_group_in_run_order_and_history_prints_them(spar
 def test_cli_run_prints_progress_per_stage(spark, project, capsys):
     code = main(["run", GROUP, "--project", str(project.root), "--start", str(D1), "--end", str(D1 + timedelta(days=1)),
                  "--chunk-days", "1"])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err
     assert code == 0
     for text in ("[1/2]", "[2/2]", "computing", "gating", "checks", "publishing", "published", "version 1"):
-        assert text in out
+        assert text in err  # progress: one line per phase on stderr (not a terminal)
+    assert "gate passed" in err and "computing" not in out and "gating" not in out
+    results = [line for line in out.splitlines() if line.startswith(GROUP)]
+    assert len(results) == 2 and all(": published " in line for line in results) and "version 1" in out
+
+
+def test_run_and_history_print_the_same_duration_for_a_run(spark, project, capsys):
+    assert main(["run", GROUP, "--project", str(project.root), "--date", str(D1)]) == 0
+    printed = capsys.readouterr().out
+    [latest, *_] = read_runs(spark, project.config.feature_root, GROUP)
+    assert f"{latest.duration_seconds:.1f}s, run {latest.run_id}" in printed
+    assert main(["history", GROUP, "--project", str(project.root)]) == 0
+    assert f"{latest.duration_seconds:.1f}s" in capsys.readouterr().out
 
 
 def test_run_ids_sort_by_start_time():

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,9 +21,11 @@ from pathlib import Path
 
 from featurebank.commands import catalog, definitions, deploy, governance, runs, training, vacuum
 from featurebank.commands.dates import days, snapshot_date
-from featurebank.errors import FeaturebankError, exit_code_for
+from featurebank.errors import EXIT_RUNTIME, FeaturebankError, exit_code_for
+from featurebank.io.spark import JVM_LOG_ENV, KEEP_SPARK_LEVEL, LOG_LEVEL_ENV
 
-SPARK_LOG_LEVEL = "FEATUREBANK_SPARK_LOG_LEVEL"  # read by io.spark.get_spark
+SPARK_LOG_LEVEL = LOG_LEVEL_ENV  # read by io.spark.get_spark
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a command whose pipe closed (128 + SIGPIPE), said nothing
 
 Handler = Callable[[argparse.Namespace], int]
 Arguments = Callable[[argparse.ArgumentParser], None]
@@ -37,7 +41,7 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-# --- arguments of each command (every command also takes --project, --env, --debug) ---------
+# --- arguments of each command (every command also takes --project, --env, --debug, --verbose)
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
@@ -46,7 +50,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("FEATUREBANK_ENV", "local"),
         help="environment: conf/<env>.yaml (default: $FEATUREBANK_ENV, else local)",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (and Spark's errors)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show Spark's own output on stderr (Ivy, log4j at Spark's level); off by default")
 
 
 def _dates(parser: argparse.ArgumentParser) -> None:
@@ -186,22 +192,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `featurebank` command; returns the process exit code.
 
     Everything the command prints goes through `featurebank.redact` (no `${env:...}` value
-    reaches the terminal), and Spark's own console log is off unless `--debug` is given.
-    A bad argument exits 2 through argparse's `SystemExit`.
+    reaches the terminal). Spark's own output is off: its log level is OFF (`--debug`: ERROR,
+    `--verbose`: Spark's own level) and a local JVM writes Ivy's report and its start-up
+    warnings to a temporary file, kept only when the command fails at runtime (a JVM that does
+    not start is reported with its end and its path); `--debug`/`--verbose`: to stderr. A bad
+    argument exits 2 through argparse's `SystemExit`.
     """
     from featurebank.redact import RedactingStream
 
     args = build_parser().parse_args(argv)
     stdout, stderr = sys.stdout, sys.stderr
-    log_level = os.environ.get(SPARK_LOG_LEVEL)
-    os.environ[SPARK_LOG_LEVEL] = log_level or ("ERROR" if args.debug else "OFF")
+    saved = {name: os.environ.get(name) for name in (LOG_LEVEL_ENV, JVM_LOG_ENV)}
+    os.environ[LOG_LEVEL_ENV] = saved[LOG_LEVEL_ENV] or (
+        KEEP_SPARK_LEVEL if args.verbose else "ERROR" if args.debug else "OFF")
+    jvm_log = None
+    if not (args.verbose or args.debug or saved[JVM_LOG_ENV]):
+        jvm_log = os.path.join(tempfile.gettempdir(), f"featurebank-spark-{os.getpid()}-{secrets.token_hex(4)}.log")
+        os.environ[JVM_LOG_ENV] = jvm_log
     sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)
+    code = EXIT_RUNTIME
     try:
-        return _call(COMMANDS[args.command], args)
+        code = _call(COMMANDS[args.command], args)
+        return code
     finally:
+        if jvm_log is not None and code != EXIT_RUNTIME and os.path.exists(jvm_log):
+            os.remove(jvm_log)  # a JVM still running keeps writing to the unlinked file, harmlessly
         sys.stdout, sys.stderr = stdout, stderr
-        if log_level is None:
-            os.environ.pop(SPARK_LOG_LEVEL, None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _call(command: Command, args: argparse.Namespace) -> int:
@@ -218,12 +239,24 @@ def _call(command: Command, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout's reader stopped reading (`| head`): it has what it wanted
+        _detach_stdout()
+        return EXIT_BROKEN_PIPE
     except Exception as error:  # a runtime failure: one sentence, traceback only on --debug
         if args.debug:
             traceback.print_exc()
         doing = command.doing(args) if command.doing else f"featurebank {args.command}"
         print(f"error: {describe_failure(error, doing)}", file=sys.stderr)
         return exit_code_for(error)
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush does not fail on the closed pipe too."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ is not None else 1)
+    except (OSError, ValueError):  # no real stdout (a test's capture): nothing to detach
+        pass
 
 
 if __name__ == "__main__":

@@ -9,6 +9,12 @@ also kept as Parquet under `<feature_root>/_quarantine/<group>/<run_id>/`. A ref
 refusal even when the quarantine copy or the report cannot be written: `GateFailed` still
 names the failed checks, with one more sentence saying what could not be written and why.
 
+A failed check names its example rows by key and date, not only by value (`-9.0 at
+customer_id='c2', feature_date=2024-03-01`): when a column check fails, a second GX
+validation of only the failed checks asks for their offending rows' keys and `feature_date`
+(a cost paid on failure only; a pass needs no second look). The console headline names every
+failed and warned check (`7 checks: 5 passed, 2 warned (expect_x[col]; expect_y[col])`).
+
 Example values of PII columns never leave the tables: checks on a PII column (see
 `definitions.governance.column_pii`) carry `***` instead of the offending values and observed
 values, so reports, the run log's checks summary, console lines and errors hold none.
@@ -63,6 +69,12 @@ class CheckResult:
     kwargs: dict[str, Any] = field(default_factory=dict)
     origin: str = ""
     exception: str | None = None
+    example_rows: tuple[dict[str, Any], ...] = ()  # offending rows: their keys, feature_date and value
+
+    @property
+    def name(self) -> str:
+        """`expectation[column]`: how a check is named in headlines and the run log."""
+        return f"{self.expectation}[{self.column or ''}]"
 
     @property
     def blocks(self) -> bool:
@@ -76,7 +88,9 @@ class CheckResult:
         if self.unexpected_count is not None:
             share = "" if self.unexpected_percent is None else f" ({self.unexpected_percent:.4g}% of non-null)"
             sample = ""
-            if self.unexpected_count and self.partial_unexpected:
+            if self.unexpected_count and self.example_rows:
+                sample = ", e.g. " + "; ".join(_example(row, self.column) for row in self.example_rows)
+            elif self.unexpected_count and self.partial_unexpected:
                 sample = ", e.g. " + ", ".join(_short(v) for v in self.partial_unexpected)
             total = "" if self.element_count is None else f" of {self.element_count}"
             return f"{self.unexpected_count}{total} rows unexpected{share}{sample}"
@@ -116,8 +130,9 @@ class GateResult:
         return "\n".join(c.line() for c in self.checks)
 
     def headline(self) -> str:
-        """A short phrase: `7 checks: 6 passed, 1 warned`."""
-        return headline_of(len(self.checks), len(self.failed), len(self.warnings))
+        """A short phrase naming what did not pass: `7 checks: 6 passed, 1 warned (expect_x[col])`."""
+        head = headline_of(len(self.checks), len(self.failed), len(self.warnings))
+        return _named(head, [c.name for c in (*self.failed, *self.warnings)])
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: group, run_id, passed, row_count, per-check results."""
@@ -163,7 +178,10 @@ def summarize_checks_json(text: str) -> str:
     failed = [c for c in checks if not c.get("success") and c.get("severity") == "error"]
     warned = [c for c in checks if not c.get("success") and c.get("severity") == "warn"]
     names = [f"{c['expectation']}[{c.get('column') or ''}]" for c in failed + warned]
-    head = headline_of(len(checks), len(failed), len(warned))
+    return _named(headline_of(len(checks), len(failed), len(warned)), names)
+
+
+def _named(head: str, names: list[str]) -> str:
     return head + (f" ({'; '.join(names)})" if names else "")
 
 
@@ -186,7 +204,8 @@ def run_gate(batch: DataFrame, plan: Plan, run_id: str, feature_root: str, *,
     if not batch.storageLevel.useMemory and not batch.storageLevel.useDisk:
         batch.persist(StorageLevel.MEMORY_AND_DISK)
     row_count = batch.count()
-    checks = _judge(batch, plan.checks, name=f"{plan.group}-{run_id}", pii=frozenset(pii_columns))
+    index = tuple(c for c in (*plan.keys, "feature_date") if c in batch.columns)  # how example rows are named
+    checks = _judge(batch, plan.checks, name=f"{plan.group}-{run_id}", pii=frozenset(pii_columns), index=index)
     fault_point("gate")
     passed = not any(c.blocks for c in checks)
     report_dir = artifact_dir(feature_root, "_reports", plan.group, run_id)
@@ -267,10 +286,31 @@ def _build_expectation(classes: dict[str, type], check: CheckSpec) -> Any:
 
 
 def _judge(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str,
-           pii: frozenset[str] = frozenset()) -> list[CheckResult]:
-    """Run every check through one GX validation of the (persisted) batch; mask `pii` columns' values."""
+           pii: frozenset[str] = frozenset(), index: tuple[str, ...] = ()) -> list[CheckResult]:
+    """Run every check through one GX validation of the (persisted) batch; mask `pii` columns'
+    values; name the offending rows of failed column checks by their `index` columns."""
     if not checks:
         return []
+    basic = {"result_format": "BASIC", "partial_unexpected_count": PARTIAL_UNEXPECTED_COUNT}
+    results = [_check_result(c, raw, pii) for c, raw in zip(checks, _validate(batch, checks, name, basic))]
+    failing = [i for i, r in enumerate(results) if not r.success and r.unexpected_count and r.exception is None]
+    if not failing or not index:
+        return results
+    rows_format = basic | {"result_format": "SUMMARY", "unexpected_index_column_names": list(index)}
+    try:
+        again = _validate(batch, tuple(checks[i] for i in failing), f"{name}-rows", rows_format)
+    except Exception:  # noqa: BLE001 - the verdict stands without its example rows
+        return results
+    for i, raw in zip(failing, again):
+        rows = (raw.get("result") or {}).get("partial_unexpected_index_list") or []
+        masked = tuple({k: MASK if k in pii else v for k, v in row.items()} for row in rows if isinstance(row, dict))
+        results[i] = replace(results[i], example_rows=tuple(_jsonable(list(masked))))
+    return results
+
+
+def _validate(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str,
+              result_format: dict[str, Any]) -> list[dict[str, Any]]:
+    """GX's raw result of each check (in the order of `checks`), from one validation of `batch`."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -289,17 +329,13 @@ def _judge(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str,
     validation = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"validation-{unique}", data=definition, suite=suite)
     )
-    outcome = validation.run(
-        batch_parameters={"dataframe": batch},
-        result_format={"result_format": "BASIC", "partial_unexpected_count": PARTIAL_UNEXPECTED_COUNT},
-    )
-    judged: list[tuple[int, CheckResult]] = []
+    outcome = validation.run(batch_parameters={"dataframe": batch}, result_format=result_format)
+    raws: list[dict[str, Any]] = [{} for _ in checks]
     for item in outcome.results:
         config = item.expectation_config
         assert config is not None  # GX returns one result per expectation, carrying its config
-        index = index_by_id[str(config.id)]
-        judged.append((index, _check_result(checks[index], item.to_json_dict(), pii)))
-    return [result for _, result in sorted(judged, key=lambda pair: pair[0])]
+        raws[index_by_id[str(config.id)]] = item.to_json_dict()
+    return raws
 
 
 def _check_result(check: CheckSpec, raw: dict[str, Any], pii: frozenset[str] = frozenset()) -> CheckResult:
@@ -395,6 +431,15 @@ dt {{ font-weight: 600; }}
 </tbody></table>
 </body></html>
 """
+
+
+def _example(row: dict[str, Any], column: str | None) -> str:
+    """One offending row in words: `-9.0 at customer_id='c2', feature_date=2024-03-01`."""
+    checked = (column or "").split(",")
+    values = [_short(row[c]) for c in checked if c in row]
+    where = ", ".join(f"{k}={_short(v) if k != 'feature_date' else v}" for k, v in row.items() if k not in checked)
+    shown = ", ".join(values) if values else ""
+    return f"{shown} at {where}" if shown and where else shown or where
 
 
 def _lists(value: Any) -> Any:

@@ -13,13 +13,17 @@ for the CLI to map to an exit code. Once the Delta commit landed the run is publ
 happens next: it is never logged `failed`; if even retried appends of its final row fail, the
 run raises `RunLogUnwritten` and the log repairs itself from the commit (see `runlog`).
 `faults.fault_point` marks the places tests kill a run at.
+
+A run's duration has one definition, the run log's: `started_at` → `finished_at` of its row
+(`RunRecord.duration_seconds`). `RunOutcome.seconds` and the `done`/`failed` progress events
+carry that same number, so `run` and `history` print the same duration; earlier events carry
+the time since `started_at` on the same clock.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -55,8 +59,9 @@ class RunOutcome:
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """A step of a run, for a console or a log: `stage` is one of computing, gating,
-    publishing, done, failed."""
+    """A step of a run, for a console or a log: `stage` is one of computing, gating, gated
+    (the gate passed; `message` is its headline), publishing, done, failed. `details` names
+    every warn check that failed (gated, done), one line each (`CheckResult.line`)."""
 
     group: str
     run_id: str
@@ -71,6 +76,7 @@ class ProgressEvent:
     seconds: float = 0.0
     status: str | None = None
     message: str = ""
+    details: tuple[str, ...] = ()
 
 
 Progress = Callable[[ProgressEvent], None]
@@ -197,14 +203,13 @@ def _run_chunk(
 
     run_id = new_run_id()
     started = datetime.now(timezone.utc)
-    clock = time.monotonic()
     feature_root = project.config.feature_root
     user = current_user(feature_root=feature_root)
 
     def tell(stage: str, **info: Any) -> None:
         if progress is not None:
-            progress(ProgressEvent(plan.group, run_id, chunk, chunks, plan.start, plan.end, stage,
-                                   seconds=time.monotonic() - clock, **info))
+            info.setdefault("seconds", (datetime.now(timezone.utc) - started).total_seconds())
+            progress(ProgressEvent(plan.group, run_id, chunk, chunks, plan.start, plan.end, stage, **info))
 
     def record(status: RunStatus, rows: int, version: int | None, gate: GateResult | None, error: str | None,
                by_date: dict[date, int] | None = None) -> RunRecord:
@@ -218,9 +223,10 @@ def _run_chunk(
     def log(status: RunStatus, rows: int, version: int | None, gate: GateResult | None, error: str | None,
             by_date: dict[date, int] | None = None) -> RunOutcome:
         fault_point("runlog")
-        append_final(spark, feature_root, record(status, rows, version, gate, error, by_date))
+        final = record(status, rows, version, gate, error, by_date)
+        append_final(spark, feature_root, final)
         return RunOutcome(run_id, plan.group, plan.start, plan.end, status, rows, version,
-                          time.monotonic() - clock, gate, error)
+                          final.duration_seconds, gate, error)
 
     source_rows: dict[date, int] | None = None  # set by the source guard; every later row records it
     append_run(spark, feature_root, record("started", 0, None, None, None))  # a killed run still shows
@@ -234,6 +240,8 @@ def _run_chunk(
         batch = compute_batch(read_source(spark, plan.source, plan.timezone), plan)
         tell("gating", checks=len(plan.checks))
         gate = run_gate(batch, plan, run_id, feature_root, pii_columns=_pii_columns(project, plan.group))
+        warned = tuple(c.line() for c in gate.warnings)
+        tell("gated", checks=len(plan.checks), rows=gate.row_count, message=gate.headline(), details=warned)
         by_date = rows_per_date(batch)
         if dry_run:
             outcome = log("dry_run", gate.row_count, None, gate, None, by_date)
@@ -251,20 +259,21 @@ def _run_chunk(
                 apply_table_metadata(spark, plan, catalog_type=project.config.catalog_type,
                                      database=project.config.catalog_database)
         tell("done", rows=outcome.rows_written, version=outcome.delta_version, status=outcome.status,
-             checks=len(plan.checks), message=gate.headline())
+             checks=len(plan.checks), message=gate.headline(), details=warned, seconds=outcome.seconds)
         return outcome
     except GateFailed as error:
-        _log_failure(log, "gate_failed", error.result, error)
-        tell("failed", status="gate_failed", rows=error.result.row_count, message=_first_line(error))
+        logged = _log_failure(log, "gate_failed", error.result, error)
+        tell("failed", status="gate_failed", rows=error.result.row_count, message=_first_line(error), **logged)
         raise
     except SourceNotReady as error:  # refused before compute: logged like a gate refusal
-        _log_failure(log, "gate_failed", None, error)
-        tell("failed", status="gate_failed", message=_first_line(error))
+        logged = _log_failure(log, "gate_failed", None, error)
+        tell("failed", status="gate_failed", message=_first_line(error), **logged)
         raise
     except BaseException as error:
+        logged = {}
         if version is None:  # a committed run is published: never log it failed
-            _log_failure(log, "failed", None, error)
-        tell("failed", status="failed" if version is None else "published", message=_first_line(error))
+            logged = _log_failure(log, "failed", None, error)
+        tell("failed", status="failed" if version is None else "published", message=_first_line(error), **logged)
         raise
     finally:
         if batch is not None:
@@ -303,12 +312,13 @@ def _log_failure(
     status: RunStatus,
     gate: Verdict | None,
     error: BaseException,
-) -> None:
-    """Log a failed run; a failure to log must not hide the error that caused it."""
+) -> dict[str, float]:
+    """Log a failed run; returns `{"seconds": <its logged duration>}`, or `{}` when it could not
+    be logged (a failure to log must not hide the error that caused it)."""
     try:
-        log(status, 0, None, gate, f"{type(error).__name__}: {error}")
+        return {"seconds": log(status, 0, None, gate, f"{type(error).__name__}: {error}").seconds}
     except Exception:  # pragma: no cover - the original error is the one worth raising
-        pass
+        return {}
 
 
 def _first_line(error: BaseException) -> str:

@@ -85,7 +85,8 @@ def render_list(catalog: Catalog) -> str:
 def _wrap(text: str, width: int, indent: str) -> list[str]:
     import textwrap
 
-    return textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=indent) or [indent]
+    return textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=indent,  # names, paths whole
+                         break_long_words=False, break_on_hyphens=False) or [indent]
 
 
 def render_describe(catalog: Catalog, group: str) -> str:

@@ -6,16 +6,8 @@ import argparse
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from featurebank.console import result_console
 from featurebank.errors import EXIT_OK, UsageError
-
-
-def _console():  # type: ignore[no-untyped-def]
-    """A rich console; piped or captured output gets a wide page so tables do not fold."""
-    import sys
-
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,11 +17,10 @@ def run(args: argparse.Namespace) -> int:
     (exit 1, with the failed expectations and observed values), bad input a usage or
     definition error (exit 2), anything else exits 3.
     """
-    from rich.markup import escape
-
     from featurebank.commands.dates import resolve_dates
+    from featurebank.commands.progress import RunConsole
     from featurebank.definitions import load_project
-    from featurebank.runner import ProgressEvent, run_all, run_group
+    from featurebank.runner import run_all, run_group
     from featurebank.spark_errors import storage_step
 
     if bool(args.all) == bool(args.group):
@@ -37,30 +28,12 @@ def run(args: argparse.Namespace) -> int:
     project = load_project(args.project, args.env)
     today = datetime.now(ZoneInfo(project.config.timezone)).date()
     start, end = resolve_dates(args, today)
-    console = _console()
-
-    def show(event: ProgressEvent) -> None:
-        chunk = f" [{event.chunk}/{event.chunks}]" if event.chunks > 1 else ""
-        head = f"{event.group}{chunk} {event.start}..{event.end}"
-        if event.stage == "computing":
-            console.print(f"{head}: computing")
-        elif event.stage == "gating":
-            console.print(f"{head}: gating {event.checks} checks")
-        elif event.stage == "publishing":
-            console.print(f"{head}: publishing {event.rows} rows")
-        elif event.stage == "done":
-            where = f", version {event.version}" if event.version is not None else " (dry run: nothing written)"
-            console.print(
-                f"[green]{head}: {event.status}[/green] {event.rows} rows{where}, {escape(event.message)}, "
-                f"{event.seconds:.1f}s, run {event.run_id}"
-            )
-        elif event.stage == "failed":
-            console.print(f"[red]{head}: {event.status}[/red] after {event.seconds:.1f}s, run {event.run_id}")
-
+    console = result_console()
+    show = RunConsole()  # progress on stderr (a bar on a terminal); each run's result on stdout
     options = {"dry_run": args.dry_run, "chunk_days": args.chunk_days, "progress": show}
     doing = (f"running every feature group into {project.config.feature_root}" if args.all
              else f"running feature group {args.group} into {project.table_path(args.group)}")
-    with storage_step(doing):  # a Spark or disk failure: one sentence naming the table
+    with storage_step(doing), show:  # a Spark or disk failure: one sentence naming the table
         if args.all:
             outcomes = run_all(project, start, end, **options)
         else:
@@ -87,7 +60,7 @@ def history(args: argparse.Namespace) -> int:
     project = load_project(args.project, args.env)
     runs = read_run_log(project.config.feature_root, args.group, spark=lambda: get_spark(project.config),
                         lake_formation=project.config.governance.lake_formation)[: max(args.limit, 0)]
-    console = _console()
+    console = result_console()
     if not runs:
         if args.group not in project.groups:
             raise UsageError(f"unknown feature group '{args.group}' and no runs logged for it")

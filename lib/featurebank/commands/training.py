@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from featurebank.console import progress_console, result_console
 from featurebank.errors import EXIT_OK, UsageError
 
 
@@ -15,16 +16,14 @@ def training_set(args: argparse.Namespace) -> int:
     not read (`AccessDenied`, exit 2). Raises the `featurebank.errors` types `FeatureStore`
     raises; `cli.main` maps them to exit codes.
     """
-    from rich.console import Console
-
     from featurebank.training.api import FeatureStore
 
-    console = Console(stderr=False, highlight=False)
+    console, progress = result_console(), progress_console()
     if args.from_manifest and (args.name or args.features):
         raise UsageError("--from-manifest rebuilds what the manifest recorded; drop the name and --features")
     if not args.from_manifest and not (args.name or args.features):
         raise UsageError("name a training set, or give --features group:feature,..., or --from-manifest M")
-    store = FeatureStore(args.project, env=args.env, progress=lambda message: console.print(f"[dim]·[/dim] {message}"))
+    store = FeatureStore(args.project, env=args.env, progress=lambda message: progress.print(f"[dim]·[/dim] {message}"))
     written = store.write_training_set(
         args.name,
         features=args.features.split(",") if args.features else None,

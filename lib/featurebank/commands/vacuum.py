@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from featurebank.console import result_console
 from featurebank.errors import EXIT_OK
 
 
@@ -13,7 +14,6 @@ def vacuum(args: argparse.Namespace) -> int:
     `--dry-run` changes nothing and prints what would be removed. Raises `UsageError` (exit 2)
     when a registered manifest cannot be read; `cli.main` maps errors to exit codes.
     """
-    from rich.console import Console
     from rich.markup import escape
 
     from featurebank.definitions import load_project
@@ -21,7 +21,7 @@ def vacuum(args: argparse.Namespace) -> int:
     from featurebank.retention import vacuum as run_vacuum
 
     project = load_project(args.project, args.env)
-    console = Console(highlight=False, soft_wrap=True)
+    console = result_console()
     results = run_vacuum(get_spark(project.config), project, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for result in results:

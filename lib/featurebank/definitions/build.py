@@ -53,6 +53,26 @@ DAYS = re.compile(r"^([0-9]+)d$")
 Lines = dict[tuple[Location, str], int]
 
 
+# Units a window is often written in, as days (a month as 30: the hint says so).
+UNIT_DAYS = {"d": 1, "day": 1, "days": 1, "w": 7, "wk": 7, "week": 7, "weeks": 7,
+             "mo": 30, "month": 30, "months": 30, "y": 365, "year": 365, "years": 365}
+WRITTEN_NUMBER = re.compile(r"^\s*([0-9]+)\s*([a-z]*)\s*$")
+
+
+def as_days(value: Any) -> str:
+    """The hint for a number of days written another way, in the user's own number:
+    `30` or `'30 days'` → `'30d'`, `'2 weeks'` → `'14d'`, `'3 months'` → `'90d' (3 months of 30 days)`;
+    `'7d'` only when no number can be read from it."""
+    match = WRITTEN_NUMBER.match(str(value).lower()) if not isinstance(value, (bool, float)) else None
+    if match is None:
+        return "'7d'"
+    number, unit = int(match.group(1)), match.group(2)
+    if unit in ("h", "hour", "hours") and number % 24 == 0:
+        return f"'{number // 24}d'"
+    days = number * UNIT_DAYS.get(unit, 1)
+    return f"'{days}d'" if UNIT_DAYS.get(unit, 1) != 30 else f"'{days}d' ({number} months of 30 days)"
+
+
 def snake_case(name: str) -> str:
     """A lower snake_case spelling of `name`, for the rename hint."""
     text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
@@ -70,6 +90,9 @@ class Built:
     groups: list[FeatureGroup] = field(default_factory=list)
     training_sets: list[TrainingSet] = field(default_factory=list)
     lines: Lines = field(default_factory=dict)
+    # Aggregations whose windows were refused (already reported): their outputs are unknown,
+    # so a later reference to one of them is not reported again with a misleading "did you mean".
+    unknown_windows: set[Location] = field(default_factory=set)
 
 
 class Builder:
@@ -147,8 +170,7 @@ class Builder:
     def days(self, file: str, line: int, value: Any, what: str, low: int = MIN_WINDOW_DAYS, high: int = MAX_WINDOW_DAYS) -> int | None:
         match = DAYS.match(value) if isinstance(value, str) else None
         if not match:
-            example = f"'{value}d'" if isinstance(value, int) and not isinstance(value, bool) else "'7d'"
-            self.problem(file, line, f"{what} {value!r} is not a whole number of days; write it as {example}")
+            self.problem(file, line, f"{what} {value!r} is not a whole number of days; write it as {as_days(value)}")
             return None
         days = int(match.group(1))
         if not low <= days <= high:
@@ -387,6 +409,8 @@ class Builder:
             self.problem(file, line, f"{what} uses {function} but has no expr; add expr: <column or Spark SQL expression>")
         windows: list[int] = []
         raw = data.get("windows")
+        if not isinstance(raw, YList) or not raw:  # missing or not a list: reported, outputs unknown
+            self.built.unknown_windows.add(loc)
         if raw is not None:
             if not isinstance(raw, YList):
                 raw_list = YList(data.line_of("windows"))
@@ -395,7 +419,9 @@ class Builder:
                 raw = raw_list
             for index, value in enumerate(raw):
                 days = self.days(file, raw.line_of(index) if raw.item_lines else data.line_of("windows"), value, "window")
-                if days is not None:
+                if days is None:
+                    self.built.unknown_windows.add(loc)
+                else:
                     if days in windows:
                         self.problem(file, data.line_of("windows"), f"window '{value}' is listed twice in {what}; list it once")
                     else:

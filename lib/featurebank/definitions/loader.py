@@ -8,9 +8,17 @@ reading goes on so that every problem is reported at once. In definitions, `${en
 resolved only in a source's `path:` or `table:` (SPEC: environment values never reach an
 expression, a description or any other value that is printed, rendered or published).
 
-Reading is bounded: nesting deeper than `MAX_DEPTH`, or aliases (`*name`) that expand a file
-to more than `MAX_VALUES` values, is a problem at the line where it happens, never a
-`RecursionError` or an allocation without end.
+Reading is bounded: nesting deeper than `MAX_DEPTH`, aliases (`*name`) that expand a file
+to more than `MAX_VALUES` values, or an alias inside the very thing it names, is a problem at
+the line where it happens, never a `RecursionError` or an allocation without end.
+
+YAML merge keys are supported: `<<: *name` (or `<<: [*a, *b]`) copies the keys of the
+anchored mapping(s) into this one, and keys written in the mapping itself win (then earlier
+merged mappings over later ones), as YAML 1.1 defines them. Why support rather than refuse:
+a shared block (`- &sum {function: sum, windows: [7d, 30d]}` then `- {<<: *sum, name: ...}`)
+is how YAML users avoid copy-paste, every YAML tool reads it the same way, and it costs
+nothing new here (merged values are counted against `MAX_VALUES` like any alias and keep the
+lines they were written on, so a problem in one still points at its text).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ VARIABLE = re.compile(r"\$\{([^}]*)\}")
 MAX_DEPTH = 100  # nested mappings and lists in one document
 MAX_VALUES = 100_000  # values one file may expand to, aliases included
 LOCATION_KEYS = ("path", "table")  # the only definition keys where ${env:NAME} is resolved
+MERGE_TAG = "tag:yaml.org,2002:merge"  # the `<<` key of a YAML merge
 
 
 class YMap(dict[str, Any]):
@@ -156,17 +165,27 @@ class _TooLarge(Exception):
 
 
 def _to_value(node: yaml.Node, file: str, problems: list[Problem], resolver: Resolver | None,
-              budget: list[int], key: str | None = None, depth: int = 0) -> Any:
+              budget: list[int], key: str | None = None, depth: int = 0, inside: frozenset[int] = frozenset()) -> Any:
     line = node.start_mark.line + 1
     budget[0] -= 1
     if budget[0] < 0:
         raise _TooLarge(line)
     top_level = depth == 1  # a value of a document's own key (a source's path: or table:)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        if id(node) in inside:  # `&a {b: *a}`: the alias names a mapping or list it is part of
+            problems.append(Problem(file, line, "an alias (*name) here repeats a mapping or list it is itself inside, "
+                                                "which never ends; write the values out instead of the alias"))
+            return None
+        inside = inside | {id(node)}
     if isinstance(node, yaml.MappingNode):
         result = YMap(line)
+        merged: list[YMap] = []
         for key_node, value_node in node.value:
-            key = _to_value(key_node, file, problems, None, budget)
             key_line = key_node.start_mark.line + 1
+            if key_node.tag == MERGE_TAG:
+                merged += _merged(value_node, key_line, file, problems, resolver, budget, key, depth, inside)
+                continue
+            key = _to_value(key_node, file, problems, None, budget)
             if not isinstance(key, str):
                 problems.append(Problem(file, key_line, f"key {key!r} is not a name; write keys as lower_snake_case words"))
                 key = str(key)
@@ -175,19 +194,41 @@ def _to_value(node: yaml.Node, file: str, problems: list[Problem], resolver: Res
                     Problem(file, key_line, f"key '{key}' appears twice in this mapping (first on line {result.key_lines[key]}); keep one")
                 )
                 continue
-            result[key] = _to_value(value_node, file, problems, resolver, budget, key, depth + 1)
+            result[key] = _to_value(value_node, file, problems, resolver, budget, key, depth + 1, inside)
             result.key_lines[key] = key_line
+        for mapping in merged:  # keys written here win, then earlier merged mappings (YAML 1.1)
+            for name, value in mapping.items():
+                if name not in result:
+                    result[name] = value
+                    result.key_lines[name] = mapping.key_lines[name]
         return result
     if isinstance(node, yaml.SequenceNode):
         items = YList(line)
         for item in node.value:
-            items.append(_to_value(item, file, problems, resolver, budget, key, depth + 1))
+            items.append(_to_value(item, file, problems, resolver, budget, key, depth + 1, inside))
             items.item_lines.append(item.start_mark.line + 1)
         return items
     value = _CONSTRUCTOR.construct_object(node, deep=True)
     if isinstance(value, str) and resolver is not None and "${" in value:
         value = resolver.resolve(value, file, line, problems, key, top_level)
     return value
+
+
+def _merged(node: yaml.Node, line: int, file: str, problems: list[Problem], resolver: Resolver | None,
+            budget: list[int], key: str | None, depth: int, inside: frozenset[int]) -> list[YMap]:
+    """The mappings a merge key `<<:` names (one, or a list of them), read like the mapping it is in."""
+    sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    mappings = []
+    for source in sources:
+        if not isinstance(source, yaml.MappingNode):
+            problems.append(Problem(file, line, "'<<:' merges the keys of a mapping into this one, but it is given "
+                                                f"{'a list' if isinstance(source, yaml.SequenceNode) else repr(source.value)}; "
+                                                "write <<: *name, where &name marks a mapping ({...} or key: lines)"))
+            continue
+        value = _to_value(source, file, problems, resolver, budget, key, depth, inside)
+        if isinstance(value, YMap):
+            mappings.append(value)
+    return mappings
 
 
 def _too_deep(text: str) -> int | None:

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,10 +46,17 @@ Named = TypeVar("Named", Entity, Source, FeatureGroup, TrainingSet)
 class Checker:
     """Collects problems about one assembled project."""
 
-    def __init__(self, project: Project, lines: Lines, problems: list[Problem]) -> None:
+    def __init__(self, project: Project, lines: Lines, problems: list[Problem],
+                 unknown_windows: Collection[Location] = ()) -> None:
         self.project = project
         self.lines = lines
         self.problems = problems
+        self.unknown_windows = frozenset(unknown_windows)  # aggregations whose windows were refused
+
+    def reported(self, group: FeatureGroup, column: str) -> bool:
+        """True when `column` may be an output of an aggregation whose windows were refused: that
+        problem is already reported, and a "did you mean" on the reference would only mislead."""
+        return any(column.startswith(f"{a.name}_") for a in group.aggregations if a.loc in self.unknown_windows)
 
     def at(self, loc: Location, key: str, message: str) -> None:
         self.problems.append(Problem(loc.file, self.lines.get((loc, key), loc.line), message))
@@ -113,7 +120,7 @@ class Checker:
             elif name in COLUMN_LIST_ARGUMENTS:
                 named = list(value) if isinstance(value, tuple) else [value]
             for column in named:
-                if column not in outputs:
+                if column not in outputs and not self.reported(group, str(column)):
                     self.at(check.loc, loc_key, f"{check.expectation} checks column '{column}', which feature group "
                                                 f"'{group.name}' does not output{did_you_mean(str(column), outputs)}")
         for name in spec.required:
@@ -190,7 +197,7 @@ class Checker:
             fix = ("derived features read only the group's keys, feature_date, feature_ts, <aggregation>_<N>d "
                    "columns and earlier derived features; aggregate source columns with an aggregation first")
             for column in used:
-                if column in outputs:
+                if column in outputs or self.reported(group, column):
                     continue
                 if column in later:
                     self.at(derived.loc, "expr", f"derived feature '{derived.name}' uses '{column}', which is defined after it; "
@@ -281,7 +288,7 @@ def assemble(root: Path, config: Config, built: Built, problems: list[Problem]) 
         groups=_unique(built.groups, "feature group", problems, built.lines),
         training_sets=_unique(built.training_sets, "training set", problems, built.lines),
     )
-    checker = Checker(project, built.lines, problems)
+    checker = Checker(project, built.lines, problems, built.unknown_windows)
     for source in project.sources.values():
         checker.source(source)
     for group in project.groups.values():

@@ -11,6 +11,14 @@
 Settings come from `conf/<env>.yaml` (`spark.conf`), over the local defaults below, which are
 sized for a 2-core, 24 GiB machine. The session time zone is always the project time zone,
 so day boundaries and naive timestamps mean what SPEC says.
+
+Spark's own output never reaches stdout (a command's result goes there). Two environment
+variables, set by the CLI and read here, decide where the rest goes:
+- `FEATUREBANK_SPARK_LOG_LEVEL` (`LOG_LEVEL_ENV`): the level of Spark's log once the session is
+  up (default ERROR; the CLI sets OFF, `--debug` ERROR; `default` leaves Spark's own level);
+- `FEATUREBANK_SPARK_LOG_FILE` (`JVM_LOG_ENV`): a file a local JVM writes its stdout and stderr
+  to (Ivy's resolution report, log4j's start-up warnings) instead of our stderr; the CLI sets it
+  unless `--verbose`. A JVM that fails to start is reported with the end of that file.
 """
 
 from __future__ import annotations
@@ -42,6 +50,12 @@ def retention_conf(days: int) -> dict[str, str]:
     """The session settings that give every new Delta table `days` of log and deleted-file retention."""
     return {key: f"interval {days} days" for key in RETENTION_DEFAULTS}
 
+
+LOG_LEVEL_ENV = "FEATUREBANK_SPARK_LOG_LEVEL"
+JVM_LOG_ENV = "FEATUREBANK_SPARK_LOG_FILE"
+DEFAULT_LOG_LEVEL = "ERROR"  # a session built outside the CLI (a notebook, a job): errors only
+KEEP_SPARK_LEVEL = "default"  # LOG_LEVEL_ENV value that leaves Spark's own level (`--verbose`)
+JVM_LOG_TAIL = 15  # lines of the JVM's own output quoted when it fails to start
 
 # Extra Maven packages a local session may need beside Delta (S3 through s3a://).
 HADOOP_AWS_PACKAGE = "org.apache.hadoop:hadoop-aws:3.3.4"
@@ -146,21 +160,26 @@ def get_spark(
     if platform == "glue" or config is not None and config.catalog_type in ("glue", "hive"):
         builder = builder.enableHiveSupport()
     if platform == "local":
-        _launch_jvm_with_stdout_on_stderr(builder)
+        _launch_jvm_off_stdout(builder, os.environ.get(JVM_LOG_ENV) or None)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(os.environ.get("FEATUREBANK_SPARK_LOG_LEVEL") or "ERROR")  # the CLI: OFF
+    level = os.environ.get(LOG_LEVEL_ENV) or DEFAULT_LOG_LEVEL
+    if level.lower() != KEEP_SPARK_LEVEL:
+        spark.sparkContext.setLogLevel(level)
     if platform in ("submit", "emr"):
         ship_wheels_to_executors(spark)
     return spark
 
 
-def _launch_jvm_with_stdout_on_stderr(builder: Any) -> None:
-    """Start the local JVM (with the builder's conf) so that its stdout goes to our stderr.
+def _launch_jvm_off_stdout(builder: Any, log_file: str | None) -> None:
+    """Start the local JVM (with the builder's conf) so that its output never reaches our stdout.
 
     Ivy prints `:: loading settings :: url = jar:...` to the JVM's stdout while it resolves
     Delta's jars, and the JVM inherits our stdout, which is for results only
-    (`featurebank list --json | python -m json.tool`). PySpark reuses a gateway already set on
-    `SparkContext`, so `getOrCreate` then runs on this one. No-op when a JVM is already up.
+    (`featurebank list --json | python -m json.tool`). Its stdout goes to our stderr, or both its
+    stdout and stderr (Ivy's report, log4j's start-up warnings) to `log_file` when one is given.
+    PySpark reuses a gateway already set on `SparkContext`, so `getOrCreate` then runs on this
+    one. No-op when a JVM is already up. Raises `RuntimeFailure` quoting the end of `log_file`
+    when the JVM does not start (no Java, Maven Central unreachable on the very first start).
     """
     from pyspark import SparkConf, SparkContext
     from pyspark.java_gateway import launch_gateway
@@ -170,8 +189,31 @@ def _launch_jvm_with_stdout_on_stderr(builder: Any) -> None:
     conf = SparkConf()
     for key, value in builder._options.items():
         conf.set(key, str(value))
-    SparkContext._gateway = launch_gateway(conf, popen_kwargs={"stdout": 2})
+    if log_file is None:
+        SparkContext._gateway = launch_gateway(conf, popen_kwargs={"stdout": 2})
+    else:
+        with open(log_file, "ab") as log:  # the JVM keeps its own copy of the descriptor
+            try:
+                SparkContext._gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
+            except Exception as error:
+                raise _jvm_failed(error, log_file) from None
     SparkContext._jvm = SparkContext._gateway.jvm
+
+
+def _jvm_failed(error: Exception, log_file: str) -> Exception:
+    """The sentence for a local JVM that did not start: its own last words, and where the rest is."""
+    from featurebank.errors import RuntimeFailure
+
+    try:
+        with open(log_file, encoding="utf-8", errors="replace") as log:
+            tail = [line.rstrip() for line in log.readlines()[-JVM_LOG_TAIL:] if line.strip()]
+    except OSError:
+        tail = []
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    said = "; it said:\n  " + "\n  ".join(tail) if tail else ""
+    return RuntimeFailure(f"the local Spark JVM did not start ({reason}){said}\nits whole output is in {log_file}; "
+                          "check that Java is installed (java -version) and, on the first start, that Maven Central "
+                          "is reachable; rerun with --verbose to see Spark's output as it comes")
 
 
 def ship_wheels_to_executors(spark: SparkSession) -> list[str]:
