@@ -51,7 +51,7 @@ def test_first_publish_creates_partitioned_table_with_run_metadata(spark, tmp_pa
     detail = DeltaTable.forPath(spark, plan.table_path).detail().first()
     assert list(detail.partitionColumns) == ["feature_date"]
     meta = json.loads(DeltaTable.forPath(spark, plan.table_path).history(1).first().userMetadata)
-    assert meta == {"run_id": "run-1", "data_hash": "hash-1", "group": "spend", "start": "2024-03-01",
+    assert meta == {"run_id": "run-1", "data_hash": "hash-1", "metadata_hash": "metadata-1", "group": "spend", "start": "2024-03-01",
                     "end": "2024-03-03"}
     assert len(_read(spark, plan.table_path)) == 9
 
