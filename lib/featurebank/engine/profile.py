@@ -258,7 +258,7 @@ def profile_json(profile: GroupProfile) -> str:
             "top_values": [[value, n] for value, n in p.top_values],
         } for name, p in profile.features.items()},
     }
-    return json.dumps(document, indent=1, allow_nan=False) + "\n"
+    return json.dumps(document, separators=(",", ":"), allow_nan=False) + "\n"
 
 
 def profile_from_json(text: str) -> GroupProfile:
