@@ -182,7 +182,10 @@ LOOKUPS = [["list"], ["list", "--json"], ["describe", GROUP], ["describe", GROUP
 def test_a_lookup_starts_no_jvm_and_prints_what_the_spark_path_prints(published, spark, argv, capsys) -> None:  # noqa: ANN001, F811
     """The oracle is the same command with Lake Formation on: the run log then comes through Spark."""
     root = Path(published.root)
-    (root / "conf" / "lf.yaml").write_text((root / "conf" / "local.yaml").read_text() + LAKE_FORMATION_CONF)
+    local = (root / "conf" / "local.yaml").read_text()
+    assert "catalog: {type: none}" in local
+    (root / "conf" / "lf.yaml").write_text(  # Lake Formation governs a Glue catalog's tables
+        local.replace("catalog: {type: none}", "catalog: {type: glue, database: featurebank_test}") + LAKE_FORMATION_CONF)
     code, out, heavy = _cli_in_subprocess([*argv, "--project", str(root)])
     assert (code, heavy) == (0, [])
     if "--json" in argv:
