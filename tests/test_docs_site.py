@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
@@ -19,46 +18,24 @@ import pytest
 from deltalake import DeltaTable
 
 from featurebank.catalog.collect import collect_catalog
-from featurebank.catalog.profile import BINS, profile_latest_partition
+from featurebank.catalog.profile import stored_profile
 from featurebank.catalog.site import build_site
-from featurebank_demo.datagen import DatagenParams, generate
-from featurebank.definitions import load_project
 from featurebank.compile.run import compile_plan
-from featurebank.runner import run_group
+from featurebank.engine.profile import BINS
+from published_project import NOW, RUN_DATES, published  # noqa: F401 - the session's published project
 
 CHROMIUM = Path("/usr/bin/chromium")
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TINY = DatagenParams(customers=30, merchants=20, days=20, end_date=date(2024, 3, 20), seed=3)
-RUN_DATES = (date(2024, 3, 18), date(2024, 3, 20))
-NOW = datetime(2024, 3, 22, 9, 0, tzinfo=timezone.utc)  # freshness: 2 days behind for aggregation groups
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def built(spark, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201
-    """A project copy with tiny data, every group run, a training set built, the docs written."""
-    from conftest import REPO
-    from pyspark.sql import functions as F
-
-    from featurebank.training.api import FeatureStore
-
-    root = tmp_path_factory.mktemp("docs") / "project"
-    shutil.copytree(REPO / "features", root / "features")
-    shutil.copytree(REPO / "conf", root / "conf")
-    generate(root / "warehouse" / "raw", TINY)
-    project = load_project(root, "local")
-    for name, group in sorted(project.groups.items()):
-        start = RUN_DATES[0] if group.kind == "aggregation" else TINY.start_date
-        run_group(project, name, start, RUN_DATES[1], spark=spark)
-    run_group(project, "customer_card_spend", RUN_DATES[1], RUN_DATES[1], spark=spark)  # a second run
-    spine = (spark.read.parquet(str(root / "warehouse" / "raw" / "card_fraud_labels"))
-             .where(F.col("ts") >= F.lit(RUN_DATES[0].isoformat()).cast("timestamp"))
-             .where(F.col("ts") < F.lit((RUN_DATES[1] + timedelta(days=1)).isoformat()).cast("timestamp")))
-    FeatureStore(project, spark=spark).write_training_set(
-        "card_fraud_v1", spine=spine, out=str(root / "warehouse" / "training" / "card_fraud_v1"))
-    out = root / "site"
-    index = build_site(project, out, spark=lambda: spark, now=NOW)
+def built(published, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201, F811
+    """The published project (`published_project`) and its docs site, written without Spark."""
+    project = published
+    out = tmp_path_factory.mktemp("docs") / "site"
+    index = build_site(project, out, now=NOW)
     shutil.copytree(out, ARTIFACTS / "docs-site", dirs_exist_ok=True)  # to open by hand after a run
     return project, out, index
 
@@ -108,11 +85,12 @@ def test_training_set_page_lists_its_manifest_with_pinned_versions(built) -> Non
     assert "data changed since" not in page
 
 
-def test_profile_matches_a_brute_force_computation_of_the_latest_partition(built, spark) -> None:  # noqa: ANN001
+def test_profile_matches_a_brute_force_computation_of_the_latest_partition(built) -> None:  # noqa: ANN001
     project, _, _ = built
     plan = compile_plan(project, "customer_card_spend", RUN_DATES[1], RUN_DATES[1])
-    profile = profile_latest_partition(spark, plan)
+    profile = stored_profile(project.config.feature_root, plan.group, RUN_DATES[1])  # stored by the second run
     assert profile is not None and profile.feature_date == RUN_DATES[1]
+    assert profile.version == DeltaTable(plan.table_path).version()
     rows = DeltaTable(plan.table_path).to_pyarrow_table()  # noqa: F841 - read by duckdb below
     where = f"feature_date = DATE '{RUN_DATES[1]}'"
     assert profile.rows == duckdb.sql(f"select count(*) from rows where {where}").fetchall()[0][0] > 0

@@ -100,11 +100,13 @@ def _list(p: argparse.ArgumentParser) -> None:
 
 def _describe(p: argparse.ArgumentParser) -> None:
     p.add_argument("group", help="the feature group to describe")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
 def _history(p: argparse.ArgumentParser) -> None:
     p.add_argument("group", help="the feature group whose runs to show")
     p.add_argument("--limit", type=int, default=20, help="how many of the latest runs to show (default: 20)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _docs(p: argparse.ArgumentParser) -> None:

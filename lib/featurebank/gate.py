@@ -235,6 +235,12 @@ def artifact_dir(feature_root: str, area: str, group: str, run_id: str) -> str:
     return f"{feature_root.rstrip('/')}/{area}/{group}/{run_id}"
 
 
+def profile_location(feature_root: str, group: str, feature_date: date) -> str:
+    """Where the profile of one published snapshot date is stored, beside the gate reports:
+    `<feature_root>/_reports/<group>/profiles/<feature_date>.json` (`engine.profile` format)."""
+    return f"{artifact_dir(feature_root, '_reports', group, 'profiles')}/{feature_date.isoformat()}.json"
+
+
 def _refusal_message(result: GateResult, unwritten: Collection[str] = ()) -> str:
     lines = [
         f"the gate refused to publish {result.group} (run {result.run_id}): "

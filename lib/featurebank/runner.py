@@ -23,6 +23,7 @@ the time since `started_at` on the same clock.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -253,6 +254,7 @@ def _run_chunk(
                               database=project.config.catalog_database, rows=gate.row_count, rows_by_date=by_date)
             fault_point("after_commit")
             outcome = _log_published(log, gate, version, by_date, plan, run_id, runs_path(feature_root))
+            _store_profiles(batch, plan, run_id, version, feature_root)  # for `docs` and drift, without Spark
             if project.config.catalog_type != "none":  # table properties where a catalog shows them (Glue)
                 from featurebank.io.table_metadata import apply_table_metadata
 
@@ -294,6 +296,26 @@ def _log_published(
             f"history {plan.group}` shows the run as published (repaired from the commit); fix the run log's "
             "location if the next run fails the same way"
         ) from error
+
+
+def _store_profiles(batch: DataFrame, plan: Plan, run_id: str, version: int, feature_root: str) -> None:
+    """Profile the published batch per snapshot date (`engine.profile`, two passes over the
+    persisted batch) and store each date's JSON at `gate.profile_location`. Never raises: the
+    data is committed, so a profile that cannot be computed or written is a warning, and the
+    catalog then says no profile was recorded for that date."""
+    from featurebank.engine.profile import profile_batch, profile_json
+    from featurebank.gate import profile_location
+    from featurebank.io.files import write_text
+
+    try:
+        for profile in profile_batch(batch, plan.group, plan.feature_columns, version=version, run_id=run_id,
+                                     data_hash=plan.data_hash):
+            write_text(profile_location(feature_root, plan.group, profile.feature_date), profile_json(profile))
+    except Exception as error:  # noqa: BLE001 - see the docstring: never fail a published run
+        logging.getLogger(__name__).warning(
+            "featurebank: published %s %s..%s (run %s) but could not store its profiles under %s: %s", plan.group,
+            plan.start, plan.end, run_id, profile_location(feature_root, plan.group, plan.start).rsplit("/", 1)[0],
+            _first_line(error))
 
 
 def _pii_columns(project: Project, group: str) -> frozenset[str]:

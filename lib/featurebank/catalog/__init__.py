@@ -2,7 +2,7 @@
 
     lineage.py         source columns → aggregations → derived features → training sets (pure)
     status.py          freshness (against today in the project time zone), runs, last check results
-    profile.py         the latest published partition per feature, in two Spark passes per group
+    profile.py         the profile stored when the latest date was published (no Spark)
     collect.py         `collect_catalog(project, ...)`: all of the above as one value
     render.py          what `featurebank list` / `describe` print
     site.py, svg.py    `featurebank docs`: the static HTML site (templates/ holds its CSS and JS)

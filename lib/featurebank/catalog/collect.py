@@ -2,9 +2,9 @@
 
 `collect_catalog` is the one place `list`, `describe` and `docs` get their facts from:
 definitions (`load_project`) and compiled groups (pure, date-free), the run log and gate
-reports (read once), and optionally each group's profile (two Spark passes per group). Spark
-is only started when something has to be read from tables; a local project that never ran
-needs none.
+reports (read once), and optionally each group's profile (stored at publish time, see
+`catalog.profile`). None of it starts Spark: the run log is read with delta-rs; only where
+Lake Formation governs the tables is it read through the SparkSession `spark` provides.
 
 Training-set manifests are discovered in `training_dirs`: every `<dir>/*/_manifest.json`
 (and `<dir>/_manifest.json`). The default is `<project>/warehouse/training`, where the local
@@ -27,8 +27,8 @@ from featurebank.compile.group import CompiledGroup, compile_group
 from featurebank.compile.semantics import FeatureSemantics, group_semantics
 
 if TYPE_CHECKING:
-    from featurebank.catalog.profile import GroupProfile
     from featurebank.definitions.model import Project
+    from featurebank.engine.profile import GroupProfile
 
 DEFAULT_TRAINING_DIR = Path("warehouse") / "training"
 MANIFEST_FILE = "_manifest.json"
@@ -45,6 +45,7 @@ class GroupEntry:
     defined_at: str
     source_description: str = ""
     profile: GroupProfile | None = None
+    profile_note: str = ""  # why there is no profile (`catalog.profile`), shown in its place
 
     @property
     def feature_count(self) -> int:
@@ -202,9 +203,10 @@ def collect_catalog(
     training_dirs: Sequence[Path | str] = (),
 ) -> Catalog:
     """Gather the catalog of `project`: definitions, semantics, statuses, manifests, and with
-    `profiles=True` each group's latest-partition profile.
+    `profiles=True` each group's stored profile of its latest published date with rows.
 
-    `spark` provides the SparkSession when tables must be read (default: `lazy_spark`);
+    `spark` provides the SparkSession where Lake Formation makes the run log a Spark read
+    (default: `lazy_spark`, started only then);
     `now` (timezone-aware) fixes "today" for freshness. Raises what `compile_group` raises.
     """
     provider = spark or lazy_spark(project)
@@ -214,13 +216,13 @@ def collect_catalog(
     for name in sorted(project.groups):
         compiled = compile_group(project, name)
         source = project.sources.get(project.groups[name].source)
-        profile = None
-        if profiles and statuses[name].last_published_date is not None:
-            from featurebank.catalog.profile import profile_latest_partition
+        profile, note = None, ""
+        if profiles:
+            from featurebank.catalog.profile import group_profile
 
-            profile = profile_latest_partition(provider(), compiled)
+            profile, note = group_profile(project.config.feature_root, name, statuses[name].runs)
         groups[name] = GroupEntry(name, compiled, group_semantics(compiled), statuses[name], str(project.groups[name].loc),
-                                  source.description.strip() if source else "", profile)
+                                  source.description.strip() if source else "", profile, note)
     config = project.config
     return Catalog(
         project_root=str(project.root), env=config.env, timezone=config.timezone, feature_root=config.feature_root,

@@ -6,11 +6,13 @@ Pure functions of a `Catalog` value, so tests pin the text without a terminal.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from featurebank.catalog.collect import Catalog, GroupEntry, TrainingSetEntry
 from featurebank.catalog.status import NEVER_RUN, check_column, match_checks, outcome_word
 from featurebank.compile.render import text_table
+from featurebank.io.runlog import RunRecord
 from featurebank.redact import redact
 
 LIST_COLUMNS = ("name", "kind", "entity", "features", "owner", "tags", "last published", "freshness", "last status")
@@ -144,3 +146,75 @@ def render_describe(catalog: Catalog, group: str) -> str:
                              r.started_at.strftime("%Y-%m-%d %H:%M:%S"), r.user or "-"))
         lines += text_table(run_rows, "  ")
     return redact("\n".join(lines) + "\n")
+
+
+def run_dict(run: RunRecord) -> dict[str, Any]:
+    """One logged run, JSON-ready (`history --json`, `describe --json`): dates ISO, instants ISO
+    UTC, `gate` the stored gate summary (None when the gate did not judge it)."""
+    from featurebank.gate import summarize_checks_json
+
+    try:
+        gate = json.loads(run.checks_summary) if run.checks_summary else None
+    except ValueError:
+        gate = None
+    try:
+        by_date = json.loads(run.rows_by_date) if run.rows_by_date else None
+    except ValueError:
+        by_date = None
+    return {
+        "run_id": run.run_id, "group": run.group, "env": run.env, "status": run.status, "repaired": run.repaired,
+        "start_date": run.start_date.isoformat(), "end_date": run.end_date.isoformat(),
+        "rows": run.rows_written, "rows_by_date": by_date, "delta_version": run.delta_version,
+        "data_hash": run.definition_hash or None, "user": run.user or None,
+        "started_at": run.started_at.isoformat(), "finished_at": run.finished_at.isoformat(),
+        "duration_seconds": round(run.duration_seconds, 3), "checks": summarize_checks_json(run.checks_summary),
+        "gate": gate, "error": run.error,
+    }
+
+
+def render_history_json(group: str, runs: Sequence[RunRecord]) -> str:
+    """`featurebank history GROUP --json`: the group and its runs, newest first."""
+    document = {"group": group, "runs": [run_dict(r) for r in runs]}
+    return redact(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def describe_dict(catalog: Catalog, group: str) -> dict[str, Any]:
+    """What `describe GROUP` prints, as one JSON-ready dict (facts, status, features in words,
+    checks with their last result, recent runs)."""
+    g: GroupEntry = catalog.groups[group]
+    compiled, status = g.compiled, g.status
+    columns = {c.name: c for c in compiled.output}
+    checks = []
+    for check, outcome in match_checks(compiled.checks, status.last_checks):
+        arguments = dict(check.kwargs)
+        checks.append({"expectation": check.expectation, "column": check_column(arguments) or None,
+                       "severity": check.severity, "kwargs": arguments, "defined_at": check.origin,
+                       "result": outcome_word(outcome), "observed": outcome.observed if outcome else None})
+    return {
+        "name": g.name, "kind": compiled.kind, "description": compiled.description, "entity": compiled.entity,
+        "keys": list(compiled.keys), "owner": compiled.owner, "tags": g.tags,
+        "source": {"name": compiled.source.name, "format": compiled.source.format,
+                   "location": compiled.source.location, "description": g.source_description},
+        "filter": compiled.filter, "table": compiled.table_path, "timezone": compiled.timezone,
+        "data_hash": compiled.data_hash, "metadata_hash": compiled.metadata_hash, "defined_at": g.defined_at,
+        "max_window_days": compiled.max_window if compiled.kind == "aggregation" else None,
+        "status": {
+            "expected_date": status.expected_date.isoformat(),
+            "last_published": status.last_published_date.isoformat() if status.last_published_date else None,
+            "freshness_days": status.freshness_days, "freshness": status.freshness,
+            "last_status": status.last_status, "delta_version": status.delta_version,
+            "checks_run_id": status.checks_run_id,
+        },
+        "features": [{
+            "name": name, "type": columns[name].type if name in columns else None, "kind": meaning.kind,
+            "description": columns[name].description if name in columns else "", "meaning": meaning.sentence,
+            "source_columns": list(meaning.source_columns),
+        } for name, meaning in g.semantics.items()],
+        "checks": checks,
+        "recent_runs": [run_dict(r) for r in status.recent_runs],
+    }
+
+
+def render_describe_json(catalog: Catalog, group: str) -> str:
+    """`featurebank describe GROUP --json`: `describe_dict` as a JSON document."""
+    return redact(json.dumps(describe_dict(catalog, group), indent=2, sort_keys=True, default=str) + "\n")

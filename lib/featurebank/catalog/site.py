@@ -29,6 +29,7 @@ from featurebank.catalog.collect import (
     pinned_state,
 )
 from featurebank.catalog.lineage import feature_node_id, group_lineage, training_node_id
+from featurebank.catalog.profile import NO_ROWS
 from featurebank.catalog.render import list_rows, training_set_status
 from featurebank.catalog.status import match_checks, outcome_word, read_text, report_dir
 from featurebank.catalog.svg import format_instant, format_number, histogram_svg, lineage_svg, runs_chart_svg
@@ -156,7 +157,7 @@ def render_index(catalog: Catalog) -> str:
 
 def _profile_cell(g: GroupEntry, name: str) -> str:
     if g.profile is None or name not in g.profile.features:
-        return "<span class='muted small'>no published rows</span>"
+        return f"<span class='muted small'>{escape(g.profile_note if g.profile is None else NO_ROWS)}</span>"
     p = g.profile.features[name]
     null = f"<span class='k'>null</span> {p.null_share:.1%}"
     if p.numeric:
@@ -368,10 +369,12 @@ def write_site(project: Project, catalog: Catalog, out: Path, spark: Any) -> Pat
 
 def build_site(project: Project, out: Path, *, training_dirs: Sequence[Path | str] = (), spark: Any = None,
                now: datetime | None = None) -> Path:
-    """Gather the catalog (with profiles) and write the static site to `out`; returns index.html's path.
+    """Gather the catalog (with the profiles stored at publish time) and write the static site to
+    `out`; returns index.html's path.
 
-    `spark` is a SparkSession provider (default: start the project's session only if there is a
-    run log or a table to read); `now` fixes "today" for freshness.
+    Starts no Spark: `spark` is a SparkSession provider used only where Lake Formation makes the
+    run log a Spark read (default: start the project's session then); `now` fixes "today" for
+    freshness.
     """
     provider = spark or lazy_spark(project)
     catalog = collect_catalog(project, spark=provider, now=now, profiles=True, training_dirs=training_dirs)

@@ -1,7 +1,9 @@
 """`featurebank list`, `describe GROUP` and `docs --out DIR`: the catalog side.
 
 Each handler loads the project, gathers the catalog (`featurebank.catalog.collect_catalog`)
-and prints or writes it. Spark starts only when there is a run log or a table to read.
+and prints or writes it. None starts Spark (the run log is read with delta-rs, profiles were
+stored at publish time), except where Lake Formation governs the tables: the run log is then
+read through Spark, whose column grants a direct read would bypass.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ def list_(args: argparse.Namespace) -> int:
 
 
 def describe(args: argparse.Namespace) -> int:
-    """Print one group as a reader needs it: features in words, lineage, checks, last runs."""
+    """Print one group as a reader needs it: features in words, lineage, checks, last runs
+    (`--json`: a JSON document, nothing else on stdout)."""
     from featurebank.catalog.collect import collect_catalog
-    from featurebank.catalog.render import render_describe
+    from featurebank.catalog.render import render_describe, render_describe_json
     from featurebank.definitions import load_project
     from featurebank.definitions.loader import did_you_mean
 
@@ -38,7 +41,8 @@ def describe(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown feature group '{args.group}'{did_you_mean(args.group, names)} "
                          f"(groups: {', '.join(names)})")
     catalog = collect_catalog(project)
-    sys.stdout.write(render_describe(catalog, args.group))
+    render = render_describe_json if getattr(args, "json", False) else render_describe
+    sys.stdout.write(render(catalog, args.group))
     return EXIT_OK
 
 

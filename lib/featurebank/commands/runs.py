@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def history(args: argparse.Namespace) -> int:
-    """Print the run log of `GROUP`, newest first (at most `--limit` runs).
+    """Print the run log of `GROUP`, newest first (at most `--limit` runs; `--json`: a JSON
+    document, nothing else on stdout). Reads the run log with delta-rs (no JVM), through Spark
+    only where Lake Formation governs the tables.
 
     `incomplete`: started but neither finished nor committed (killed, or still running);
     `published (repaired)`: its final row is missing but its Delta commit landed.
@@ -60,10 +62,17 @@ def history(args: argparse.Namespace) -> int:
     project = load_project(args.project, args.env)
     runs = read_run_log(project.config.feature_root, args.group, spark=lambda: get_spark(project.config),
                         lake_formation=project.config.governance.lake_formation)[: max(args.limit, 0)]
+    if not runs and args.group not in project.groups:
+        raise UsageError(f"unknown feature group '{args.group}' and no runs logged for it")
+    if getattr(args, "json", False):
+        import sys
+
+        from featurebank.catalog.render import render_history_json
+
+        sys.stdout.write(render_history_json(args.group, runs))
+        return EXIT_OK
     console = result_console()
     if not runs:
-        if args.group not in project.groups:
-            raise UsageError(f"unknown feature group '{args.group}' and no runs logged for it")
         console.print(f"no runs logged for {args.group} yet")
         return EXIT_OK
     table = Table(title=f"runs of {args.group} (newest first)")

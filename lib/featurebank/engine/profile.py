@@ -1,0 +1,297 @@
+"""A profile of every feature per snapshot date of a batch, in two passes, and its stored format.
+
+The runner profiles the batch it has just published (`profile_batch`, on the persisted batch
+the gate judged) and stores one small JSON document per snapshot date beside the gate reports
+(`gate.profile_location`); `featurebank docs` shows the latest one without starting Spark, and
+a drift gate can compare two of them. Nothing here reads or writes storage.
+
+Pass 1 is one `groupBy(feature_date).agg(...)` computing, for every feature at once: non-NULL
+count, min/mean/max and quartiles (`percentile_approx`) for numeric features, approximate
+distinct count for the others. Pass 2 is one `groupBy` over the batch unpivoted with
+`stack(...)`: for every numeric feature the equal-width histogram bin of each value (bins from
+that date's pass-1 min and max, joined in from a small frame), for every low-cardinality
+categorical feature the value itself. Never one query per feature or per date: the cost is two
+scans of the batch whatever its width and its number of dates.
+
+NaN and ±Infinity in floating features are left out of the numeric statistics (they would
+make min/max meaningless) and counted separately as `non_finite`.
+
+The stored format (`FORMAT`, `FORMAT_VERSION` 1), one JSON object per group and date:
+
+    {"format": "featurebank.profile", "version": 1,
+     "group": "customer_card_spend", "feature_date": "2024-03-20", "rows": 1234,
+     "run_id": "20240321T...", "delta_version": 7, "data_hash": "d06f...",
+     "features": {"<feature>": {"type": "double", "rows": 1234, "nulls": 3, "non_finite": 0,
+                                "minimum": 0.0, "mean": 12.5, "maximum": 99.0,
+                                "quartiles": [3.0, 9.5, 20.0] | null, "distinct": null,
+                                "histogram": [[low, high, rows], ...],      # numeric: BINS bins
+                                "top_values": [[value, rows], ...]}}}       # categorical
+`minimum`/`maximum` are numbers for numeric features, ISO strings for date and timestamp
+ones, null otherwise; `distinct` is set for non-numeric features. A reader refuses another
+`format` or a newer `version` (`profile_from_json` raises ValueError); fields added within a
+version are optional.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from featurebank.aggregators import FLOATING_TYPES
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+BINS = 12
+TOP_VALUES = 6
+MAX_CATEGORIES = 40  # a categorical feature with more distinct values shows only its distinct count
+NUMERIC_TYPES = ("tinyint", "smallint", "int", "bigint", "float", "double")
+TIME_TYPES = ("date", "timestamp", "timestamp_ntz")
+PARTITION_COLUMN = "feature_date"
+FORMAT = "featurebank.profile"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FeatureProfile:
+    """One feature on one snapshot date. `histogram` holds (bin low, bin high, rows) for numeric
+    features; `top_values` (value, rows) for categorical ones, most frequent first."""
+
+    feature: str
+    type: str
+    rows: int
+    nulls: int
+    non_finite: int = 0
+    minimum: float | str | None = None
+    mean: float | None = None
+    maximum: float | str | None = None
+    quartiles: tuple[float, float, float] | None = None
+    distinct: int | None = None
+    histogram: tuple[tuple[float, float, int], ...] = ()
+    top_values: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def null_share(self) -> float:
+        return self.nulls / self.rows if self.rows else 0.0
+
+    @property
+    def numeric(self) -> bool:
+        return is_numeric(self.type)
+
+
+@dataclass(frozen=True)
+class GroupProfile:
+    """Every feature's profile on one snapshot date (`feature_date`) of a group, as published by
+    run `run_id` in Delta version `version` with definition `data_hash` (None where unknown)."""
+
+    group: str
+    feature_date: date
+    rows: int
+    features: dict[str, FeatureProfile] = field(default_factory=dict)
+    version: int | None = None
+    run_id: str | None = None
+    data_hash: str | None = None
+
+
+def is_numeric(type_: str) -> bool:
+    """Whether a Spark type (`simpleString()`) gets numeric statistics and a histogram."""
+    return type_ in NUMERIC_TYPES or type_.startswith("decimal")
+
+
+def _finite(name: str, type_: str) -> Column:
+    """The column with NaN/±Infinity as NULL (floating types), else as it is, as a double."""
+    from pyspark.sql import functions as F
+
+    column = F.col(f"`{name}`")
+    if type_ in FLOATING_TYPES:
+        bad = F.isnan(column) | (column == float("inf")) | (column == float("-inf"))
+        return F.when(bad, F.lit(None)).otherwise(column).cast("double")
+    return column.cast("double")
+
+
+def profile_batch(frame: DataFrame, group: str, features: tuple[str, ...], *, version: int | None = None,
+                  run_id: str | None = None, data_hash: str | None = None) -> list[GroupProfile]:
+    """Profile `features` of `frame` for each of its `feature_date`s, in two passes (see the
+    module docstring); one GroupProfile per date holding rows, oldest first, each feature in
+    `features` order. Unknown columns are skipped; dates without rows get no profile."""
+    from pyspark.sql import functions as F
+
+    types = {f.name: f.dataType.simpleString() for f in frame.schema.fields}
+    present = [c for c in features if c in types]
+    day = F.col(PARTITION_COLUMN)
+    # ---- pass 1: one aggregate per date over every feature
+    stats: list[Column] = [F.count(F.lit(1)).alias("__rows")]
+    for i, name in enumerate(present):
+        column, type_ = F.col(f"`{name}`"), types[name]
+        stats.append(F.count(column).alias(f"n{i}"))
+        if is_numeric(type_):
+            value = _finite(name, type_)
+            stats += [F.count(value).alias(f"f{i}"), F.min(value).alias(f"min{i}"), F.avg(value).alias(f"avg{i}"),
+                      F.max(value).alias(f"max{i}"),
+                      F.percentile_approx(value, [0.25, 0.5, 0.75], 1000).alias(f"q{i}")]
+        elif type_ in TIME_TYPES:
+            stats += [F.min(column).alias(f"min{i}"), F.max(column).alias(f"max{i}"),
+                      F.approx_count_distinct(column).alias(f"d{i}")]
+        else:
+            stats.append(F.approx_count_distinct(column).alias(f"d{i}"))
+    firsts = {r[PARTITION_COLUMN]: r.asDict() for r in frame.groupBy(day).agg(*stats).collect()}
+    counts = _bucket_counts(frame, present, types, firsts)
+    return [_group_profile(group, when, row, present, types, counts.get(when, {}), version, run_id, data_hash)
+            for when, row in sorted(firsts.items())]
+
+
+def _edges(row: dict[str, Any], i: int) -> tuple[float, float] | None:
+    """A numeric feature's histogram range (min, max) on one date; None when it has no value."""
+    if row.get(f"min{i}") is None:
+        return None
+    return float(row[f"min{i}"]), float(row[f"max{i}"])
+
+
+def _categorical(type_: str) -> bool:
+    return not is_numeric(type_) and type_ not in TIME_TYPES
+
+
+def _bucket_counts(frame: DataFrame, present: list[str], types: dict[str, str],
+                   firsts: dict[date, dict[str, Any]]) -> dict[date, dict[str, dict[str, int]]]:
+    """Pass 2: rows per (date, feature, bucket): a numeric feature's bin index on that date's
+    range, a categorical feature's value (only where it has at most MAX_CATEGORIES values)."""
+    from pyspark.sql import functions as F
+
+    numeric = [i for i, name in enumerate(present) if is_numeric(types[name])
+               and any(_edges(row, i) for row in firsts.values())]
+    categorical = [i for i, name in enumerate(present) if _categorical(types[name])
+                   and any((row.get(f"d{i}") or 0) <= MAX_CATEGORIES for row in firsts.values())]
+    if not (numeric or categorical) or not firsts:
+        return {}
+    # Each date's bin range, as the values pass 1 found (a Python float each, as a literal would be).
+    ranges = []
+    for when, row in firsts.items():
+        values: list[Any] = [when]
+        for i in numeric:
+            edges = _edges(row, i)
+            low, high = edges if edges else (None, None)
+            values += [low, None if low is None or high is None else (high - low) / BINS]
+        ranges.append(tuple(values))
+    ddl = ", ".join([f"{PARTITION_COLUMN} DATE", *[f"lo{i} DOUBLE, w{i} DOUBLE" for i in numeric]])
+    edges_frame = frame.sparkSession.createDataFrame(ranges, schema=ddl)
+    joined = frame.join(F.broadcast(edges_frame), on=PARTITION_COLUMN, how="inner")
+    buckets: list[tuple[int, Column]] = []
+    for i in numeric:
+        value, bin_low, bin_width = _finite(present[i], types[present[i]]), F.col(f"lo{i}"), F.col(f"w{i}")
+        # least() skips NULLs (least(NULL, 11) = 11): keep NULL values out of every bin explicitly
+        index = F.when(value.isNotNull() & (bin_width > 0),
+                       F.least(F.floor((value - bin_low) / bin_width), F.lit(BINS - 1))).when(value.isNotNull(), F.lit(0))
+        buckets.append((i, index.cast("string")))
+    for i in categorical:
+        buckets.append((i, F.col(f"`{present[i]}`").cast("string")))
+    pairs = ", ".join(f"'{i}', b{i}" for i, _ in buckets)
+    stacked = joined.select(F.col(PARTITION_COLUMN), *[expr.alias(f"b{i}") for i, expr in buckets]).selectExpr(
+        PARTITION_COLUMN, f"stack({len(buckets)}, {pairs}) as (feature_index, bucket)")
+    counts: dict[date, dict[str, dict[str, int]]] = {}
+    grouped = stacked.where("bucket is not null").groupBy(PARTITION_COLUMN, "feature_index", "bucket").count()
+    for r in grouped.collect():
+        name = present[int(r["feature_index"])]
+        counts.setdefault(r[PARTITION_COLUMN], {}).setdefault(name, {})[r["bucket"]] = int(r["count"])
+    return counts
+
+
+def _group_profile(group: str, when: date, row: dict[str, Any], present: list[str], types: dict[str, str],
+                   counts: dict[str, dict[str, int]], version: int | None, run_id: str | None,
+                   data_hash: str | None) -> GroupProfile:
+    """One date's pass-1 row and pass-2 counts as a GroupProfile."""
+    rows = int(row["__rows"])
+    profiles = {}
+    for i, name in enumerate(present):
+        type_ = types[name]
+        non_null = int(row[f"n{i}"])
+        values: dict[str, Any] = {}
+        if is_numeric(type_):
+            finite = int(row[f"f{i}"])
+            quartiles = row.get(f"q{i}")
+            values = {"non_finite": non_null - finite, "minimum": _float(row[f"min{i}"]), "mean": _float(row[f"avg{i}"]),
+                      "maximum": _float(row[f"max{i}"]),
+                      "quartiles": tuple(float(q) for q in quartiles) if quartiles else None}
+            edges = _edges(row, i)
+            if edges is not None:
+                low, high = edges
+                width = (high - low) / BINS if high > low else 0.0
+                bins = BINS if high > low else 1
+                found = counts.get(name, {})
+                values["histogram"] = tuple(
+                    (low + k * width, low + (k + 1) * width if width else high, found.get(str(k), 0)) for k in range(bins))
+        else:
+            if row.get(f"min{i}") is not None:
+                values |= {"minimum": _iso(row[f"min{i}"]), "maximum": _iso(row[f"max{i}"])}
+            distinct = int(row.get(f"d{i}") or 0)
+            values["distinct"] = distinct
+            found = counts.get(name, {}) if distinct <= MAX_CATEGORIES else {}
+            values["top_values"] = tuple(sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_VALUES])
+        profiles[name] = FeatureProfile(name, type_, rows, rows - non_null, **values)
+    return GroupProfile(group, when, rows, profiles, version, run_id, data_hash)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _iso(value: Any) -> str:
+    """A date or timestamp minimum/maximum as the catalog shows it (`str()` of the value)."""
+    return str(value)
+
+
+# --- the stored format ----------------------------------------------------------------------
+
+def profile_json(profile: GroupProfile) -> str:
+    """`profile` as the stored JSON document (format in the module docstring)."""
+    document = {
+        "format": FORMAT, "version": FORMAT_VERSION, "group": profile.group,
+        "feature_date": profile.feature_date.isoformat(), "rows": profile.rows, "run_id": profile.run_id,
+        "delta_version": profile.version, "data_hash": profile.data_hash,
+        "features": {name: {
+            "type": p.type, "rows": p.rows, "nulls": p.nulls, "non_finite": p.non_finite,
+            "minimum": _number(p.minimum), "mean": _number(p.mean), "maximum": _number(p.maximum),
+            "quartiles": None if p.quartiles is None else [_number(q) for q in p.quartiles],
+            "distinct": p.distinct,
+            "histogram": [[_number(low), _number(high), n] for low, high, n in p.histogram],
+            "top_values": [[value, n] for value, n in p.top_values],
+        } for name, p in profile.features.items()},
+    }
+    return json.dumps(document, separators=(",", ":"), allow_nan=False) + "\n"
+
+
+def profile_from_json(text: str) -> GroupProfile:
+    """A stored profile document back as a GroupProfile.
+
+    Raises ValueError when `text` is not JSON, not a featurebank profile, of a newer format
+    version than this reader knows, or misses a required field.
+    """
+    document = json.loads(text)
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ValueError(f"not a featurebank profile (format {FORMAT!r} expected)")
+    version = document.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(f"profile format version {version!r} is newer than this featurebank reads "
+                         f"({FORMAT_VERSION}); upgrade featurebank")
+    try:
+        features = {str(name): FeatureProfile(
+            str(name), str(f["type"]), int(f["rows"]), int(f["nulls"]), int(f.get("non_finite") or 0),
+            f.get("minimum"), f.get("mean"), f.get("maximum"),
+            None if f.get("quartiles") is None else tuple(float(q) for q in f["quartiles"]),  # type: ignore[arg-type]
+            None if f.get("distinct") is None else int(f["distinct"]),
+            tuple((float(low), float(high), int(n)) for low, high, n in f.get("histogram") or ()),
+            tuple((str(value), int(n)) for value, n in f.get("top_values") or ()),
+        ) for name, f in document["features"].items()}
+        return GroupProfile(
+            str(document["group"]), date.fromisoformat(document["feature_date"]), int(document["rows"]), features,
+            None if document.get("delta_version") is None else int(document["delta_version"]),
+            document.get("run_id"), document.get("data_hash"))
+    except (KeyError, TypeError, AttributeError) as problem:
+        raise ValueError(f"a featurebank profile with a missing or malformed field: {problem}") from None
+
+
+def _number(value: Any) -> Any:
+    """NaN and ±Infinity as null (JSON has neither); anything else as it is."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
