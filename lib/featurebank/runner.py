@@ -337,7 +337,7 @@ def _run_chunk(
         source_rows = check_source(spark, plan, run_id, feature_root)  # rows per event day, for the run log
         batch = compute(spark, plan)
         tell("gating", checks=len(plan.checks))
-        gate = run_gate(batch, plan, run_id, feature_root, pii_columns=_pii_columns(project, plan.group))
+        gate = run_gate(batch, plan, run_id, feature_root, pii_columns=pii_columns_of(project, plan.group))
         warned = tuple(c.line() for c in gate.warnings)
         tell("gated", checks=len(plan.checks), rows=gate.row_count, message=gate.headline(), details=warned)
         by_date = rows_per_date(batch)
@@ -394,7 +394,7 @@ def _log_published(
         ) from error
 
 
-def _pii_columns(project: Project, group: str) -> frozenset[str]:
+def pii_columns_of(project: Project, group: str) -> frozenset[str]:
     """The group's output columns holding personal data (their values are masked in reports)."""
     from featurebank.definitions.governance import column_pii
 
