@@ -71,15 +71,16 @@ class Preview:
 
 
 def parse_keys(texts: list[str], key_columns: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """`--keys` values as entity keys: one value per key column, comma-separated for an entity
-    with several. Raises `UsageError` naming the entity's key columns for a wrong arity."""
+    """`--keys` values as entity keys: one value per key column, comma-separated (entities are
+    separate arguments). Raises `UsageError` naming the entity's key columns for a wrong arity."""
     parsed = []
     for text in texts:
-        values = tuple(v.strip() for v in text.split(",")) if len(key_columns) > 1 else (text,)
+        values = tuple(v.strip() for v in text.split(","))
         if len(values) != len(key_columns) or not all(values):
-            raise UsageError(f"--keys '{text}' does not name one entity: it has key column(s) {', '.join(key_columns)}"
-                             f", so give {' and '.join('a ' + k for k in key_columns)} per entity, comma-separated "
-                             f"(e.g. --keys {','.join(f'<{k}>' for k in key_columns)})")
+            example = ",".join(f"<{k}>" for k in key_columns)
+            raise UsageError(f"--keys '{text}' does not name one entity: the entity's key is ({', '.join(key_columns)}), "
+                             f"so give {len(key_columns)} value(s) per entity, comma-separated, and separate entities "
+                             f"by spaces (--keys {example} {example})")
         parsed.append(values)
     return parsed
 
