@@ -79,6 +79,8 @@ class MissingDates:
     group: str
     run: tuple[DateSpan, ...] = ()
     skipped: tuple[DateSpan, ...] = ()
+    skipped_rows: int = 0  # the rows the skipped dates hold, as their runs recorded them
+    version: int | None = None  # the latest Delta version that published a skipped date
 
     @property
     def dates(self) -> frozenset[date]:
@@ -119,7 +121,9 @@ def missing_dates(
             to_run[day] = why
         else:
             to_skip[day] = f"already published by data_hash {published[day].data_hash}"
-    return MissingDates(group, tuple(_spans(group, to_run)), tuple(_spans(group, to_skip)))
+    kept = [published[d] for d in to_skip]
+    return MissingDates(group, tuple(_spans(group, to_run)), tuple(_spans(group, to_skip)),
+                        sum(p.rows or 0 for p in kept), max((p.version for p in kept), default=None))
 
 
 def _stale(last: PublishedDate | None, data_hash: str, day: date, table_rows: Mapping[date, int | None] | None,
