@@ -42,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
     options = {"dry_run": args.dry_run, "chunk_days": args.chunk_days, "progress": show}
     doing = (f"running every feature group into {project.config.feature_root}" if args.all
              else f"running feature group {args.group} into {project.table_path(args.group)}")
-    decisions = decide_missing(project, None if args.all else args.group, start, end) if args.missing else []
+    decisions = []
+    if args.missing:
+        with storage_step(f"reading what is published under {project.config.feature_root}"):
+            decisions = decide_missing(project, None if args.all else args.group, start, end)
     for decision in decisions if not args.json else ():  # why each date is (not) computed, in date order
         said = [(span, "skipped") for span in decision.skipped] + [(span, "running") for span in decision.run]
         for span, verb in sorted(said, key=lambda pair: pair[0].start):
