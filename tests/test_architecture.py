@@ -50,6 +50,7 @@ RANKS: dict[str, int] = {
     # 5 runs, training sets, readiness, retention
     "featurebank.runner": 5,
     "featurebank.readiness": 5,
+    "featurebank.preview": 5,  # a run's compute on a sample, writing nothing (issue 18)
     "featurebank.retention": 5,
     "featurebank.training": 5,
     # 6 readers and shippers of what runs produce

@@ -112,6 +112,16 @@ def test_rerun_republishes_the_same_dates_with_the_same_rows(spark, demo) -> Non
     assert spark.read.format("delta").load(before.table_path).count() == before.rows
 
 
+def test_a_second_demo_computes_nothing_when_nothing_changed(spark, demo) -> None:  # noqa: ANN001
+    root, first, _ = demo
+    versions = {g.group: DeltaTable(g.table_path).version() for g in first.groups}
+    again = run_demo(root, params=TINY, run_days=RUN_DAYS, console=Console(record=True, width=200))
+    assert again.data_reused
+    assert {(g.group, g.status) for g in again.groups} == {(g.group, "up to date") for g in first.groups}
+    assert {g.group: DeltaTable(g.table_path).version() for g in again.groups} == versions  # no new Delta version
+    assert {g.group: g.rows for g in again.groups} == {g.group: g.rows for g in first.groups}
+
+
 def test_a_broken_definition_fails_with_one_line_and_exit_code_2(example_project: Path, capsys) -> None:  # noqa: ANN001
     broken = example_project / "features" / "broken.yaml"
     broken.write_text("kind: feature_group\nname: broken\nentity: nobody\nsource: nothing\nfeatures: []\n")

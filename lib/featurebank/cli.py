@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from featurebank.commands import catalog, definitions, deploy, governance, runs, training, vacuum
+from featurebank.commands import catalog, definitions, deploy, governance, preview, runs, training, vacuum
 from featurebank.commands.dates import days, snapshot_date
 from featurebank.errors import EXIT_RUNTIME, FeaturebankError, exit_code_for
 from featurebank.io.spark import JVM_LOG_ENV, KEEP_SPARK_LEVEL, LOG_LEVEL_ENV
@@ -76,6 +76,22 @@ def _run(p: argparse.ArgumentParser) -> None:
     _dates(p)
     p.add_argument("--dry-run", action="store_true", help="compute and check, publish nothing")
     p.add_argument("--chunk-days", type=days, help="publish a long backfill in chunks of N days, one commit each")
+    p.add_argument("--missing", action="store_true",
+                   help="run only the dates not yet published, or published by another data_hash; say what is skipped")
+    p.add_argument("--json", action="store_true", help="print a JSON summary (runs, dates, rows, versions, skipped)")
+
+
+def _preview(p: argparse.ArgumentParser) -> None:
+    p.add_argument("group", help="the feature group to preview")
+    p.add_argument("--date", type=snapshot_date, help="one snapshot date (default: the 3 latest publishable dates)")
+    p.add_argument("--start", type=snapshot_date, help="first snapshot date of a range")
+    p.add_argument("--end", type=snapshot_date, help="last snapshot date of a range (inclusive)")
+    p.add_argument("--limit", type=int, default=100, metavar="N",
+                   help="preview the first N entities in key order (default: 100)")
+    p.add_argument("--keys", nargs="+", metavar="KEY",
+                   help="preview these entities instead (an entity with several key columns: values comma-separated)")
+    p.add_argument("--gate", action="store_true", help="also print the gate's verdict on the preview rows")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _training_set(p: argparse.ArgumentParser) -> None:
@@ -161,6 +177,8 @@ COMMANDS: dict[str, Command] = {
     "validate": Command("parse and check every definition and conf (no Spark)", definitions.validate),
     "plan": Command("print what a run would read, compute, check and write (no Spark)", definitions.plan, _plan),
     "run": Command("compute, gate and publish feature groups", runs.run, _run, _running),
+    "preview": Command("a group's rows for a few dates on a sample of entities, as a run computes them; writes "
+                       "nothing", preview.preview, _preview, lambda args: f"previewing feature group {args.group}"),
     "training-set": Command("build a point-in-time-correct training set", training.training_set, _training_set,
                             _building),
     "vacuum": Command("remove files no registered training set and no version within retention needs",

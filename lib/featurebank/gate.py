@@ -136,7 +136,7 @@ class GateResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: group, run_id, passed, row_count, per-check results."""
-        return _jsonable(
+        return jsonable(
             {
                 "group": self.group,
                 "run_id": self.run_id,
@@ -199,18 +199,12 @@ def run_gate(batch: DataFrame, plan: Plan, run_id: str, feature_root: str, *,
     failing to, which the message then says; `DefinitionError` when a check names an unknown
     expectation or arguments GX refuses.
     """
-    from pyspark import StorageLevel
-
-    if not batch.storageLevel.useMemory and not batch.storageLevel.useDisk:
-        batch.persist(StorageLevel.MEMORY_AND_DISK)
-    row_count = batch.count()
-    index = tuple(c for c in (*plan.keys, "feature_date") if c in batch.columns)  # how example rows are named
-    checks = _judge(batch, plan.checks, name=f"{plan.group}-{run_id}", pii=frozenset(pii_columns), index=index)
+    verdict = judge_batch(batch, plan, run_id, pii_columns=pii_columns)
     fault_point("gate")
-    passed = not any(c.blocks for c in checks)
+    passed = verdict.passed
     report_dir = artifact_dir(feature_root, "_reports", plan.group, run_id)
     quarantine_dir = None if passed else artifact_dir(feature_root, "_quarantine", plan.group, run_id)
-    result = GateResult(plan.group, run_id, passed, row_count, tuple(checks), report_dir, quarantine_dir)
+    result = replace(verdict, report_dir=report_dir, quarantine_dir=quarantine_dir)
     unwritten: list[str] = []
     if quarantine_dir is not None:
         try:
@@ -228,6 +222,22 @@ def run_gate(batch: DataFrame, plan: Plan, run_id: str, feature_root: str, *,
     if not passed:
         raise GateFailed(_refusal_message(result, unwritten), result)
     return result
+
+
+def judge_batch(batch: DataFrame, plan: Plan, run_id: str, *, pii_columns: Collection[str] = ()) -> GateResult:
+    """The gate's verdict on `batch`, writing nothing (`run_gate` writes it; `featurebank preview` shows it).
+
+    Persists the batch as `run_gate` says. Never raises `GateFailed`: a refusal is
+    `passed=False`. Raises `DefinitionError` for an unknown expectation or refused arguments.
+    """
+    from pyspark import StorageLevel
+
+    if not batch.storageLevel.useMemory and not batch.storageLevel.useDisk:
+        batch.persist(StorageLevel.MEMORY_AND_DISK)
+    row_count = batch.count()
+    index = tuple(c for c in (*plan.keys, "feature_date") if c in batch.columns)  # how example rows are named
+    checks = _judge(batch, plan.checks, name=f"{plan.group}-{run_id}", pii=frozenset(pii_columns), index=index)
+    return GateResult(plan.group, run_id, not any(c.blocks for c in checks), row_count, tuple(checks))
 
 
 def artifact_dir(feature_root: str, area: str, group: str, run_id: str) -> str:
@@ -310,7 +320,7 @@ def _judge(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str,
     for i, raw in zip(failing, again):
         rows = (raw.get("result") or {}).get("partial_unexpected_index_list") or []
         masked = tuple({k: MASK if k in pii else v for k, v in row.items()} for row in rows if isinstance(row, dict))
-        results[i] = replace(results[i], example_rows=tuple(_jsonable(list(masked))))
+        results[i] = replace(results[i], example_rows=tuple(jsonable(list(masked))))
     return results
 
 
@@ -354,7 +364,7 @@ def _check_result(check: CheckSpec, raw: dict[str, Any], pii: frozenset[str] = f
     unexpected_count = result.get("unexpected_count")
     unexpected_percent = result.get("unexpected_percent")
     observed = result.get("observed_value")
-    examples = tuple(_jsonable(result.get("partial_unexpected_list") or []))
+    examples = tuple(jsonable(result.get("partial_unexpected_list") or []))
     if pii.intersection(columns):  # values of personal data stay in the tables
         observed = None if observed is None else MASK
         examples = tuple(MASK for _ in examples)
@@ -461,12 +471,12 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Dates, NaN and other non-JSON values made JSON-safe (dates as ISO strings, NaN as None)."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):

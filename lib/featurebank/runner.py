@@ -6,6 +6,8 @@ commit and run-log row), so a failure at chunk k keeps chunks 1..k-1 published. 
 backfill is rerunning it: each chunk replaces exactly its dates, so a rerun is idempotent.
 Chunks already published are recomputed rather than skipped (late-arriving source events
 are then picked up, and "same definition hash" is not proof the source is unchanged).
+`run_missing` is the other way: it computes only the dates `decide_missing` finds not yet
+published, or published by another `data_hash` (`compile.missing` says exactly when).
 
 Every run is logged in `<feature_root>/_runs`: a `started` row before compute, then a final
 row, failures included (`gate_failed`, `failed` with the error), and the error is re-raised
@@ -27,6 +29,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +40,7 @@ from featurebank.io.runlog import RunRecord, RunStatus, append_final, append_run
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from featurebank.compile.missing import MissingDates
     from featurebank.definitions.model import Project
     from featurebank.gate import GateResult
     from featurebank.compile.run import Plan
@@ -158,32 +162,128 @@ def run_all(
     anything failed, raises after all runnable groups ran: the first non-gate error if there
     is one (a runtime failure outranks a refused publish), else the first `GateFailed`.
     """
-    from featurebank.definitions.validate import dependencies
     from featurebank.compile.order import run_order
 
-    order = run_order(project)
-    upstream = dependencies(project)
-    if spark is None:
-        from featurebank.io.spark import get_spark
+    session = _session(project, spark)()
+    return _in_order(project, [(group, partial(run_group, project, group, start, end, spark=session, dry_run=dry_run,
+                                               chunk_days=chunk_days, progress=progress)) for group in run_order(project)])
 
-        spark = get_spark(project.config)
+
+def decide_missing(
+    project: Project, group: str | None, start: date, end: date, *, spark: SparkSession | None = None
+) -> list[MissingDates]:
+    """Which dates of `start..end` `run_missing` computes, for `group` or (None) every group in run order.
+
+    Reads what each group published (`io.published.published_state`: the run log and the
+    table's Delta log, JVM-free unless Lake Formation governs the tables) and decides per date
+    (`compile.missing.missing_dates`). For every group, a group whose upstream group computes
+    a date also computes it, and the dates whose windows read it (up to its longest window
+    later), within the range. Raises `UsageError` for an unknown group or a future date.
+    """
+    from featurebank.compile.group import compile_group
+    from featurebank.compile.missing import missing_dates
+    from featurebank.compile.order import run_order
+    from featurebank.definitions.validate import dependencies
+    from featurebank.io.published import published_state
+    from featurebank.readiness import refuse_future_dates
+
+    names = run_order(project) if group is None else [compile_group(project, group).group]
+    refuse_future_dates(end, project.config.timezone)
+    upstream, session = dependencies(project), _session(project, spark)
+    decided: dict[str, MissingDates] = {}
+    for name in names:
+        compiled = compile_group(project, name)
+        reach = compiled.max_window if compiled.kind == "aggregation" else 0
+        forced: dict[date, str] = {}
+        for up in (u for u in upstream.get(name, ()) if u in decided):
+            for day in decided[up].dates:
+                for later in range(reach + 1):
+                    if start <= day + timedelta(days=later) <= end:
+                        forced.setdefault(day + timedelta(days=later), f"its upstream group {up} is recomputed for "
+                                                                       "dates it reads")
+        state = published_state(project.config.feature_root, name, compiled.table_path, spark=session,
+                                lake_formation=project.config.governance.lake_formation)
+        decided[name] = missing_dates(name, compiled.data_hash, start, end, state.by_date, state.table_rows,
+                                      state.foreign, forced)
+    return list(decided.values())
+
+
+def run_missing(
+    project: Project,
+    decisions: list[MissingDates],
+    *,
+    spark: SparkSession | None = None,
+    dry_run: bool = False,
+    chunk_days: int | None = None,
+    progress: Progress | None = None,
+) -> list[RunOutcome]:
+    """Run the dates `decide_missing` decided, group by group in its order, each consecutive
+    range as one `run_group` (cut by `chunk_days`). Spark starts only when there is a date to
+    compute. Failures as `run_all`: a group whose upstream failed is not run, the rest are,
+    then the first runtime error (else the first refusal) is raised."""
+    session = _session(project, spark)
+
+    def runs(decision: MissingDates) -> list[RunOutcome]:
+        return [outcome for first, last in decision.ranges() for outcome in run_group(
+            project, decision.group, first, last, spark=session(), dry_run=dry_run, chunk_days=chunk_days,
+            progress=progress)]
+
+    return _in_order(project, [(d.group, partial(runs, d)) for d in decisions if d.run])
+
+
+def compute(spark: SparkSession, plan: Plan, entities: DataFrame | None = None) -> DataFrame:
+    """The batch of `plan` exactly as a run computes it: the source read for the plan's dates,
+    then the engine (`engine.compute_batch`); lazy.
+
+    With `entities` (a DataFrame of the entity key columns), only their events are kept,
+    before any window: every aggregation and row-level feature is computed per entity, so
+    their rows are the very rows a full run computes for them (`featurebank preview`).
+    """
+    from featurebank.engine import compute_batch
+    from featurebank.io.sources import read_source
+
+    events = read_source(spark, plan.source, plan.timezone)
+    if entities is not None:
+        from pyspark.sql import functions as F
+
+        events = events.join(F.broadcast(entities), on=list(plan.keys), how="left_semi")
+    return compute_batch(events, plan)
+
+
+def _in_order(project: Project, jobs: list[tuple[str, Callable[[], list[RunOutcome]]]]) -> list[RunOutcome]:
+    """Run each group's job in the given (dependency) order; see `run_all` for failures."""
+    from featurebank.definitions.validate import dependencies
+
+    upstream = dependencies(project)
     outcomes: list[RunOutcome] = []
     errors: list[BaseException] = []
     failed: set[str] = set()
-    for group in order:
+    for group, job in jobs:
         if failed.intersection(upstream.get(group, ())):
             failed.add(group)
             continue
         try:
-            outcomes += run_group(
-                project, group, start, end, spark=spark, dry_run=dry_run, chunk_days=chunk_days, progress=progress
-            )
+            outcomes += job()
         except Exception as error:
             failed.add(group)
             errors.append(error)
     if errors:
         raise next((e for e in errors if not isinstance(e, (GateFailed, SourceNotReady))), errors[0])
     return outcomes
+
+
+def _session(project: Project, spark: SparkSession | None) -> Callable[[], SparkSession]:
+    """The session to run in: `spark`, or the project's, started on first use."""
+    held: list[SparkSession] = [spark] if spark is not None else []
+
+    def session() -> SparkSession:
+        if not held:
+            from featurebank.io.spark import get_spark
+
+            held.append(get_spark(project.config))
+        return held[0]
+
+    return session
 
 
 def _run_chunk(
@@ -196,8 +296,6 @@ def _run_chunk(
     progress: Progress | None,
 ) -> RunOutcome:
     """One run: log started, compute, gate, publish, log; the batch is computed once and persisted."""
-    from featurebank.engine import compute_batch
-    from featurebank.io.sources import read_source
     from featurebank.readiness import check_source
     from featurebank.gate import run_gate
     from featurebank.io.tables import check_compatible, publish, rows_per_date
@@ -238,9 +336,9 @@ def _run_chunk(
         fault_point("before_compute")
         tell("computing")
         source_rows = check_source(spark, plan, run_id, feature_root)  # rows per event day, for the run log
-        batch = compute_batch(read_source(spark, plan.source, plan.timezone), plan)
+        batch = compute(spark, plan)
         tell("gating", checks=len(plan.checks))
-        gate = run_gate(batch, plan, run_id, feature_root, pii_columns=_pii_columns(project, plan.group))
+        gate = run_gate(batch, plan, run_id, feature_root, pii_columns=pii_columns_of(project, plan.group))
         warned = tuple(c.line() for c in gate.warnings)
         tell("gated", checks=len(plan.checks), rows=gate.row_count, message=gate.headline(), details=warned)
         by_date = rows_per_date(batch)
@@ -318,7 +416,7 @@ def _store_profiles(batch: DataFrame, plan: Plan, run_id: str, version: int, fea
             _first_line(error))
 
 
-def _pii_columns(project: Project, group: str) -> frozenset[str]:
+def pii_columns_of(project: Project, group: str) -> frozenset[str]:
     """The group's output columns holding personal data (their values are masked in reports)."""
     from featurebank.definitions.governance import column_pii
 

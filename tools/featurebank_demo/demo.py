@@ -15,7 +15,9 @@
 5. print a summary: per group the rows, dates, checks, Delta version and table path; the
    training set's path and rows; and a signal check (fraud rate by feature quartile).
 
-Reruns reuse the generated data and re-publish the same dates (idempotent). Any failure
+Reruns reuse the generated data and compute only the dates not yet published by the current
+definitions (`featurebank run --missing`): with nothing changed, nothing is recomputed and no
+Delta version is added. Regenerated data republishes every date. Any failure
 ends the demo with a one-line message and a non-zero exit code (`errors.exit_code_for`).
 """
 
@@ -136,7 +138,7 @@ def run_demo(
 
         progress.update(stages, description="starting Spark (the first start downloads Delta's jars)")
         spark = _spark(project)
-        groups = _run_groups(project, spark, progress, params.start_date, run_start, run_end)
+        groups = _run_groups(project, spark, progress, params.start_date, run_start, run_end, missing=reused)
         progress.advance(stages)
 
         progress.update(stages, description=f"building training set {TRAINING_SET}")
@@ -289,15 +291,17 @@ def _spark(project: Project) -> Any:
 
 
 def _run_groups(project: Project, spark: Any, progress: Progress, data_start: date,
-                run_start: date, run_end: date) -> tuple[GroupOutcome, ...]:
+                run_start: date, run_end: date, *, missing: bool = False) -> tuple[GroupOutcome, ...]:
     """Run every group (compute → gate → publish) in dependency order, one progress step each.
 
     Aggregation groups run `run_start..run_end`; row-level groups the whole data period, so
-    the profile in force at any spine moment is published. Raises the run's error (e.g.
-    GateFailed) at the first group that fails.
+    the profile in force at any spine moment is published. With `missing` (the generated data
+    was reused) only the dates not yet published by the current definitions are computed
+    (`featurebank run --missing`); the others show as `up to date`. Raises the run's error
+    (e.g. GateFailed) at the first group that fails.
     """
     from featurebank.compile.order import run_order
-    from featurebank.runner import ProgressEvent, run_group
+    from featurebank.runner import ProgressEvent, decide_missing, run_group, run_missing
 
     names = run_order(project)
     task = progress.add_task("feature groups", total=len(names))
@@ -311,7 +315,18 @@ def _run_groups(project: Project, spark: Any, progress: Progress, data_start: da
         kind = project.groups[name].kind
         start = run_start if kind == "aggregation" else data_start
         progress.update(task, description=f"{name} {start} .. {run_end}: starting")
-        for run in run_group(project, name, start, run_end, spark=spark, progress=tell):
+        if missing:
+            [decision] = decide_missing(project, name, start, run_end, spark=spark)
+            runs = run_missing(project, [decision], spark=spark, progress=tell)
+            if decision.skipped:
+                outcomes.append(GroupOutcome(
+                    group=name, kind=kind, start=decision.skipped[0].start, end=decision.skipped[-1].end,
+                    status="up to date", rows=decision.skipped_rows, delta_version=decision.version,
+                    checks="skipped", table_path=project.table_path(name), seconds=0.0,
+                ))
+        else:
+            runs = run_group(project, name, start, run_end, spark=spark, progress=tell)
+        for run in runs:
             outcomes.append(GroupOutcome(
                 group=name, kind=kind, start=run.start, end=run.end, status=run.status, rows=run.rows_written,
                 delta_version=run.delta_version, checks=_checks_text(run.gate),

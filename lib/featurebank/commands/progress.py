@@ -59,7 +59,8 @@ def result_lines(event: ProgressEvent) -> list[str]:
 class RunConsole:
     """The progress callback of one `featurebank run`; prints the results when the block ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, results: bool = True) -> None:
+        self.results = results  # False: the caller prints the result (`run --json`)
         self.finished: list[ProgressEvent] = []
         self._bar: Any = None
         self._tasks: dict[str, Any] = {}
@@ -92,6 +93,8 @@ class RunConsole:
                  trace: TracebackType | None) -> None:
         if self._bar is not None:
             self._bar.stop()
+        if not self.results:
+            return
         console = result_console()
         for event in self.finished:
             first, *warned = result_lines(event)

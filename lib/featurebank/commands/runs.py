@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from featurebank.console import result_console
 from featurebank.errors import EXIT_OK, UsageError
 
+if TYPE_CHECKING:
+    from featurebank.compile.missing import MissingDates
+    from featurebank.runner import ProgressEvent
+
 
 def run(args: argparse.Namespace) -> int:
     """Compute, gate and publish one group (`GROUP`) or every group (`--all`) over the dates.
 
-    Prints a line per chunk and stage. Returns 0; a refused publish raises `GateFailed`
-    (exit 1, with the failed expectations and observed values), bad input a usage or
-    definition error (exit 2), anything else exits 3.
+    Prints a line per chunk and stage on stderr and each run's result on stdout; `--missing`
+    runs only the dates not yet published by the current data_hash and prints the dates it
+    skips and why; `--json` prints one JSON summary on stdout instead (also after a failure).
+    Returns 0; a refused publish raises `GateFailed` (exit 1, with the failed expectations and
+    observed values), bad input a usage or definition error (exit 2), anything else exits 3.
     """
     from featurebank.commands.dates import resolve_dates
     from featurebank.commands.progress import RunConsole
     from featurebank.definitions import load_project
-    from featurebank.runner import run_all, run_group
+    from featurebank.runner import decide_missing, run_all, run_group, run_missing
     from featurebank.spark_errors import storage_step
 
     if bool(args.all) == bool(args.group):
@@ -29,18 +38,47 @@ def run(args: argparse.Namespace) -> int:
     today = datetime.now(ZoneInfo(project.config.timezone)).date()
     start, end = resolve_dates(args, today)
     console = result_console()
-    show = RunConsole()  # progress on stderr (a bar on a terminal); each run's result on stdout
+    show = RunConsole(results=not args.json)  # progress on stderr (a bar on a terminal); results on stdout
     options = {"dry_run": args.dry_run, "chunk_days": args.chunk_days, "progress": show}
     doing = (f"running every feature group into {project.config.feature_root}" if args.all
              else f"running feature group {args.group} into {project.table_path(args.group)}")
-    with storage_step(doing), show:  # a Spark or disk failure: one sentence naming the table
-        if args.all:
-            outcomes = run_all(project, start, end, **options)
-        else:
-            outcomes = run_group(project, args.group, start, end, **options)
-    rows = sum(o.rows_written for o in outcomes)
-    console.print(f"done: {len(outcomes)} run(s), {rows} rows")
+    decisions = []
+    if args.missing:
+        with storage_step(f"reading what is published under {project.config.feature_root}"):
+            decisions = decide_missing(project, None if args.all else args.group, start, end)
+    for decision in decisions if not args.json else ():  # why each date is (not) computed, in date order
+        said = [(span, "skipped") for span in decision.skipped] + [(span, "running") for span in decision.run]
+        for span, verb in sorted(said, key=lambda pair: pair[0].start):
+            console.print(f"{span.group}: {span.dates} {span.reason}, {verb}", markup=False)
+    try:
+        with storage_step(doing), show:  # a Spark or disk failure: one sentence naming the table
+            if args.missing:
+                outcomes = run_missing(project, decisions, **options)
+            elif args.all:
+                outcomes = run_all(project, start, end, **options)
+            else:
+                outcomes = run_group(project, args.group, start, end, **options)
+    finally:
+        if args.json:  # what was done, failures included: the error itself goes to stderr
+            sys.stdout.write(json.dumps(run_summary(show.finished, decisions), indent=2) + "\n")
+    if not args.json:
+        console.print(f"done: {len(outcomes)} run(s), {sum(o.rows_written for o in outcomes)} rows")
     return EXIT_OK
+
+
+def run_summary(finished: list[ProgressEvent], decisions: list[MissingDates]) -> dict[str, Any]:
+    """`run --json`: the runs that finished (one per chunk), the snapshot dates they computed,
+    their rows, the Delta version each group is at, and the dates `--missing` skipped."""
+    runs = [{"group": e.group, "run_id": e.run_id, "start": e.start.isoformat(), "end": e.end.isoformat(),
+             "status": e.status, "rows": e.rows or 0, "version": e.version, "seconds": round(e.seconds, 3),
+             "checks": e.message} for e in finished]
+    return {
+        "runs": runs,
+        "dates": sum((e.end - e.start).days + 1 for e in finished),
+        "rows": sum(r["rows"] for r in runs),
+        "versions": {e.group: e.version for e in finished if e.version is not None},
+        "skipped": [s.to_dict() for d in decisions for s in d.skipped],
+    }
 
 
 def history(args: argparse.Namespace) -> int:

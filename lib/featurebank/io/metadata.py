@@ -96,6 +96,26 @@ def published_hashes(location: str, *, lake_formation: bool = False) -> dict[str
     return properties
 
 
+def partition_rows(location: str, column: str, *, lake_formation: bool = False) -> dict[Any, int | None] | None:
+    """Rows per value of the partition column `column` as the table's current files hold them,
+    from the per-file record counts in the Delta log (no data file is read); a value whose
+    files do not all record a count maps to None. None when there is no table."""
+    table = _open(location, lake_formation)
+    if table is None:
+        return None
+    import pyarrow
+
+    actions = pyarrow.table(table.get_add_actions(flatten=True))
+    if f"partition.{column}" not in actions.column_names:  # no files (or not partitioned by it)
+        return {}
+    counts: dict[Any, int | None] = {}
+    for row in actions.select([f"partition.{column}", "num_records"]).to_pylist():
+        value, rows = row[f"partition.{column}"], row["num_records"]
+        held = counts.get(value, 0)
+        counts[value] = None if rows is None or held is None else held + int(rows)
+    return counts
+
+
 def read_rows(location: str, columns: list[str] | None = None, *, lake_formation: bool = False) -> Any:
     """The table's current rows as a `pyarrow.Table` (only `columns` when given, those the
     table has), or None when there is no table. For small featurebank tables (the run log)."""
