@@ -128,7 +128,7 @@ def test_read_refuses_unknown_features_bad_dates_and_unpublished_groups(store):
         store.read("customer_card_spend", "yesterday")
     with pytest.raises(UsageError, match="before start"):
         store.read("customer_card_spend", DAYS[2], DAYS[1])
-    with pytest.raises(UsageError, match="has no table .* featurebank run account_activity"):
+    with pytest.raises(UsageError, match="has no table .*`featurebank run account_activity"):
         store.read("account_activity", DAYS[0])
 
 
@@ -219,7 +219,7 @@ def test_with_allow_missing_counts_stay_integers(store, world, tmp_path):
     covered = ~uncovered & got["customer_id"].notna()
     assert (got.loc[covered, "txn_count_7d"].notna()).all()  # published dates: a count, 0 where no row
     store.write_training_set(features=FEATURES, spine=pdf, out=tmp_path / "missing", allow_missing=True)
-    assert str(pq.read_schema(tmp_path / "missing").field("txn_count_7d").type) == "int64"
+    assert str(pq.read_table(tmp_path / "missing").schema.field("txn_count_7d").type) == "int64"
 
 
 def test_csv_spine_columns_are_typed_by_the_documented_rules(spark, tmp_path):
