@@ -254,8 +254,10 @@ def test_spark_reads_the_sources_with_the_declared_types(spark, tmp_path: Path) 
         assert [(f.name, f.dataType.simpleString()) for f in frame.schema.fields] == list(doc["columns"].items())
     labels = spark.read.parquet(str(tmp_path / "card_fraud_labels"))
     assert dict(labels.dtypes)["ts"] == "timestamp"
-    first = spark.read.parquet(str(tmp_path / "customers")).selectExpr("cast(min(updated_at) as string)").first()[0]
-    assert first == f"{SMALL.start_date} 00:00:00"  # the initial load, at midnight (UTC) of the first day
+    # Epoch seconds, not text: the shared session's time zone may have been set by an earlier test.
+    first = spark.read.parquet(str(tmp_path / "customers")).selectExpr("unix_timestamp(min(updated_at))").first()[0]
+    midnight = datetime.combine(SMALL.start_date, datetime.min.time(), tzinfo=timezone.utc)
+    assert first == int(midnight.timestamp())  # the initial load, at midnight (UTC) of the first day
 
 
 def test_a_promotion_holds_for_the_customers_later_rows(db: duckdb.DuckDBPyConnection) -> None:
