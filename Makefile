@@ -3,21 +3,34 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# Two installs into one virtualenv: the product (runtime dependencies + the `cli` extra:
+# deltalake for JVM-free look-ups) is all `make demo` needs; `make test` and the other
+# developer targets add the dev extras (pytest, duckdb, moto, mypy, playwright...: about 1 GB
+# more). The dev install includes the runtime one, so it stamps both.
 STAMP := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test typecheck bench clean
+.PHONY: setup setup-runtime demo test typecheck bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+setup-runtime: $(RUNTIME_STAMP)
+
+$(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required (set PYTHON=...)"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
-	@touch $(STAMP)
 
-demo: setup
+$(RUNTIME_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[cli]'
+	@touch $(RUNTIME_STAMP)
+
+$(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[cli,dev]'
+	@touch $(RUNTIME_STAMP) $(STAMP)
+
+demo: setup-runtime
 	PYTHONPATH=tools $(BIN)/python -m featurebank_demo.demo --project .
 
 test: setup

@@ -3,7 +3,7 @@ on behaviour. Facts are checked with DuckDB queries over the written files, not 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from featurebank_demo.datagen import GENERATOR_VERSION, MARKER, DatagenParams, generate, main, read_marker
+from featurebank_demo.datagen import GENERATOR_VERSION, MARKER, DatagenParams, generate, main, read_marker, yesterday
 
 REPO = Path(__file__).resolve().parent.parent
 SPARK_TO_ARROW = {
@@ -203,6 +203,43 @@ def test_cli_writes_a_marker_with_the_parameters(tmp_path: Path) -> None:
     assert marker["params"] == {"customers": 50, "merchants": 400, "days": 30, "end_date": "2024-01-31", "seed": 5}
 
 
+# --- the end date: yesterday in the project time zone unless given --------------------------------
+
+def test_yesterday_is_the_day_before_today_in_the_given_time_zone() -> None:
+    # 2024-03-10 23:30 UTC is already 2024-03-11 in Auckland and still 2024-03-10 in New York.
+    now = datetime(2024, 3, 10, 23, 30, tzinfo=timezone.utc)
+    assert yesterday("UTC", now) == date(2024, 3, 9)
+    assert yesterday("Pacific/Auckland", now) == date(2024, 3, 10)
+    assert yesterday("America/New_York", now) == date(2024, 3, 9)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        yesterday("UTC", datetime(2024, 3, 10))
+
+
+def test_params_without_an_end_date_end_yesterday_and_a_given_one_is_kept() -> None:
+    now = datetime(2024, 3, 10, 23, 30, tzinfo=timezone.utc)
+    default = DatagenParams(customers=50, days=30)
+    assert default.end_date is None
+    with pytest.raises(ValueError, match="resolved"):
+        default.start_date  # noqa: B018 - the property raises before the end date is fixed
+    resolved = default.resolved("Pacific/Auckland", now)
+    assert resolved.end_date == date(2024, 3, 10) and resolved.start_date == date(2024, 2, 10)
+    assert SMALL.resolved("Pacific/Auckland", now) == SMALL  # an explicit end date wins
+
+
+def test_cli_without_an_end_date_generates_data_ending_yesterday(tmp_path: Path) -> None:
+    zone = "Pacific/Kiritimati"  # UTC+14: its "yesterday" is often UTC's today
+    before = yesterday(zone)
+    assert main(["--out", str(tmp_path), "--customers", "10", "--merchants", "20", "--days", "14",
+                 "--timezone", zone]) == 0
+    marker = read_marker(tmp_path)
+    assert marker is not None
+    assert marker["params"]["end_date"] in {before.isoformat(), yesterday(zone).isoformat()}  # type: ignore[index]
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    last = one(con, f"select max(event_ts)::date from read_parquet('{tmp_path}/card_transactions/*.parquet')")
+    assert last.isoformat() == marker["params"]["end_date"]  # type: ignore[attr-defined, index]
+
+
 def test_cli_refuses_a_bank_too_small_to_make_sense(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--out", str(tmp_path), "--customers", "2"]) == 2
     assert "at least 10 customers" in capsys.readouterr().err
@@ -217,8 +254,10 @@ def test_spark_reads_the_sources_with_the_declared_types(spark, tmp_path: Path) 
         assert [(f.name, f.dataType.simpleString()) for f in frame.schema.fields] == list(doc["columns"].items())
     labels = spark.read.parquet(str(tmp_path / "card_fraud_labels"))
     assert dict(labels.dtypes)["ts"] == "timestamp"
-    first = spark.read.parquet(str(tmp_path / "customers")).selectExpr("cast(min(updated_at) as string)").first()[0]
-    assert first == f"{SMALL.start_date} 00:00:00"  # the initial load, at midnight (UTC) of the first day
+    # Epoch seconds, not text: the shared session's time zone may have been set by an earlier test.
+    first = spark.read.parquet(str(tmp_path / "customers")).selectExpr("unix_timestamp(min(updated_at))").first()[0]
+    midnight = datetime.combine(SMALL.start_date, datetime.min.time(), tzinfo=timezone.utc)
+    assert first == int(midnight.timestamp())  # the initial load, at midnight (UTC) of the first day
 
 
 def test_a_promotion_holds_for_the_customers_later_rows(db: duckdb.DuckDBPyConnection) -> None:

@@ -5,7 +5,7 @@ training set with one row per labelled transaction of the run's dates."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -16,8 +16,10 @@ from rich.console import Console
 from featurebank_demo.datagen import DatagenParams
 from featurebank_demo.demo import TRAINING_SET, ensure_bank, main, print_summary, run_demo
 
+# Explicit end dates: what the tests generate and publish must not depend on the day they run.
 TINY = DatagenParams(customers=200, merchants=40, days=60, end_date=date(2024, 3, 31), seed=5)
 RUN_DAYS = 10
+TINY_RUN_END = date(2024, 4, 1)  # the day after the data's last day: the first snapshot to see it
 SMALL_BANK = DatagenParams(customers=30, merchants=20, days=20, end_date=date(2024, 1, 31), seed=1)
 
 
@@ -57,10 +59,11 @@ def test_demo_publishes_every_group_partitioned_by_feature_date_as_spark_sees_it
 
 def test_aggregation_groups_cover_the_last_run_days_and_row_groups_the_whole_history(demo) -> None:  # noqa: ANN001
     _, result, _ = demo
-    assert result.run_end == TINY.end_date and (result.run_end - result.run_start).days == RUN_DAYS - 1
+    assert result.run_end == TINY_RUN_END == TINY.end_date + timedelta(days=1)
+    assert (result.run_end - result.run_start).days == RUN_DAYS - 1
     for outcome in result.groups:
         expected_start = result.run_start if outcome.kind == "aggregation" else TINY.start_date
-        assert (outcome.start, outcome.end) == (expected_start, TINY.end_date), outcome
+        assert (outcome.start, outcome.end) == (expected_start, TINY_RUN_END), outcome
 
 
 def test_training_set_has_one_row_per_label_of_the_run_dates(demo) -> None:  # noqa: ANN001

@@ -10,6 +10,10 @@ declares, plus the `card_fraud_labels` spine of the `card_fraud_v1` training set
     out/card_fraud_labels/part-YYYY-MM.parquet   one row per SETTLED transaction, is_fraud 0/1
     out/_datagen.json                        the parameters and row counts (written last)
 
+The data ends on `end_date` (default: yesterday in the project time zone, so the snapshot
+for today is the newest one a run can publish and a fresh catalog is up to date); tests and
+golden files pass an explicit `end_date`, so what they generate does not depend on the day.
+
 It is deterministic: the same parameters give byte-identical files. Timestamps are
 `timestamp[us, tz=UTC]`, which Spark reads as TIMESTAMP. Only numpy and pyarrow are used,
 so 20,000 customers (about a million transactions) take seconds, not minutes.
@@ -21,7 +25,7 @@ customers, and after a burst of recent transactions; compromised cards see short
 fraudulent attempts. Settled fraud is mostly charged back weeks later, as its own event
 carrying the original `txn_id`.
 
-    python -m featurebank_demo.datagen --out warehouse/raw --customers 5000 --days 180 --seed 7
+    python -m featurebank_demo.datagen --out warehouse/raw --customers 5000 --days 180 --seed 7 [--end-date D]
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -100,23 +105,50 @@ SUBSCRIPTION_MCC = "5815"  # digital goods: monthly subscriptions billed at midn
 SUBSCRIPTION_PRICES = np.array([4.99, 9.99, 12.99, 17.99])
 
 
+def yesterday(timezone_name: str = "UTC", now: datetime | None = None) -> date:
+    """The day before today in `timezone_name`: the newest whole day a daily feed can hold.
+
+    `now` (timezone-aware, default the current instant) fixes "today" for tests.
+    """
+    instant = now or datetime.now(timezone.utc)
+    if instant.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return instant.astimezone(ZoneInfo(timezone_name)).date() - timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class DatagenParams:
-    """What to generate: the same parameters always give byte-identical files."""
+    """What to generate: the same parameters always give byte-identical files.
+
+    `end_date` is the last day with data; None means yesterday in the project time zone,
+    fixed by `resolved(timezone)` before anything is generated (`generate` resolves in UTC
+    when nobody did).
+    """
 
     customers: int = 5000
     merchants: int = 400
     days: int = 180
-    end_date: date = date(2024, 6, 30)
+    end_date: date | None = None
     seed: int = 7
+
+    def resolved(self, timezone_name: str = "UTC", now: datetime | None = None) -> DatagenParams:
+        """These parameters with `end_date` fixed: as given, else yesterday in `timezone_name`."""
+        return self if self.end_date is not None else replace(self, end_date=yesterday(timezone_name, now))
+
+    @property
+    def last_date(self) -> date:
+        """The last day with data (inclusive); raises ValueError before `resolved`."""
+        if self.end_date is None:
+            raise ValueError("DatagenParams.end_date is not fixed yet: call resolved(timezone) first")
+        return self.end_date
 
     @property
     def start_date(self) -> date:
         """The first day with data (inclusive): `end_date - days + 1`."""
-        return self.end_date - timedelta(days=self.days - 1)
+        return self.last_date - timedelta(days=self.days - 1)
 
     def to_json(self) -> dict[str, object]:
-        return {**asdict(self), "end_date": self.end_date.isoformat()}
+        return {**asdict(self), "end_date": self.last_date.isoformat()}
 
 
 def generate(out: Path, params: DatagenParams = DatagenParams()) -> dict[str, int]:
@@ -126,6 +158,7 @@ def generate(out: Path, params: DatagenParams = DatagenParams()) -> dict[str, in
     row counts) is written last, so a present marker means a complete generation.
     Raises UsageError for parameters that cannot make a bank (too few customers or days).
     """
+    params = params.resolved()
     if params.customers < 10 or params.merchants < 20 or params.days < 14:
         raise UsageError("datagen needs at least 10 customers, 20 merchants and 14 days; raise the flags")
     if params.customers * (params.days + 2) * US_PER_DAY >= 2**62:
@@ -154,9 +187,10 @@ def read_marker(out: Path) -> dict[str, object] | None:
 
 def build_tables(params: DatagenParams) -> dict[str, pa.Table]:
     """Generate every table in memory (deterministic in `params`), keyed by source name."""
+    params = params.resolved()
     rng = np.random.default_rng(params.seed)
     t0 = _micros(params.start_date)
-    t_end = _micros(params.end_date + timedelta(days=1))
+    t_end = _micros(params.last_date + timedelta(days=1))
     cust = _customers(rng, params.customers, t0, t_end)
     acct = _accounts(rng, cust, t0, t_end)
     merch = _merchants(rng, params.merchants)
@@ -328,7 +362,7 @@ def _attempts(rng: np.random.Generator, cust: dict, acct: dict, merch: dict, par
     sub_m = rng.choice(merch["subscription"], len(subs)) if len(subs) else np.array([], int)
     sub_price = rng.choice(SUBSCRIPTION_PRICES, len(subs))
     sub_day = rng.integers(1, 29, len(subs))
-    months = _month_starts(params.start_date, params.end_date)
+    months = _month_starts(params.start_date, params.last_date)
     sc, sts, sm, samt = [], [], [], []
     for month in months:
         billed = t0 + (np.array([(date(month.year, month.month, int(d)) - params.start_date).days for d in sub_day],
@@ -521,10 +555,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merchants", type=int, default=defaults.merchants)
     parser.add_argument("--days", type=int, default=defaults.days)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--end-date", type=date.fromisoformat, default=defaults.end_date, help="last day (YYYY-MM-DD)")
+    parser.add_argument("--end-date", type=date.fromisoformat, default=None,
+                        help="last day with data, YYYY-MM-DD (default: yesterday in --timezone)")
+    parser.add_argument("--timezone", default="UTC", help="the project time zone --end-date defaults in (default: UTC)")
     args = parser.parse_args(argv)
     params = DatagenParams(customers=args.customers, merchants=args.merchants, days=args.days,
-                           end_date=args.end_date, seed=args.seed)
+                           end_date=args.end_date, seed=args.seed).resolved(args.timezone)
     try:
         counts = generate(args.out, params)
     except UsageError as error:

@@ -1,15 +1,19 @@
 """`make demo`: the whole product on a synthetic bank, end to end, with visible progress.
 
-    python -m featurebank_demo.demo --project . [--customers N] [--days D] [--run-days R]
+    python -m featurebank_demo.demo --project . [--customers N] [--days D] [--run-days R] [--end-date D]
 
 1. validate every definition and the conf (`featurebank.definitions.load_project`) first:
    the conf says where `${raw_root}` is, and a broken definition should stop the demo
    before anything is generated or started;
 2. generate the synthetic bank under the project's `${raw_root}` (`featurebank_demo.datagen`),
-   unless the marker there says it was already generated with the same parameters;
+   unless the marker there says it was already generated with the same parameters; the data
+   ends yesterday in the project time zone unless `--end-date` says otherwise;
 3. run every feature group through compute → gate → publish (`featurebank.runner`):
-   aggregation groups over the last `run_days` days of the data, row-level groups over the
-   whole data period (so a lookup as of any spine moment finds the profile then in force);
+   aggregation groups over `run_days` snapshot dates ending the day after the data's last day
+   (snapshot D summarises events before D, so that is the first one to see the last day: with
+   the default end date, today's — and a fresh catalog says every group is fresh), row-level
+   groups over the whole data period (so a lookup as of any spine moment finds the profile
+   then in force);
 4. build the `card_fraud_v1` training set from the `card_fraud_labels` spine restricted to
    the run's dates (`featurebank.training.api.FeatureStore`) into `warehouse/training/card_fraud_v1`;
 5. print a summary: per group the rows, dates, checks, Delta version and table path; the
@@ -109,8 +113,9 @@ def run_demo(
 ) -> DemoResult:
     """Validate, generate, run every group, build the training set; return what happened.
 
-    `run_days` snapshot dates ending on the data's last day are run (row-level groups: the
-    whole data period). Uses the active SparkSession if there is one (it is not stopped).
+    `params.end_date` None means yesterday in the project time zone. `run_days` snapshot
+    dates ending the day after the data's last day are run (row-level groups: the whole data
+    period). Uses the active SparkSession if there is one (it is not stopped).
     Raises FeaturebankError subclasses for definition, gate or usage problems; anything
     else is a runtime failure of a stage.
     """
@@ -120,8 +125,6 @@ def run_demo(
     began = time.monotonic()
     if run_days < 1 or run_days > params.days - 1:
         raise UsageError(f"--run-days {run_days} must be between 1 and --days - 1 ({params.days - 1}); change one of them")
-    run_end = params.end_date
-    run_start = run_end - timedelta(days=run_days - 1)
 
     with _progress(console) as progress:
         stages = progress.add_task("demo", total=5)
@@ -129,6 +132,9 @@ def run_demo(
         progress.update(stages, description="validating definitions and conf")
         project = load_project(project_dir, env=env)
         _require_demo_catalog(project)
+        params = params.resolved(project.config.timezone)
+        run_end = params.last_date + timedelta(days=1)
+        run_start = run_end - timedelta(days=run_days - 1)
         raw_root = _raw_root(project)
         progress.advance(stages)
 
@@ -370,9 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=defaults.customers)
     parser.add_argument("--merchants", type=int, default=defaults.merchants)
     parser.add_argument("--days", type=int, default=defaults.days, help="days of generated history")
-    parser.add_argument("--run-days", type=int, default=60, help="snapshot dates to run, ending on the last day")
+    parser.add_argument("--run-days", type=int, default=60,
+                        help="snapshot dates to run, ending the day after the data's last day")
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--end-date", type=date.fromisoformat, default=defaults.end_date)
+    parser.add_argument("--end-date", type=date.fromisoformat, default=None,
+                        help="the data's last day, YYYY-MM-DD (default: yesterday in the project time zone)")
     parser.add_argument("--debug", action="store_true", help="show the traceback on failure")
     args = parser.parse_args(argv)
     params = DatagenParams(customers=args.customers, merchants=args.merchants, days=args.days,

@@ -2,14 +2,17 @@
 
     >>> import featurebank as fb
     >>> store = fb.FeatureStore("path/to/project", env="local")
+    >>> store.groups(); print(store.describe("customer_card_spend"))           # no Spark
+    >>> rows = store.read("customer_card_spend", "2024-06-01", "2024-06-30")   # pandas
     >>> df = store.training_set("card_fraud_v1", spine="labels.parquet")        # a Spark DataFrame
-    >>> pdf = store.to_pandas(df)                                                # zoned timestamps
+    >>> pdf = store.to_pandas(df)                                    # the spine's own types back
     >>> store.write_training_set("card_fraud_v1", spine="labels.parquet", out="ts/v1")  # Parquet + _manifest.json
 
 `training_set` returns a plain Spark DataFrame (not a subclass or wrapper): every Spark and
 Delta API keeps working on it, `df.toPandas()` is one call, and nothing is hidden.
-`store.to_pandas(df)` exists only because Spark's own conversion turns instants into naive
-wall-clock values of the session zone; it gives timezone-aware values in the project zone.
+`store.to_pandas(df)` exists because Spark's own conversion turns instants into naive
+wall-clock values of the session zone and integers holding a NULL into floats; it gives the
+spine's columns back as they came (`training.output.to_pandas`).
 
 How a build goes (each step one function below):
 1. resolve `group:feature` / `group:*` references into output columns (`definitions.refs.resolve_features`);
@@ -28,13 +31,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featurebank.definitions.refs import AD_HOC, SelectedFeature, resolve_features
+from featurebank.definitions.refs import AD_HOC, resolve_features
 from featurebank.errors import MissingCoverage, UsageError
 from featurebank.training.manifest import (
-    GroupRead,
     Manifest,
     PinnedGroup,
     PitStatistics,
@@ -42,12 +45,14 @@ from featurebank.training.manifest import (
     register_manifest,
     write_manifest,
 )
+from featurebank.training.reads import group_reads, held_dates, prune_row_level, published_dates
 
 if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
     from featurebank.definitions.model import Project
+    from featurebank.training.browse import GroupDescription
 
 DEFAULT_TIMESTAMP_COLUMN = "ts"
 ROW_ID = "__fb_row_id"
@@ -57,29 +62,6 @@ _STATUS = "__fb_status__"
 # join (pit.snapshot_join's small_spine): a few tens of MB per executor, never the whole table.
 SMALL_SPINE_ROWS = 5_000_000
 Progress = Callable[[str], None]
-
-
-def group_reads(project: Project, selected: Sequence[SelectedFeature]) -> tuple[GroupRead, ...]:
-    """What to read from each group's table for these features (groups in first-request order)."""
-    from featurebank.definitions.model import COUNT_FUNCTIONS
-
-    reads: dict[str, list[SelectedFeature]] = {}
-    for s in selected:
-        reads.setdefault(s.group, []).append(s)
-    result = []
-    for name, features in reads.items():
-        group = project.groups[name]
-        counts = {n for a in group.aggregations if a.function in COUNT_FUNCTIONS for n in a.output_names()}
-        result.append(GroupRead(
-            group=name,
-            kind=group.kind,
-            keys=project.entities[group.entity].keys,
-            ttl_days=group.ttl_days,
-            table_path=project.table_path(name),
-            features=tuple((s.feature, s.column) for s in features),
-            count_columns=tuple(s.column for s in features if s.feature in counts),
-        ))
-    return tuple(result)
 
 
 @dataclass
@@ -167,6 +149,41 @@ class FeatureStore:
     def timezone(self) -> str:
         return self.project.config.timezone
 
+    # --- looking around (training.browse) ---------------------------------------------------
+
+    def groups(self) -> list[str]:
+        """The names of every feature group the project defines, sorted (no Spark)."""
+        from featurebank.training.browse import group_names
+
+        return group_names(self.project)
+
+    def describe(self, group: str) -> GroupDescription:
+        """What `group` holds: entity, source, every feature's type and meaning in words, its
+        table's Delta version and newest published snapshot date. Reads the definitions and
+        the Delta and run logs directly: no Spark (except where Lake Formation governs the
+        tables). `print()` it, or `.to_pandas()` its features. Raises `UsageError` for an
+        unknown group."""
+        from featurebank.training.browse import describe_group
+
+        return describe_group(self.project, group, lambda: self.spark)
+
+    def read(self, group: str, start: date | str, end: date | str | None = None, *,
+             features: Sequence[str] | None = None, as_pandas: bool = True) -> pd.DataFrame | DataFrame:
+        """The published rows of `group` for snapshot dates `start..end` (inclusive; `end`
+        defaults to `start`; dates or ISO strings), at the table's latest version.
+
+        Columns: entity keys, `feature_date`, `feature_ts`, then `features` (default: all);
+        ordered by date and keys. `as_pandas` (default) converts as `to_pandas` does; False
+        returns the Spark DataFrame. Raises `UsageError` for an unknown group, feature or
+        date, or a group with no table yet.
+        """
+        from featurebank.training.browse import read_group
+
+        first = _as_date(start, "start")
+        frame = read_group(self.spark, self.project, group, first, first if end is None else _as_date(end, "end"),
+                           features)
+        return self.to_pandas(frame) if as_pandas else frame
+
     def training_set(self, name: str | None = None, *, features: Sequence[str] | None = None, spine: Any,
                      timestamp_column: str = DEFAULT_TIMESTAMP_COLUMN, full_names: bool = False,
                      allow_missing: bool = False, out: str | Path | None = None,
@@ -218,7 +235,7 @@ class FeatureStore:
         try:
             build = TrainingSetBuild(internal.select(*build.frame.columns), build.manifest, internal)
             self._progress(f"writing {target}")
-            write_parquet(build.frame, target)
+            write_parquet(build.frame, target, self.timezone)
             statistics = build.statistics()
         finally:
             internal.unpersist()
@@ -247,7 +264,7 @@ class FeatureStore:
             if version is None:
                 raise MissingCoverage(f"feature group '{read.group}' has no table at {read.table_path}; run "
                                       f"`featurebank run {read.group}` for the spine's dates first")
-            published = _published(runs, read.group, version) if read.kind == "aggregation" else ()
+            published = published_dates(runs, read.group, version) if read.kind == "aggregation" else ()
             pinned.append(PinnedGroup(read, version, compile_group(self.project, read.group).data_hash, published))
             self._progress(f"{read.group}: Delta version {version} at {read.table_path}")
         manifest = Manifest.new(training_set=name, requested=tuple(references),
@@ -268,21 +285,13 @@ class FeatureStore:
         return self._build(recorded.for_rebuild(), spine, expected_fingerprint=recorded.spine_fingerprint)
 
     def to_pandas(self, frame: DataFrame) -> pd.DataFrame:
-        """`frame` as pandas, with the spine's time types: a spine column that came with a zone
-        has that zone, a naive one is naive (the same wall clock); other instants (features,
-        Spark spines) are timezone-aware in the project time zone."""
-        import pandas as pd
-        from pyspark.sql import functions as F
+        """`frame` as pandas with the types it went in with: a spine column that came with a
+        zone has that zone, a naive one is naive (the same wall clock), other instants
+        (features, Spark spines) are in the project time zone; integers stay integers (NULL is
+        `<NA>`); a pandas spine's columns get their dtypes back (`training.output.to_pandas`)."""
+        from featurebank.training.output import to_pandas
 
-        from featurebank.training.output import ZONE_KEY
-
-        stamps = {f.name: f.metadata.get(ZONE_KEY, self.timezone) for f in frame.schema.fields
-                  if f.dataType.typeName() == "timestamp"}
-        pdf: pd.DataFrame = frame.select(*(F.unix_micros(F.col(f"`{c}`")).alias(c) if c in stamps else F.col(f"`{c}`")
-                             for c in frame.columns)).toPandas()
-        for c, zone in stamps.items():
-            pdf[c] = pd.to_datetime(pdf[c], unit="us", utc=True).dt.tz_convert(zone)
-        return pdf
+        return to_pandas(frame, self.timezone)
 
     # --- internals -----------------------------------------------------------------------
 
@@ -325,10 +334,14 @@ class FeatureStore:
         from featurebank.engine import pit
         from featurebank.training.spine import profile_spine, read_spine
 
+        tables = {p.read.group: self.spark.read.format("delta").option("versionAsOf", p.version).load(p.read.table_path)
+                  for p in manifest.groups}
+        key_types = {k: dict(tables[p.read.group].dtypes)[k] for p in manifest.groups for k in p.read.keys
+                     if k in tables[p.read.group].columns}
         self._progress("reading the spine")
         zone = manifest.timezone
         frame, source = read_spine(self.spark, spine, manifest.timestamp_column, zone,
-                                   internal_id=ROW_ID, internal_ts=INSTANT)
+                                   internal_id=ROW_ID, internal_ts=INSTANT, key_types=key_types)
         user_columns = [c for c in frame.columns if c not in (ROW_ID, INSTANT)]
         self._check_spine(user_columns, manifest)
         profile = profile_spine(frame, user_columns, INSTANT, zone)
@@ -341,7 +354,7 @@ class FeatureStore:
         result = frame
         for pinned in manifest.groups:
             read = pinned.read
-            table = self.spark.read.format("delta").option("versionAsOf", pinned.version).load(read.table_path)
+            table = tables[read.group]
             columns = [F.col(f"`{k}`") for k in read.keys]
             columns += [F.col(pit.FEATURE_DATE), F.col(pit.FEATURE_TS)]
             columns += [F.col(f"`{feature}`").alias(column) for feature, column in read.features]
@@ -354,7 +367,7 @@ class FeatureStore:
                                            count_columns=read.count_columns, status_column=status,
                                            small_spine=profile.rows <= SMALL_SPINE_ROWS)
             else:
-                table = _prune_row_level(table, profile, read.ttl_days)
+                table = prune_row_level(table, profile, read.ttl_days)
                 result = pit.asof_join(result, table.select(*columns).drop(pit.FEATURE_DATE), read.keys, INSTANT,
                                        read.ttl_days, status_column=status)
         result = result.orderBy(ROW_ID)
@@ -385,7 +398,7 @@ class FeatureStore:
                 continue
             missing = sorted(spine_dates - set(pinned.published))
             if missing:  # a date whose rows the table holds is covered, whatever the log says
-                missing = sorted(set(missing) - _held_dates(self.spark, pinned, missing))
+                missing = sorted(set(missing) - held_dates(self.spark, pinned, missing))
             if missing:
                 shown = ", ".join(d.isoformat() for d in missing[:5])
                 more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
@@ -397,42 +410,11 @@ class FeatureStore:
                                                      "NULLs for those dates")
 
 
-def _published(runs: Sequence[Any], group: str, version: int) -> tuple[Any, ...]:
-    """Snapshot dates of `group` published by runs whose commit is part of table `version`.
-
-    Coverage comes from the run log (a date with no active entity is still published), as of
-    the version read: a run committed after it does not cover dates for this read.
-    """
-    dates = set()
-    for record in runs:
-        if record.group == group and record.status == "published" and (
-                record.delta_version is None or record.delta_version <= version):
-            dates.update(record.dates())
-    return tuple(sorted(dates))
-
-
-def _held_dates(spark: SparkSession, pinned: PinnedGroup, dates: Sequence[Any]) -> set[Any]:
-    """Which of `dates` hold rows in the group's table at the pinned version (partition-pruned)."""
-    from pyspark.sql import functions as F
-
-    from featurebank.engine.pit import FEATURE_DATE
-
-    table = spark.read.format("delta").option("versionAsOf", pinned.version).load(pinned.read.table_path)
-    return {row[0] for row in table.where(F.col(FEATURE_DATE).isin(list(dates))).select(FEATURE_DATE).distinct().collect()}
-
-
-def _prune_row_level(table: DataFrame, profile: Any, ttl_days: int | None) -> DataFrame:
-    """Skip partitions no spine row can see: after its last date, or older than its ttl."""
-    from datetime import timedelta
-
-    from pyspark.sql import functions as F
-
-    from featurebank.engine.pit import FEATURE_DATE
-
-    if not profile.dates:
-        return table.limit(0)
-    # A day of slack either side: feature_date and the spine dates may be cut in different zones.
-    table = table.where(F.col(FEATURE_DATE) <= F.lit(max(profile.dates) + timedelta(days=1)))
-    if ttl_days is not None:
-        table = table.where(F.col(FEATURE_DATE) >= F.lit(min(profile.dates) - timedelta(days=ttl_days + 1)))
-    return table
+def _as_date(value: date | str, name: str) -> date:
+    """A snapshot date given as a date or an ISO string (`UsageError` for anything else)."""
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise UsageError(f"{name} {value!r} is not a date; give a datetime.date or YYYY-MM-DD") from None

@@ -1,4 +1,4 @@
-"""Writing a training set: where it may go, and Parquet that keeps the spine's types.
+"""A training set outside Spark: where it may be written, Parquet and pandas that keep its types.
 
 - `check_output` refuses (before anything is read or written) an `--out` that is, is inside,
   or holds the feature root (every table, `_runs`, `_quarantine`, `_reports`,
@@ -8,9 +8,14 @@
   would destroy data.
 - `write_parquet` writes instants as Parquet INT64 microseconds (never INT96, which readers
   take for naive values), naive timestamps as naive; a spine column that came with a time
-  zone other than UTC (recorded in its field metadata under `ZONE_KEY` by the spine reader)
-  gets that zone back in the files' Arrow schema, so pandas/pyarrow read the same type the
-  spine had.
+  zone (recorded in its field metadata under `ZONE_KEY` by the spine reader) gets that zone
+  back in the files' Arrow schema, other instants the project time zone, so pandas/pyarrow
+  read the same types `to_pandas` gives.
+- `to_pandas` gives a training set (or any featurebank frame) to pandas with the types it
+  had going in: spine timestamps naive or in the zone they came with, other instants in the
+  project time zone; integers never become floats (a spine integer column with a NULL, and
+  every integer feature, is a pandas nullable integer: a count of a date the group never
+  published is `<NA>`, not `NaN`); a pandas spine's columns get their own dtypes back.
 """
 
 from __future__ import annotations
@@ -24,9 +29,14 @@ from featurebank.io import files
 from featurebank.training.manifest import MANIFEST_FILE, read_manifest
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import DataFrame
 
 ZONE_KEY = "featurebank.timezone"  # Spark field metadata: the time zone a spine column came with
+SPINE_KEY = "featurebank.spine"  # Spark field metadata on every spine column: its pandas dtype, or ""
+# Spark integer types -> (numpy dtype, pandas nullable dtype)
+_INTEGERS = {"byte": ("int8", "Int8"), "short": ("int16", "Int16"), "integer": ("int32", "Int32"),
+             "long": ("int64", "Int64")}
 _OUTPUT_TIMESTAMP_TYPE = "spark.sql.parquet.outputTimestampType"
 
 
@@ -98,12 +108,13 @@ def check_output(out: str, feature_root: str, spine: str | None) -> None:
                          f"manifest ({error})" + fix) from None
 
 
-def write_parquet(frame: DataFrame, out: str) -> None:
+def write_parquet(frame: DataFrame, out: str, timezone: str = "UTC") -> None:
     """Write `frame` as Parquet under `out` (replacing it), keeping its columns' types.
 
-    Instants are INT64 microseconds adjusted to UTC, TIMESTAMP_NTZ columns naive; columns
-    whose field metadata names a time zone (`ZONE_KEY`) other than UTC carry it in the
-    files' Arrow schema afterwards.
+    Instants are INT64 microseconds adjusted to UTC, TIMESTAMP_NTZ columns naive; an instant
+    column carries, in the files' Arrow schema, the zone its field metadata names (`ZONE_KEY`)
+    or else `timezone` (the project's), as `to_pandas` shows it. Only a zone other than UTC
+    costs a rewrite of the files.
     """
     spark = frame.sparkSession
     previous = spark.conf.get(_OUTPUT_TIMESTAMP_TYPE)
@@ -112,8 +123,8 @@ def write_parquet(frame: DataFrame, out: str) -> None:
         frame.write.mode("overwrite").parquet(out)
     finally:
         spark.conf.set(_OUTPUT_TIMESTAMP_TYPE, previous or "INT96")
-    zones = {f.name: f.metadata[ZONE_KEY] for f in frame.schema.fields
-             if f.dataType.typeName() == "timestamp" and f.metadata.get(ZONE_KEY, "UTC") != "UTC"}
+    zones = {f.name: f.metadata.get(ZONE_KEY, timezone) for f in frame.schema.fields
+             if f.dataType.typeName() == "timestamp" and f.metadata.get(ZONE_KEY, timezone) != "UTC"}
     if zones:
         _restore_zones(out, zones)
 
@@ -143,3 +154,47 @@ def spine_path(spine: Any) -> str | None:
     from pathlib import Path
 
     return str(spine) if isinstance(spine, (str, Path)) else None
+
+
+def to_pandas(frame: DataFrame, timezone: str) -> pd.DataFrame:
+    """`frame` as pandas, with the types its columns had going in (see the module docstring).
+
+    Instants are timezone-aware: in the zone a spine column came with (`ZONE_KEY`), else in
+    `timezone`; TIMESTAMP_NTZ columns are naive (the same wall clock). Integer columns are
+    read exactly (never through floats): numpy integers for a spine column without NULLs,
+    pandas nullable integers (`Int64` for bigint) for every other integer column. A column
+    that came from a pandas spine gets its recorded dtype back where pandas can cast to it.
+    """
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    fields = frame.schema.fields
+    stamps = {f.name: f.metadata.get(ZONE_KEY, timezone) for f in fields if f.dataType.typeName() == "timestamp"}
+    integers = {f.name: _INTEGERS[f.dataType.typeName()] for f in fields if f.dataType.typeName() in _INTEGERS}
+    spine = {f.name: str(f.metadata[SPINE_KEY]) for f in fields if SPINE_KEY in f.metadata}
+    columns = []
+    for i, f in enumerate(fields):
+        column = F.col("`" + f.name.replace("`", "``") + "`")
+        if f.name in stamps:
+            columns.append(F.unix_micros(column).alias(f.name))
+        elif f.name in integers:  # Spark would give a column holding a NULL as float64: values and a mask
+            columns += [F.coalesce(column, F.lit(0).cast(f.dataType)).alias(f.name), column.isNull().alias(f"__fb_null_{i}")]
+        else:
+            columns.append(column)
+    pdf: pd.DataFrame = frame.select(*columns).toPandas()
+    for i, f in enumerate(fields):
+        if f.name in integers:
+            nulls = pdf.pop(f"__fb_null_{i}").to_numpy(dtype=bool)
+            numpy_type, nullable = integers[f.name]
+            values = pdf[f.name].to_numpy(dtype=numpy_type)
+            keep_numpy = f.name in spine and not nulls.any()
+            pdf[f.name] = values if keep_numpy else pd.arrays.IntegerArray(values, nulls).astype(nullable)
+    for name, zone in stamps.items():
+        pdf[name] = pd.to_datetime(pdf[name], unit="us", utc=True).dt.tz_convert(zone)
+    for name, dtype in spine.items():
+        if dtype and str(pdf[name].dtype) != dtype:
+            try:
+                pdf[name] = pdf[name].astype(dtype)
+            except (TypeError, ValueError):  # a dtype pandas cannot cast to from here: keep what Spark gave
+                pass
+    return pdf
