@@ -125,6 +125,29 @@ def test_a_second_demo_computes_nothing_when_nothing_changed(spark, demo) -> Non
     assert {g.group: g.rows for g in again.groups} == {g.group: g.rows for g in first.groups}
 
 
+def test_the_training_set_is_kept_only_while_every_group_it_read_is_unchanged(spark, demo) -> None:  # noqa: ANN001
+    from featurebank.definitions import load_project
+    from featurebank.runner import run_group
+    from featurebank.training.manifest import read_manifest, stale_reasons
+
+    root, first, _ = demo
+    run_demo(root, params=TINY, run_days=RUN_DAYS, console=Console(record=True, width=200))  # current whatever ran before
+    kept = run_demo(root, params=TINY, run_days=RUN_DAYS, console=Console(record=True, width=200))
+    assert kept.training_kept and kept.data_reused
+    assert (kept.training_rows, kept.fraud_rate, kept.pit_outcomes) == (first.training_rows, first.fraud_rate,
+                                                                        first.pit_outcomes)
+    assert kept.signal == first.signal  # read back from the Parquet files, not recomputed
+    project = load_project(root)
+    manifest = read_manifest(kept.training_path)
+    assert stale_reasons(manifest, project) == ()
+    merchant = next(g for g in first.groups if g.group == "merchant_risk")
+    run_group(project, "merchant_risk", merchant.start, merchant.end, spark=spark)  # a new Delta version
+    reasons = stale_reasons(manifest, project)
+    assert len(reasons) == 1 and reasons[0].startswith("merchant_risk is at Delta version"), reasons
+    rebuilt = run_demo(root, params=TINY, run_days=RUN_DAYS, console=Console(record=True, width=200))
+    assert not rebuilt.training_kept and rebuilt.training_rows == first.training_rows
+
+
 def test_a_broken_definition_fails_with_one_line_and_exit_code_2(example_project: Path, capsys) -> None:  # noqa: ANN001
     broken = example_project / "features" / "broken.yaml"
     broken.write_text("kind: feature_group\nname: broken\nentity: nobody\nsource: nothing\nfeatures: []\n")

@@ -28,6 +28,7 @@ ends the demo with a one-line message and a non-zero exit code (`errors.exit_cod
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -101,6 +102,7 @@ class DemoResult:
     signal: tuple[SignalRow, ...] = field(default=())
     pit_outcomes: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
+    training_kept: bool = False  # the earlier build was still current: not built again
 
 
 def run_demo(
@@ -142,15 +144,18 @@ def run_demo(
         source_rows, reused = ensure_bank(raw_root, params)
         progress.advance(stages)
 
-        progress.update(stages, description="starting Spark (the first start downloads Delta's jars)")
-        spark = _spark(project)
+        spark = _LazySpark(project, progress, stages)  # started only when something is computed
         groups = _run_groups(project, spark, progress, params.start_date, run_start, run_end, missing=reused)
         progress.advance(stages)
 
         progress.update(stages, description=f"building training set {TRAINING_SET}")
         training_path = Path(project.root) / "warehouse" / "training" / TRAINING_SET
-        training, pit_outcomes = _training_set(project, spark, raw_root, run_start, run_end, training_path,
-                                               progress, stages)
+        kept = _current_training_set(project, training_path, run_start, run_end) if reused else None
+        if kept is not None:
+            training, pit_outcomes = kept
+        else:
+            training, pit_outcomes = _training_set(project, spark(), raw_root, run_start, run_end, training_path,
+                                                   progress, stages)
         progress.advance(stages)
 
         progress.update(stages, description="checking the features carry signal")
@@ -172,6 +177,7 @@ def run_demo(
         signal=signal,
         pit_outcomes=pit_outcomes,
         seconds=time.monotonic() - began,
+        training_kept=kept is not None,
     )
 
 
@@ -230,8 +236,9 @@ def print_summary(result: DemoResult, console: Console) -> None:
     console.print(f"Delta tables (partitioned by feature_date): {', '.join(roots)}/<group>; run log in {roots[0]}/_runs"
                   if roots else "No feature groups were run.")
 
+    kept = "; kept: every group it read is unchanged" if result.training_kept else ""
     console.print(f"[bold]Training set[/] {TRAINING_SET}: {result.training_rows:,} rows at {result.training_path} "
-                  f"(fraud rate {result.fraud_rate:.2%})")
+                  f"(fraud rate {result.fraud_rate:.2%}{kept})")
     for group, shares in sorted(result.pit_outcomes.items()):
         parts = ", ".join(f"{status} {share:.0%}" for status, share in sorted(shares.items(), key=lambda kv: -kv[1]) if share)
         console.print(f"  {group}: {parts}")
@@ -290,13 +297,24 @@ def _raw_root(project: Project) -> Path:
     return path if path.is_absolute() else (Path(project.root) / path).resolve()
 
 
-def _spark(project: Project) -> Any:
-    from featurebank.io.spark import get_spark
+class _LazySpark:
+    """The demo's SparkSession, started on the first call (a rerun with nothing to compute never
+    starts one)."""
 
-    return get_spark(project.config, app_name="featurebank-demo")
+    def __init__(self, project: Project, progress: Progress, task: Any) -> None:
+        self.project, self.progress, self.task = project, progress, task
+        self.session: Any = None
+
+    def __call__(self) -> Any:
+        if self.session is None:
+            from featurebank.io.spark import get_spark
+
+            self.progress.update(self.task, description="starting Spark (the first start downloads Delta's jars)")
+            self.session = get_spark(self.project.config, app_name="featurebank-demo")
+        return self.session
 
 
-def _run_groups(project: Project, spark: Any, progress: Progress, data_start: date,
+def _run_groups(project: Project, spark: _LazySpark, progress: Progress, data_start: date,
                 run_start: date, run_end: date, *, missing: bool = False) -> tuple[GroupOutcome, ...]:
     """Run every group (compute → gate → publish) in dependency order, one progress step each.
 
@@ -322,8 +340,8 @@ def _run_groups(project: Project, spark: Any, progress: Progress, data_start: da
         start = run_start if kind == "aggregation" else data_start
         progress.update(task, description=f"{name} {start} .. {run_end}: starting")
         if missing:
-            [decision] = decide_missing(project, name, start, run_end, spark=spark)
-            runs = run_missing(project, [decision], spark=spark, progress=tell)
+            [decision] = decide_missing(project, name, start, run_end)
+            runs = run_missing(project, [decision], spark=spark() if decision.ranges() else None, progress=tell)
             if decision.skipped:
                 outcomes.append(GroupOutcome(
                     group=name, kind=kind, start=decision.skipped[0].start, end=decision.skipped[-1].end,
@@ -331,7 +349,7 @@ def _run_groups(project: Project, spark: Any, progress: Progress, data_start: da
                     checks="skipped", table_path=project.table_path(name), seconds=0.0,
                 ))
         else:
-            runs = run_group(project, name, start, run_end, spark=spark, progress=tell)
+            runs = run_group(project, name, start, run_end, spark=spark(), progress=tell)
         for run in runs:
             outcomes.append(GroupOutcome(
                 group=name, kind=kind, start=run.start, end=run.end, status=run.status, rows=run.rows_written,
@@ -362,9 +380,46 @@ def _training_set(project: Project, spark: Any, raw_root: Path, run_start: date,
     store = FeatureStore(project, spark=spark,
                          progress=lambda message: progress.update(task, description=f"training set: {message}"))
     written = store.write_training_set(TRAINING_SET, spine=spine, out=str(out))
-    frame = spark.read.parquet(written.path)
-    wanted = [c for c in ("is_fraud", *SIGNAL_FEATURES) if c in frame.columns]
-    return frame.select(*wanted).toPandas(), written.statistics.status_share
+    _marker_of(out).write_text(json.dumps({
+        "run_start": run_start.isoformat(), "run_end": run_end.isoformat(),
+        "manifest_created_at": written.manifest.created_at, "pit_outcomes": written.statistics.status_share,
+    }, indent=2, sort_keys=True) + "\n")
+    return _signal_columns(out), written.statistics.status_share
+
+
+def _current_training_set(project: Project, out: Path, run_start: date,
+                          run_end: date) -> tuple[pd.DataFrame, dict[str, dict[str, float]]] | None:
+    """The training set an earlier demo wrote to `out`, if building it again would give the same
+    rows: the same labels (the caller knows the generated data was reused), the same run dates,
+    and every group it read still at the Delta version and data hash its manifest pinned
+    (`training.manifest.stale_reasons`). JVM-free; None means build it."""
+    from featurebank.errors import UsageError as NotAManifest
+    from featurebank.training.manifest import read_manifest, stale_reasons
+
+    try:
+        marker = json.loads(_marker_of(out).read_text())
+        manifest = read_manifest(out)
+    except (OSError, ValueError, NotAManifest):
+        return None
+    if (marker.get("run_start"), marker.get("run_end")) != (run_start.isoformat(), run_end.isoformat()) \
+            or marker.get("manifest_created_at") != manifest.created_at or stale_reasons(manifest, project):
+        return None
+    return _signal_columns(out), {str(g): {str(k): float(v) for k, v in shares.items()}
+                                  for g, shares in dict(marker.get("pit_outcomes", {})).items()}
+
+
+def _marker_of(out: Path) -> Path:
+    """What the demo remembers of the training set it built at `out` (beside it, not inside it)."""
+    return out.parent / f".{out.name}.demo.json"
+
+
+def _signal_columns(out: Path) -> pd.DataFrame:
+    """The label and the signal-check features of the training set at `out` (pyarrow, no Spark)."""
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(str(out), format="parquet", exclude_invalid_files=True)
+    wanted = [c for c in ("is_fraud", *SIGNAL_FEATURES) if c in dataset.schema.names]
+    return dataset.to_table(columns=wanted).to_pandas()
 
 
 def main(argv: list[str] | None = None) -> int:

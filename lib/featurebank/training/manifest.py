@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from featurebank.errors import UsageError
 
 if TYPE_CHECKING:
+    from featurebank.definitions.model import Project
     from featurebank.training.spine import SpineProfile
 
 MANIFEST_FILE = "_manifest.json"
@@ -175,6 +176,38 @@ def register_manifest(manifest: Manifest, feature_root: str) -> str:
         "\n".join(manifest.features).encode()).hexdigest()[:12]
     build = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}"
     return write_manifest(manifest, f"{registry_path(feature_root)}/{name}/{build}.json")
+
+
+def stale_reasons(manifest: Manifest, project: Project) -> tuple[str, ...]:
+    """Why building `manifest`'s training set again on the same spine would give other rows.
+
+    Empty when every group it pinned is still at the Delta version it read and its definitions
+    still compile to the data hash recorded, and the definition of the named training set still
+    asks for the same features. JVM-free (the Delta logs through `io.metadata`), so a caller can
+    decide whether to start Spark at all.
+    """
+    from featurebank.compile.group import compile_group
+    from featurebank.io.metadata import table_version
+
+    reasons = []
+    declared = project.training_sets.get(manifest.training_set) if manifest.training_set else None
+    if manifest.training_set and declared is None:
+        reasons.append(f"training set '{manifest.training_set}' is no longer defined")
+    elif declared is not None and tuple(declared.features) != manifest.requested:
+        reasons.append(f"training set '{manifest.training_set}' now asks for other features")
+    for pinned in manifest.groups:
+        group = pinned.read.group
+        if group not in project.groups:
+            reasons.append(f"feature group '{group}' is no longer defined")
+            continue
+        current = table_version(pinned.read.table_path, lake_formation=project.config.governance.lake_formation)
+        if current != pinned.version:
+            reasons.append(f"{group} is at Delta version {current}, the manifest read version {pinned.version}")
+        data_hash = compile_group(project, group).data_hash
+        if data_hash != pinned.data_hash:
+            reasons.append(f"{group}'s definitions now compile to data_hash {data_hash[:12]}, "
+                           f"the manifest read {str(pinned.data_hash)[:12]}")
+    return tuple(reasons)
 
 
 def registry_path(feature_root: str) -> str:
