@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup setup-runtime demo test typecheck bench clean
+.PHONY: setup setup-runtime demo test typecheck bench bench-loop clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,11 @@ cluster-test: setup
 
 bench: setup
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The analytics engineer's loop (issue 18): two `make demo`s, then every look-up command and
+# preview timed as fresh processes; a section of bench/RESULTS.md.
+bench-loop: setup
+	$(BIN)/python -m bench.loop
 
 clean:
 	rm -rf warehouse test-artifacts bench/out

@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.remark:
             raw["remark"] = args.remark
             Path(args.render).write_text(json.dumps(raw, indent=1, default=str))
-        Path(args.out).write_text(render_report(raw, workload_for(raw["args"]["scale"])))
+        _write_report(Path(args.out), render_report(raw, workload_for(raw["args"]["scale"])))
         print(f"report: {args.out} (from {args.render})")
         return 0
     started = time.time()
@@ -316,9 +316,17 @@ def main(argv: list[str] | None = None) -> int:
            "load_before": load_before, "load_after": os.getloadavg(), "commit": commit,
            "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     (Path(wl.root) / "results.json").write_text(json.dumps(raw, indent=1, default=str))
-    Path(args.out).write_text(render_report(raw, wl))
+    _write_report(Path(args.out), render_report(raw, wl))
     print(f"done in {elapsed / 60:.1f} min; report: {args.out}; raw results: {wl.root}/results.json")
     return 0
+
+
+def _write_report(out: Path, report: str) -> None:
+    """Write the report, keeping the loop section `bench.loop` wrote into the old one."""
+    from bench.loop import kept_section
+
+    kept = kept_section(out.read_text()) if out.exists() else ""
+    out.write_text(report.rstrip("\n") + "\n\n" + kept if kept else report)
 
 
 if __name__ == "__main__":

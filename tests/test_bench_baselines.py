@@ -97,3 +97,14 @@ def test_value_check_reports_a_changed_value_and_a_missing_row(tiny: Workload, t
     pair = differ["pairs"]["featurebank vs per-date Spark"]
     assert not differ["agree"]
     assert pair["only_left"] == 1 and pair["mismatches"] == {"spend_sum_90d": 1}
+
+
+def test_the_loop_section_is_replaced_in_place_and_kept_when_bench_run_rewrites_the_report() -> None:
+    from bench.loop import LOOP_BEGIN, LOOP_END, kept_section, replace_section
+
+    report = replace_section("# results\n\nbody\n", "## loop\nfirst")
+    assert report.startswith("# results\n\nbody\n\n" + LOOP_BEGIN) and report.endswith(LOOP_END + "\n")
+    again = replace_section(report + "after\n", "## loop\nsecond")
+    assert "first" not in again and "second" in again and again.endswith("after\n") and again.count(LOOP_BEGIN) == 1
+    assert kept_section(again) == f"{LOOP_BEGIN}\n## loop\nsecond\n{LOOP_END}\n"
+    assert kept_section("# no loop here\n") == ""
