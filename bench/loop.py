@@ -42,7 +42,7 @@ COMMANDS: tuple[tuple[str, tuple[str, ...], float, bool], ...] = (
     ("list --json", ("list", "--json"), 2.0, True),
     (f"describe {GROUP} --json", ("describe", GROUP, "--json"), 2.0, True),
     (f"history {GROUP} --json", ("history", GROUP, "--json"), 2.0, True),
-    ("docs", ("docs",), 2.0, False),
+    ("docs --out warehouse/docs", ("docs", "--out", "warehouse/docs"), 2.0, False),
     ("run --all --missing --json (all published)", ("run", "--all", "--missing", "--json"), 2.0, True),
     (f"preview {GROUP} --json (100 entities, 3 dates)", ("preview", GROUP, "--json"), 20.0, True),
 )
