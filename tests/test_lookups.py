@@ -237,3 +237,30 @@ def test_a_date_published_before_profiles_reads_as_not_recorded_on_the_page(publ
     assert (entry.profile, entry.profile_note) == (None, NOT_RECORDED)
     build_site(project, tmp_path / "site", spark=_no_spark, now=NOW)
     assert NOT_RECORDED in (tmp_path / "site" / "groups" / "merchant_risk.html").read_text()
+
+
+def test_a_stored_profile_keeps_only_counts_of_personal_data(published, tmp_path: Path) -> None:  # noqa: ANN001, F811
+    from featurebank.definitions import load_project
+    from featurebank.io.runlog import read_run_log
+    from featurebank.runner import pii_columns_of
+
+    project = load_project(published.root, "local")
+    group = "customer_profile"
+    personal = pii_columns_of(project, group)
+    assert personal, "the example catalog derives customer_profile features from income and birth_year"
+    [run] = [r for r in read_run_log(published.config.feature_root, group, spark=None, lake_formation=False)
+             if r.status == "published"][:1]
+    profile = stored_profile(published.config.feature_root, group, run.end_date)
+    assert profile is not None
+    for name, feature in profile.features.items():
+        values = (feature.minimum, feature.mean, feature.maximum, feature.quartiles, feature.histogram,
+                  feature.top_values)
+        if name in personal:
+            assert feature.masked and values == (None, None, None, None, (), ()), name
+            assert feature.rows == profile.rows
+        else:
+            assert not feature.masked and any(v not in (None, ()) for v in values), name
+    out = tmp_path / "site"
+    code, _, heavy = _cli_in_subprocess(["docs", "--project", str(published.root), "--out", str(out)])
+    assert (code, heavy) == (0, [])
+    assert "personal data: values not profiled" in (out / "groups" / f"{group}.html").read_text()

@@ -338,7 +338,8 @@ def _run_chunk(
         source_rows = check_source(spark, plan, run_id, feature_root)  # rows per event day, for the run log
         batch = compute(spark, plan)
         tell("gating", checks=len(plan.checks))
-        gate = run_gate(batch, plan, run_id, feature_root, pii_columns=pii_columns_of(project, plan.group))
+        personal = pii_columns_of(project, plan.group)
+        gate = run_gate(batch, plan, run_id, feature_root, pii_columns=personal)
         warned = tuple(c.line() for c in gate.warnings)
         tell("gated", checks=len(plan.checks), rows=gate.row_count, message=gate.headline(), details=warned)
         by_date = rows_per_date(batch)
@@ -352,7 +353,7 @@ def _run_chunk(
                               database=project.config.catalog_database, rows=gate.row_count, rows_by_date=by_date)
             fault_point("after_commit")
             outcome = _log_published(log, gate, version, by_date, plan, run_id, runs_path(feature_root))
-            _store_profiles(batch, plan, run_id, version, feature_root)  # for `docs` and drift, without Spark
+            _store_profiles(batch, plan, run_id, version, feature_root, personal)  # for `docs` and drift, no Spark
             if project.config.catalog_type != "none":  # table properties where a catalog shows them (Glue)
                 from featurebank.io.table_metadata import apply_table_metadata
 
@@ -396,19 +397,21 @@ def _log_published(
         ) from error
 
 
-def _store_profiles(batch: DataFrame, plan: Plan, run_id: str, version: int, feature_root: str) -> None:
+def _store_profiles(batch: DataFrame, plan: Plan, run_id: str, version: int, feature_root: str,
+                    personal: frozenset[str]) -> None:
     """Profile the published batch per snapshot date (`engine.profile`, two passes over the
     persisted batch) and store each date's JSON at `gate.profile_location`. Never raises: the
     data is committed, so a profile that cannot be computed or written is a warning, and the
     catalog then says no profile was recorded for that date."""
-    from featurebank.engine.profile import profile_batch, profile_json
+    from featurebank.engine.profile import profile_batch, profile_json, without_values
     from featurebank.gate import profile_location
     from featurebank.io.files import write_text
 
     try:
         for profile in profile_batch(batch, plan.group, plan.feature_columns, version=version, run_id=run_id,
                                      data_hash=plan.data_hash):
-            write_text(profile_location(feature_root, plan.group, profile.feature_date), profile_json(profile))
+            write_text(profile_location(feature_root, plan.group, profile.feature_date),
+                       profile_json(without_values(profile, personal)))
     except Exception as error:  # noqa: BLE001 - see the docstring: never fail a published run
         logging.getLogger(__name__).warning(
             "featurebank: published %s %s..%s (run %s) but could not store its profiles under %s: %s", plan.group,

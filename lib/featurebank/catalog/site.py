@@ -160,6 +160,10 @@ def _profile_cell(g: GroupEntry, name: str) -> str:
         return f"<span class='muted small'>{escape(g.profile_note if g.profile is None else NO_ROWS)}</span>"
     p = g.profile.features[name]
     null = f"<span class='k'>null</span> {p.null_share:.1%}"
+    if p.masked:
+        distinct = "" if p.distinct is None else f" <span class='k'>distinct</span> {p.distinct}"
+        return (f"<div class='stats'>{null}{distinct}</div>"
+                "<div class='small muted'>personal data: values not profiled</div>")
     if p.numeric:
         stats = (f"<div class='stats'>{null}</div><div class='stats'><span class='k'>min</span> {format_number(p.minimum)}"  # type: ignore[arg-type]
                  f" <span class='k'>mean</span> {format_number(p.mean)} <span class='k'>max</span> "

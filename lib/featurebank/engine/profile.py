@@ -72,6 +72,7 @@ class FeatureProfile:
     distinct: int | None = None
     histogram: tuple[tuple[float, float, int], ...] = ()
     top_values: tuple[tuple[str, int], ...] = ()
+    masked: bool = False  # personal data: only counts are kept (`without_values`)
 
     @property
     def null_share(self) -> float:
@@ -244,6 +245,18 @@ def _iso(value: Any) -> str:
 
 # --- the stored format ----------------------------------------------------------------------
 
+def without_values(profile: GroupProfile, personal: frozenset[str]) -> GroupProfile:
+    """`profile` with the `personal` features' values dropped: for personal data only rows,
+    NULLs, non-finite and distinct counts are stored, never a minimum, mean, quartile, histogram
+    bin or top value (each would show a person's value to every reader of the catalog, as the
+    gate's reports mask them too)."""
+    from dataclasses import replace
+
+    return replace(profile, features={
+        name: FeatureProfile(p.feature, p.type, p.rows, p.nulls, p.non_finite, distinct=p.distinct, masked=True)
+        if name in personal else p for name, p in profile.features.items()})
+
+
 def profile_json(profile: GroupProfile) -> str:
     """`profile` as the stored JSON document (format in the module docstring)."""
     document = {
@@ -257,6 +270,7 @@ def profile_json(profile: GroupProfile) -> str:
             "distinct": p.distinct,
             "histogram": [[_number(low), _number(high), n] for low, high, n in p.histogram],
             "top_values": [[value, n] for value, n in p.top_values],
+            **({"masked": True} if p.masked else {}),
         } for name, p in profile.features.items()},
     }
     return json.dumps(document, separators=(",", ":"), allow_nan=False) + "\n"
@@ -283,6 +297,7 @@ def profile_from_json(text: str) -> GroupProfile:
             None if f.get("distinct") is None else int(f["distinct"]),
             tuple((float(low), float(high), int(n)) for low, high, n in f.get("histogram") or ()),
             tuple((str(value), int(n)) for value, n in f.get("top_values") or ()),
+            bool(f.get("masked", False)),
         ) for name, f in document["features"].items()}
         return GroupProfile(
             str(document["group"]), date.fromisoformat(document["feature_date"]), int(document["rows"]), features,
