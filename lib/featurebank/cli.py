@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,9 +20,8 @@ from pathlib import Path
 from featurebank.commands import catalog, definitions, deploy, governance, preview, runs, training, vacuum
 from featurebank.commands.dates import days, snapshot_date
 from featurebank.errors import EXIT_RUNTIME, FeaturebankError, exit_code_for
-from featurebank.io.spark import JVM_LOG_ENV, KEEP_SPARK_LEVEL, LOG_LEVEL_ENV
+from featurebank.io.spark import spark_output
 
-SPARK_LOG_LEVEL = LOG_LEVEL_ENV  # read by io.spark.get_spark
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a command whose pipe closed (128 + SIGPIPE), said nothing
 
 Handler = Callable[[argparse.Namespace], int]
@@ -222,27 +219,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     stdout, stderr = sys.stdout, sys.stderr
-    saved = {name: os.environ.get(name) for name in (LOG_LEVEL_ENV, JVM_LOG_ENV)}
-    os.environ[LOG_LEVEL_ENV] = saved[LOG_LEVEL_ENV] or (
-        KEEP_SPARK_LEVEL if args.verbose else "ERROR" if args.debug else "OFF")
-    jvm_log = None
-    if not (args.verbose or args.debug or saved[JVM_LOG_ENV]):
-        jvm_log = os.path.join(tempfile.gettempdir(), f"featurebank-spark-{os.getpid()}-{secrets.token_hex(4)}.log")
-        os.environ[JVM_LOG_ENV] = jvm_log
-    sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)
-    code = EXIT_RUNTIME
-    try:
-        code = _call(COMMANDS[args.command], args)
-        return code
-    finally:
-        if jvm_log is not None and code != EXIT_RUNTIME and os.path.exists(jvm_log):
-            os.remove(jvm_log)  # a JVM still running keeps writing to the unlinked file, harmlessly
-        sys.stdout, sys.stderr = stdout, stderr
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with spark_output(verbose=args.verbose, debug=args.debug) as spark:
+        sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)
+        code = EXIT_RUNTIME
+        try:
+            code = _call(COMMANDS[args.command], args)
+            return code
+        finally:
+            spark.keep = code == EXIT_RUNTIME
+            sys.stdout, sys.stderr = stdout, stderr
 
 
 def _call(command: Command, args: argparse.Namespace) -> int:

@@ -42,7 +42,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from featurebank_demo.datagen import GENERATOR_VERSION, DatagenParams, generate, read_marker
+from featurebank.console import progress_console, result_console
 from featurebank.errors import FeaturebankError, UsageError, exit_code_for
+from featurebank.io.spark import spark_output
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -257,6 +259,7 @@ def print_summary(result: DemoResult, console: Console) -> None:
 
 
 def _progress(console: Console) -> Progress:
+    """A progress bar on a terminal; elsewhere (a log, a pipe) nothing: the summary says it all."""
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
@@ -264,6 +267,7 @@ def _progress(console: Console) -> Progress:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
+        transient=not console.is_terminal,
     )
 
 
@@ -440,18 +444,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = DatagenParams(customers=args.customers, merchants=args.merchants, days=args.days,
                            end_date=args.end_date, seed=args.seed)
-    console = Console()
-    try:
-        result = run_demo(args.project, params=params, run_days=args.run_days, env=args.env, console=console)
-    except Exception as error:  # one line, not a traceback (--debug shows it)
-        if args.debug:
-            console.print_exception()
-        text = str(error).strip()
-        first = text.splitlines()[0] if text else type(error).__name__
-        prefix = "" if isinstance(error, FeaturebankError) else f"{type(error).__name__}: "
-        more = f" (+{len(text.splitlines()) - 1} more lines)" if len(text.splitlines()) > 1 else ""
-        print(f"demo failed: {prefix}{first}{more}", file=sys.stderr)
-        return exit_code_for(error)
+    console = result_console()  # the summary on stdout, never wrapped or cut off a terminal
+    with spark_output(debug=args.debug) as spark:  # Spark's own output off, as in the CLI
+        try:
+            result = run_demo(args.project, params=params, run_days=args.run_days, env=args.env,
+                              console=progress_console())
+        except Exception as error:  # one line, not a traceback (--debug shows it)
+            if args.debug:
+                console.print_exception()
+            text = str(error).strip()
+            first = text.splitlines()[0] if text else type(error).__name__
+            prefix = "" if isinstance(error, FeaturebankError) else f"{type(error).__name__}: "
+            more = f" (+{len(text.splitlines()) - 1} more lines)" if len(text.splitlines()) > 1 else ""
+            spark.keep = not isinstance(error, FeaturebankError) and spark.log_file is not None \
+                and Path(spark.log_file).exists()
+            log = f"; Spark's own output is in {spark.log_file}" if spark.keep else ""
+            print(f"demo failed: {prefix}{first}{more}{log}", file=sys.stderr)
+            return exit_code_for(error)
     print_summary(result, console)
     try:  # last step: the static catalog site (`featurebank docs`) over what the demo published
         from featurebank.catalog.site import build_project_site

@@ -24,6 +24,9 @@ variables, set by the CLI and read here, decide where the rest goes:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -165,9 +168,68 @@ def get_spark(
     level = os.environ.get(LOG_LEVEL_ENV) or DEFAULT_LOG_LEVEL
     if level.lower() != KEEP_SPARK_LEVEL:
         spark.sparkContext.setLogLevel(level)
+        _quiet_codegen_fallback(spark)
     if platform in ("submit", "emr"):
         ship_wheels_to_executors(spark)
     return spark
+
+
+def _quiet_codegen_fallback(spark: SparkSession) -> None:
+    """Silence Spark's report of a generated method over the JVM's 64 KB limit.
+
+    A wide batch (many features in one projection) can generate a `processNext()` too large to
+    compile; Spark then logs the compiler's error with a 300-line stack trace at ERROR and runs
+    the same plan without whole-stage code generation (`spark.sql.codegen.fallback`, on by
+    default): same values, no failure. That trace reads like a crash to a user. A compile failure
+    Spark cannot fall back from still raises, and reaches the user as the run's error.
+    """
+    try:
+        jvm = spark.sparkContext._jvm
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(  # type: ignore[union-attr]
+            "org.apache.spark.sql.catalyst.expressions.codegen.CodeGenerator", jvm.org.apache.logging.log4j.Level.FATAL)  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - logging only: a JVM without log4j 2 keeps Spark's level
+        pass
+
+
+@contextmanager
+def spark_output(*, verbose: bool = False, debug: bool = False) -> Iterator[SparkOutput]:
+    """Where Spark's own output goes while a command runs, as the CLI and the demo want it.
+
+    Quiet by default: Spark's log level OFF and a local JVM's own output (Ivy's report, log4j's
+    start-up warnings) to a temporary file, removed on exit unless the caller sets `keep` (a
+    runtime failure: the file is then evidence). `debug`: level ERROR, JVM output on stderr;
+    `verbose`: Spark's own level, on stderr. Values already in the environment win (a caller
+    who set them meant it). The environment is restored on exit.
+    """
+    import secrets
+    import tempfile
+
+    saved = {name: os.environ.get(name) for name in (LOG_LEVEL_ENV, JVM_LOG_ENV)}
+    os.environ[LOG_LEVEL_ENV] = saved[LOG_LEVEL_ENV] or (KEEP_SPARK_LEVEL if verbose else "ERROR" if debug else "OFF")
+    output = SparkOutput()
+    if not (verbose or debug or saved[JVM_LOG_ENV]):
+        output.log_file = os.path.join(tempfile.gettempdir(),
+                                       f"featurebank-spark-{os.getpid()}-{secrets.token_hex(4)}.log")
+        os.environ[JVM_LOG_ENV] = output.log_file
+    try:
+        yield output
+    finally:
+        if output.log_file is not None and not output.keep and os.path.exists(output.log_file):
+            os.remove(output.log_file)  # a JVM still running keeps writing to the unlinked file, harmlessly
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@dataclass
+class SparkOutput:
+    """The JVM's own output file of a `spark_output` block (None: it goes to stderr); set `keep`
+    to leave the file in place."""
+
+    log_file: str | None = None
+    keep: bool = False
 
 
 def _launch_jvm_off_stdout(builder: Any, log_file: str | None) -> None:
