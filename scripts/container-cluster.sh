@@ -5,7 +5,8 @@
 # no network. Prints the application id the master registered; stops every process by its pid.
 #
 #   DEMO_PROJECT=build/container-demo   a project with data (make container-demo makes it)
-#   START=2024-06-24 END=2024-06-30     the snapshot dates to run
+#   START=D END=D                       the snapshot dates to run (default: the 7 ending today, UTC:
+#                                       the demo's data ends yesterday)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/container-engine.sh
@@ -21,7 +22,7 @@ project_abs="$(cd "$project" && pwd)"
 project_user_flags "$project_abs"
 
 "${ENGINE[@]}" run --rm -i "${RUN_FLAGS[@]}" --network=none "${PROJECT_USER_FLAGS[@]}" \
-    -v "$project_abs:/project" -e START="${START:-2024-06-24}" -e END="${END:-2024-06-30}" \
+    -v "$project_abs:/project" -e START="${START:-$(date -u -d '6 days ago' +%F)}" -e END="${END:-$(date -u +%F)}" \
     --entrypoint bash "$CONTAINER_IMAGE" -s <<'INSIDE'
 set -euo pipefail
 logs=/tmp/cluster-logs
