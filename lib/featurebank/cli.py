@@ -63,8 +63,11 @@ def _none(parser: argparse.ArgumentParser) -> None:
 
 
 def _plan(p: argparse.ArgumentParser) -> None:
-    p.add_argument("group", help="the feature group to plan")
+    p.add_argument("group", nargs="?", help="the feature group to plan in detail (or --all for the change review)")
+    p.add_argument("--all", action="store_true", help="review every group's change in one page, in run order")
     _dates(p)
+    p.add_argument("--json", action="store_true",
+                   help="print the change review as JSON (a CI check can fail on \"change\": \"breaking\")")
 
 
 def _run(p: argparse.ArgumentParser) -> None:
@@ -75,6 +78,9 @@ def _run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-days", type=days, help="publish a long backfill in chunks of N days, one commit each")
     p.add_argument("--missing", action="store_true",
                    help="run only the dates not yet published, or published by another data_hash; say what is skipped")
+    p.add_argument("--accept-breaking", action="store_true",
+                   help="run a definition change that breaks features a registered training set reads "
+                        "(`featurebank plan` shows it); the run log records who accepted")
     p.add_argument("--json", action="store_true", help="print a JSON summary (runs, dates, rows, versions, skipped)")
 
 

@@ -15,6 +15,7 @@ Column-building functions, so `validate` and `plan` never load it.
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,17 @@ if TYPE_CHECKING:
 
 MICROS_PER_DAY = 86_400_000_000
 EPOCH = date(1970, 1, 1)
+
+
+def date_runs(days: Iterable[date]) -> list[tuple[date, date]]:
+    """`days` as inclusive (first, last) runs of consecutive days, oldest first."""
+    runs: list[list[date]] = []
+    for day in sorted(set(days)):
+        if runs and (day - runs[-1][1]).days == 1:
+            runs[-1][1] = day
+        else:
+            runs.append([day, day])
+    return [(first, last) for first, last in runs]
 
 
 def epoch_day(day: date) -> int:

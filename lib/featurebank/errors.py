@@ -119,6 +119,11 @@ class AccessDenied(FeaturebankError):
     """A principal asked for features it was not granted (exit 2, nothing written)."""
 
 
+class BreakingChangeRefused(FeaturebankError):
+    """A run would change published features a registered training set reads, and nobody
+    accepted it (`--accept-breaking`): nothing ran (exit 1, a refused publish)."""
+
+
 EXIT_OK = 0
 EXIT_GATE = 1
 EXIT_USAGE = 2
@@ -127,7 +132,7 @@ EXIT_RUNTIME = 3
 
 # The exit code of each error type, checked in order; any other exception exits EXIT_RUNTIME.
 EXIT_CODES: tuple[tuple[tuple[type[BaseException], ...], int], ...] = (
-    ((GateFailed, SourceNotReady), EXIT_GATE),  # a refused publish: the input may be right, the data is not
+    ((GateFailed, SourceNotReady, BreakingChangeRefused), EXIT_GATE),  # a refused publish: the input may be right, the data is not
     ((DefinitionError, UsageError, SourceMismatch, MissingCoverage, AccessDenied), EXIT_USAGE),  # nothing ran
 )
 

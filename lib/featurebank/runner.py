@@ -121,6 +121,7 @@ def run_group(
     dry_run: bool = False,
     chunk_days: int | None = None,
     progress: Progress | None = None,
+    accept_breaking: bool = False,
 ) -> list[RunOutcome]:
     """Compute, gate and publish `group` for snapshot dates `start..end`, chunk by chunk.
 
@@ -129,20 +130,22 @@ def run_group(
     Delta commit (skipped with `dry_run`), log the run. Returns one RunOutcome per chunk.
     Raises the first chunk's error (`GateFailed`, `DefinitionError` for a breaking schema
     change, `SourceMismatch`, or a runtime error) after logging it; earlier chunks stay
-    published.
+    published. Before anything runs, a definition change that breaks features a registered
+    training set reads raises `BreakingChangeRefused` unless `accept_breaking` (then every
+    chunk's run-log row records the acceptance); a dry run publishes nothing and is not refused.
     """
     from featurebank.readiness import refuse_future_dates
     from featurebank.compile.run import compile_plan
+    from featurebank.review import refuse_breaking
 
     plans = [compile_plan(project, group, first, last) for first, last in date_chunks(start, end, chunk_days)]
     refuse_future_dates(end, project.config.timezone)
-    if spark is None:
-        from featurebank.io.spark import get_spark
-
-        spark = get_spark(project.config)
+    session = _session(project, spark)
+    accepted = not dry_run and refuse_breaking(project, group, accept=accept_breaking, spark=session)
     outcomes = []
     for index, plan in enumerate(plans, start=1):
-        outcomes.append(_run_chunk(spark, project, plan, index, len(plans), dry_run, progress))
+        outcomes.append(_run_chunk(session(), project, plan, index, len(plans), dry_run, progress,
+                                   accepted="breaking" if accepted else ""))
     return outcomes
 
 
@@ -155,8 +158,9 @@ def run_all(
     dry_run: bool = False,
     chunk_days: int | None = None,
     progress: Progress | None = None,
+    accept_breaking: bool = False,
 ) -> list[RunOutcome]:
-    """Run every group in dependency order (`plan.run_order`).
+    """Run every group in dependency order (`plan.run_order`); `accept_breaking` as `run_group`.
 
     A group whose upstream group failed is not run; independent groups still are. When
     anything failed, raises after all runnable groups ran: the first non-gate error if there
@@ -166,7 +170,8 @@ def run_all(
 
     session = _session(project, spark)()
     return _in_order(project, [(group, partial(run_group, project, group, start, end, spark=session, dry_run=dry_run,
-                                               chunk_days=chunk_days, progress=progress)) for group in run_order(project)])
+                                               chunk_days=chunk_days, progress=progress,
+                                               accept_breaking=accept_breaking)) for group in run_order(project)])
 
 
 def decide_missing(
@@ -216,6 +221,7 @@ def run_missing(
     dry_run: bool = False,
     chunk_days: int | None = None,
     progress: Progress | None = None,
+    accept_breaking: bool = False,
 ) -> list[RunOutcome]:
     """Run the dates `decide_missing` decided, group by group in its order, each consecutive
     range as one `run_group` (cut by `chunk_days`). Spark starts only when there is a date to
@@ -226,7 +232,7 @@ def run_missing(
     def runs(decision: MissingDates) -> list[RunOutcome]:
         return [outcome for first, last in decision.ranges() for outcome in run_group(
             project, decision.group, first, last, spark=session(), dry_run=dry_run, chunk_days=chunk_days,
-            progress=progress)]
+            progress=progress, accept_breaking=accept_breaking)]
 
     return _in_order(project, [(d.group, partial(runs, d)) for d in decisions if d.run])
 
@@ -294,8 +300,10 @@ def _run_chunk(
     chunks: int,
     dry_run: bool,
     progress: Progress | None,
+    accepted: str = "",
 ) -> RunOutcome:
-    """One run: log started, compute, gate, publish, log; the batch is computed once and persisted."""
+    """One run: log started, compute, gate, publish, log; the batch is computed once and persisted.
+    `accepted` names what the caller accepted (`breaking`), recorded in every run-log row."""
     from featurebank.readiness import check_source
     from featurebank.gate import run_gate
     from featurebank.io.tables import check_compatible, publish, rows_per_date
@@ -317,6 +325,7 @@ def _run_chunk(
             status=status, started_at=started, finished_at=datetime.now(timezone.utc), rows_written=rows,
             delta_version=version, definition_hash=plan.data_hash, checks_summary=gate.to_json() if gate else "",
             user=user, error=error, rows_by_date=_by_date_json(by_date), source_rows_by_day=_by_date_json(source_rows),
+            accepted=accepted,
         )
 
     def log(status: RunStatus, rows: int, version: int | None, gate: GateResult | None, error: str | None,

@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from featurebank.errors import EXIT_OK
+from featurebank.errors import EXIT_OK, UsageError
 
 if TYPE_CHECKING:
-    from featurebank.compile.group import CompiledGroup
+    from featurebank.definitions.model import Project
+    from featurebank.review import Review
 
 
 def _count(number: int, word: str) -> str:
@@ -34,36 +35,49 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def plan(args: argparse.Namespace) -> int:
-    """Print what a run of `args.group` over the given dates would read, compute, check and
-    write, then one line saying whether it changes the published table's data or only its
-    metadata (the table's properties are read from its Delta log, without Spark).
+    """`plan GROUP`: what a run of the group over the given dates would read, compute, check and
+    write, then its change review; `plan --all`: every group's change review, in run order.
+    `--json`: the reviews as one JSON document. No Spark (delta-rs reads the tables' metadata),
+    except where Lake Formation governs the tables.
     """
+    import json
+
     from featurebank.commands.dates import resolve_dates
+    from featurebank.compile.order import run_order
     from featurebank.compile.run import compile_plan
     from featurebank.definitions import load_project
 
+    if bool(args.group) == bool(args.all):
+        raise UsageError("name one group to plan, or give --all for every group's change review")
     project = load_project(args.project, args.env)
-    today = datetime.now(ZoneInfo(project.config.timezone)).date()
-    start, end = resolve_dates(args, today)
-    run = compile_plan(project, args.group, start, end)
-    print(run)
-    print(_change(run.compiled, project.config.governance.lake_formation), end="")
+    groups = run_order(project) if args.all else [args.group]
+    if args.group:
+        today = datetime.now(ZoneInfo(project.config.timezone)).date()
+        start, end = resolve_dates(args, today)
+        run = compile_plan(project, args.group, start, end)
+        if not args.json:
+            print(run)
+    from featurebank.review import render_review, review_dict
+
+    reviews = [_review(project, group) for group in groups]
+    if args.json:
+        print(json.dumps({"reviews": [review_dict(r) for r in reviews if not isinstance(r, str)],
+                          "unreadable": [r.strip() for r in reviews if isinstance(r, str)]}, indent=2))
+    else:
+        print("\n".join(r if isinstance(r, str) else render_review(r) for r in reviews), end="")
     return EXIT_OK
 
 
-def _change(compiled: CompiledGroup, lake_formation: bool) -> str:
-    """The change line of `featurebank plan`; a table whose properties cannot be read is said
-    so rather than failing the plan."""
-    from featurebank.compile.change import DATA_HASH_PROPERTY, change_kind
-    from featurebank.compile.render import change_line
-    from featurebank.io.metadata import published_hashes
+def _review(project: Project, group: str) -> Review | str:
+    """The group's change review; a table or registry that cannot be read gives one line saying
+    so (the rest of the plan still stands)."""
     from featurebank.redact import redact
+    from featurebank.review import review_group
 
     try:
-        published = published_hashes(compiled.table_path, lake_formation=lake_formation)
+        return review_group(project, group)
+    except UsageError:
+        raise
     except Exception as error:  # noqa: BLE001 - the plan itself is shown; this line says what failed
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return redact(f"Change: {compiled.group}: unknown (cannot read the table properties at "
-                      f"{compiled.table_path}: {reason})\n")
-    recorded = published is None or DATA_HASH_PROPERTY in published
-    return change_line(compiled, change_kind(compiled, published), recorded)
+        return redact(f"Change: {group}: unknown (cannot read what its table was published with: {reason})\n")

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     start, end = resolve_dates(args, today)
     console = result_console()
     show = RunConsole(results=not args.json)  # progress on stderr (a bar on a terminal); results on stdout
-    options = {"dry_run": args.dry_run, "chunk_days": args.chunk_days, "progress": show}
+    options = {"dry_run": args.dry_run, "chunk_days": args.chunk_days, "progress": show,
+               "accept_breaking": args.accept_breaking}
     doing = (f"running every feature group into {project.config.feature_root}" if args.all
              else f"running feature group {args.group} into {project.table_path(args.group)}")
     decisions = []

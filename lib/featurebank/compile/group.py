@@ -134,6 +134,7 @@ class CompiledGroup:
     lineage: tuple[tuple[str, tuple[str, ...]], ...]  # feature -> source columns it reads
     data_hash: str
     metadata_hash: str
+    feature_hashes: tuple[tuple[str, str], ...] = ()  # (feature, hash of what its values depend on)
     owner: str = ""
     description: str = ""
     tags: tuple[tuple[str, Any], ...] = ()
@@ -222,6 +223,16 @@ def compile_group(project: Project, group: str | FeatureGroup) -> CompiledGroup:
     aggregates = tuple(AggregateSpec(a.name, a.function, a.expr, a.windows) for a in definition.aggregations)
     derived_specs = tuple(ExprSpec(d.name, d.expr) for d in definition.derived)
     feature_specs = tuple(ExprSpec(f.name, f.expr) for f in definition.features)
+    shared = {  # what every value of the group depends on (the rest is per feature)
+        "engine_version": ENGINE_VERSION,
+        "kind": definition.kind,
+        "keys": keys,
+        "timezone": project.config.timezone,
+        "source": {"name": source.name, "format": read.format, "options": read.options, "group": source.group,
+                   "timestamp": read.timestamp, "declared_types": read.declared_types},
+        "filter": normalised_sql(definition.filter),
+        "ttl_days": definition.ttl_days,
+    }
     return CompiledGroup(
         group=definition.name,
         kind=definition.kind,
@@ -238,19 +249,12 @@ def compile_group(project: Project, group: str | FeatureGroup) -> CompiledGroup:
         output=tuple(output),
         checks=tuple(checks),
         lineage=tuple((c.name, lineage.get(c.name, ())) for c in output if c.role == "feature"),
-        data_hash=_digest({
-            "engine_version": ENGINE_VERSION,
-            "kind": definition.kind,
-            "keys": keys,
-            "timezone": project.config.timezone,
-            "source": {"name": source.name, "format": read.format, "options": read.options, "group": source.group,
-                       "timestamp": read.timestamp, "declared_types": read.declared_types},
-            "filter": normalised_sql(definition.filter),
+        data_hash=_digest({**shared, **{
             "aggregates": [(a.name, a.function, normalised_sql(a.expr), a.windows) for a in aggregates],
             "features": [(f.name, normalised_sql(f.expr)) for f in feature_specs],
             "derived": [(d.name, normalised_sql(d.expr)) for d in derived_specs],
-            "ttl_days": definition.ttl_days,
-        }),
+        }}),
+        feature_hashes=_feature_hashes(shared, aggregates, feature_specs, derived_specs),
         metadata_hash=_metadata_hash(project, definition),
         owner=definition.owner,
         description=definition.description,
@@ -291,6 +295,26 @@ def normalised_sql(text: str | None) -> str | None:
         return parse_expression(text).sql(dialect="spark", comments=False)
     except ExpressionError:  # validate refuses it; hash what was written rather than fail here
         return " ".join(text.split())
+
+
+def _feature_hashes(shared: dict[str, Any], aggregates: tuple[AggregateSpec, ...], features: tuple[ExprSpec, ...],
+                    derived: tuple[ExprSpec, ...]) -> tuple[tuple[str, str], ...]:
+    """Per output feature, the hash of what its values depend on: what the whole group shares
+    (source, filter, keys, time zone, ttl, engine version), and its own function, expression and
+    window — a derived feature, its expression and the hashes of the features it reads. Two
+    definitions whose hashes agree on a feature compute the same values for it, so `plan` can
+    tell an added feature (the others keep their values) from a changed one."""
+    hashes: dict[str, str] = {}
+    base = _digest(shared)
+    for a in aggregates:
+        for window, name in zip(a.windows, a.output_names()):
+            hashes[name] = _digest([base, a.function, normalised_sql(a.expr), window])
+    for f in features:
+        hashes[f.name] = _digest([base, normalised_sql(f.expr)])
+    for d in derived:  # in order: a derived feature may read an earlier one
+        reads = sorted((column, hashes[column]) for column in referenced_columns(d.expr) if column in hashes)
+        hashes[d.name] = _digest([base, normalised_sql(d.expr), reads])
+    return tuple(hashes.items())
 
 
 def _digest(document: Any) -> str:

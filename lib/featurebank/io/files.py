@@ -136,17 +136,24 @@ def list_names(location: str | Path) -> list[str]:
 def list_files(location: str | Path) -> list[str]:
     """Every file below the directory `location` (recursively), as paths relative to it with
     `/` separators, sorted; [] when it does not exist."""
+    return [name for name, _ in list_sizes(location)]
+
+
+def list_sizes(location: str | Path) -> list[tuple[str, int]]:
+    """Every file below the directory `location` with its size in bytes, as (path relative to it
+    with `/` separators, bytes), sorted by path; [] when it does not exist."""
     if not is_s3(location):
         root = local_path(location)
         if not root.is_dir():
             return []
-        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        return sorted((p.relative_to(root).as_posix(), p.stat().st_size) for p in root.rglob("*") if p.is_file())
     s3 = s3_location(str(location))
     prefix = s3.key.rstrip("/") + "/" if s3.key.strip("/") else ""
-    found: list[str] = []
+    found: list[tuple[str, int]] = []
     with _s3_errors("list", str(location)):
         for page in _client().get_paginator("list_objects_v2").paginate(Bucket=s3.bucket, Prefix=prefix):
-            found += [o["Key"][len(prefix):] for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+            found += [(o["Key"][len(prefix):], int(o.get("Size", 0))) for o in page.get("Contents", [])
+                      if not o["Key"].endswith("/")]
     return sorted(found)
 
 

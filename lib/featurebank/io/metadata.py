@@ -77,7 +77,7 @@ def table_history(location: str, *, lake_formation: bool = False) -> list[dict[s
 
 
 def published_hashes(location: str, *, lake_formation: bool = False) -> dict[str, str] | None:
-    """The table's properties, with `featurebank.data_hash` / `featurebank.metadata_hash` taken
+    """The table's properties, with `featurebank.data_hash` / `metadata_hash` / `feature_hashes` taken
     from the newest commit that recorded them when the properties do not hold them (tables
     published where no catalog properties are written); None when there is no table."""
     properties = table_properties(location, lake_formation=lake_formation)
@@ -92,6 +92,8 @@ def published_hashes(location: str, *, lake_formation: bool = False) -> dict[str
             found = {"featurebank.data_hash": str(recorded["data_hash"])}
             if "metadata_hash" in recorded:
                 found["featurebank.metadata_hash"] = str(recorded["metadata_hash"])
+            if isinstance(recorded.get("feature_hashes"), dict):
+                found["featurebank.feature_hashes"] = json.dumps(recorded["feature_hashes"], sort_keys=True)
             return {**properties, **found}
     return properties
 
@@ -114,6 +116,18 @@ def partition_rows(location: str, column: str, *, lake_formation: bool = False) 
         held = counts.get(value, 0)
         counts[value] = None if rows is None or held is None else held + int(rows)
     return counts
+
+
+def table_files(location: str, *, lake_formation: bool = False) -> list[tuple[str, int]] | None:
+    """The table's current data files with their sizes in bytes, from the Delta log (no data
+    file is read); None when there is no table."""
+    table = _open(location, lake_formation)
+    if table is None:
+        return None
+    import pyarrow
+
+    actions = pyarrow.table(table.get_add_actions(flatten=True))
+    return [(str(row["path"]), int(row["size_bytes"] or 0)) for row in actions.select(["path", "size_bytes"]).to_pylist()]
 
 
 def read_rows(location: str, columns: list[str] | None = None, *, lake_formation: bool = False) -> Any:

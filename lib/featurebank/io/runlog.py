@@ -16,7 +16,7 @@ commit's `userMetadata`; a `started` row with neither a final row nor a commit i
 `incomplete` (killed, or still running). Several final rows of one run collapse to one
 (`published` wins), so the final append may be retried blindly.
 
-Older `_runs` tables stay readable: columns added since (`rows_by_date`, `source_rows_by_day`) are merged on append
+Older `_runs` tables stay readable: columns added since (`rows_by_date`, `source_rows_by_day`, `accepted`) are merged on append
 (`mergeSchema`) and read as empty where absent.
 
 Two readers give the same records: `read_runs` through Spark, and `read_runs_direct` with
@@ -53,7 +53,7 @@ _SCHEMA_DDL = (
     "run_id STRING NOT NULL, group STRING NOT NULL, env STRING, start_date DATE, end_date DATE, "
     "status STRING NOT NULL, started_at TIMESTAMP, finished_at TIMESTAMP, rows_written BIGINT, "
     "delta_version BIGINT, definition_hash STRING, checks_summary STRING, user STRING, error STRING, "
-    "rows_by_date STRING, source_rows_by_day STRING"
+    "rows_by_date STRING, source_rows_by_day STRING, accepted STRING"
 )
 _APPEND_ATTEMPTS = 8
 
@@ -86,6 +86,7 @@ class RunRecord:
     error: str | None = None
     rows_by_date: str = ""
     source_rows_by_day: str = ""
+    accepted: str = ""  # what the runner accepted to run (`breaking`: --accept-breaking), "" for nothing
     repaired: bool = False
 
     @property
@@ -183,6 +184,7 @@ def append_run(spark: SparkSession, feature_root: str, record: RunRecord) -> Non
         None if record.error is None else redact(record.error),  # no ${env:...} value is stored
         record.rows_by_date or None,
         record.source_rows_by_day or None,
+        record.accepted or None,
     )
     frame = spark.createDataFrame([row], schema=_SCHEMA_DDL)
     path = runs_path(feature_root)
@@ -298,7 +300,7 @@ def _record(values: dict[str, Any]) -> RunRecord:
         found = values.get(instant)
         values[instant] = _from_micros(None) if found is None else found.astimezone(timezone.utc)
     values["rows_written"] = int(values["rows_written"] or 0)
-    for text in ("definition_hash", "checks_summary", "user", "env", "rows_by_date", "source_rows_by_day"):
+    for text in ("definition_hash", "checks_summary", "user", "env", "rows_by_date", "source_rows_by_day", "accepted"):
         values[text] = values.get(text) or ""
     return RunRecord(**values)
 

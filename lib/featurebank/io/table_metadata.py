@@ -31,7 +31,12 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from featurebank.compile.change import DATA_HASH_PROPERTY, METADATA_HASH_PROPERTY, OLD_HASH_PROPERTY
+from featurebank.compile.change import (
+    DATA_HASH_PROPERTY,
+    FEATURE_HASHES_PROPERTY,
+    METADATA_HASH_PROPERTY,
+    OLD_HASH_PROPERTY,
+)
 from featurebank.compile.semantics import group_semantics
 from featurebank.redact import redact
 
@@ -93,6 +98,7 @@ def group_properties(plan: CompiledGroup) -> dict[str, str]:
         f"{PROPERTY_PREFIX}tags": json.dumps(dict(plan.tags), sort_keys=True, default=str),
         DATA_HASH_PROPERTY: plan.data_hash,
         METADATA_HASH_PROPERTY: plan.metadata_hash,
+        FEATURE_HASHES_PROPERTY: json.dumps(dict(plan.feature_hashes), sort_keys=True),
         f"{PROPERTY_PREFIX}entity": plan.entity,
         f"{PROPERTY_PREFIX}kind": plan.kind,
     }

@@ -116,14 +116,17 @@ def check_compatible(spark: SparkSession, plan: Plan, columns: tuple[str, ...]) 
 
 def commit_metadata(run_id: str, data_hash: str, *, metadata_hash: str | None = None, group: str | None = None,
                     start: date | None = None, end: date | None = None, rows: int | None = None,
-                    rows_by_date: Mapping[date, int] | None = None) -> str:
+                    rows_by_date: Mapping[date, int] | None = None,
+                    feature_hashes: Mapping[str, str] | None = None) -> str:
     """The commit's `userMetadata`: JSON with the run id and the data hash, plus (when
-    given) the metadata hash, the group, the snapshot dates, the rows and the rows per date —
-    enough for the run log to be repaired from the table's history, and for `plan` to tell a
-    data change from a metadata change where no table properties are written."""
+    given) the metadata hash, the per-feature hashes, the group, the snapshot dates, the rows and
+    the rows per date — enough for the run log to be repaired from the table's history, and for
+    `plan` to review a change (`compile.change`) where no table properties are written."""
     data: dict[str, Any] = {"run_id": run_id, "data_hash": data_hash}
     if metadata_hash is not None:
         data["metadata_hash"] = metadata_hash
+    if feature_hashes:
+        data["feature_hashes"] = dict(feature_hashes)
     if group is not None:
         data["group"] = group
     if start is not None and end is not None:
@@ -186,7 +189,7 @@ def publish(
 
     path = plan.table_path
     metadata = commit_metadata(run_id, plan.data_hash, metadata_hash=plan.metadata_hash, group=plan.group, start=plan.start, end=plan.end,
-                               rows=rows, rows_by_date=rows_by_date)
+                               rows=rows, rows_by_date=rows_by_date, feature_hashes=dict(plan.feature_hashes))
     fault_point("publish")
     for attempt in range(PUBLISH_ATTEMPTS):
         try:

@@ -234,13 +234,9 @@ def registered_manifests(feature_root: str) -> list[tuple[str, Manifest]]:
 
 def _date_ranges(days: Any) -> list[list[str]]:
     """Sorted dates as inclusive [first, last] runs of consecutive days."""
-    ranges: list[list[date]] = []
-    for day in sorted(days):
-        if ranges and day - ranges[-1][1] == timedelta(days=1):
-            ranges[-1][1] = day
-        else:
-            ranges.append([day, day])
-    return [[a.isoformat(), b.isoformat()] for a, b in ranges]
+    from featurebank.days import date_runs
+
+    return [[a.isoformat(), b.isoformat()] for a, b in date_runs(days)]
 
 
 def _expand_ranges(ranges: list[list[str]]) -> tuple[date, ...]:
