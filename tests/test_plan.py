@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import io
 import os
 import shutil
@@ -222,8 +223,8 @@ def test_change_kind_tells_new_unchanged_metadata_and_data_apart(example_project
     assert change_kind(compiled, None) == "new"
     assert change_kind(compiled, same) == "unchanged"
     assert change_kind(compiled, {**same, "featurebank.metadata_hash": "0" * 16}) == "metadata"
-    assert change_kind(compiled, {**same, "featurebank.data_hash": "0" * 16}) == "data"
-    assert change_kind(compiled, {"featurebank.definition_hash": "b8e8891a135ca7cd"}) == "data"  # older featurebank
+    assert change_kind(compiled, {**same, "featurebank.data_hash": "0" * 16}) == "breaking"  # no per-feature hashes
+    assert change_kind(compiled, {"featurebank.definition_hash": "b8e8891a135ca7cd"}) == "breaking"  # older featurebank
 
 
 def _table_with_properties(path: str, properties: dict[str, str]) -> None:
@@ -239,7 +240,8 @@ def test_plan_says_a_description_edit_changes_only_metadata(example_project: Pat
     project = load_project(example_project, "local")
     compiled = compile_group(project, "customer_profile")
     _table_with_properties(compiled.table_path, {"featurebank.data_hash": compiled.data_hash,
-                                                 "featurebank.metadata_hash": compiled.metadata_hash})
+                                                 "featurebank.metadata_hash": compiled.metadata_hash,
+                                                 "featurebank.feature_hashes": json.dumps(dict(compiled.feature_hashes))})
     argv = ("plan", "customer_profile", "--date", "2024-01-01", "--project", str(example_project))
     code, out, _ = run_cli(*argv)
     assert code == 0 and out.endswith("Change: customer_profile: none (the published table was computed by this definition)\n")
@@ -252,14 +254,14 @@ def test_plan_says_a_description_edit_changes_only_metadata(example_project: Pat
     assert code == 0 and "Change: customer_profile: metadata only" in out
     definitions.write_text(text.replace("upper(segment)", "lower(segment)"))
     code, out, _ = run_cli(*argv)
-    assert code == 0 and "Change: customer_profile: data (what the group computes changed" in out
+    assert code == 0 and "Change: customer_profile: breaking: changed segment; every published date recomputes" in out
 
 
 def test_plan_on_a_table_an_older_featurebank_published_says_it_cannot_tell(example_project: Path) -> None:
     compiled = compile_group(load_project(example_project, "local"), "customer_profile")
     _table_with_properties(compiled.table_path, {"featurebank.definition_hash": "b8e8891a135ca7cd"})
     code, out, _ = run_cli("plan", "customer_profile", "--date", "2024-01-01", "--project", str(example_project))
-    assert code == 0 and "Change: customer_profile: data, as far as can be told: the table records no data hash" in out
+    assert code == 0 and "Change: customer_profile: breaking, as far as can be told: the table records no data hash" in out
 
 
 def test_plan_reads_the_hashes_from_the_last_commit_where_no_table_properties_are_written(example_project: Path) -> None:

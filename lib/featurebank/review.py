@@ -231,7 +231,7 @@ def review_dict(review: Review) -> dict[str, Any]:
 
 def _headline(change: Change) -> str:
     if change.kind == "new":
-        return "new (no table yet; the first run creates it)"
+        return f"new (no table at {change.table_path} yet; the first run creates it)"
     if change.kind == "unchanged":
         return "none (the published table was computed by this definition)"
     if change.kind == "metadata":

@@ -53,6 +53,7 @@ class Change:
     kept: tuple[str, ...] = ()
     recorded: bool = True
     per_feature: bool = True
+    table_path: str = ""
 
     @property
     def stale_features(self) -> frozenset[str]:
@@ -71,24 +72,24 @@ def change_of(compiled: CompiledGroup, published: dict[str, str] | None,
     there is no table) and, for tables without per-feature hashes, the feature columns it holds."""
     features = compiled.feature_columns
     if published is None:
-        return Change(compiled.group, "new", added=features)
+        return Change(compiled.group, "new", added=features, table_path=compiled.table_path)
     recorded_hash = published.get(DATA_HASH_PROPERTY)
     hashes = _feature_hashes(published.get(FEATURE_HASHES_PROPERTY))
     if recorded_hash == compiled.data_hash:
         kind: ChangeKind = "metadata" if published.get(METADATA_HASH_PROPERTY) != compiled.metadata_hash else "unchanged"
-        return Change(compiled.group, kind, kept=features)
+        return Change(compiled.group, kind, kept=features, table_path=compiled.table_path)
     if hashes is None:
         old = tuple(published_features) or features
         return Change(compiled.group, "breaking", added=tuple(f for f in features if f not in old),
                       removed=tuple(f for f in old if f not in features), kept=tuple(f for f in old if f in features),
-                      recorded=recorded_hash is not None, per_feature=False)
+                      recorded=recorded_hash is not None, per_feature=False, table_path=compiled.table_path)
     current = dict(compiled.feature_hashes)
     added = tuple(f for f in features if f not in hashes)
     removed = tuple(f for f in hashes if f not in current)
     changed = tuple(f for f in features if f in hashes and hashes[f] != current[f])
     kept = tuple(f for f in features if f in hashes and hashes[f] == current[f])
     kind = "breaking" if changed or removed or not added else "additive"
-    return Change(compiled.group, kind, added, changed, removed, kept)
+    return Change(compiled.group, kind, added, changed, removed, kept, table_path=compiled.table_path)
 
 
 def change_kind(compiled: CompiledGroup, published: dict[str, str] | None) -> ChangeKind:

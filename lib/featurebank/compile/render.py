@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from featurebank.compile.change import ChangeKind
 from featurebank.definitions.model import DEFAULT_LAG_DAYS
 from featurebank.redact import redact
 
@@ -96,24 +95,3 @@ def render(plan: Plan) -> str:
     lines += ["", "Writes:", f"  table:    {plan.table_path} (Delta, partitioned by feature_date)"]
     lines.append(f"  replaces: feature_date in [{plan.start}, {plan.end}] in one commit; other dates untouched")
     return redact("\n".join(lines) + "\n")  # no ${env:...} value is printed
-
-
-def change_line(compiled: CompiledGroup, kind: ChangeKind, recorded: bool = True) -> str:
-    """One line saying how `compiled` differs from its published table (`compile.change_kind`).
-
-    `recorded=False` says the table holds no `featurebank.data_hash` (published by an older
-    featurebank, or never given table properties), which `change_kind` counts as a data change.
-    """
-    if kind == "new":
-        text = f"new (no table at {compiled.table_path} yet; the first run creates it)"
-    elif kind == "unchanged":
-        text = "none (the published table was computed by this definition)"
-    elif kind == "metadata":
-        text = ("metadata only (descriptions, owners, tags, checks or publish conditions): published values "
-                "stay valid, no rerun needed")
-    elif recorded:
-        text = "data (what the group computes changed since it was published): rerun the published dates to update them"
-    else:
-        text = ("data, as far as can be told: the table records no data hash (published by an older featurebank, "
-                "or without table properties); rerun to be sure its values match this definition")
-    return redact(f"Change: {compiled.group}: {text}\n")
