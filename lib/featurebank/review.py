@@ -159,6 +159,8 @@ def _footprint(compiled: CompiledGroup, governed: bool) -> Footprint:
                      if not any(part.startswith(("_", ".")) for part in name.split("/"))]
     except Exception as error:  # noqa: BLE001 - the review still stands; this line says what it could not see
         return Footprint(note=f"cannot list {source.location}: {str(error).splitlines()[0] if str(error) else error}")
+    if not files:
+        return Footprint(0, 0, note=f"no source files at {source.location}")
     return Footprint(len(files), sum(size for _, size in files))
 
 
@@ -197,8 +199,9 @@ def render_review(review: Review) -> str:
         lines.append(f"  recompute:     {spans} (all {len(review.recompute)} published dates{why})")
         lines.append(f"  reads:         {_footprint_text(review)}")
         estimate = review.estimate_seconds
+        basis = "the newest run" if review.estimate_runs == 1 else f"the newest {review.estimate_runs} runs"
         lines.append(f"  estimate:      ~{_duration(estimate)} of compute ({review.seconds_per_date:.2f} s per date over "
-                     f"the newest {review.estimate_runs} runs), plus Spark's start" if estimate is not None else
+                     f"{basis}), plus Spark's start" if estimate is not None else
                      "  estimate:      none (no published run of this group to learn from)")
     elif change.kind in ("additive", "breaking"):
         lines.append("  recompute:     nothing published yet")
@@ -259,7 +262,7 @@ def _names(features: tuple[str, ...]) -> str:
 
 def _footprint_text(review: Review) -> str:
     footprint = review.footprint
-    if footprint.files is None:
+    if not footprint.files:
         return footprint.note or "unknown"
     return (f"at most {footprint.files} source files, {_size(footprint.bytes or 0)} (row groups outside the read range "
             "are skipped by their statistics)")
