@@ -174,3 +174,34 @@ def test_plan_for_one_group_keeps_the_detailed_plan_then_the_review(published: P
     assert out.endswith("reads 4 features of this group, none changed\n")
     code, _, err = run_cli("plan", "--project", str(published))
     assert code == 2 and "--all" in err
+
+
+def test_an_accepted_breaking_run_publishes_and_the_run_log_says_who_accepted(spark, example_project: Path) -> None:  # noqa: ANN001
+    from test_runner import D1, _transactions, _write_sources
+
+    from featurebank.errors import BreakingChangeRefused
+    from featurebank.io.runlog import read_run_log
+    from featurebank.runner import run_group
+    from featurebank.training.manifest import GroupRead, Manifest, PinnedGroup, registry_path, write_manifest
+
+    _write_sources(example_project, _transactions())
+    project = load_project(example_project, "local")
+    [first] = run_group(project, GROUP, D1, D1, spark=spark)
+    compiled = compile_group(project, GROUP)
+    read = GroupRead(GROUP, "aggregation", ("customer_id",), None, compiled.table_path, (("spend_sum_7d", "s7"),), ())
+    write_manifest(Manifest(training_set="t", requested=(f"{GROUP}:spend_sum_7d",), features=(f"{GROUP}:spend_sum_7d",),
+                            timestamp_column="ts", full_names=False, allow_missing=False, timezone="UTC", env="local",
+                            groups=(PinnedGroup(read, int(first.delta_version or 0), compiled.data_hash, (D1,)),)),
+                   f"{registry_path(project.config.feature_root)}/t/20240101T000000Z-0000.json")
+    _edit(example_project, *EDITS["expression"])
+    changed = load_project(example_project, "local")
+    with pytest.raises(BreakingChangeRefused, match=r"t \(reads spend_sum_7d\)"):
+        run_group(changed, GROUP, D1, D1, spark=spark)
+    assert [r.run_id for r in read_run_log(project.config.feature_root, GROUP, spark=None, lake_formation=False)] == [
+        first.run_id]  # refused before the run log's started row
+    [accepted] = run_group(changed, GROUP, D1, D1, spark=spark, accept_breaking=True)
+    assert accepted.status == "published"
+    logged = {r.run_id: r for r in read_run_log(project.config.feature_root, GROUP, spark=None, lake_formation=False)}
+    assert (logged[accepted.run_id].accepted, logged[first.run_id].accepted) == ("breaking", "")
+    assert run_cli("plan", GROUP, "--date", str(D1), "--project", str(example_project))[1].count(
+        "Change: customer_card_spend: none") == 1  # the table now records the new hashes
