@@ -405,3 +405,11 @@ def test_run_user_is_the_aws_caller_identity_when_the_feature_root_is_on_s3(aws,
     caller = boto3.client("sts", region_name=REGION).get_caller_identity()["Arn"]
     assert current_user("local", "s3://acme-featurebank-dev-123456789012/feature-layer") == caller
     assert current_user("local", "/tmp/warehouse/features") == getpass.getuser()
+
+
+def test_preview_checks_access_like_a_training_set_before_anything_is_read(example_project, capsys):
+    # marketing may not read customer_profile's PII features (income_band): refused, exit 2, no Spark
+    code, out, err = _cli(capsys, "preview", "customer_profile", "--date", "2024-03-01", "--as", MARKETING,
+                          "--project", str(example_project), "--env", "dev")
+    assert (code, out) == (2, "")
+    assert f"principal {MARKETING} may not read customer_profile.income_band (domain=customer, pii=true)" in err

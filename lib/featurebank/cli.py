@@ -95,6 +95,9 @@ def _preview(p: argparse.ArgumentParser) -> None:
                    help="preview these entities instead (an entity with several key columns: values comma-separated)")
     p.add_argument("--gate", action="store_true", help="also print the gate's verdict on the preview rows")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--as", dest="principal",
+                   help="check access as this principal first, as a training set does (default: conf's identity "
+                        "where Lake Formation governs)")
 
 
 def _training_set(p: argparse.ArgumentParser) -> None:

@@ -95,11 +95,15 @@ def preview(
     keys: list[str] | None = None,
     gate: bool = False,
     spark: SparkSession | None = None,
+    principal: str | None = None,
 ) -> Preview:
     """Compute `group` for snapshot dates `start..end` on a sample of entities; write nothing.
 
-    See the module docstring for the sample and the default dates. Raises `UsageError` for an
-    unknown group, `--keys` of the wrong arity or of a value the key column cannot hold, a
+    See the module docstring for the sample and the default dates. The rows are values a
+    training set would hand out, so access is checked first exactly as a training set checks it
+    (`training.access.check_access` as `principal`, else conf's identity where Lake Formation
+    governs): `AccessDenied` names every column refused, before any read. Raises `UsageError` for
+    an unknown group, `--keys` of the wrong arity or of a value the key column cannot hold, a
     `limit` below 1, or a future date; `SourceMismatch` / `DefinitionError` as a run would.
     """
     from featurebank.compile.group import compile_group
@@ -109,6 +113,9 @@ def preview(
 
     began = time.monotonic()
     compiled = compile_group(project, group)
+    from featurebank.training.access import check_access
+
+    check_access(project, [(group, feature) for feature in compiled.feature_columns], principal)
     wanted = parse_keys(keys, compiled.keys) if keys else None
     if limit < 1:
         raise UsageError(f"--limit must be at least 1 entity, got {limit}")

@@ -30,7 +30,7 @@ def preview(args: argparse.Namespace) -> int:
     project = load_project(args.project, args.env)
     with storage_step(f"previewing feature group {args.group}"):
         result = compute_preview(project, args.group, start=start, end=end, limit=args.limit, keys=args.keys,
-                                 gate=args.gate)
+                                 gate=args.gate, principal=args.principal)
     if args.json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
         return EXIT_OK
