@@ -43,8 +43,12 @@ def test_printed_plan_matches_golden_file(group: str, example_project: Path) -> 
     code, out, err = run_cli("plan", group, "--start", "2024-01-01", "--end", "2024-03-31",
                              "--project", str(example_project), "--env", "local")
     assert (code, err) == (0, "")
-    text = out.replace(str(example_project.resolve()), "<project>")
-    golden = GOLDEN / f"plan_{group}.txt"
+    check_golden(f"plan_{group}.txt", out.replace(str(example_project.resolve()), "<project>"))
+
+
+def check_golden(name: str, text: str) -> None:
+    """`text` equals tests/golden/`name` (FEATUREBANK_UPDATE_GOLDEN=1 rewrites the file first)."""
+    golden = GOLDEN / name
     if UPDATE:
         golden.write_text(text)
     assert text == golden.read_text()

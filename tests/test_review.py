@@ -8,33 +8,22 @@ Then one definition edit per change kind, and `plan --all` is compared with a go
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from featurebank.cli import main
+from test_plan import check_golden, run_cli
+
 from featurebank.compile.change import change_of
 from featurebank.compile.group import compile_group
 from featurebank.definitions import load_project
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
-UPDATE = os.environ.get("FEATUREBANK_UPDATE_GOLDEN") == "1"
 GROUP = "customer_card_spend"
 DEFINITION = Path("features") / "cards" / "customer_card_spend.yaml"
 PUBLISHED = (date(2024, 3, 1), date(2024, 3, 10))
 READS = ("spend_sum_7d", "txn_count_30d", "spend_max_90d", "avg_ticket_7d")  # what the training set reads
-
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
@@ -96,11 +85,7 @@ def test_plan_all_reviews_each_kind_of_change_as_the_golden_file_says(published:
         _edit(published, *EDITS[edit])
     code, out, err = run_cli("plan", "--all", "--project", str(published))
     assert (code, err) == (0, "")
-    text = out.replace(str(published.resolve()), "<project>")
-    golden = GOLDEN / f"review_{edit}.txt"
-    if UPDATE:
-        golden.write_text(text)
-    assert text == golden.read_text()
+    check_golden(f"review_{edit}.txt", out.replace(str(published.resolve()), "<project>"))
 
 
 def test_a_new_group_is_reviewed_as_new(published: Path) -> None:
