@@ -1,0 +1,98 @@
+"""Drift against stored profiles (engine/drift.py): the reference, the buckets, the PSI."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import date, timedelta
+
+import pytest
+
+from featurebank.engine.drift import Reference, bucket_index, observed_index, psi, reference_of
+from featurebank.engine.profile import FeatureProfile, GroupProfile
+
+D = date(2024, 3, 1)
+
+
+def _profile(day: date, feature: FeatureProfile) -> GroupProfile:
+    return GroupProfile("g", day, feature.rows, {feature.feature: feature})
+
+
+def _histogram(values: list[float], bins: int = 12) -> tuple[tuple[float, float, int], ...]:
+    low, high = min(values), max(values)
+    width = (high - low) / bins
+    counts = [0] * bins
+    for v in values:
+        counts[min(int((v - low) / width), bins - 1) if width else 0] += 1
+    return tuple((low + i * width, low + (i + 1) * width, n) for i, n in enumerate(counts))
+
+
+def _numeric(day: date, values: list[float]) -> GroupProfile:
+    return _profile(day, FeatureProfile("x", "double", len(values), 0, histogram=_histogram(values)))
+
+
+def _counts(reference: Reference, values: list[float | str | None]) -> list[int]:
+    counts = [0] * reference.buckets
+    for v in values:
+        index = observed_index(reference, v)
+        if index is not None:
+            counts[index] += 1
+    return counts
+
+
+def test_the_same_distribution_is_stable_and_a_shifted_one_is_not() -> None:
+    rng = random.Random(7)
+    days = [[rng.gauss(100, 15) for _ in range(5000)] for _ in range(7)]
+    reference = reference_of([_numeric(D + timedelta(days=i), v) for i, v in enumerate(days)], "x")
+    assert reference is not None and reference.kind == "numeric" and reference.buckets == 10
+    assert reference.rows == 35_000 and abs(sum(reference.expected) - 1) < 1e-12
+    assert all(abs(e - 0.1) < 0.02 for e in reference.expected)  # quantile buckets hold a tenth each
+    same = [rng.gauss(100, 15) for _ in range(5000)]
+    shifted = [v + 15 for v in same]  # one standard deviation
+    assert psi(reference, _counts(reference, same)) < 0.02
+    assert psi(reference, _counts(reference, shifted)) > 0.25
+
+
+def test_a_few_distinct_values_merge_their_cut_points_and_nulls_and_nan_are_left_out() -> None:
+    values = [0.0] * 700 + [1.0] * 200 + [5.0] * 100  # point masses: zero-width histogram bins
+    profile = _profile(D, FeatureProfile("x", "bigint", 1003, 3, histogram=((0.0, 0.0, 700), (1.0, 1.0, 200),
+                                                                            (5.0, 5.0, 100))))
+    reference = reference_of([profile], "x")
+    assert reference is not None and reference.edges == (0.0, 1.0)
+    assert reference.expected == pytest.approx((0.7, 0.2, 0.1))
+    assert psi(reference, _counts(reference, [*values, None, math.nan, math.inf])) == pytest.approx(0.0)
+    assert psi(reference, _counts(reference, [5.0] * 1000)) > 1
+
+
+def test_categorical_features_pool_top_values_and_keep_one_bucket_for_the_rest() -> None:
+    first = _profile(D, FeatureProfile("c", "string", 100, 10, top_values=(("web", 60), ("pos", 20))))
+    second = _profile(D + timedelta(days=1), FeatureProfile("c", "string", 100, 0, top_values=(("web", 50), ("atm", 40))))
+    reference = reference_of([first, second], "c")
+    assert reference is not None and reference.categories == ("web", "atm", "pos")
+    assert reference.expected == pytest.approx((110 / 190, 40 / 190, 20 / 190, 20 / 190))
+    assert observed_index(reference, "moto") == 3 and observed_index(reference, None) is None
+
+
+def test_no_reference_without_values_a_masked_personal_feature_included() -> None:
+    masked = _profile(D, FeatureProfile("x", "double", 10, 0, masked=True))
+    assert reference_of([masked], "x") is None and reference_of([], "x") is None
+    assert reference_of([_numeric(D, [1.0, 2.0])], "other") is None
+
+
+def test_spark_buckets_agree_with_the_python_rule_on_edges_nulls_and_non_finite(spark) -> None:  # noqa: ANN001
+    from pyspark.sql import functions as F
+
+    rng = random.Random(3)
+    reference = reference_of([_numeric(D, [rng.uniform(0, 10) for _ in range(2000)])], "x")
+    assert reference is not None
+    values: list[float | None] = [*reference.edges, *(rng.uniform(-1, 11) for _ in range(300)), None, math.nan,
+                                  math.inf, -math.inf]
+    frame = spark.createDataFrame([(v,) for v in values], "x double")
+    got = [r[0] for r in frame.select(bucket_index(reference, F.col("x"))).collect()]
+    assert got == [observed_index(reference, v) for v in values]
+    categories = reference_of([_profile(D, FeatureProfile("c", "string", 10, 0, top_values=(("a", 6), ("b", 3))))], "c")
+    assert categories is not None
+    texts = ["a", "b", "z", None]
+    got = [r[0] for r in spark.createDataFrame([(t,) for t in texts], "c string")
+           .select(bucket_index(categories, F.col("c"))).collect()]
+    assert got == [observed_index(categories, t) for t in texts]
