@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,72 @@ def test_spark_buckets_agree_with_the_python_rule_on_edges_nulls_and_non_finite(
     got = [r[0] for r in spark.createDataFrame([(t,) for t in texts], "c string")
            .select(bucket_index(categories, F.col("c"))).collect()]
     assert got == [observed_index(categories, t) for t in texts]
+
+
+# --- the gate: a drift check on a real run ------------------------------------------------------
+
+DRIFT_GROUP = """kind: feature_group
+name: daily_spend
+entity: customer
+source: card_transactions
+description: One day's settled spend per customer.
+owner: cards-analytics
+aggregations:
+  - {name: spend, expr: amount, function: sum, windows: [1d], description: Spend of the day before}
+checks:
+  - expect_column_drift_to_be_below: {column: spend_1d, threshold: 0.25, reference_dates: 4, min_rows: 100}
+"""
+
+
+def _bank(shift_on: date | None = None, customers: int = 300) -> "pd.DataFrame":  # noqa: F821
+    import pandas as pd
+
+    rng = random.Random(11)
+    rows = []
+    day = date(2024, 2, 25)
+    while day <= date(2024, 3, 12):
+        for c in range(customers):
+            amount = round(rng.gauss(100, 15), 2) * (2.0 if day == shift_on else 1.0)
+            rows.append((f"t{len(rows)}", f"c{c}", f"a{c}", "m1", "mcc1", amount, "EUR", "web", "SETTLED",
+                         pd.Timestamp(day.isoformat() + " 12:00", tz="UTC")))
+        day += timedelta(days=1)
+    frame = pd.DataFrame(rows, columns=["txn_id", "customer_id", "account_id", "merchant_id", "mcc", "amount",
+                                       "currency", "channel", "status", "event_ts"])
+    frame["event_ts"] = frame["event_ts"].astype("datetime64[us, UTC]")
+    return frame
+
+
+def test_a_drift_check_blocks_a_shifted_day_passes_a_stable_one_and_can_be_accepted(spark, example_project) -> None:  # noqa: ANN001
+    from test_runner import _write_sources
+
+    from featurebank.definitions import load_project
+    from featurebank.errors import GateFailed, UsageError
+    from featurebank.io.runlog import read_run_log
+    from featurebank.runner import run_group
+
+    (example_project / "features" / "cards" / "daily.yaml").write_text(DRIFT_GROUP)
+    shifted = date(2024, 3, 7)  # snapshot 2024-03-08 sums the events of this day
+    _write_sources(example_project, _bank(shift_on=shifted))
+    project = load_project(example_project, "local")
+    [first] = run_group(project, "daily_spend", date(2024, 3, 1), date(2024, 3, 4), spark=spark)
+    assert first.gate is not None and first.gate.checks[0].observed_value["summary"] == "no reference: passes"
+    [stable] = run_group(project, "daily_spend", date(2024, 3, 5), date(2024, 3, 5), spark=spark)
+    drift = next(c for c in stable.gate.checks if c.expectation == "expect_column_drift_to_be_below")
+    assert drift.success and drift.observed_value["psi"] < 0.1
+    assert drift.observed_value["reference_dates"] == ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"]
+    with pytest.raises(GateFailed) as refused:
+        run_group(project, "daily_spend", date(2024, 3, 8), date(2024, 3, 8), spark=spark)
+    failed = refused.value.result.failed[0]
+    assert failed.expectation == "expect_column_drift_to_be_below" and failed.observed_value["psi"] > 1
+    assert "PSI" in str(refused.value) and "on 2024-03-08 against 4 reference dates" in str(refused.value)
+    assert len(failed.observed_value["expected"]) == len(failed.observed_value["observed"]) == 10  # both distributions
+    report = (Path(refused.value.result.report_dir) / "report.html").read_text()
+    assert "<th>reference</th><th>2024-03-08</th>" in report
+    with pytest.raises(UsageError, match="no drift check on"):
+        run_group(project, "daily_spend", date(2024, 3, 8), date(2024, 3, 8), spark=spark, accept_drift=["spend_7d"])
+    [accepted] = run_group(project, "daily_spend", date(2024, 3, 8), date(2024, 3, 8), spark=spark,
+                           accept_drift=["spend_1d"])
+    assert accepted.status == "published"
+    logged = {r.run_id: r for r in read_run_log(project.config.feature_root, "daily_spend", spark=None,
+                                                 lake_formation=False)}
+    assert logged[accepted.run_id].accepted == "drift:spend_1d"

@@ -81,6 +81,9 @@ def _run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accept-breaking", action="store_true",
                    help="run a definition change that breaks features a registered training set reads "
                         "(`featurebank plan` shows it); the run log records who accepted")
+    p.add_argument("--accept-drift", action="append", default=[], metavar="FEATURE",
+                   help="let FEATURE's drift check pass this run whatever its PSI (a known, intended shift; "
+                        "repeat for several); the run log records it")
     p.add_argument("--json", action="store_true", help="print a JSON summary (runs, dates, rows, versions, skipped)")
 
 

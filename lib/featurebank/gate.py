@@ -34,7 +34,7 @@ import html
 import json
 import math
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from featurebank.compile.group import CheckSpec
     from featurebank.compile.run import Plan
+    from featurebank.engine.drift import Reference
 
 PARTIAL_UNEXPECTED_COUNT = 5  # sample of offending values kept per check (report + console)
 MASK = "***"  # what an example value of a PII column becomes in reports and messages
@@ -85,6 +86,8 @@ class CheckResult:
         """The observed value in words, for consoles and reports."""
         if self.exception:
             return f"could not be evaluated: {self.exception}"
+        if isinstance(self.observed_value, dict) and "summary" in self.observed_value:  # featurebank's own checks
+            return str(self.observed_value["summary"])
         if self.unexpected_count is not None:
             share = "" if self.unexpected_percent is None else f" ({self.unexpected_percent:.4g}% of non-null)"
             sample = ""
@@ -188,7 +191,8 @@ def _named(head: str, names: list[str]) -> str:
 # --- the gate -------------------------------------------------------------------------------
 
 def run_gate(batch: DataFrame, plan: Plan, run_id: str, feature_root: str, *,
-             pii_columns: Collection[str] = ()) -> GateResult:
+             pii_columns: Collection[str] = (), drift_references: Mapping[str, Reference | None] | None = None,
+             accepted_drift: Collection[str] = ()) -> GateResult:
     """Validate `batch` against `plan.checks`; write the report; quarantine and raise if refused.
 
     The batch is persisted if it is not already (the caller publishes the same object, so it
@@ -199,7 +203,8 @@ def run_gate(batch: DataFrame, plan: Plan, run_id: str, feature_root: str, *,
     failing to, which the message then says; `DefinitionError` when a check names an unknown
     expectation or arguments GX refuses.
     """
-    verdict = judge_batch(batch, plan, run_id, pii_columns=pii_columns)
+    verdict = judge_batch(batch, plan, run_id, pii_columns=pii_columns, drift_references=drift_references,
+                          accepted_drift=accepted_drift)
     fault_point("gate")
     passed = verdict.passed
     report_dir = artifact_dir(feature_root, "_reports", plan.group, run_id)
@@ -224,19 +229,30 @@ def run_gate(batch: DataFrame, plan: Plan, run_id: str, feature_root: str, *,
     return result
 
 
-def judge_batch(batch: DataFrame, plan: Plan, run_id: str, *, pii_columns: Collection[str] = ()) -> GateResult:
+def judge_batch(batch: DataFrame, plan: Plan, run_id: str, *, pii_columns: Collection[str] = (),
+                drift_references: Mapping[str, Reference | None] | None = None,
+                accepted_drift: Collection[str] = ()) -> GateResult:
     """The gate's verdict on `batch`, writing nothing (`run_gate` writes it; `featurebank preview` shows it).
 
-    Persists the batch as `run_gate` says. Never raises `GateFailed`: a refusal is
-    `passed=False`. Raises `DefinitionError` for an unknown expectation or refused arguments.
+    Persists the batch as `run_gate` says. Drift checks (`gate_drift`) are judged against
+    `drift_references` (column → reference; missing: none, the check passes with a note) unless
+    their feature is in `accepted_drift`; every other check by GX. Never raises `GateFailed`: a
+    refusal is `passed=False`. Raises `DefinitionError` for an unknown expectation or refused arguments.
     """
     from pyspark import StorageLevel
+
+    from featurebank.gate_drift import is_drift, judge_drift
 
     if not batch.storageLevel.useMemory and not batch.storageLevel.useDisk:
         batch.persist(StorageLevel.MEMORY_AND_DISK)
     row_count = batch.count()
     index = tuple(c for c in (*plan.keys, "feature_date") if c in batch.columns)  # how example rows are named
-    checks = _judge(batch, plan.checks, name=f"{plan.group}-{run_id}", pii=frozenset(pii_columns), index=index)
+    drift = tuple(c for c in plan.checks if is_drift(c))
+    judged = _judge(batch, tuple(c for c in plan.checks if not is_drift(c)), name=f"{plan.group}-{run_id}",
+                    pii=frozenset(pii_columns), index=index)
+    drifted = judge_drift(batch, drift, drift_references or {}, accepted_drift) if drift else []
+    by_kind = {True: iter(drifted), False: iter(judged)}
+    checks = [next(by_kind[is_drift(c)]) for c in plan.checks]  # the plan's order
     return GateResult(plan.group, run_id, not any(c.blocks for c in checks), row_count, tuple(checks))
 
 
@@ -412,7 +428,7 @@ def render_html(result: GateResult, plan: Plan) -> str:
         rows.append(
             f"<tr class='{state}'><td>{state.upper()}</td><td>{html.escape(c.severity)}</td>"
             f"<td><code>{html.escape(c.expectation)}</code><br><small>{html.escape(args)}</small></td>"
-            f"<td>{html.escape(c.column or '')}</td><td>{html.escape(c.describe_observed())}</td>"
+            f"<td>{html.escape(c.column or '')}</td><td>{html.escape(c.describe_observed())}{_distributions(c)}</td>"
             f"<td><small>{html.escape(c.origin)}</small></td></tr>"
         )
     quarantine = (
@@ -447,6 +463,17 @@ dt {{ font-weight: 600; }}
 </tbody></table>
 </body></html>
 """
+
+
+def _distributions(check: CheckResult) -> str:
+    """For a drift check: the reference's and the worst date's share of each bucket, side by side."""
+    observed = check.observed_value
+    if not isinstance(observed, dict) or "buckets" not in observed:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(str(b))}</td><td>{e:.1%}</td><td>{o:.1%}</td></tr>"
+                   for b, e, o in zip(observed["buckets"], observed["expected"], observed["observed"]))
+    return (f"<table><thead><tr><th>bucket</th><th>reference</th><th>{html.escape(str(observed['worst_date']))}</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table>")
 
 
 def _example(row: dict[str, Any], column: str | None) -> str:

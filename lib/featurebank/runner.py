@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import partial
 from datetime import date, datetime, timedelta, timezone
@@ -122,6 +122,7 @@ def run_group(
     chunk_days: int | None = None,
     progress: Progress | None = None,
     accept_breaking: bool = False,
+    accept_drift: Collection[str] = (),
 ) -> list[RunOutcome]:
     """Compute, gate and publish `group` for snapshot dates `start..end`, chunk by chunk.
 
@@ -133,6 +134,8 @@ def run_group(
     published. Before anything runs, a definition change that breaks features a registered
     training set reads raises `BreakingChangeRefused` unless `accept_breaking` (then every
     chunk's run-log row records the acceptance); a dry run publishes nothing and is not refused.
+    `accept_drift` names features whose drift check passes this run whatever its PSI (recorded
+    the same way); naming a feature without a drift check is a `UsageError`.
     """
     from featurebank.readiness import refuse_future_dates
     from featurebank.compile.run import compile_plan
@@ -140,13 +143,37 @@ def run_group(
 
     plans = [compile_plan(project, group, first, last) for first, last in date_chunks(start, end, chunk_days)]
     refuse_future_dates(end, project.config.timezone)
+    drifting = _accepted_drift(plans[0], accept_drift)
     session = _session(project, spark)
-    accepted = not dry_run and refuse_breaking(project, group, accept=accept_breaking, spark=session)
+    breaking = not dry_run and refuse_breaking(project, group, accept=accept_breaking, spark=session)
+    accepted = ",".join([*(["breaking"] if breaking else []), *(f"drift:{c}" for c in drifting)])
     outcomes = []
     for index, plan in enumerate(plans, start=1):
         outcomes.append(_run_chunk(session(), project, plan, index, len(plans), dry_run, progress,
-                                   accepted="breaking" if accepted else ""))
+                                   accepted=accepted, accepted_drift=drifting))
     return outcomes
+
+
+def _drift_of(project: Project, group: str, features: Collection[str]) -> tuple[str, ...]:
+    """Of `features`, those `group` has a drift check on (a run of several groups accepts each
+    feature where it is checked)."""
+    from featurebank.compile.group import compile_group
+    from featurebank.gate_drift import is_drift
+
+    checked = {str(c.arguments["column"]) for c in compile_group(project, group).checks if is_drift(c)}
+    return tuple(f for f in features if f in checked)
+
+
+def _accepted_drift(plan: Plan, features: Collection[str]) -> tuple[str, ...]:
+    """The features of `features` the group has a drift check on; any other name is a UsageError."""
+    from featurebank.gate_drift import is_drift
+
+    checked = {str(c.arguments["column"]) for c in plan.checks if is_drift(c)}
+    unknown = sorted(set(features) - checked)
+    if unknown:
+        raise UsageError(f"--accept-drift {', '.join(unknown)}: feature group {plan.group} has no drift check on "
+                         f"{'it' if len(unknown) == 1 else 'them'} (drift checks: {', '.join(sorted(checked)) or 'none'})")
+    return tuple(sorted(set(features)))
 
 
 def run_all(
@@ -159,8 +186,10 @@ def run_all(
     chunk_days: int | None = None,
     progress: Progress | None = None,
     accept_breaking: bool = False,
+    accept_drift: Collection[str] = (),
 ) -> list[RunOutcome]:
-    """Run every group in dependency order (`plan.run_order`); `accept_breaking` as `run_group`.
+    """Run every group in dependency order (`plan.run_order`); `accept_*` as `run_group` (a drift
+    acceptance applies to the groups with a drift check on that feature).
 
     A group whose upstream group failed is not run; independent groups still are. When
     anything failed, raises after all runnable groups ran: the first non-gate error if there
@@ -171,7 +200,9 @@ def run_all(
     session = _session(project, spark)()
     return _in_order(project, [(group, partial(run_group, project, group, start, end, spark=session, dry_run=dry_run,
                                                chunk_days=chunk_days, progress=progress,
-                                               accept_breaking=accept_breaking)) for group in run_order(project)])
+                                               accept_breaking=accept_breaking,
+                                               accept_drift=_drift_of(project, group, accept_drift)))
+                               for group in run_order(project)])
 
 
 def decide_missing(
@@ -222,6 +253,7 @@ def run_missing(
     chunk_days: int | None = None,
     progress: Progress | None = None,
     accept_breaking: bool = False,
+    accept_drift: Collection[str] = (),
 ) -> list[RunOutcome]:
     """Run the dates `decide_missing` decided, group by group in its order, each consecutive
     range as one `run_group` (cut by `chunk_days`). Spark starts only when there is a date to
@@ -232,7 +264,8 @@ def run_missing(
     def runs(decision: MissingDates) -> list[RunOutcome]:
         return [outcome for first, last in decision.ranges() for outcome in run_group(
             project, decision.group, first, last, spark=session(), dry_run=dry_run, chunk_days=chunk_days,
-            progress=progress, accept_breaking=accept_breaking)]
+            progress=progress, accept_breaking=accept_breaking,
+            accept_drift=_drift_of(project, decision.group, accept_drift))]
 
     return _in_order(project, [(d.group, partial(runs, d)) for d in decisions if d.run])
 
@@ -301,6 +334,7 @@ def _run_chunk(
     dry_run: bool,
     progress: Progress | None,
     accepted: str = "",
+    accepted_drift: Collection[str] = (),
 ) -> RunOutcome:
     """One run: log started, compute, gate, publish, log; the batch is computed once and persisted.
     `accepted` names what the caller accepted (`breaking`), recorded in every run-log row."""
@@ -347,8 +381,11 @@ def _run_chunk(
         source_rows = check_source(spark, plan, run_id, feature_root)  # rows per event day, for the run log
         batch = compute(spark, plan)
         tell("gating", checks=len(plan.checks))
+        from featurebank.gate_drift import drift_references
+
         personal = pii_columns_of(project, plan.group)
-        gate = run_gate(batch, plan, run_id, feature_root, pii_columns=personal)
+        gate = run_gate(batch, plan, run_id, feature_root, pii_columns=personal,
+                        drift_references=drift_references(project, plan, spark), accepted_drift=accepted_drift)
         warned = tuple(c.line() for c in gate.warnings)
         tell("gated", checks=len(plan.checks), rows=gate.row_count, message=gate.headline(), details=warned)
         by_date = rows_per_date(batch)

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     console = result_console()
     show = RunConsole(results=not args.json)  # progress on stderr (a bar on a terminal); results on stdout
     options = {"dry_run": args.dry_run, "chunk_days": args.chunk_days, "progress": show,
-               "accept_breaking": args.accept_breaking}
+               "accept_breaking": args.accept_breaking, "accept_drift": tuple(args.accept_drift)}
     doing = (f"running every feature group into {project.config.feature_root}" if args.all
              else f"running feature group {args.group} into {project.table_path(args.group)}")
     decisions = []

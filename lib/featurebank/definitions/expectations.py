@@ -50,9 +50,38 @@ class ExpectationSpec:
     required: tuple[str, ...]
 
 
+# featurebank's own checks, judged by featurebank beside GX's (the gate's `gate_drift`):
+# a feature's distribution against the profiles of the last published dates (population stability index).
+DRIFT_EXPECTATION = "expect_column_drift_to_be_below"
+OWN_EXPECTATIONS = {
+    DRIFT_EXPECTATION: ExpectationSpec(DRIFT_EXPECTATION, ("column", "threshold", "reference_dates", "min_rows", "bins"),
+                                       ("column",)),
+}
+# (argument, smallest value, whether it may be fractional) of featurebank's own checks
+OWN_ARGUMENT_RANGES = {"threshold": (0.0, True), "reference_dates": (1, False), "min_rows": (1, False),
+                       "bins": (2, False)}
+
+
+def own_argument_problems(expectation: str, arguments: Mapping[str, Any]) -> tuple[str, ...]:
+    """Why the arguments of one of featurebank's own checks are wrong (empty: they are fine)."""
+    if expectation not in OWN_EXPECTATIONS:
+        return ()
+    problems = []
+    for name, (least, fractional) in OWN_ARGUMENT_RANGES.items():
+        if name not in arguments:
+            continue
+        value = arguments[name]
+        kinds = (int, float) if fractional else (int,)
+        if isinstance(value, bool) or not isinstance(value, kinds) or value < least or (fractional and value == least):
+            kind = "a number above" if fractional else "a whole number of at least"
+            problems.append(f"has {name}: {value!r}; write {kind} {least}")
+    return tuple(problems)
+
+
 @lru_cache(maxsize=1)
 def catalogue() -> dict[str, ExpectationSpec]:
-    """Every known expectation by snake_case name (read once from `expectations.json`)."""
+    """Every known expectation by snake_case name: GX's (read once from `expectations.json`) and
+    featurebank's own (`OWN_EXPECTATIONS`)."""
     # importlib.resources, not CATALOGUE: on EMR the package is imported from a wheel on
     # `--py-files` (a zip), where no file path exists.
     text = resources.files("featurebank.definitions").joinpath("expectations.json").read_text(encoding="utf-8")
@@ -60,7 +89,7 @@ def catalogue() -> dict[str, ExpectationSpec]:
     return {
         name: ExpectationSpec(name, tuple(spec["arguments"]), tuple(spec["required"]))
         for name, spec in raw["expectations"].items()
-    }
+    } | OWN_EXPECTATIONS
 
 
 def generate() -> dict[str, Any]:

@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from featurebank.definitions.build import Built, Lines
-from featurebank.definitions.expectations import COLUMN_ARGUMENTS, COLUMN_LIST_ARGUMENTS, catalogue
+from featurebank.definitions.expectations import (
+    COLUMN_ARGUMENTS,
+    COLUMN_LIST_ARGUMENTS,
+    catalogue,
+    own_argument_problems,
+)
 from featurebank.definitions.expressions import (
     ExpressionError,
     aggregate_functions,
@@ -126,7 +131,7 @@ class Checker:
         for name in spec.required:
             if name not in arguments:
                 self.at(check.loc, "", f"{check.expectation} needs the argument '{name}'; add {name}: ...")
-        for violation in check_violations(arguments):
+        for violation in (*check_violations(arguments), *own_argument_problems(check.expectation, arguments)):
             self.at(check.loc, "", f"{check.expectation} {violation}")
         condition = arguments.get("row_condition")
         if isinstance(condition, str):

@@ -1,0 +1,156 @@
+"""The drift check of the gate: `expect_column_drift_to_be_below`, judged without GX.
+
+A check of this kind compares each snapshot date of the batch with a reference: the profiles
+stored at publish of the group's last `reference_dates` published dates before the run
+(`engine.drift.reference_of`; the run's own dates are never in it). Every drift check of the
+batch is measured in one aggregation over the persisted batch (per date, the rows in each
+bucket of each check). A date's PSI above `threshold` fails the check (an error check blocks
+the publish like any other); the report names the worst date, both distributions and the
+reference dates. It passes, with a note saying why, when there is no reference (a first
+publish, or a feature whose profiles hold no values: personal data), when a date holds fewer
+than `min_rows` values, or when the operator accepted the shift (`run --accept-drift FEATURE`,
+recorded in the run log).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from featurebank.definitions.expectations import DRIFT_EXPECTATION
+from featurebank.engine.drift import DEFAULT_BINS, Reference, bucket_index, psi
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from featurebank.compile.group import CheckSpec
+    from featurebank.compile.run import Plan
+    from featurebank.definitions.model import Project
+    from featurebank.gate import CheckResult
+
+DRIFT = DRIFT_EXPECTATION
+DEFAULTS = {"threshold": 0.25, "reference_dates": 7, "min_rows": 500, "bins": DEFAULT_BINS}
+
+
+def is_drift(check: CheckSpec) -> bool:
+    return check.expectation == DRIFT
+
+
+def arguments(check: CheckSpec) -> dict[str, Any]:
+    """The check's arguments with the defaults filled in."""
+    return DEFAULTS | check.arguments
+
+
+def judge_drift(batch: DataFrame, checks: Sequence[CheckSpec], references: Mapping[str, Reference | None],
+                accepted: Collection[str] = ()) -> list[CheckResult]:
+    """Each drift check's result on `batch` (persisted by the caller, in the order of `checks`),
+    measured in one pass.
+
+    `references` maps a checked column to its reference (None or absent: none exists);
+    `accepted` names the features whose drift the operator accepted for this run.
+    """
+    from pyspark.sql import functions as F
+
+    measured = [i for i, c in enumerate(checks) if references.get(str(c.arguments["column"])) is not None]
+    counts: dict[tuple[int, date], list[int]] = {}
+    if measured:
+        aggregates = []
+        for i in measured:
+            reference = references[str(checks[i].arguments["column"])]
+            assert reference is not None
+            index = bucket_index(reference, F.col(f"`{checks[i].arguments['column']}`"))
+            aggregates += [F.sum(F.when(index == b, 1).otherwise(0)).alias(f"d{i}_{b}") for b in range(reference.buckets)]
+        for row in batch.groupBy("feature_date").agg(*aggregates).collect():
+            for i in measured:
+                reference = references[str(checks[i].arguments["column"])]
+                assert reference is not None
+                counts[(i, row["feature_date"])] = [int(row[f"d{i}_{b}"] or 0) for b in range(reference.buckets)]
+    results = []
+    for i, check in enumerate(checks):
+        column = str(check.arguments["column"])
+        by_date = {day: c for (j, day), c in counts.items() if j == i}
+        results.append(_result(check, references.get(column), by_date, column in accepted))
+    return results
+
+
+def drift_references(project: Project, plan: Plan, spark: SparkSession) -> dict[str, Reference | None] | None:
+    """Per column a drift check tests, its reference: the stored profiles of the group's last
+    `reference_dates` published dates before `plan.start` (`gate_drift`); None without drift checks."""
+    from featurebank.engine.drift import reference_of
+    from featurebank.engine.profile import profile_from_json
+    from featurebank.gate import profile_location
+    from featurebank.io.files import read_text
+    from featurebank.io.runlog import read_run_log
+
+    checks = [c for c in plan.checks if is_drift(c)]
+    if not checks:
+        return None
+    feature_root = project.config.feature_root
+    runs = read_run_log(feature_root, plan.group, spark=lambda: spark,
+                        lake_formation=project.config.governance.lake_formation)
+    published = sorted({d for r in runs if r.status == "published" for d in r.dates() if d < plan.start})
+    wanted = max(int(arguments(c)["reference_dates"]) for c in checks)
+    profiles = []
+    for day in published[-wanted:]:
+        try:
+            profiles.append(profile_from_json(read_text(profile_location(feature_root, plan.group, day))))
+        except (OSError, ValueError):  # no profile stored for that date (published before profiles): not in it
+            continue
+    references: dict[str, Reference | None] = {}
+    for check in checks:
+        settings = arguments(check)
+        recent = [p for p in profiles if p.feature_date in published[-int(settings["reference_dates"]):]]
+        references[str(settings["column"])] = reference_of(recent, str(settings["column"]), int(settings["bins"]))
+    return references
+
+
+def _result(check: CheckSpec, reference: Reference | None, by_date: dict[date, list[int]],
+            accepted: bool) -> CheckResult:
+    """One drift check's CheckResult from its per-date bucket counts."""
+    from featurebank.gate import CheckResult
+
+    settings = arguments(check)
+    column = str(settings["column"])
+
+    def result(success: bool, observed: dict[str, Any]) -> CheckResult:
+        return CheckResult(expectation=check.expectation, column=column, severity=check.severity, success=success,
+                           observed_value=observed, unexpected_count=None, unexpected_percent=None,
+                           element_count=None, partial_unexpected=(), kwargs=check.arguments, origin=check.origin)
+
+    if reference is None:
+        return result(True, {"summary": "no reference: passes", "note": "no reference: no earlier published date has a profile of this feature "
+                                     "with values (a first publish, or personal data); passes"})
+    judged = {day: (psi(reference, c), sum(c)) for day, c in by_date.items() if sum(c) >= int(settings["min_rows"])}
+    small = sorted(day.isoformat() for day, c in by_date.items() if sum(c) < int(settings["min_rows"]))
+    base = {"reference_dates": [d.isoformat() for d in reference.dates], "threshold": float(settings["threshold"]),
+            "reference_rows": reference.rows}
+    if small:
+        base["too_few_rows"] = small
+    if not judged:
+        note = f"no date holds {settings['min_rows']} values (min_rows); passes"
+        return result(True, base | {"summary": note, "note": note})
+    worst = max(judged, key=lambda day: judged[day][0])
+    value, rows = judged[worst]
+    observed_shares = [n / rows for n in by_date[worst]]
+    observed = base | {
+        "summary": f"PSI {value:.3f} on {worst} against {len(reference.dates)} reference dates (threshold "
+                   f"{float(settings['threshold']):g}, {rows} values)",
+        "psi": round(value, 6), "worst_date": worst.isoformat(), "rows": rows,
+        "psi_by_date": {d.isoformat(): round(judged[d][0], 6) for d in sorted(judged)},
+        "buckets": _bucket_names(reference), "expected": [round(e, 6) for e in reference.expected],
+        "observed": [round(o, 6) for o in observed_shares],
+    }
+    shifted = value > float(settings["threshold"])
+    if shifted and accepted:
+        return result(True, observed | {"summary": f"{observed['summary']}; accepted for this run (--accept-drift)",
+                                        "note": "the shift was accepted for this run (--accept-drift)"})
+    return result(not shifted, observed)
+
+
+def _bucket_names(reference: Reference) -> list[str]:
+    """How the report names each bucket: `(a, b]` ranges, or the category (`other` last)."""
+    if reference.kind == "categorical":
+        return [*reference.categories, "other"]
+    edges = ["-inf", *(f"{e:.6g}" for e in reference.edges), "inf"]
+    return [f"({a}, {b}]" for a, b in zip(edges, edges[1:])]
