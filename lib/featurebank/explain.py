@@ -1,0 +1,308 @@
+"""`featurebank explain`'s I/O edge: read one entity's rows and its published row, then explain them.
+
+Everything is decided before anything is read: the group, the features, the key columns and
+values, the principal's grants (`training.access.check_access`, as training sets do) and
+whether the date was published (the run log, JVM-free). Then only the rows needed are read:
+
+- the entity's source rows over the longest window before D (`io.sources.read_source` with
+  the range `[D - max window, D)`, pushed into the scan, and an equality on every key
+  column, which Parquet row-group statistics prune); a row-level group's rows before
+  (D + 1) 00:00, from the ttl's horizon on when it has one. Only the columns the explained
+  features and the filter read are selected (no other, possibly personal, column is shown).
+  The group's own Spark SQL (the filter and each of its AND terms, the aggregation inputs,
+  row-level features) is evaluated on those rows by Spark, in the project time zone, as the
+  engine does; everything else is compile/explain.py's pure core.
+- the published row: the table filtered on `feature_date` (a partition) and the keys
+  (`training.browse.read_group`).
+
+When the entity has no filtered event in the window, one more key-pruned read finds its
+latest filtered event before it, for "last event N days before D".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from featurebank.compile.explain import (
+    KEEP, Explanation, condition_column, explain_entity, feature_column, filter_conditions,
+)
+from featurebank.errors import UsageError
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+    from featurebank.compile.group import CompiledGroup
+    from featurebank.definitions.model import Project
+
+_MICROS = "_ts_micros"
+
+
+def parse_key(texts: Sequence[str], key_columns: tuple[str, ...], group: str) -> dict[str, str]:
+    """`--key` values as {key column: text}: `COLUMN=VALUE` each, or a bare `VALUE` when the entity
+    has one key column. Raises `UsageError` for an unknown, repeated or missing key column."""
+    given: dict[str, str] = {}
+    for text in texts:
+        column, sep, value = text.partition("=")
+        if not sep:
+            if len(key_columns) != 1:
+                raise UsageError(f"--key '{text}' names no key column, and {group}'s entity has several "
+                                 f"({', '.join(key_columns)}); give each as --key COLUMN=VALUE")
+            column, value = key_columns[0], text
+        column, value = column.strip(), value.strip()
+        if column not in key_columns:
+            from featurebank.definitions.loader import did_you_mean
+
+            raise UsageError(f"--key '{text}': {column!r} is not a key column of {group}"
+                             f"{did_you_mean(column, key_columns)}; its key is ({', '.join(key_columns)})")
+        if column in given:
+            raise UsageError(f"--key gives {column} twice ({given[column]!r} and {value!r}); give one value per key column")
+        if not value:
+            raise UsageError(f"--key '{text}' gives no value for {column}")
+        given[column] = value
+    missing = [k for k in key_columns if k not in given]
+    if missing:
+        raise UsageError(f"--key gives no value for {', '.join(missing)}: {group}'s entity is keyed by "
+                         f"({', '.join(key_columns)}); add --key {missing[0]}=VALUE")
+    return given
+
+
+def explain(
+    project: Project,
+    group: str,
+    keys: Sequence[str],
+    day: date,
+    *,
+    features: Sequence[str] | None = None,
+    principal: str | None = None,
+    spark: SparkSession | None = None,
+) -> Explanation:
+    """Explain `group`'s values for the entity `keys` (`--key` texts) on snapshot date `day`.
+
+    Raises, before any read: `UsageError` for an unknown group, feature or key column, a key
+    value its column's type cannot hold, or a date the group never published; `AccessDenied`
+    when `principal` (or the environment's identity where Lake Formation governs) may not
+    read a requested feature.
+    """
+    from featurebank.compile.group import compile_group
+    from featurebank.training.access import check_access
+
+    compiled = compile_group(project, group)
+    wanted = _features(compiled, features)
+    given = parse_key(keys, compiled.keys, group)
+    check_access(project, [(group, f) for f in wanted], principal)
+    _check_published(project, compiled, day, spark)
+    if spark is None:
+        from featurebank.io.spark import get_spark
+
+        spark = get_spark(project.config)
+    typed = _typed_keys(spark, compiled, given)
+    rows, input_types = _entity_rows(spark, compiled, typed, day, wanted)
+    last_before = None
+    if compiled.kind == "aggregation" and not any(r[KEEP] for r in rows):
+        last_before = _last_before(spark, compiled, typed, day)
+    first = explain_entity(compiled, rows, day, None, features=wanted, input_types=input_types, last_before=last_before)
+    published, schema = _published_row(spark, project, compiled, typed, day, first)
+
+    def derive(values: dict[str, Any]) -> dict[str, Any]:
+        return _derive(spark, compiled, typed, values, schema)
+
+    return explain_entity(compiled, rows, day, published, features=wanted, input_types=input_types,
+                          last_before=last_before, derive=derive if compiled.derived else None)
+
+
+def _features(compiled: CompiledGroup, features: Sequence[str] | None) -> tuple[str, ...]:
+    available = compiled.feature_columns
+    if not features:
+        return available
+    for name in features:
+        if name not in available:
+            from featurebank.definitions.loader import did_you_mean
+
+            raise UsageError(f"feature group '{compiled.group}' has no feature {name!r}{did_you_mean(name, available)}; "
+                             f"its features: {', '.join(available)}")
+    return tuple(dict.fromkeys(features))
+
+
+def _check_published(project: Project, compiled: CompiledGroup, day: date, spark: SparkSession | None) -> None:
+    """Refuse a date the group never published (from the run log, without a JVM where no Lake Formation governs)."""
+    from featurebank.io.published import published_state
+
+    def session() -> SparkSession:
+        from featurebank.io.spark import get_spark
+
+        return spark or get_spark(project.config)
+
+    governed = project.config.governance.lake_formation
+    state = published_state(project.config.feature_root, compiled.group, compiled.table_path,
+                            lake_formation=governed, spark=session)
+    if day in state.by_date:
+        return
+    if not state.by_date:
+        raise UsageError(f"feature group '{compiled.group}' has published nothing yet (no run in the run log of "
+                         f"{project.config.feature_root}); run it first: featurebank run {compiled.group} --date {day}")
+    dates = sorted(state.by_date)
+    raise UsageError(f"feature group '{compiled.group}' never published {day} (published: {len(dates)} dates, "
+                     f"{dates[0]} .. {dates[-1]}); pick a published date or run it: "
+                     f"featurebank run {compiled.group} --date {day}")
+
+
+def _typed_keys(spark: SparkSession, compiled: CompiledGroup, given: dict[str, str]) -> dict[str, Any]:
+    """The key values typed as the source's key columns (`try_cast`); `UsageError` for one that does not fit."""
+    from featurebank.io.sources import read_source
+
+    probe = replace(compiled.source, columns=compiled.keys,
+                    declared_types=tuple((c, t) for c, t in compiled.source.declared_types if c in compiled.keys))
+    schema = read_source(spark, probe, compiled.timezone).schema
+    types = {f.name: f.dataType.simpleString() for f in schema.fields}
+    text = spark.createDataFrame([tuple(given[k] for k in compiled.keys)],
+                                 schema=", ".join(f"`{k}` string" for k in compiled.keys))
+    row = text.selectExpr(*[f"try_cast(`{k}` as {types[k]}) as `{k}`" for k in compiled.keys]).first()
+    typed = dict(zip(compiled.keys, row or ()))
+    for k in compiled.keys:
+        if typed.get(k) is None:
+            raise UsageError(f"--key {k}={given[k]!r} cannot be a key of {compiled.group}: {k} is {types[k]} in source "
+                             f"{compiled.source.name}; give a value of that type")
+    return typed
+
+
+def _read_range(compiled: CompiledGroup, day: date) -> tuple[date | None, date]:
+    """[first event day read, first day not read) for the rows `day` needs."""
+    if compiled.kind == "aggregation":
+        return day - timedelta(days=compiled.max_window), day
+    after = day + timedelta(days=1)
+    return (None if compiled.ttl_days is None else after - timedelta(days=compiled.ttl_days + 1)), after
+
+
+def _needed_columns(compiled: CompiledGroup, wanted: tuple[str, ...]) -> tuple[str, ...]:
+    """Keys, the event time, and the source columns the filter and the explained features read."""
+    from featurebank.definitions.expressions import referenced_columns
+
+    lineage = dict(compiled.lineage)
+    needed: dict[str, None] = dict.fromkeys(compiled.keys)
+    if compiled.source.timestamp:
+        needed[compiled.source.timestamp] = None
+    if compiled.filter:
+        needed.update(dict.fromkeys(referenced_columns(compiled.filter)))
+    for name in wanted:
+        needed.update(dict.fromkeys(lineage.get(name, ())))
+    return tuple(c for c in compiled.source.columns if c in needed)
+
+
+def _key_match(compiled: CompiledGroup, typed: dict[str, Any]) -> Column:
+    from pyspark.sql import functions as F
+
+    match = F.lit(True)
+    for k in compiled.keys:
+        match = match & (F.col(f"`{k}`") == F.lit(typed[k]))
+    return match
+
+
+def _entity_events(spark: SparkSession, compiled: CompiledGroup, typed: dict[str, Any],
+                   start: date | None, end: date | None) -> DataFrame:
+    from featurebank.io.sources import read_source
+
+    source = replace(compiled.source, read_start=start, read_end_exclusive=end)
+    spark.conf.set("spark.sql.session.timeZone", compiled.timezone)  # the group's SQL reads project time, as in the engine
+    return read_source(spark, source, compiled.timezone).where(_key_match(compiled, typed))
+
+
+def _keep(compiled: CompiledGroup) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.coalesce(F.expr(compiled.filter), F.lit(False)) if compiled.filter else F.lit(True)
+
+
+def _entity_rows(spark: SparkSession, compiled: CompiledGroup, typed: dict[str, Any], day: date,
+                 wanted: tuple[str, ...]) -> tuple[list[dict[str, Any]], dict[int, str]]:
+    """The entity's source rows `day` needs, with the reserved columns the core reads, and each
+    aggregation's input type."""
+    from pyspark.sql import functions as F
+
+    from featurebank.aggregators import value_column
+
+    start, end = _read_range(compiled, day)
+    events = _entity_events(spark, compiled, typed, start, end)
+    keep = _keep(compiled)
+    ts = compiled.source.timestamp or ""
+    shown = _needed_columns(compiled, wanted)
+    conditions = [F.expr(c).alias(condition_column(j)) for j, c in enumerate(filter_conditions(compiled.filter))]
+    values = [F.when(keep, F.expr(a.expr)).alias(value_column(i)) for i, a in enumerate(compiled.aggregates) if a.expr]
+    features = [F.when(keep, F.expr(f.expr)).alias(feature_column(f.name)) for f in compiled.features if f.name in wanted]
+    frame = events.select(*[F.col(f"`{c}`") for c in shown], keep.alias(KEEP), *conditions, *values, *features,
+                          F.unix_micros(F.col(f"`{ts}`")).alias(_MICROS))
+    types = {f.name: f.dataType.simpleString() for f in frame.schema.fields}
+    input_types = {i: types[value_column(i)] for i, a in enumerate(compiled.aggregates) if a.expr}
+    rows = []
+    for row in frame.collect():
+        record = row.asDict()
+        micros = record.pop(_MICROS)
+        record[ts] = None if micros is None else _instant(micros)
+        rows.append(record)
+    return rows, input_types
+
+
+def _instant(micros: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
+
+
+def _last_before(spark: SparkSession, compiled: CompiledGroup, typed: dict[str, Any], day: date) -> datetime | None:
+    """The entity's latest filtered event time before the rows read (one key-pruned aggregate)."""
+    from pyspark.sql import functions as F
+
+    start, _ = _read_range(compiled, day)
+    events = _entity_events(spark, compiled, typed, None, start)
+    ts = F.col(f"`{compiled.source.timestamp}`")
+    latest = events.where(_keep(compiled)).agg(F.max(F.unix_micros(ts))).first()
+    return None if latest is None or latest[0] is None else _instant(int(latest[0]))
+
+
+def _published_row(spark: SparkSession, project: Project, compiled: CompiledGroup, typed: dict[str, Any], day: date,
+                   first: Explanation) -> tuple[dict[str, Any] | None, Any]:
+    """The table's row for (keys, D) (row-level: for the chosen version's feature_ts), and the table's schema."""
+    from pyspark.sql import functions as F
+
+    from featurebank.training.browse import read_group
+
+    when = day
+    match = _key_match(compiled, typed)
+    if compiled.kind == "row":
+        chosen = next((first.events[f.events[0]].ts for f in first.features if f.events), None)
+        if chosen is None:
+            return None, None
+        when = chosen.astimezone(_zone(compiled.timezone)).date()
+        micros = (chosen - _instant(0)) // timedelta(microseconds=1)
+        match = match & (F.unix_micros(F.col("feature_ts")) == F.lit(micros))
+    table = read_group(spark, project, compiled.group, when, when)
+    rows = table.where(match).collect()
+    if len(rows) > 1:
+        raise UsageError(f"the table of {compiled.group} holds {len(rows)} rows for this entity on {when}; "
+                         "its key check should have refused that publish")
+    return (rows[0].asDict() if rows else None), table.schema
+
+
+def _zone(name: str) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+def _derive(spark: SparkSession, compiled: CompiledGroup, typed: dict[str, Any], values: dict[str, Any],
+            schema: Any) -> dict[str, Any]:
+    """The derived features over the recomputed values, by Spark as the engine computes them
+    (one row typed as the table's columns, each derived expression added in order)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StructType
+
+    if schema is None:
+        return {}
+    names = [*compiled.keys, *[n for a in compiled.aggregates for n in a.output_names()]]
+    fields = {f.name: f for f in schema.fields}
+    row_schema = StructType([fields[n] for n in names])
+    frame = spark.createDataFrame([tuple({**typed, **values}.get(n) for n in names)], schema=row_schema)
+    for d in compiled.derived:
+        frame = frame.withColumn(d.name, F.expr(d.expr))
+    first = frame.select(*[F.col(f"`{d.name}`") for d in compiled.derived]).first()
+    return first.asDict() if first is not None else {}
