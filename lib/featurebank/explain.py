@@ -107,7 +107,7 @@ def explain(
     published, schema = _published_row(spark, project, compiled, typed, day, first)
 
     def derive(values: dict[str, Any]) -> dict[str, Any]:
-        return _derive(spark, compiled, typed, values, schema)
+        return derived_values(spark, compiled, typed, values, schema)
 
     return explain_entity(compiled, rows, day, published, features=wanted, input_types=input_types,
                           last_before=last_before, derive=derive if compiled.derived else None)
@@ -219,12 +219,22 @@ def _entity_rows(spark: SparkSession, compiled: CompiledGroup, typed: dict[str, 
                  wanted: tuple[str, ...]) -> tuple[list[dict[str, Any]], dict[int, str]]:
     """The entity's source rows `day` needs, with the reserved columns the core reads, and each
     aggregation's input type."""
+    start, end = _read_range(compiled, day)
+    frame, input_types = explained_rows(_entity_events(spark, compiled, typed, start, end), compiled, wanted)
+    return collect_rows(frame, compiled), input_types
+
+
+def explained_rows(events: DataFrame, compiled: CompiledGroup,
+                   wanted: Sequence[str] = ()) -> tuple[DataFrame, dict[int, str]]:
+    """`events` (source rows as `read_source` gives them) with what the core needs: the columns
+    the filter and `wanted` features read (all when `wanted` is empty), `KEEP`, each filter
+    condition, each aggregation input and row-level feature (on kept rows), the event time in
+    microseconds; and each aggregation's input type. Expects the session in the project time zone."""
     from pyspark.sql import functions as F
 
     from featurebank.aggregators import value_column
 
-    start, end = _read_range(compiled, day)
-    events = _entity_events(spark, compiled, typed, start, end)
+    wanted = tuple(wanted) or compiled.feature_columns
     keep = _keep(compiled)
     ts = compiled.source.timestamp or ""
     shown = _needed_columns(compiled, wanted)
@@ -234,14 +244,18 @@ def _entity_rows(spark: SparkSession, compiled: CompiledGroup, typed: dict[str, 
     frame = events.select(*[F.col(f"`{c}`") for c in shown], keep.alias(KEEP), *conditions, *values, *features,
                           F.unix_micros(F.col(f"`{ts}`")).alias(_MICROS))
     types = {f.name: f.dataType.simpleString() for f in frame.schema.fields}
-    input_types = {i: types[value_column(i)] for i, a in enumerate(compiled.aggregates) if a.expr}
+    return frame, {i: types[value_column(i)] for i, a in enumerate(compiled.aggregates) if a.expr}
+
+
+def collect_rows(frame: DataFrame, compiled: CompiledGroup) -> list[dict[str, Any]]:
+    """`explained_rows`' frame as dicts, the event time a tz-aware instant (never the driver's local time)."""
     rows = []
     for row in frame.collect():
         record = row.asDict()
         micros = record.pop(_MICROS)
-        record[ts] = None if micros is None else _instant(micros)
+        record[compiled.source.timestamp or ""] = None if micros is None else _instant(micros)
         rows.append(record)
-    return rows, input_types
+    return rows
 
 
 def _instant(micros: int) -> datetime:
@@ -289,7 +303,7 @@ def _zone(name: str) -> Any:
     return ZoneInfo(name)
 
 
-def _derive(spark: SparkSession, compiled: CompiledGroup, typed: dict[str, Any], values: dict[str, Any],
+def derived_values(spark: SparkSession, compiled: CompiledGroup, typed: dict[str, Any], values: dict[str, Any],
             schema: Any) -> dict[str, Any]:
     """The derived features over the recomputed values, by Spark as the engine computes them
     (one row typed as the table's columns, each derived expression added in order)."""
