@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from featurebank.compile.explain import (
     KEEP, Explanation, condition_column, explain_entity, feature_column, filter_conditions,
 )
-from featurebank.errors import UsageError
+from featurebank.errors import AccessDenied, UsageError
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -92,7 +92,10 @@ def explain(
     compiled = compile_group(project, group)
     wanted = _features(compiled, features)
     given = parse_key(keys, compiled.keys, group)
-    check_access(project, [(group, f) for f in wanted], principal)
+    try:
+        check_access(project, [(group, f) for f in wanted], principal)
+    except AccessDenied as refused:  # the training sets' sentence, told for a read
+        raise AccessDenied(str(refused).replace("nothing was built", "nothing was read")) from None
     _check_published(project, compiled, day, spark)
     if spark is None:
         from featurebank.io.spark import get_spark
