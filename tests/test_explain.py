@@ -30,6 +30,7 @@ from test_runner import _write_sources
 ZONE = "Europe/Amsterdam"
 RUN = (date(2024, 3, 28), date(2024, 4, 2))  # summer time starts 2024-03-31 in Amsterdam
 DATA = (date(2023, 12, 20), date(2024, 4, 2))
+PROFILE = (date(2024, 3, 1), date(2024, 3, 12))  # the customers' changes end 2024-03-05, their lag is 7d
 TERMINALS = "terminal_use"
 SPEND = "customer_card_spend"
 
@@ -94,7 +95,7 @@ def _transactions(rng: random.Random) -> pd.DataFrame:
     for c in range(10):
         for n, day in enumerate(_days(rng, sparse=c >= 7)):
             amount = None if rng.random() < 0.1 else round(rng.uniform(0.01, 900), 2)
-            status = rng.choice(["SETTLED"] * 6 + ["DECLINED", "CHARGEBACK", None])
+            status = "DECLINED" if c == 8 else rng.choice(["SETTLED"] * 6 + ["DECLINED", "CHARGEBACK", None])
             rows.append((f"t{c}_{n}", f"c{c}", f"a{c}", rng.choice(["m1", "m2", "m3", None]), rng.choice(["5411", "5812"]),
                          amount, "EUR", rng.choice(["web", "pos", None]), status, pd.Timestamp(_moment(rng, day))))
     frame = pd.DataFrame(rows, columns=["txn_id", "customer_id", "account_id", "merchant_id", "mcc", "amount",
@@ -135,11 +136,16 @@ def project(spark, tmp_path_factory):
     rng = random.Random(21)
     _write_sources(root, _transactions(rng))
     _terminal_events(rng, root / "warehouse" / "raw" / "terminal_events")
+    stamp = lambda text: pd.Timestamp(text, tz="UTC")  # noqa: E731
+    pd.DataFrame({  # a second version of c1: the later one is in force from 2024-03-05 on
+        "customer_id": ["c1"], "segment": ["mass"], "income": [None], "birth_year": pd.array([1990], dtype="int32"),
+        "region": ["south"], "opened_at": [stamp("2020-01-01")], "updated_at": [stamp("2024-03-05 23:30")],
+    }).astype({"income": "float64"}).to_parquet(root / "warehouse" / "raw" / "customers" / "part-1.parquet", index=False)
     loaded = load_project(root, "local")
     run_group(loaded, TERMINALS, *RUN, spark=spark)  # 6 dates: the grid path
     run_group(loaded, TERMINALS, RUN[1], RUN[1], spark=spark)  # the last date again: the direct path
     run_group(loaded, SPEND, *RUN, spark=spark)
-    run_group(loaded, "customer_profile", date(2024, 3, 1), RUN[1], spark=spark)
+    run_group(loaded, "customer_profile", PROFILE[0], PROFILE[1], spark=spark)
     return loaded
 
 
@@ -166,7 +172,8 @@ def test_the_core_recomputes_every_published_value_bit_for_bit(spark, project, g
     rows = collect_rows(frame, compiled)
     table = spark.read.format("delta").load(compiled.table_path)
     published = {(tuple(r[k] for k in compiled.keys), r["feature_date"]): r.asDict() for r in table.collect()}
-    entities = sorted({tuple(r[k] for k in compiled.keys) for r in rows})
+    every = read_source(spark, compiled.source, ZONE).select(*compiled.keys).distinct().collect()
+    entities = sorted(tuple(r) for r in every)  # sparse ones too: some have no row on any date
     assert len(entities) >= 8 and any(r[KEEP] is False for r in rows)
     compared = nulls = zeros = missing = 0
     day = RUN[0]
@@ -202,8 +209,8 @@ CALLS = [
     (SPEND, "customer_id=c0", "2024-03-28"), (SPEND, "c1", "2024-03-31"), (SPEND, "c2", "2024-04-01"),
     (SPEND, "c3", "2024-04-02"), (SPEND, "c4", "2024-03-30"), (SPEND, "c5", "2024-03-29"), (SPEND, "c6", "2024-04-02"),
     (SPEND, "c7", "2024-03-31"), (SPEND, "c8", "2024-04-01"), (SPEND, "c9", "2024-03-28"),
-    ("customer_profile", "c0", "2024-03-20"), ("customer_profile", "c1", "2024-04-01"),
-    ("customer_profile", "c3", "2024-03-02"),
+    ("customer_profile", "c0", "2024-03-12"), ("customer_profile", "c1", "2024-03-05"),
+    ("customer_profile", "c1", "2024-03-04"), ("customer_profile", "c3", "2024-03-02"),
 ]
 
 
@@ -309,7 +316,7 @@ def test_hostile_input_is_one_sentence_and_exit_2(project, capsys, argv, says):
 
 def test_a_principal_without_the_grant_is_refused_before_anything_is_read(project, capsys):
     marketing = "arn:aws:iam::444455556666:role/marketing-analytics"
-    code, out, err = _cli(capsys, "explain", "customer_profile", "--key", "c1", "--date", "2024-03-20",
+    code, out, err = _cli(capsys, "explain", "customer_profile", "--key", "c1", "--date", "2024-03-05",
                           "--feature", "income_band", "--env", "dev", "--as", marketing, "--project", str(project.root))
     assert code == 2 and out == "", err
     assert f"principal {marketing} may not read customer_profile.income_band" in err and "nothing was read" in err
