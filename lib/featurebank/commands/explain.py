@@ -51,7 +51,8 @@ def render(result: Explanation) -> str:
     for i, event in enumerate(result.events):
         when = "no time" if event.ts is None else event.ts.astimezone(_zone(result.timezone)).strftime("%Y-%m-%d %H:%M:%S")
         mark = "kept" if event.kept else f"removed: {event.removed_by}"
-        shown = " ".join(f"{c}={_cell(v)}" for c, v in event.columns if c not in dict(result.keys))
+        shown = " ".join(f"{c}={_cell(v)}" for c, v in event.columns
+                         if c not in dict(result.keys) and not (v is not None and v == event.ts))  # time: shown once
         lines.append(f"  #{i} {when}  {shown}  [{mark}]")
     for feature in result.features:
         lines.append("")
