@@ -185,7 +185,7 @@ def test_the_core_recomputes_every_published_value_bit_for_bit(spark, project, g
                     and r[compiled.source.timestamp] is not None and first <= r[compiled.source.timestamp] < last]
             row = published.get((entity, day))
             typed = dict(zip(compiled.keys, entity))
-            schema = table.schema
+            schema = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in table.schema.fields)
             result = explain_entity(compiled, mine, day, row, input_types=input_types,
                                     derive=lambda values: derived_values(spark, compiled, typed, values, schema))
             assert result.row == (row is not None), (entity, day, result.row_why)

@@ -277,27 +277,52 @@ def _last_before(spark: SparkSession, compiled: CompiledGroup, typed: dict[str, 
 
 
 def _published_row(spark: SparkSession, project: Project, compiled: CompiledGroup, typed: dict[str, Any], day: date,
-                   first: Explanation) -> tuple[dict[str, Any] | None, Any]:
-    """The table's row for (keys, D) (row-level: for the chosen version's feature_ts), and the table's schema."""
-    from pyspark.sql import functions as F
-
-    from featurebank.training.browse import read_group
-
-    when = day
-    match = _key_match(compiled, typed)
+                   first: Explanation) -> tuple[dict[str, Any] | None, str | None]:
+    """The table's row for (keys, D) (row-level: for the chosen version's feature_ts), and the
+    table's columns as a DDL schema. Read JVM-free with delta-rs (one partition, key filters),
+    or through Spark where Lake Formation governs the table."""
+    when, chosen = day, None
     if compiled.kind == "row":
         chosen = next((first.events[f.events[0]].ts for f in first.features if f.events), None)
         if chosen is None:
             return None, None
         when = chosen.astimezone(_zone(compiled.timezone)).date()
-        micros = (chosen - _instant(0)) // timedelta(microseconds=1)
-        match = match & (F.unix_micros(F.col("feature_ts")) == F.lit(micros))
-    table = read_group(spark, project, compiled.group, when, when)
-    rows = table.where(match).collect()
+    if project.config.governance.lake_formation:
+        rows, schema = _published_through_spark(spark, project, compiled, typed, when, chosen)
+    else:
+        from featurebank.io.metadata import read_partition, table_schema
+
+        table = read_partition(compiled.table_path, "feature_date", when, [(k, "=", v) for k, v in typed.items()])
+        columns = table_schema(compiled.table_path) or ()
+        schema = ", ".join(f"`{c.name}` {c.type}" for c in columns)
+        rows = [{k: _as_spark_collects(v) for k, v in r.items()} for r in (table.to_pylist() if table is not None else [])
+                if chosen is None or r["feature_ts"] == chosen]
     if len(rows) > 1:
         raise UsageError(f"the table of {compiled.group} holds {len(rows)} rows for this entity on {when}; "
                          "its key check should have refused that publish")
-    return (rows[0].asDict() if rows else None), table.schema
+    return (rows[0] if rows else None), schema
+
+
+def _as_spark_collects(value: Any) -> Any:
+    """A value read by delta-rs as Spark's `collect` gives it: an instant as naive local time of this process."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone().replace(tzinfo=None)
+    return value
+
+
+def _published_through_spark(spark: SparkSession, project: Project, compiled: CompiledGroup, typed: dict[str, Any],
+                             when: date, chosen: datetime | None) -> tuple[list[dict[str, Any]], str]:
+    from pyspark.sql import functions as F
+
+    from featurebank.training.browse import read_group
+
+    match = _key_match(compiled, typed)
+    if chosen is not None:
+        micros = (chosen - _instant(0)) // timedelta(microseconds=1)
+        match = match & (F.unix_micros(F.col("feature_ts")) == F.lit(micros))
+    table = read_group(spark, project, compiled.group, when, when)
+    return [r.asDict() for r in table.where(match).collect()], ", ".join(
+        f"`{f.name}` {f.dataType.simpleString()}" for f in table.schema.fields)
 
 
 def _zone(name: str) -> Any:
@@ -307,16 +332,18 @@ def _zone(name: str) -> Any:
 
 
 def derived_values(spark: SparkSession, compiled: CompiledGroup, typed: dict[str, Any], values: dict[str, Any],
-            schema: Any) -> dict[str, Any]:
+                   schema: str | None) -> dict[str, Any]:
     """The derived features over the recomputed values, by Spark as the engine computes them
     (one row typed as the table's columns, each derived expression added in order)."""
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StructType
+    from pyspark.sql.types import StructType, _parse_datatype_string
 
-    if schema is None:
+    if not schema:
         return {}
     names = [*compiled.keys, *[n for a in compiled.aggregates for n in a.output_names()]]
-    fields = {f.name: f for f in schema.fields}
+    parsed = _parse_datatype_string(schema)
+    assert isinstance(parsed, StructType)
+    fields = {f.name: f for f in parsed.fields}
     row_schema = StructType([fields[n] for n in names])
     frame = spark.createDataFrame([tuple({**typed, **values}.get(n) for n in names)], schema=row_schema)
     for d in compiled.derived:
