@@ -153,8 +153,15 @@ def _check_published(project: Project, compiled: CompiledGroup, day: date, spark
 
 
 def _typed_keys(spark: SparkSession, compiled: CompiledGroup, given: dict[str, str]) -> dict[str, Any]:
-    """The key values typed as the source's key columns (`try_cast`); `UsageError` for one that does not fit."""
+    """The key values typed as the source's key columns; `UsageError` for one that does not fit.
+
+    Keys declared as a string or an integer type are typed here (no Spark job: read_source
+    checks the declaration against the data later); any other type by Spark's `try_cast`."""
     from featurebank.io.sources import read_source
+
+    declared = dict(compiled.source.declared_types)
+    if all(declared.get(k) in _PLAIN_TYPES for k in compiled.keys):
+        return {k: _plain_key(compiled, k, declared[k], given[k]) for k in compiled.keys}
 
     probe = replace(compiled.source, columns=compiled.keys,
                     declared_types=tuple((c, t) for c, t in compiled.source.declared_types if c in compiled.keys))
@@ -169,6 +176,23 @@ def _typed_keys(spark: SparkSession, compiled: CompiledGroup, given: dict[str, s
             raise UsageError(f"--key {k}={given[k]!r} cannot be a key of {compiled.group}: {k} is {types[k]} in source "
                              f"{compiled.source.name}; give a value of that type")
     return typed
+
+
+_PLAIN_TYPES = {"string": None, "tinyint": 7, "smallint": 15, "int": 31, "bigint": 63}  # integer: bits of magnitude
+
+
+def _plain_key(compiled: CompiledGroup, column: str, type_: str, text: str) -> Any:
+    bits = _PLAIN_TYPES[type_]
+    if bits is None:
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not -(2**bits) <= value < 2**bits:
+        raise UsageError(f"--key {column}={text!r} cannot be a key of {compiled.group}: {column} is {type_} in source "
+                         f"{compiled.source.name}; give a value of that type")
+    return value
 
 
 def _read_range(compiled: CompiledGroup, day: date) -> tuple[date | None, date]:
