@@ -221,6 +221,7 @@ def test_about_twenty_cli_calls_agree_with_the_published_table(project, capsys):
         assert code == 0, (group, key, day, out[-2000:], err)
         document = json.loads(out)
         assert document["agree"] is True and document["features"], (group, key, day)
+        assert document["published_hash"] == document["definition_hash"]
     code, out, err = _cli(capsys, "explain", SPEND, "--key", "c0", "--date", "2024-03-28", "--feature", "spend_sum_7d",
                           "--feature", "avg_ticket_7d", "--project", str(project.root))
     assert code == 0, err
@@ -294,6 +295,14 @@ def test_a_disagreement_is_printed_and_check_exits_1(project):
                             features=["amount_sum_1d"])
     assert not result.agree and result.features[0].why.endswith("; the published value differs: 10.49")
     assert not same_value(1.0, 1) and not same_value(0.0, -0.0) and same_value(float("nan"), float("nan"))
+
+    from dataclasses import replace
+
+    from featurebank.commands.explain import render
+
+    stale = replace(result, published_hash="0" * 16, definition_hash=compiled.data_hash)
+    assert stale.stale and f"was published by data_hash {'0' * 16}, and the definition now computes" in render(stale)
+    assert "recomputed Decimal" not in render(stale) and "recomputed 10.50  published 10.49  agree NO" in render(stale)
 
 
 # -- (d) hostile input -------------------------------------------------------------------------------

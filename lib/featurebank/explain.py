@@ -96,7 +96,7 @@ def explain(
         check_access(project, [(group, f) for f in wanted], principal)
     except AccessDenied as refused:  # the training sets' sentence, told for a read
         raise AccessDenied(str(refused).replace("nothing was built", "nothing was read")) from None
-    _check_published(project, compiled, day, spark)
+    published_hash = _check_published(project, compiled, day, spark)
     if spark is None:
         from featurebank.io.spark import get_spark
 
@@ -112,8 +112,9 @@ def explain(
     def derive(values: dict[str, Any]) -> dict[str, Any]:
         return derived_values(spark, compiled, typed, values, schema)
 
-    return explain_entity(compiled, rows, day, published, features=wanted, input_types=input_types,
-                          last_before=last_before, derive=derive if compiled.derived else None)
+    result = explain_entity(compiled, rows, day, published, features=wanted, input_types=input_types,
+                            last_before=last_before, derive=derive if compiled.derived else None)
+    return replace(result, published_hash=published_hash, definition_hash=compiled.data_hash)
 
 
 def _features(compiled: CompiledGroup, features: Sequence[str] | None) -> tuple[str, ...]:
@@ -129,8 +130,9 @@ def _features(compiled: CompiledGroup, features: Sequence[str] | None) -> tuple[
     return tuple(dict.fromkeys(features))
 
 
-def _check_published(project: Project, compiled: CompiledGroup, day: date, spark: SparkSession | None) -> None:
-    """Refuse a date the group never published (from the run log, without a JVM where no Lake Formation governs)."""
+def _check_published(project: Project, compiled: CompiledGroup, day: date, spark: SparkSession | None) -> str:
+    """The data_hash `day` was published by; refuses a date the group never published (from the
+    run log, without a JVM where no Lake Formation governs)."""
     from featurebank.io.published import published_state
 
     def session() -> SparkSession:
@@ -142,7 +144,7 @@ def _check_published(project: Project, compiled: CompiledGroup, day: date, spark
     state = published_state(project.config.feature_root, compiled.group, compiled.table_path,
                             lake_formation=governed, spark=session)
     if day in state.by_date:
-        return
+        return state.by_date[day].data_hash
     if not state.by_date:
         raise UsageError(f"feature group '{compiled.group}' has published nothing yet (no run in the run log of "
                          f"{project.config.feature_root}); run it first: featurebank run {compiled.group} --date {day}")

@@ -47,7 +47,12 @@ def render(result: Explanation) -> str:
     keys = ", ".join(f"{k}={_cell(v)}" for k, v in result.keys)
     lines = [f"{result.group} ({keys}) on {result.date}, time zone {result.timezone}: "
              f"{'agrees' if result.agree else 'DISAGREES'} with the published table",
-             f"row: {result.row_why}", "", f"events read ({len(result.events)}):"]
+             f"row: {result.row_why}"]
+    if result.stale:
+        lines.append(f"note: {result.date} was published by data_hash {result.published_hash}, and the definition now "
+                     f"computes data_hash {result.definition_hash}: values it changed are expected to differ until "
+                     f"the date is run again (featurebank run {result.group} --date {result.date})")
+    lines += ["", f"events read ({len(result.events)}):"]
     for i, event in enumerate(result.events):
         when = "no time" if event.ts is None else event.ts.astimezone(_zone(result.timezone)).strftime("%Y-%m-%d %H:%M:%S")
         mark = "kept" if event.kept else f"removed: {event.removed_by}"

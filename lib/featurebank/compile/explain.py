@@ -129,6 +129,13 @@ class Explanation:
     published_row: bool  # the table holds one
     row_why: str
     features: tuple[FeatureExplanation, ...]
+    published_hash: str | None = None  # the data_hash of the run that published D (the edge fills it in)
+    definition_hash: str | None = None  # the group's data_hash now
+
+    @property
+    def stale(self) -> bool:
+        """The definition changed what it computes since D was published: values may disagree."""
+        return self.published_hash is not None and self.published_hash != self.definition_hash
 
     @property
     def agree(self) -> bool:
