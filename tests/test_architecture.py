@@ -53,6 +53,7 @@ RANKS: dict[str, int] = {
     "featurebank.readiness": 5,
     "featurebank.preview": 5,  # a run's compute on a sample, writing nothing (issue 18)
     "featurebank.review": 5,  # plan as a change review; the breaking-change guard of run (issue 21)
+    "featurebank.explain": 5,  # one entity's values on one date, read and explained (issue 21)
     "featurebank.retention": 5,
     "featurebank.training": 5,
     # 6 readers and shippers of what runs produce

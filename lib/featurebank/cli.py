@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from featurebank.commands import catalog, definitions, deploy, governance, preview, runs, training, vacuum
+from featurebank.commands import catalog, definitions, deploy, explain, governance, preview, runs, training, vacuum
 from featurebank.commands.dates import days, snapshot_date
 from featurebank.errors import EXIT_RUNTIME, FeaturebankError, exit_code_for
 from featurebank.io.spark import spark_output
@@ -101,6 +101,17 @@ def _preview(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as", dest="principal",
                    help="check access as this principal first, as a training set does (default: conf's identity "
                         "where Lake Formation governs)")
+
+
+def _explain(p: argparse.ArgumentParser) -> None:
+    p.add_argument("group", help="the feature group whose values to explain")
+    p.add_argument("--key", action="append", required=True, metavar="[COLUMN=]VALUE",
+                   help="the entity: COLUMN=VALUE per key column (a bare VALUE for a one-column key)")
+    p.add_argument("--date", type=snapshot_date, required=True, help="the snapshot date (a published one)")
+    p.add_argument("--feature", action="append", metavar="F", help="explain only this feature (repeatable)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--check", action="store_true", help="exit 1 when a recomputed value disagrees with the published one")
+    p.add_argument("--as", dest="principal", help="check access as this principal first")
 
 
 def _training_set(p: argparse.ArgumentParser) -> None:
@@ -188,6 +199,8 @@ COMMANDS: dict[str, Command] = {
     "run": Command("compute, gate and publish feature groups", runs.run, _run, _running),
     "preview": Command("a group's rows for a few dates on a sample of entities, as a run computes them; writes "
                        "nothing", preview.preview, _preview, lambda args: f"previewing feature group {args.group}"),
+    "explain": Command("one entity's values on one date: windows, source events, recomputed vs published, and why",
+                       explain.explain, _explain, lambda args: f"explaining feature group {args.group}"),
     "training-set": Command("build a point-in-time-correct training set", training.training_set, _training_set,
                             _building),
     "vacuum": Command("remove files no registered training set and no version within retention needs",

@@ -30,9 +30,10 @@ To add a function, say `median`:
    or a sort and pick), `direct` the same over `F.when(inside, slot.value())`. Name every
    column with `slot.column(...)`.
 2. Add it to `_FUNCTIONS` below. Definitions, `plan`, the catalog and the engine pick it up.
-3. Add its oracle case to tests/oracles/aggregate_oracle.py (`ORACLE_CASES["median"]`:
-   plain Python over the window's values) and an aggregation using it to test_aggregate.py's
-   `AGGREGATES`; tests/test_aggregate.py fails until both exist.
+3. Add its plain-Python case to aggregators/reference.py (`CASES["median"]`: the window's
+   value from its (time, value) pairs; `featurebank explain` and the test oracle both use it)
+   and an aggregation using it to test_aggregate.py's `AGGREGATES`; tests/test_aggregate.py
+   fails until both exist.
 4. If its value must be bit-identical across run shapes (an exact decimal), add it to
    tests/test_numeric_contract.py too.
 """
