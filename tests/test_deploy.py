@@ -41,6 +41,9 @@ def _client(service: str):
 
 
 def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    if argv[:1] == ("deploy",) and "--skip-doctor" not in argv:
+        # These tests pin what a deploy changes; its preflight (doctor) is tested in test_doctor.py.
+        argv = (*argv, "--skip-doctor")
     code = main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
@@ -277,7 +280,8 @@ def test_deploy_emr_adds_one_spark_submit_step_per_group_once(aws, example_proje
         Name="features", ReleaseLabel="emr-7.5.0", JobFlowRole="EMR_EC2_DefaultRole", ServiceRole="EMR_DefaultRole",
         Instances={"InstanceCount": 1, "KeepJobFlowAliveWhenNoSteps": True, "MasterInstanceType": "m5.xlarge"},
     )["JobFlowId"]
-    code, out, err = _cli(capsys, "deploy", "emr", "--env", "prod", "--project", str(example_project), "--cluster-id", cluster)
+    code, out, err = _cli(capsys, "deploy", "emr", "--env", "prod", "--project", str(example_project), "--cluster-id", cluster,
+                          "--date", "2024-03-01")
     assert code == 0, err
     project = load_project(example_project, "prod")
     artifacts = build_artifacts(example_project, tmp_path / "expected")
@@ -295,9 +299,10 @@ def test_deploy_emr_adds_one_spark_submit_step_per_group_once(aws, example_proje
         "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
         "--py-files", f"{base}/{artifacts.wheel.name}",
         f"{base}/{artifacts.script('run_group').name}",
-        "--group", group, "--env", "prod", "--project", f"{base}/{artifacts.bundle.name}",
+        "--group", group, "--env", "prod", "--project", f"{base}/{artifacts.bundle.name}", "--date", "2024-03-01",
     ]
-    code, out, _ = _cli(capsys, "deploy", "emr", "--env", "prod", "--project", str(example_project), "--cluster-id", cluster)
+    code, out, _ = _cli(capsys, "deploy", "emr", "--env", "prod", "--project", str(example_project), "--cluster-id", cluster,
+                        "--date", "2024-03-01")
     assert code == 0 and "nothing to change" in out
     assert len(emr.list_steps(ClusterId=cluster)["Steps"]) == len(project.groups)
 
@@ -305,7 +310,8 @@ def test_deploy_emr_adds_one_spark_submit_step_per_group_once(aws, example_proje
 def test_deploy_emr_without_or_with_an_unknown_cluster_id_is_a_usage_error(aws, example_project, capsys):
     code, _, err = _cli(capsys, "deploy", "emr", "--env", "prod", "--project", str(example_project))
     assert code == 2 and "--cluster-id" in err
-    code, _, err = _cli(capsys, "deploy", "emr", "--env", "prod", "--project", str(example_project), "--cluster-id", "j-NOPE")
+    code, _, err = _cli(capsys, "deploy", "emr", "--env", "prod", "--project", str(example_project), "--cluster-id", "j-NOPE",
+                        "--date", "2024-03-01")
     assert code == 2 and "EMR cluster j-NOPE was not found in eu-west-1" in err
     assert _objects() == {}  # nothing uploaded for a deploy that cannot happen
 
@@ -313,7 +319,8 @@ def test_deploy_emr_without_or_with_an_unknown_cluster_id_is_a_usage_error(aws, 
 def test_deploy_emr_serverless_starts_one_job_run_per_group_once(aws, example_project, tmp_path, capsys):
     es = _client("emr-serverless")
     app = es.create_application(name="features", releaseLabel="emr-7.5.0", type="SPARK")["applicationId"]
-    code, out, err = _cli(capsys, "deploy", "emr-serverless", "--env", "prod", "--project", str(example_project), "--application-id", app)
+    code, out, err = _cli(capsys, "deploy", "emr-serverless", "--env", "prod", "--project", str(example_project), "--application-id", app,
+                          "--start", "2024-03-01", "--end", "2024-03-03")
     assert code == 0, err
     project = load_project(example_project, "prod")
     artifacts = build_artifacts(example_project, tmp_path / "expected")
@@ -326,16 +333,35 @@ def test_deploy_emr_serverless_starts_one_job_run_per_group_once(aws, example_pr
     assert detail["executionRole"] == "arn:aws:iam::123456789012:role/featurebank-prod-job"
     submit = detail["jobDriver"]["sparkSubmit"]
     assert submit["entryPoint"] == f"{base}/{artifacts.script('run_group').name}"
-    assert submit["entryPointArguments"] == ["--group", "merchant_risk", "--env", "prod", "--project", f"{base}/{artifacts.bundle.name}"]
+    assert submit["entryPointArguments"] == ["--group", "merchant_risk", "--env", "prod", "--project", f"{base}/{artifacts.bundle.name}",
+                                             "--start", "2024-03-01", "--end", "2024-03-03"]
     assert submit["sparkSubmitParameters"] == (
         f"--py-files {base}/{artifacts.wheel.name}"
         " --conf spark.jars=/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar"
         " --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"
         " --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension"
     )
-    code, out, _ = _cli(capsys, "deploy", "emr-serverless", "--env", "prod", "--project", str(example_project), "--application-id", app)
+    code, out, _ = _cli(capsys, "deploy", "emr-serverless", "--env", "prod", "--project", str(example_project), "--application-id", app,
+                        "--start", "2024-03-01", "--end", "2024-03-03")
     assert code == 0 and "nothing to change" in out
     assert len(es.list_job_runs(applicationId=app)["jobRuns"]) == len(project.groups)
+
+
+def test_deploy_emr_and_emr_serverless_submit_nothing_without_asked_dates(aws, example_project, capsys):
+    cluster = _client("emr").run_job_flow(
+        Name="features", ReleaseLabel="emr-7.5.0", JobFlowRole="EMR_EC2_DefaultRole", ServiceRole="EMR_DefaultRole",
+        Instances={"InstanceCount": 1, "KeepJobFlowAliveWhenNoSteps": True, "MasterInstanceType": "m5.xlarge"},
+    )["JobFlowId"]
+    code, _, err = _cli(capsys, "deploy", "emr", "--env", "prod", "--project", str(example_project), "--cluster-id", cluster)
+    assert code == 2 and "say which snapshot dates, --date YYYY-MM-DD or --start YYYY-MM-DD --end YYYY-MM-DD" in err
+    app = _client("emr-serverless").create_application(name="f", releaseLabel="emr-7.5.0", type="SPARK")["applicationId"]
+    code, _, err = _cli(capsys, "deploy", "emr-serverless", "--env", "prod", "--project", str(example_project), "--application-id", app)
+    assert code == 2 and "deploy emr-serverless submits runs now" in err
+    code, _, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project), "--date", "2024-03-01")
+    assert code == 2 and "deploy glue starts no run" in err
+    assert _client("emr").list_steps(ClusterId=cluster)["Steps"] == []
+    assert _client("emr-serverless").list_job_runs(applicationId=app)["jobRuns"] == []
+    assert _objects() == {}
 
 
 # --- deploy schedule ------------------------------------------------------------------------
@@ -479,3 +505,71 @@ def test_glue_script_reads_its_options_without_awsglue_and_fetches_the_bundle_fr
     argv = glue_argv(options)
     assert argv[:3] == ["run", "merchant_risk", "--project"] and argv[4:] == ["--env", "prod", "--date", "2024-02-01"]
     assert (Path(argv[3]) / "conf" / "prod.yaml").read_bytes() == (example_project / "conf" / "prod.yaml").read_bytes()
+
+
+# --- the schedule drives every target -------------------------------------------------------
+
+
+def _walk(definition: dict) -> list[dict]:
+    states, name = [], definition["StartAt"]
+    while True:
+        states.append(definition["States"][name])
+        if states[-1].get("End"):
+            return states
+        name = states[-1]["Next"]
+
+
+def test_schedule_on_emr_chains_each_groups_step_with_add_step_sync_in_run_order(aws, example_project, tmp_path, capsys):
+    _edit_conf(example_project, "prod", lambda d: d["aws"]["schedule"].update(target="emr", cluster_id="j-1ABCDEF"))
+    code, out, err = _cli(capsys, "deploy", "schedule", "--env", "prod", "--project", str(example_project))
+    assert code == 0, err
+    project = load_project(example_project, "prod")
+    artifacts = build_artifacts(example_project, tmp_path / "expected")
+    base = f"s3://{ARTIFACTS_BUCKET}/{ARTIFACTS_PREFIX}"
+    arn = "arn:aws:states:eu-west-1:123456789012:stateMachine:featurebank-prod"
+    definition = json.loads(_client("stepfunctions").describe_state_machine(stateMachineArn=arn)["definition"])
+    states = _walk(definition)
+    assert len(states) == len(project.groups)
+    for group, state in zip(run_order(project), states):
+        assert state["Type"] == "Task" and state["Resource"] == "arn:aws:states:::elasticmapreduce:addStep.sync"
+        assert state["Retry"][0]["ErrorEquals"] == ["States.ALL"]
+        params = state["Parameters"]
+        assert params["ClusterId"] == "j-1ABCDEF"
+        assert params["Step"]["Name"] == f"featurebank-prod-{group}"
+        assert params["Step"]["ActionOnFailure"] == "CONTINUE"
+        assert params["Step"]["HadoopJarStep"]["Jar"] == "command-runner.jar"
+        args = params["Step"]["HadoopJarStep"]["Args"]
+        assert args[:3] == ["spark-submit", "--deploy-mode", "cluster"]
+        assert args[-7:] == [f"{base}/{artifacts.script('run_group').name}", "--group", group, "--env", "prod",
+                             "--project", f"{base}/{artifacts.bundle.name}"]  # no --date: each day's snapshot
+    assert f"{ARTIFACTS_PREFIX}/{artifacts.bundle.name}" in _objects()  # the states name uploaded artifacts
+
+
+def test_schedule_on_emr_serverless_starts_each_groups_job_run_with_start_job_run_sync(aws, example_project, tmp_path, capsys):
+    _edit_conf(example_project, "prod", lambda d: d["aws"]["schedule"].update(target="emr-serverless", application_id="00abc"))
+    code, out, err = _cli(capsys, "deploy", "schedule", "--env", "prod", "--project", str(example_project))
+    assert code == 0, err
+    project = load_project(example_project, "prod")
+    artifacts = build_artifacts(example_project, tmp_path / "expected")
+    base = f"s3://{ARTIFACTS_BUCKET}/{ARTIFACTS_PREFIX}"
+    arn = "arn:aws:states:eu-west-1:123456789012:stateMachine:featurebank-prod"
+    definition = json.loads(_client("stepfunctions").describe_state_machine(stateMachineArn=arn)["definition"])
+    states = _walk(definition)
+    for group, state in zip(run_order(project), states, strict=True):
+        assert state["Resource"] == "arn:aws:states:::emr-serverless:startJobRun.sync"
+        params = state["Parameters"]
+        assert params["ApplicationId"] == "00abc"
+        assert params["ExecutionRoleArn"] == "arn:aws:iam::123456789012:role/featurebank-prod-job"
+        assert params["Name"] == f"featurebank-prod-{group}"
+        submit = params["JobDriver"]["SparkSubmit"]
+        assert submit["EntryPoint"] == f"{base}/{artifacts.script('run_group').name}"
+        assert submit["EntryPointArguments"] == ["--group", group, "--env", "prod", "--project", f"{base}/{artifacts.bundle.name}"]
+        assert submit["SparkSubmitParameters"].startswith(f"--py-files {base}/{artifacts.wheel.name}")
+    code, out, _ = _cli(capsys, "deploy", "schedule", "--env", "prod", "--project", str(example_project))
+    assert "unchanged  state machine featurebank-prod" in out
+
+
+def test_schedule_target_emr_without_a_cluster_is_a_conf_error(example_project, capsys):
+    _edit_conf(example_project, "prod", lambda d: d["aws"]["schedule"].update(target="emr"))
+    code, _, err = _cli(capsys, "validate", "--env", "prod", "--project", str(example_project))
+    assert code == 2 and "target emr needs aws.schedule.cluster_id" in err

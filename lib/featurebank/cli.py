@@ -17,7 +17,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from featurebank.commands import catalog, definitions, deploy, explain, governance, preview, runs, training, vacuum
+from featurebank.commands import (
+    catalog,
+    definitions,
+    deploy,
+    doctor,
+    explain,
+    governance,
+    preview,
+    runs,
+    training,
+    vacuum,
+)
 from featurebank.commands.dates import days, snapshot_date
 from featurebank.errors import EXIT_RUNTIME, FeaturebankError, exit_code_for
 from featurebank.io.spark import spark_output
@@ -160,6 +171,18 @@ def _deploy(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster-id", help="emr: the running EMR cluster (j-...) to add steps to")
     p.add_argument("--application-id", help="emr-serverless: the EMR Serverless application to start job runs on")
     p.add_argument("--dry-run", action="store_true", help="print what would change (create/update/unchanged); change nothing")
+    p.add_argument("--date", type=snapshot_date, help="emr, emr-serverless: submit the runs of this snapshot date")
+    p.add_argument("--start", type=snapshot_date, help="emr, emr-serverless: first snapshot date of a range")
+    p.add_argument("--end", type=snapshot_date, help="emr, emr-serverless: last snapshot date of a range (inclusive)")
+    p.add_argument("--skip-doctor", action="store_true", help="deploy even if a `featurebank doctor` check fails")
+
+
+def _doctor(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", choices=["glue", "emr", "emr-serverless"], default="glue",
+                   help="where the runs go (default: glue)")
+    p.add_argument("--cluster-id", help="emr: the EMR cluster (j-...) whose release and role to check")
+    p.add_argument("--application-id", help="emr-serverless: the application whose release to check")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the checklist")
 
 
 def _grants(p: argparse.ArgumentParser) -> None:
@@ -212,6 +235,9 @@ COMMANDS: dict[str, Command] = {
     "docs": Command("static HTML catalog", catalog.docs, _docs, lambda args: f"writing the docs site to {args.out}"),
     "package": Command("build the wheel, definitions bundle and entry scripts", deploy.package, _package),
     "deploy": Command("ship to AWS (glue | emr | emr-serverless | schedule)", deploy.deploy, _deploy),
+    "doctor": Command("check the environment's AWS account before a deploy or a run (versions, S3, KMS, "
+                      "role policy, Delta log store, regions)", doctor.doctor, _doctor,
+                      lambda args: f"checking the AWS account of env {args.env}"),
     "iam-policy": Command("least-privilege IAM policy for the job role", deploy.iam_policy),
     "grants": Command("apply Lake Formation tags and grants from conf", governance.grants, _grants),
 }

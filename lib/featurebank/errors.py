@@ -57,6 +57,34 @@ class RuntimeFailure(FeaturebankError):
     being done, the root cause (from the Java cause chain) and the next step."""
 
 
+class AwsFailure(RuntimeFailure, OSError):
+    """An AWS call failed for a reason a user can fix (exit 3): the message says what was being
+    done, what is wrong and what to do. Built in one place, `featurebank.io.aws.explain`; an
+    `OSError` too, so storage code that treats an unreadable file as an `OSError` still does."""
+
+
+class AwsUnreachable(AwsFailure):
+    """AWS cannot be reached at all: no credentials in the standard chain, or the endpoint does
+    not answer. Nothing on AWS could be read or checked."""
+
+
+class AwsAccessDenied(AwsFailure, PermissionError):
+    """AWS refused the call to the identity in use (AccessDenied and kin)."""
+
+
+class AwsResourceMissing(AwsFailure, FileNotFoundError):
+    """A resource conf names (an S3 bucket) does not exist where the call looked for it."""
+
+
+class PreflightFailed(FeaturebankError):
+    """`featurebank doctor` found a check that fails, so `deploy` refused to start (exit 1);
+    `checks` are the doctor's lines, each with its fix."""
+
+    def __init__(self, message: str, checks: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.checks = checks
+
+
 class Verdict(Protocol):
     """What a refused publish carries of the gate's verdict (`gate.GateResult` is one).
 
@@ -133,6 +161,7 @@ EXIT_RUNTIME = 3
 # The exit code of each error type, checked in order; any other exception exits EXIT_RUNTIME.
 EXIT_CODES: tuple[tuple[tuple[type[BaseException], ...], int], ...] = (
     ((GateFailed, SourceNotReady, BreakingChangeRefused), EXIT_GATE),  # a refused publish: the input may be right, the data is not
+    ((PreflightFailed,), EXIT_GATE),  # a refused deploy: a doctor check failed, nothing was changed
     ((DefinitionError, UsageError, SourceMismatch, MissingCoverage, AccessDenied), EXIT_USAGE),  # nothing ran
 )
 

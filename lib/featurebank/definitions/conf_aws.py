@@ -14,6 +14,7 @@ from typing import Any
 from featurebank.definitions.config import (
     EMR_ACTIONS_ON_FAILURE,
     GLUE_WORKER_TYPES,
+    SCHEDULE_TARGETS,
     AwsSettings,
     EmrSettings,
     GlueSettings,
@@ -29,7 +30,8 @@ KEYS: dict[str, tuple[str, ...]] = {
     "aws": ("region", "account_id", "artifacts", "kms_key_arn", "tags", "glue", "emr", "schedule"),
     "aws.glue": ("role_arn", "worker_type", "number_of_workers", "timeout_minutes", "max_retries", "security_configuration"),
     "aws.emr": ("action_on_failure", "spark_conf", "serverless_execution_role_arn"),
-    "aws.schedule": ("cron", "timezone", "state_machine_role_arn", "scheduler_role_arn"),
+    "aws.schedule": ("cron", "timezone", "state_machine_role_arn", "scheduler_role_arn", "target", "cluster_id",
+                     "application_id"),
 }
 
 
@@ -88,11 +90,22 @@ def parse_aws(data: YMap | None, env: str, rel: str, line: int, timezone: str, p
         if cron and not cron.startswith(("cron(", "rate(")):
             cron = f"cron({cron})"
         state_machine_role = reader.arn(s, "state_machine_role_arn", required=True) or ""
+        target = reader.string(s, "target") or "glue"
+        if target not in SCHEDULE_TARGETS:
+            reader.problem(s, "target", f"'{target}' is not one of {', '.join(SCHEDULE_TARGETS)}")
+        cluster_id, application_id = reader.string(s, "cluster_id"), reader.string(s, "application_id")
+        if target == "emr" and not cluster_id:
+            reader.problem(s, "target", "target emr needs aws.schedule.cluster_id (the EMR cluster, j-...)")
+        if target == "emr-serverless" and not application_id:
+            reader.problem(s, "target", "target emr-serverless needs aws.schedule.application_id")
         schedule = ScheduleSettings(
             cron=cron,
             timezone=reader.string(s, "timezone") or timezone,
             state_machine_role_arn=state_machine_role,
             scheduler_role_arn=reader.arn(s, "scheduler_role_arn") or state_machine_role,
+            target=target,
+            cluster_id=cluster_id,
+            application_id=application_id,
         )
     return AwsSettings(
         env=env,

@@ -26,6 +26,7 @@ CatalogType = Literal["none", "glue", "hive"]
 CATALOG_TYPES: tuple[CatalogType, ...] = ("none", "glue", "hive")
 GLUE_WORKER_TYPES = ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X", "G.12X", "G.16X", "R.1X", "R.2X", "R.4X", "R.8X", "Z.2X")
 EMR_ACTIONS_ON_FAILURE = ("CONTINUE", "CANCEL_AND_WAIT", "TERMINATE_CLUSTER")
+SCHEDULE_TARGETS = ("glue", "emr", "emr-serverless")
 PII = "pii"  # the tag key featurebank computes for every column (lineage), values PII_VALUES
 PII_VALUES = ("true", "false")
 _S3_URI = re.compile(r"^s3a?://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?$")
@@ -95,6 +96,9 @@ class ScheduleSettings:
     timezone: str
     state_machine_role_arn: str
     scheduler_role_arn: str
+    target: str = "glue"  # what each state runs: a Glue job, an EMR step, an EMR Serverless job run
+    cluster_id: str | None = None  # target emr: the cluster the steps go to
+    application_id: str | None = None  # target emr-serverless: the application the job runs start on
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 EMR (on EC2): one step per group, `command-runner.jar` running
 `spark-submit --deploy-mode cluster --py-files <wheel> <run_group.py> --group G --env E
 --project <bundle>`. EMR Serverless: one job run per group with the same entry point and
-arguments. The cluster must provide Delta (EMR 7.x: the `delta-defaults` classification)
+arguments, for exactly the dates asked for (`--date D` or `--start S --end E` forwarded to
+`featurebank run`): a deploy never submits a default date (the daily runs are the schedule's,
+`deploy/schedule.py`). The cluster must provide Delta (EMR 7.x: the `delta-defaults` classification)
 and the wheel's requirements (PyYAML, sqlglot, great-expectations, ...: a bootstrap action
 or a custom image), since `--py-files` puts the wheel on the path without installing it.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from featurebank.compile.changes import Change
@@ -30,9 +33,10 @@ LIVE_RUN_STATES = ("SUBMITTED", "PENDING", "SCHEDULED", "RUNNING", "SUCCESS", "Q
 SERVERLESS_DELTA_JARS = "/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar"
 
 
-def job_arguments(settings: AwsSettings, uris: ArtifactUris, group: str) -> list[str]:
-    """The arguments `run_group.py` receives for one group."""
-    return ["--group", group, "--env", settings.env, "--project", uris.bundle]
+def job_arguments(settings: AwsSettings, uris: ArtifactUris, group: str, dates: Sequence[str] = ()) -> list[str]:
+    """The arguments `run_group.py` receives for one group; `dates` (`--date D` or `--start S
+    --end E`) are forwarded as given, none for the schedule's daily run (today's snapshot)."""
+    return ["--group", group, "--env", settings.env, "--project", uris.bundle, *dates]
 
 
 def spark_conf(settings: AwsSettings, *, serverless: bool) -> dict[str, str]:
@@ -44,12 +48,12 @@ def spark_conf(settings: AwsSettings, *, serverless: bool) -> dict[str, str]:
     return conf
 
 
-def step_args(settings: AwsSettings, uris: ArtifactUris, group: str) -> list[str]:
+def step_args(settings: AwsSettings, uris: ArtifactUris, group: str, dates: Sequence[str] = ()) -> list[str]:
     """The command-runner.jar arguments of one group's EMR step."""
     conf = [item for key, value in sorted(spark_conf(settings, serverless=False).items()) for item in ("--conf", f"{key}={value}")]
     return [
         "spark-submit", "--deploy-mode", "cluster", *conf,
-        "--py-files", uris.wheel, uris.script("run_group"), *job_arguments(settings, uris, group),
+        "--py-files", uris.wheel, uris.script("run_group"), *job_arguments(settings, uris, group, dates),
     ]
 
 
@@ -59,8 +63,9 @@ def run_name(settings: AwsSettings, group: str, arguments: Any) -> str:
     return f"featurebank-{settings.env}-{group}-{fingerprint}"
 
 
-def emr_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[str], cluster_id: str) -> list[Change]:
-    """One Change per group: add its step, unless the same step is already live."""
+def emr_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[str], cluster_id: str,
+                dates: Sequence[str]) -> list[Change]:
+    """One Change per group: add its step for `dates`, unless the same step is already live."""
     from botocore.exceptions import ClientError
 
     emr = client("emr", settings.region)
@@ -75,7 +80,7 @@ def emr_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[str], cl
     }
     changes = []
     for group in groups:
-        args = step_args(settings, uris, group)
+        args = step_args(settings, uris, group, dates)
         name = run_name(settings, group, args)
         if name in existing:
             changes.append(Change("emr step", f"{cluster_id}/{name}", "unchanged"))
@@ -93,20 +98,21 @@ def emr_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[str], cl
     return changes
 
 
-def serverless_job_driver(settings: AwsSettings, uris: ArtifactUris, group: str) -> dict[str, Any]:
+def serverless_job_driver(settings: AwsSettings, uris: ArtifactUris, group: str, dates: Sequence[str] = ()) -> dict[str, Any]:
     """The `jobDriver` of one group's EMR Serverless job run."""
     conf = " ".join(f"--conf {key}={value}" for key, value in sorted(spark_conf(settings, serverless=True).items()))
     return {
         "sparkSubmit": {
             "entryPoint": uris.script("run_group"),
-            "entryPointArguments": job_arguments(settings, uris, group),
+            "entryPointArguments": job_arguments(settings, uris, group, dates),
             "sparkSubmitParameters": f"--py-files {uris.wheel} {conf}",
         }
     }
 
 
-def serverless_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[str], application_id: str) -> list[Change]:
-    """One Change per group: start its job run, unless the same run is already live."""
+def serverless_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[str], application_id: str,
+                       dates: Sequence[str]) -> list[Change]:
+    """One Change per group: start its job run for `dates`, unless the same run is already live."""
     role = settings.require_serverless_role()
     from botocore.exceptions import ClientError
 
@@ -122,7 +128,7 @@ def serverless_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[s
     }
     changes = []
     for group in groups:
-        driver = serverless_job_driver(settings, uris, group)
+        driver = serverless_job_driver(settings, uris, group, dates)
         name = run_name(settings, group, driver)
         if name in existing:
             changes.append(Change("emr-serverless job run", f"{application_id}/{name}", "unchanged"))

@@ -1,12 +1,20 @@
 """`featurebank deploy schedule`: a Step Functions state machine that runs every feature
-group's Glue job in run order, and an EventBridge Scheduler schedule that starts it daily.
+group in run order on the schedule's target, and an EventBridge Scheduler schedule that
+starts it daily.
 
-The state machine `featurebank-<env>` has one Task per group
-(`arn:aws:states:::glue:startJobRun.sync`, so a state waits for its job to finish) with a
-Retry, chained in `featurebank.compile.order.run_order(project)` order: a group reading another
-group's table runs after it. Each job runs with no `--date`, i.e. today's snapshot in the
-project time zone. Both resources are compared with what exists and created, updated or
-left unchanged.
+The state machine `featurebank-<env>` has one Task per group with a Retry, chained in
+`featurebank.compile.order.run_order(project)` order (a group reading another group's table
+runs after it). Each Task uses the platform's `.sync` integration, so a state ends when its
+run ends and a failed run fails the state (AWS Step Functions developer guide: "Run a Job
+(.sync)"; connect-glue, connect-emr, connect-emr-serverless):
+- `aws.schedule.target: glue` (default): `arn:aws:states:::glue:startJobRun.sync`, the group's job;
+- `emr`: `arn:aws:states:::elasticmapreduce:addStep.sync`, the step `deploy emr` would add, on
+  `aws.schedule.cluster_id`;
+- `emr-serverless`: `arn:aws:states:::emr-serverless:startJobRun.sync`, the job run
+  `deploy emr-serverless` would start, on `aws.schedule.application_id`.
+Each run gets no `--date`, i.e. today's snapshot in the project time zone: the schedule is the
+only thing that runs a date nobody named. Both resources are compared with what exists and
+created, updated or left unchanged.
 """
 
 from __future__ import annotations
@@ -19,10 +27,15 @@ from featurebank.compile.order import run_order
 from featurebank.definitions.config import AwsSettings
 from featurebank.definitions.model import Project
 from featurebank.deploy.aws import account_id
+from featurebank.deploy.emr import serverless_job_driver, step_args
 from featurebank.deploy.glue import job_name
+from featurebank.deploy.upload import ArtifactUris
+from featurebank.errors import UsageError
 from featurebank.io.aws import client
 
 GLUE_SYNC = "arn:aws:states:::glue:startJobRun.sync"
+EMR_STEP_SYNC = "arn:aws:states:::elasticmapreduce:addStep.sync"
+EMR_SERVERLESS_SYNC = "arn:aws:states:::emr-serverless:startJobRun.sync"
 RETRY = [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 300, "MaxAttempts": 2, "BackoffRate": 2.0}]
 
 
@@ -30,31 +43,64 @@ def state_machine_name(env: str) -> str:
     return f"featurebank-{env}"
 
 
-def state_machine_definition(project: Project, settings: AwsSettings) -> dict[str, Any]:
-    """The Amazon States Language document: every group's Glue job, in run order."""
+def needs_artifacts(settings: AwsSettings) -> bool:
+    """True when the schedule's states name the uploaded artifacts (EMR targets), so
+    `deploy schedule` builds and uploads them first."""
+    return settings.require_schedule().target != "glue"
+
+
+def state_machine_definition(project: Project, settings: AwsSettings, uris: ArtifactUris | None = None) -> dict[str, Any]:
+    """The Amazon States Language document: every group's run on the schedule's target, in run
+    order. `uris` (the uploaded artifacts) are needed for the EMR targets."""
+    schedule = settings.require_schedule()
+    if schedule.target != "glue" and uris is None:
+        raise UsageError(f"the {schedule.target} schedule runs the uploaded artifacts; build and upload them first")
     groups = list(run_order(project))
     states: dict[str, Any] = {}
     for index, group in enumerate(groups):
-        state: dict[str, Any] = {
-            "Type": "Task",
-            "Resource": GLUE_SYNC,
-            "Parameters": {"JobName": job_name(settings.env, group)},
-            "Retry": RETRY,
-        }
+        state: dict[str, Any] = {"Type": "Task", **_task(settings, group, uris), "Retry": RETRY}
         if index + 1 < len(groups):
             state["Next"] = groups[index + 1]
         else:
             state["End"] = True
         states[group] = state
     return {
-        "Comment": f"featurebank {settings.env}: every feature group's Glue job in run order",
+        "Comment": f"featurebank {settings.env}: every feature group's run on {schedule.target}, in run order",
         "StartAt": groups[0] if groups else "Done",
         "States": states or {"Done": {"Type": "Succeed"}},
     }
 
 
-def schedule_changes(project: Project, settings: AwsSettings) -> list[Change]:
-    """Changes for the state machine and the schedule that starts it."""
+def _task(settings: AwsSettings, group: str, uris: ArtifactUris | None) -> dict[str, Any]:
+    """`Resource` and `Parameters` of one group's Task on the schedule's target."""
+    schedule = settings.require_schedule()
+    if schedule.target == "glue" or uris is None:
+        return {"Resource": GLUE_SYNC, "Parameters": {"JobName": job_name(settings.env, group)}}
+    name = f"featurebank-{settings.env}-{group}"
+    if schedule.target == "emr":
+        step = {"Name": name, "ActionOnFailure": settings.emr.action_on_failure,
+                "HadoopJarStep": {"Jar": "command-runner.jar", "Args": step_args(settings, uris, group)}}
+        return {"Resource": EMR_STEP_SYNC, "Parameters": {"ClusterId": schedule.cluster_id, "Step": step}}
+    return {"Resource": EMR_SERVERLESS_SYNC, "Parameters": {
+        "ApplicationId": schedule.application_id,
+        "ExecutionRoleArn": settings.require_serverless_role(),
+        "Name": name,
+        "JobDriver": _pascal(serverless_job_driver(settings, uris, group)),
+        "Tags": {"featurebank:env": settings.env, "featurebank:group": group, **dict(settings.tags)},
+    }}
+
+
+def _pascal(value: Any) -> Any:
+    """EMR Serverless' camelCase request keys as Step Functions' optimized integration spells
+    them (`sparkSubmit` -> `SparkSubmit`); values are left alone."""
+    if isinstance(value, dict):
+        return {key[:1].upper() + key[1:]: _pascal(item) for key, item in value.items()}
+    return value
+
+
+def schedule_changes(project: Project, settings: AwsSettings, uris: ArtifactUris | None = None) -> list[Change]:
+    """Changes for the state machine and the schedule that starts it (`uris`: the uploaded
+    artifacts, for the EMR targets)."""
     from botocore.exceptions import ClientError
 
     schedule = settings.require_schedule()
@@ -62,7 +108,7 @@ def schedule_changes(project: Project, settings: AwsSettings) -> list[Change]:
     scheduler = client("scheduler", settings.region)
     name = state_machine_name(settings.env)
     arn = f"arn:aws:states:{settings.region}:{account_id(settings)}:stateMachine:{name}"
-    definition = state_machine_definition(project, settings)
+    definition = state_machine_definition(project, settings, uris)
     text = json.dumps(definition, indent=2, sort_keys=True)
     changes = []
     try:

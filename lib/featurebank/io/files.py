@@ -265,25 +265,36 @@ def _cached_client(region: str | None, environment: tuple[str | None, ...]) -> A
     return client("s3", region)
 
 
+_GERUNDS = {"read": "reading", "list": "listing", "write": "writing", "upload to": "uploading to",
+            "download": "downloading", "delete": "deleting", "look up": "looking up"}
+
+
 @contextmanager
 def _s3_errors(action: str, location: str) -> Iterator[None]:
-    """botocore's errors as `OSError`s naming `location`, the cause and the next step."""
+    """botocore's errors as `OSError`s naming `location`, the cause and the next step.
+
+    An absent object is a plain `FileNotFoundError`; missing or refused credentials, an endpoint
+    that does not answer, a missing bucket and an access denied are the sentences of
+    `featurebank.io.aws.explain` (`AwsFailure`s, which are `OSError`s too).
+    """
     from botocore.exceptions import BotoCoreError, ClientError
+
+    from featurebank.io.aws import explain
 
     try:
         yield
-    except ClientError as error:
-        details = error.response.get("Error", {})
+    except Exception as error:
+        details = error.response.get("Error", {}) if isinstance(error, ClientError) else {}
         code = str(details.get("Code", ""))
         message = details.get("Message") or code
         if code in ("404", "NoSuchKey", "NotFound"):
             raise FileNotFoundError(f"{location} does not exist") from None
-        if code in ("403", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            raise PermissionError(f"S3 refused to {action} {location}: {code} {message}; check that the AWS "
-                                  "credentials in use (AWS_PROFILE, the instance or task role) may do it") from None
-        if code == "NoSuchBucket":
-            raise FileNotFoundError(f"cannot {action} {location}: the bucket does not exist") from None
-        raise OSError(f"S3 failed to {action} {location}: {code} {message}") from None
-    except BotoCoreError as error:
-        raise OSError(f"cannot {action} {location}: {error}; check the AWS credentials and network "
-                      "(AWS_PROFILE, AWS_ENDPOINT_URL)") from None
+        failure = explain(error, f"{_GERUNDS.get(action, action)} {location}")
+        if failure is not None:
+            raise failure from None
+        if isinstance(error, ClientError):
+            raise OSError(f"S3 failed to {action} {location}: {code} {message}") from None
+        if isinstance(error, BotoCoreError):
+            raise OSError(f"cannot {action} {location}: {error}; check the AWS credentials and network "
+                          "(AWS_PROFILE, AWS_ENDPOINT_URL)") from None
+        raise
