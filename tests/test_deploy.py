@@ -131,7 +131,8 @@ def test_a_project_anywhere_with_only_features_and_conf_deploys_from_an_installe
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target", str(site),
                     str(artifacts.wheel)], check=True)
     # No repository checkout on the path: the library and its entry scripts come from the install.
-    result = subprocess.run([sys.executable, "-m", "featurebank", "deploy", "glue", "--env", "prod", "--project", str(example_project)],
+    result = subprocess.run([sys.executable, "-m", "featurebank", "deploy", "glue", "--env", "prod", "--skip-doctor",
+                             "--project", str(example_project)],
                             env={**os.environ, "PYTHONPATH": str(site)}, cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     job = _client("glue").get_job(JobName="featurebank-prod-merchant_risk")["Job"]
