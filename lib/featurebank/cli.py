@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from featurebank.commands import catalog, definitions, deploy, governance, preview, runs, training, vacuum
+from featurebank.commands import catalog, definitions, deploy, erase, governance, preview, runs, training, vacuum
 from featurebank.commands.dates import days, snapshot_date
 from featurebank.errors import EXIT_RUNTIME, FeaturebankError, exit_code_for
 from featurebank.io.spark import spark_output
@@ -113,6 +113,14 @@ def _vacuum(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
 
 
+def _erase(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--entity", required=True, help="the entity whose rows to erase (e.g. customer)")
+    p.add_argument("--key", action="append", required=True, help="a key to erase (repeat for several)")
+    p.add_argument("--reason", required=True, help="why: the ticket that asks for it (recorded in _erasures)")
+    p.add_argument("--dry-run", action="store_true", help="list every place holding the keys; change nothing")
+    p.add_argument("--as", dest="principal", help="erase as this principal (default: who runs it)")
+
+
 def _list(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -186,6 +194,8 @@ COMMANDS: dict[str, Command] = {
                             _building),
     "vacuum": Command("remove files no registered training set and no version within retention needs",
                       vacuum.vacuum, _vacuum),
+    "erase": Command("erase an entity's rows everywhere (right to erasure), with a record holding no key",
+                     erase.erase, _erase),
     "list": Command("feature groups and training sets", catalog.list_, _list, _reading_catalog),
     "describe": Command("one group, as a reader needs it", catalog.describe, _describe, _reading_catalog),
     "history": Command("the run log of a group", runs.history, _history,
