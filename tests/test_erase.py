@@ -91,7 +91,8 @@ def _tables(spark, project) -> dict[str, pd.DataFrame]:  # noqa: ANN001
     found = {}
     for name in sorted(project.groups):
         frame = spark.read.format("delta").load(project.table_path(name)).toPandas()
-        found[name] = frame.sort_values(list(frame.columns)[:3]).reset_index(drop=True)
+        order = [c for c in frame.columns if c.endswith("_id") or c == "feature_date"]
+        found[name] = frame.sort_values(order).reset_index(drop=True)
     return found
 
 

@@ -63,36 +63,47 @@ def holds_bytes(location: str, keys: Iterable[str]) -> bool:
 
 
 def scrub_log_stats(table: str, column: str, keys: Collection[str]) -> tuple[str, ...]:
-    """Drop `column`'s min/max statistics from every `add`/`remove` action of the table's JSON
-    commits whose statistics name one of `keys` (statistics are optional in Delta: only data
-    skipping on that column is lost for those files). Returns the commit files rewritten."""
+    """Remove `keys` from the table's Delta log JSON (commits and `.crc` checksums): `column`'s
+    min/max statistics are dropped from every `add`/`remove` action naming a key (statistics are
+    optional in Delta: only data skipping on that column is lost for those files), and any other
+    text naming a key (the DELETE's own predicate in `commitInfo`) says `<erased>` instead.
+    Returns the log files rewritten (each atomically)."""
     log = files.join(table, "_delta_log")
     rewritten = []
-    for name in sorted(f for f in files.list_files(log) if f.endswith(".json") and "/" not in f):
+    for name in sorted(f for f in files.list_files(log) if f.endswith((".json", ".crc")) and "/" not in f
+                       and not f.startswith(".")):
         location = files.join(log, name)
         if not holds_bytes(location, keys):
             continue
-        lines = [_scrubbed(line, column, keys) for line in files.read_text(location).splitlines()]
+        lines = [json.dumps(_scrubbed(json.loads(line), column, keys), separators=(",", ":")) if line.strip() else line
+                 for line in files.read_text(location).splitlines()]
         files.write_text(location, "\n".join(lines) + "\n")
         _drop_checksum(location)
         rewritten.append(name)
     return tuple(rewritten)
 
 
-def _scrubbed(line: str, column: str, keys: Collection[str]) -> str:
-    if not line.strip() or not any(k in line for k in keys):
-        return line
-    action: dict[str, Any] = json.loads(line)
-    for kind in ("add", "remove"):
-        body = action.get(kind)
-        if not isinstance(body, dict) or not body.get("stats"):
-            continue
-        stats = json.loads(body["stats"])
-        for bound in ("minValues", "maxValues"):
-            if isinstance(stats.get(bound), dict):
-                stats[bound].pop(column, None)
-        body["stats"] = json.dumps(stats, separators=(",", ":"))
-    return json.dumps(action, separators=(",", ":"))
+def _scrubbed(value: Any, column: str, keys: Collection[str]) -> Any:
+    """`value` (parsed log JSON) without `keys`: statistics lose `column`'s bounds (a bound
+    replaced by other text would make data skipping wrong), other strings get `<erased>`."""
+    if isinstance(value, dict):
+        result = {}
+        for name, item in value.items():
+            if name == "stats" and isinstance(item, str) and any(k in item for k in keys):
+                stats = json.loads(item)
+                for bound in ("minValues", "maxValues"):
+                    if isinstance(stats.get(bound), dict):
+                        stats[bound].pop(column, None)
+                result[name] = json.dumps(_scrubbed(stats, column, keys), separators=(",", ":"))
+            else:
+                result[name] = _scrubbed(item, column, keys)
+        return result
+    if isinstance(value, list):
+        return [_scrubbed(item, column, keys) for item in value]
+    if isinstance(value, str):
+        for key in keys:
+            value = value.replace(key, "<erased>")
+    return value
 
 
 def log_checkpoints_holding(table: str, keys: Collection[str]) -> tuple[str, ...]:
