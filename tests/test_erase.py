@@ -199,3 +199,34 @@ def test_erase_two_customers_everywhere(spark, project_dir: Path) -> None:  # no
     # a second run finds nothing left to erase in tables, artifacts or training sets
     again = erase(spark, project, erasure, dry_run=True)
     assert {f.kind for f in again.findings} == {"derived"}
+
+
+def test_conf_checks_the_erasers_and_the_salt(example_project: Path) -> None:
+    from featurebank.errors import DefinitionError
+
+    with open(example_project / "conf" / "local.yaml", "a") as conf:
+        conf.write("governance:\n  erasers: dpo\n  erasure_salt: short\n")
+    with pytest.raises(DefinitionError) as raised:
+        load_project(example_project, "local")
+    text = str(raised.value)
+    assert "governance.erasers must be a list of principals" in text
+    assert "governance.erasure_salt must be a secret of at least 16 characters" in text
+
+
+def test_erase_without_a_salt_or_for_an_unknown_entity_is_refused(example_project: Path) -> None:
+    from featurebank.errors import ConfigError, UsageError
+
+    with open(example_project / "conf" / "local.yaml", "a") as conf:
+        conf.write(f"governance:\n  erasers: [{ERASER}]\n")
+    project = load_project(example_project, "local")
+    with pytest.raises(ConfigError, match="erasure_salt is not set"):
+        prepare(project, "customer", ["C1"], REASON, ERASER)
+    project = load_project(example_project, "local")
+    import dataclasses
+    governance = dataclasses.replace(project.config.governance, erasure_salt=SALT)
+    project = dataclasses.replace(project, config=dataclasses.replace(project.config, governance=governance))
+    with pytest.raises(UsageError, match="--entity nobody is not an entity"):
+        prepare(project, "nobody", ["C1"], REASON, ERASER)
+    erasure = prepare(project, "customer", ["C1", " C1 ", "C2"], REASON, ERASER)
+    assert erasure.keys == ("C1", "C2") and "C1" not in "".join(erasure.key_hashes)
+    assert prepare(project, "customer", ["C2", "C1"], REASON, ERASER).id == erasure.id  # a rerun finds its commits
