@@ -55,6 +55,7 @@ RANKS: dict[str, int] = {
     "featurebank.review": 5,  # plan as a change review; the breaking-change guard of run (issue 21)
     "featurebank.explain": 5,  # one entity's values on one date, read and explained (issue 21)
     "featurebank.retention": 5,
+    "featurebank.erase": 5,  # right to erasure across every copy (issue 23)
     "featurebank.training": 5,
     # 6 readers and shippers of what runs produce
     "featurebank.catalog": 6,

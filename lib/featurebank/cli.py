@@ -22,6 +22,7 @@ from featurebank.commands import (
     definitions,
     deploy,
     doctor,
+    erase,
     explain,
     governance,
     preview,
@@ -141,6 +142,14 @@ def _vacuum(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
 
 
+def _erase(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--entity", required=True, help="the entity whose rows to erase (e.g. customer)")
+    p.add_argument("--key", action="append", required=True, help="a key to erase (repeat for several)")
+    p.add_argument("--reason", required=True, help="why: the ticket that asks for it (recorded in _erasures)")
+    p.add_argument("--dry-run", action="store_true", help="list every place holding the keys; change nothing")
+    p.add_argument("--as", dest="principal", help="erase as this principal (default: who runs it)")
+
+
 def _list(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -228,6 +237,8 @@ COMMANDS: dict[str, Command] = {
                             _building),
     "vacuum": Command("remove files no registered training set and no version within retention needs",
                       vacuum.vacuum, _vacuum),
+    "erase": Command("erase an entity's rows everywhere (right to erasure), with a record holding no key",
+                     erase.erase, _erase),
     "list": Command("feature groups and training sets", catalog.list_, _list, _reading_catalog),
     "describe": Command("one group, as a reader needs it", catalog.describe, _describe, _reading_catalog),
     "history": Command("the run log of a group", runs.history, _history,

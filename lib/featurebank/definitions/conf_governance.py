@@ -7,6 +7,8 @@
       identity: arn:aws:iam::111122223333:role/fraud-ds   # whom `training-set` checks access as by default
       consumers:                    # one grant each: SELECT on every column whose tags match
         - {principal: arn:aws:iam::111122223333:role/fraud-ds, tag_expression: {domain: [cards, fraud], pii: [false]}}
+      erasers: [arn:aws:iam::111122223333:role/dpo]   # who may run `featurebank erase` (default: nobody)
+      erasure_salt: ${env:FEATUREBANK_ERASURE_SALT}   # salts the key hashes `_erasures` keeps
 
 Every key is optional. Checked as conf is read (`conf_load.load_config`); the tags and PII
 of definitions are checked against it in `definitions.governance`.
@@ -23,7 +25,7 @@ from featurebank.definitions.loader import YList, YMap, did_you_mean
 from featurebank.definitions.model import Location
 from featurebank.errors import Problem
 
-GOVERNANCE_KEYS = ("tags", "lake_formation", "lf_tags", "identity", "consumers")
+GOVERNANCE_KEYS = ("tags", "lake_formation", "lf_tags", "identity", "consumers", "erasers", "erasure_salt")
 CONSUMER_KEYS = ("principal", "tag_expression", "description")
 _PRINCIPAL = re.compile(r"^(\d{12}|arn:aws[a-z-]*:(iam|organizations)::\d{0,12}:[A-Za-z0-9+=,.@_/:-]+)$")
 _TAG_KEY = re.compile(r"^[A-Za-z0-9_.:/=+@-]{1,128}$")
@@ -112,7 +114,19 @@ def parse_governance(data: YMap | None, rel: str, catalog_type: str, problems: l
                 consumer = _consumer(item, raw_consumers.line_of(index), rel, vocabulary, lf_tags, problem)
                 if consumer is not None:
                     consumers.append(consumer)
+    erasers = data.get("erasers")
+    if erasers is not None and (not isinstance(erasers, YList) or not all(isinstance(e, (str, int)) for e in erasers)):
+        problem(data.line_of("erasers"), "governance.erasers must be a list of principals (IAM ARNs, or OS users "
+                                         "locally); write erasers: [arn:aws:iam::<account>:role/<name>]")
+        erasers = None
+    salt = data.get("erasure_salt")
+    if salt is not None and (not isinstance(salt, str) or len(salt) < 16):
+        problem(data.line_of("erasure_salt"), "governance.erasure_salt must be a secret of at least 16 characters; "
+                                              "write erasure_salt: ${env:FEATUREBANK_ERASURE_SALT}")
+        salt = None
     return Governance(
+        erasers=tuple(str(e) for e in erasers or ()),
+        erasure_salt=salt,
         conf_file=rel,
         tags=tuple(tags.items()),
         declared=raw_tags is not None,

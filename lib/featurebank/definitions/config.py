@@ -180,6 +180,8 @@ class Governance:
     lf_tags: tuple[str, ...] = ()  # the tag keys Lake Formation governs; () = every key (no vocabulary)
     identity: str | None = None
     consumers: tuple[Consumer, ...] = ()
+    erasers: tuple[str, ...] = ()  # who may run `featurebank erase` (issue 23); none: nobody
+    erasure_salt: str | None = None  # salts the key hashes of `_erasures` (a secret: ${env:NAME})
 
     @property
     def vocabulary(self) -> dict[str, tuple[str, ...]]:

@@ -114,3 +114,56 @@ def _relative(table: str, file: str) -> str:
     marker = table.rstrip("/").split("://", 1)[-1] + "/"
     text = unquote(file)
     return text.split(marker, 1)[1] if marker in text else text
+
+
+def commit_removes(path: str, marker: str) -> tuple[str, ...]:
+    """The data files (relative to the table) that the table's commits whose `userMetadata`
+    contains `marker` removed, read from the Delta log's JSON commits (`remove` actions)."""
+    import json
+
+    from featurebank.io.files import join, list_files, read_text
+
+    log = join(path, "_delta_log")
+    removed: set[str] = set()
+    for name in sorted(f for f in list_files(log) if f.endswith(".json") and "/" not in f):
+        actions = [json.loads(line) for line in read_text(join(log, name)).splitlines() if line.strip()]
+        info: dict[str, object] = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+        if marker in str(info.get("userMetadata") or ""):
+            removed |= {_relative(path, a["remove"]["path"]) for a in actions if "remove" in a}
+    return tuple(sorted(removed))
+
+
+def unreferenced_files(path: str) -> tuple[str, ...]:
+    """Data files on disk (relative to the table) that the current version does not read:
+    what older versions still reference, or what a failed write left."""
+    from urllib.parse import unquote
+
+    from featurebank.io.metadata import table_files
+
+    current = {unquote(_relative(path, f)) for f, _ in table_files(path) or []}
+    return tuple(sorted(f for f in _data_files(path) if unquote(f) not in current))
+
+
+def purge_files(path: str, files: tuple[str, ...]) -> tuple[str, ...]:
+    """A VACUUM limited to `files` (relative to the table), overriding retention for them alone:
+    deletes each one the current version does not read, keeps (and leaves out of the result)
+    any it does. Returns what it deleted. Versions that read a purged file can no longer be
+    time-travelled to."""
+    from featurebank.io.files import delete, exists, join
+
+    live = set(files) - set(unreferenced_files(path))
+    gone = []
+    for relative in files:
+        location = join(path, relative)
+        if relative in live or not exists(location):
+            continue
+        delete(location)
+        crc = relative.rpartition("/")
+        delete(join(path, f"{crc[0]}/.{crc[2]}.crc" if crc[0] else f".{crc[2]}.crc"))  # Hadoop's local checksum
+        gone.append(relative)
+    return tuple(gone)
+
+
+def relative_file(table: str, file: str) -> str:
+    """A data file Spark names (absolute URI, e.g. `input_file_name()`) relative to the table."""
+    return _relative(table, file)

@@ -325,3 +325,40 @@ def run_commits(commits: Iterable[tuple[int, int, str | None]]) -> dict[str, Run
         if isinstance(metadata, dict) and metadata.get("run_id"):
             found[str(metadata["run_id"])] = RunCommit(version, micros, metadata)
     return found
+
+
+def delete_rows(spark: SparkSession, path: str, column: str, keys: Iterable[str], metadata: str) -> int | None:
+    """Delta `DELETE` of every row of the table at `path` whose `column` is one of `keys`, in one
+    commit carrying `metadata` as its `userMetadata` (an erasure names itself there, so a rerun
+    after a kill finds the commit). Returns the new version, or None when no row matched (Delta
+    then commits nothing). The files that held the rows stay on disk until purged
+    (`io.retention.purge_files`)."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    before = table_version(spark, path)
+    key = "spark.databricks.delta.commitInfo.userMetadata"
+    previous = spark.conf.get(key, None)
+    spark.conf.set(key, metadata)
+    try:
+        DeltaTable.forPath(spark, path).delete(F.col(column).isin(list(keys)))
+    finally:
+        if previous is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, previous)
+    after = table_version(spark, path)
+    return None if after == before else after
+
+
+def landed_erasure_version(spark: SparkSession, path: str, marker: str) -> int | None:
+    """The version of the first commit of the table whose `userMetadata` contains `marker` (an
+    erasure's DELETE, `delete_rows`), or None."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    if not is_delta_table(spark, path):
+        return None
+    row = (DeltaTable.forPath(spark, path).history().where(F.col("userMetadata").contains(marker))
+           .select(F.min("version")).first())
+    return None if row is None or row[0] is None else int(row[0])
