@@ -44,6 +44,12 @@ DELTA_SQL_CONF = {
 # and let engine.sources convert them (SPEC: read with no user step).
 READ_CONF = {"spark.sql.legacy.parquet.nanosAsLong": "true"}
 
+# SQL semantics, the same on both Spark lanes and every platform (SPEC "Numbers"; issue 24):
+# ANSI mode (Spark 4's default) makes overflow, an invalid cast and division by zero fail the
+# run instead of giving NULL or a wrapped number. Applied after conf's own `spark.conf`, so
+# that no environment quietly turns it off; also set on a session someone else started.
+SEMANTICS_CONF = {"spark.sql.ansi.enabled": "true"}
+
 # Delta's session defaults for new tables' properties: conf's `retention` (see retention.py).
 RETENTION_DEFAULTS = ("spark.databricks.delta.properties.defaults.logRetentionDuration",
                       "spark.databricks.delta.properties.defaults.deletedFileRetentionDuration")
@@ -117,6 +123,7 @@ def session_conf(config: Config | None, platform: str) -> dict[str, str]:
                 "spark.hadoop.hive.metastore.client.factory.class",
                 "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory",
             )
+    conf.update(SEMANTICS_CONF)
     return conf
 
 
@@ -138,7 +145,7 @@ def get_spark(
 
     active = SparkSession.getActiveSession()
     if active is not None:
-        for key, value in READ_CONF.items():
+        for key, value in {**READ_CONF, **SEMANTICS_CONF}.items():
             active.conf.set(key, value)
         if config is not None:
             active.conf.set("spark.sql.session.timeZone", config.timezone)
