@@ -69,7 +69,7 @@ def test_every_session_runs_in_ansi_mode_whatever_conf_says():
 def test_the_failing_predicate_is_true_where_ansi_fails():
     assert failing_predicate("a / nullif(b, 0)") == "(NULLIF(b, 0)) = 0"
     assert "try_cast(code AS INT) IS NULL" in (failing_predicate("cast(code as int)") or "")
-    assert "TRY_MULTIPLY(big, 4)" in (failing_predicate("big * 4") or "").upper()
+    assert "try_multiply(big, 4) IS NULL" in (failing_predicate("big * 4") or "")
     assert failing_predicate("upper(code)") is None
 
 
@@ -110,3 +110,17 @@ def test_ansi_failure_reads_the_class_and_fragment_of_a_message():
                          "a / b\n^^^^^\n")
     assert ansi_failure(error) == ("DIVIDE_BY_ZERO", "a / b")
     assert ansi_failure(RuntimeError("[PATH_NOT_FOUND] no such path")) is None
+
+
+def test_validate_warns_about_a_division_that_can_divide_by_zero(tmp_path, capsys):
+    body = ("aggregations:\n  - {name: n, function: count, windows: [7d]}\n"
+            "  - {name: big, expr: big, function: sum, windows: [7d]}\n"
+            "derived:\n  - {name: safe, expr: \"big_7d / nullif(n_7d, 0)\"}\n"
+            "  - {name: weekly, expr: \"(big_7d / 7) / nullif(n_7d / 7.0, 0)\"}\n"
+            "  - {name: risky, expr: \"big_7d / n_7d\"}")
+    project = _project(tmp_path, body)
+    assert main(["validate", "--project", str(project.root)]) == 0  # a warning, not an error
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("features/all.yaml:") and "derived feature 'probe.risky' divides by `n_7d`" in err[0]
+    assert "nullif(n_7d, 0)" in err[0] and "try_divide" in err[0]

@@ -380,7 +380,7 @@ def _run_chunk(
         tell("failed", status="gate_failed", message=_first_line(error), **logged)
         raise
     except BaseException as error:
-        explained = _ansi_explained(spark, plan, error) if version is None else None
+        explained = _ansi_explained(spark, plan, error, batch) if version is None else None
         logged = {}
         if version is None:  # a committed run is published: never log it failed
             logged = _log_failure(log, "failed", None, explained or error)
@@ -457,7 +457,8 @@ def _log_failure(
         return {}
 
 
-def _ansi_explained(spark: SparkSession, plan: Plan, error: BaseException) -> RuntimeFailure | None:
+def _ansi_explained(spark: SparkSession, plan: Plan, error: BaseException,
+                    batch: DataFrame | None) -> RuntimeFailure | None:
     """An ANSI-mode failure (overflow, invalid cast, division by zero) as a sentence naming the
     feature, its expression and an example row's keys (`engine.ansi`); None for any other error."""
     from featurebank.spark_errors import ansi_failure, ansi_sentence, is_storage_error, root_cause
@@ -468,6 +469,8 @@ def _ansi_explained(spark: SparkSession, plan: Plan, error: BaseException) -> Ru
     from featurebank.engine.ansi import locate
     from featurebank.io.sources import read_source
 
+    if batch is not None:  # else Spark's cache manager answers the search from the failed cache
+        batch.unpersist()
     try:  # a fresh, unpersisted batch: the search must not recompute the failing column
         culprit = locate(read_source(spark, plan.source, plan.timezone), compute(spark, plan), plan, found[1])
     except Exception:  # noqa: BLE001 - the search is a courtesy: the original error is reported anyway

@@ -56,7 +56,7 @@ def failing_predicate(expression: str) -> str | None:
     from sqlglot import exp
 
     try:
-        tree = sqlglot.parse_one(expression, read="spark")
+        tree = sqlglot.parse_one(expression, read="databricks")  # Spark SQL with ANSI casts ("spark" reads CAST as TRY_CAST)
     except sqlglot.errors.ParseError:
         return None
     tries: dict[type, str] = {exp.Add: "try_add", exp.Sub: "try_subtract", exp.Mul: "try_multiply"}
