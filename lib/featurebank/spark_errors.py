@@ -44,6 +44,7 @@ _NEXT_STEPS = (
     ("accessdenied", "give this process access to the path (or run as a principal who has it)"),
     ("parse_syntax_error", "fix the SQL it quotes in the definition's expression or filter"),
     ("divide_by_zero", "wrap the divisor in nullif(x, 0) or use try_divide(a, b) where NULL is the meaning"),
+    ("remainder_by_zero", "wrap the divisor in nullif(x, 0) or use try_mod(a, b) where NULL is the meaning"),
     ("cast_invalid_input", "filter such values out in the group's filter, or use try_cast where NULL is the meaning"),
     ("arithmetic_overflow", "use a wider type (cast to decimal(38, s) or double) or filter such values out"),
     ("cast_overflow", "use a wider type (cast to decimal(38, s) or double) or filter such values out"),
@@ -147,9 +148,9 @@ def storage_step(doing: str) -> Iterator[None]:
 
 
 # Spark's error classes for what ANSI SQL mode turns from a silent NULL (or a wrapped number)
-# into a failure (io/spark.py SEMANTICS_CONF). Spark 3.5 and 4.1 name them alike.
+# into a failure (io/spark.py SEMANTICS_CONF). Spark 4 names `x % 0` REMAINDER_BY_ZERO (3.5: DIVIDE_BY_ZERO).
 ANSI_ERROR_CLASSES = (
-    "DIVIDE_BY_ZERO", "ARITHMETIC_OVERFLOW", "BINARY_ARITHMETIC_OVERFLOW", "CAST_INVALID_INPUT", "CAST_OVERFLOW",
+    "DIVIDE_BY_ZERO", "REMAINDER_BY_ZERO", "ARITHMETIC_OVERFLOW", "BINARY_ARITHMETIC_OVERFLOW", "CAST_INVALID_INPUT", "CAST_OVERFLOW",
     "NUMERIC_VALUE_OUT_OF_RANGE", "INTERVAL_ARITHMETIC_OVERFLOW", "INVALID_ARRAY_INDEX", "DATETIME_OVERFLOW",
     "INVALID_FRACTION_OF_SECOND", "CAST_OVERFLOW_IN_TABLE_INSERT",
 )

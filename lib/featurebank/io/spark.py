@@ -24,6 +24,7 @@ variables, set by the CLI and read here, decide where the rest goes:
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -170,6 +171,9 @@ def get_spark(
     if platform == "glue" or config is not None and config.catalog_type in ("glue", "hive"):
         builder = builder.enableHiveSupport()
     if platform == "local":
+        # Local Python workers run this interpreter, not whatever `python3` the PATH finds (Spark's
+        # default): a 3.13 driver (the Spark 4 lane) with 3.11 workers fails PYTHON_VERSION_MISMATCH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         _launch_jvm_off_stdout(builder, os.environ.get(JVM_LOG_ENV) or None)
     spark = builder.getOrCreate()
     level = os.environ.get(LOG_LEVEL_ENV) or DEFAULT_LOG_LEVEL
