@@ -71,3 +71,43 @@ container:
 
 container-demo: setup
 	scripts/container-demo.sh
+
+# The Spark 4 lane (issue 24; AWS Glue 6.0 parity): Python 3.13 (scripts/find-python313.sh says
+# where it comes from), pyspark 4.1 + delta-spark 4.3 (Maven io.delta:delta-spark_4.1_2.13), GX,
+# pinned in constraints-spark4.txt. test-spark4 runs the correctness core on it: the aggregation
+# and point-in-time oracles, numeric contract, rows, gate, publish, training sets, the
+# broken-definitions corpus, runner, ANSI, the portability and lane-parity tests, and the demo.
+# test-all = test + test-spark4 (notes/24-spark4.md has the times).
+VENV4 := .venv-spark4
+BIN4 := $(VENV4)/bin
+STAMP4 := $(VENV4)/.installed
+CORE_TESTS := tests/test_aggregate.py tests/test_aggregators.py tests/test_numeric_contract.py tests/test_pit.py \
+	tests/test_rows.py tests/test_gate.py tests/test_publish.py tests/test_training.py tests/test_definitions.py \
+	tests/test_runner.py tests/test_ansi.py tests/test_spark4_portability.py tests/test_demo.py
+# The fast subset CI runs on the lane (notes/24-spark4.md: why these).
+CORE_TESTS_FAST := tests/test_aggregators.py tests/test_numeric_contract.py tests/test_definitions.py \
+	tests/test_ansi.py tests/test_spark4_portability.py
+
+.PHONY: setup-spark4 test-spark4 test-spark4-fast test-all lanes-compare
+
+$(BIN4)/python:
+	@py=$$(scripts/find-python313.sh) || exit 2; echo "Spark 4 lane: $$py"; $$py -m venv $(VENV4)
+	$(BIN4)/pip install --quiet --upgrade pip
+
+$(STAMP4): pyproject.toml constraints-spark4.txt | $(BIN4)/python
+	$(BIN4)/pip install --quiet -c constraints-spark4.txt -e '.[cli,dev]'
+	@touch $(STAMP4)
+
+setup-spark4: $(STAMP4)
+
+test-spark4: setup-spark4 setup
+	$(BIN4)/python -m pytest -p no:cacheprovider $(CORE_TESTS)
+
+test-spark4-fast: setup-spark4 setup
+	$(BIN4)/python -m pytest -p no:cacheprovider $(CORE_TESTS_FAST)
+
+test-all: test test-spark4
+
+# The demo on both lanes, the five tables and card_fraud_v1 compared value by value.
+lanes-compare: setup setup-spark4
+	$(BIN)/python scripts/compare-lanes.py --python35 $(BIN)/python --python41 $(BIN4)/python

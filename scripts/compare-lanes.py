@@ -1,0 +1,127 @@
+"""Run the demo on both Spark lanes and compare what they published, value by value (issue 24).
+
+    python scripts/compare-lanes.py --python35 .venv/bin/python --python41 .venv-spark4/bin/python [--keep DIR]
+
+Each lane runs `featurebank_demo.demo` (a small fixed bank: same seed, same dates) in its own
+copy of the example project; then every feature group's Delta table (read with deltalake, no
+Spark) and the `card_fraud_v1` training set (Parquet) are compared cell by cell, rows matched
+on their keys and time columns. Floating-point values must be bit-identical (their IEEE-754
+bytes), everything else equal; NULL equals only NULL. Prints one line per table with the
+number of compared values and exits 1 naming the first differences if any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_ARGS = ["--customers", "300", "--days", "120", "--run-days", "14", "--end-date", "2024-03-31", "--seed", "7"]
+TRAINING_SET = "card_fraud_v1"
+TIME_COLUMNS = ("feature_date", "feature_ts", "ts")
+
+
+def run_demo(python: str, root: Path) -> float:
+    """Run the demo with `python` in a fresh copy of the example project at `root`; seconds taken."""
+    shutil.copytree(REPO / "features", root / "features")
+    shutil.copytree(REPO / "conf", root / "conf")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "VIRTUAL_ENV")}
+    env["PYTHONPATH"] = f"{REPO / 'lib'}:{REPO / 'tools'}"
+    started = time.perf_counter()
+    done = subprocess.run([python, "-m", "featurebank_demo.demo", "--project", str(root), *DEMO_ARGS],
+                          capture_output=True, text=True, env=env, cwd=root)
+    if done.returncode != 0:
+        sys.exit(f"the demo failed on {python} (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def _cell(value: Any) -> Any:
+    """A cell as a comparable token: floats by their bytes, NULL/NaT/None as None."""
+    if value is None:
+        return None
+    try:
+        import pandas as pd
+
+        if value is pd.NaT or (not isinstance(value, (str, bytes, list, dict)) and pd.isna(value)):
+            return ("nan", struct.pack(">d", float("nan"))) if isinstance(value, float) and math.isnan(value) else None
+    except (TypeError, ValueError):
+        pass
+    if isinstance(value, float):
+        return ("f", struct.pack(">d", value))
+    return ("v", value if not hasattr(value, "tolist") else value.tolist())
+
+
+def compare(name: str, left: Any, right: Any, keys: list[str]) -> tuple[int, list[str]]:
+    """Compare two pandas frames cell by cell after matching rows on `keys`; (values compared, differences)."""
+    problems: list[str] = []
+    if list(left.columns) != list(right.columns):
+        return 0, [f"{name}: columns differ: {list(left.columns)} vs {list(right.columns)}"]
+    if len(left) != len(right):
+        problems.append(f"{name}: {len(left)} rows on Spark 3.5, {len(right)} on Spark 4.1")
+    left = left.sort_values(keys, kind="mergesort").reset_index(drop=True)
+    right = right.sort_values(keys, kind="mergesort").reset_index(drop=True)
+    compared = 0
+    for column in left.columns:
+        for i, (a, b) in enumerate(zip(left[column].tolist(), right[column].tolist())):
+            compared += 1
+            if _cell(a) != _cell(b) and len(problems) < 20:
+                row = ", ".join(f"{k}={left.at[i, k]}" for k in keys)
+                problems.append(f"{name}.{column} at {row}: {a!r} (3.5) != {b!r} (4.1)")
+    return compared, problems
+
+
+def tables(root: Path) -> dict[str, Path]:
+    features = root / "warehouse" / "features"
+    return {p.name: p for p in sorted(features.iterdir()) if (p / "_delta_log").is_dir() and not p.name.startswith("_")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python35", default=str(REPO / ".venv" / "bin" / "python"))
+    parser.add_argument("--python41", default=str(REPO / ".venv-spark4" / "bin" / "python"))
+    parser.add_argument("--keep", type=Path, help="run in this directory and keep it (default: a temporary one)")
+    args = parser.parse_args(argv)
+    import pandas as pd
+    from deltalake import DeltaTable
+
+    base = args.keep or Path(tempfile.mkdtemp(prefix="featurebank-lanes-"))
+    roots = {"3.5": base / "spark35", "4.1": base / "spark41"}
+    for lane, python in (("3.5", args.python35), ("4.1", args.python41)):
+        seconds = run_demo(python, roots[lane])
+        print(f"demo on Spark {lane}: {seconds:.0f} s")
+    total, problems = 0, []
+    names = tables(roots["3.5"])
+    if set(names) != set(tables(roots["4.1"])):
+        problems.append(f"tables differ: {sorted(names)} vs {sorted(tables(roots['4.1']))}")
+    for name, path in names.items():
+        left = DeltaTable(str(path)).to_pandas()
+        right = DeltaTable(str(roots["4.1"] / "warehouse" / "features" / name)).to_pandas()
+        keys = [c for c in left.columns if c.endswith("_id")] + [c for c in TIME_COLUMNS if c in left.columns]
+        count, found = compare(name, left, right, keys)
+        print(f"{name}: {len(left)} rows, {count} values compared, {len(found)} differences")
+        total, problems = total + count, problems + found
+    training = [roots[lane] / "warehouse" / "training" / TRAINING_SET for lane in ("3.5", "4.1")]
+    left, right = (pd.read_parquet(p) for p in training)
+    keys = [c for c in left.columns if c.endswith("_id")] + [c for c in TIME_COLUMNS if c in left.columns]
+    count, found = compare(TRAINING_SET, left, right, keys)
+    print(f"{TRAINING_SET}: {len(left)} rows, {count} values compared, {len(found)} differences")
+    total, problems = total + count, problems + found
+    print(f"compared {total} values between Spark 3.5 and Spark 4.1: {len(problems)} differences")
+    for line in problems:
+        print(f"  {line}")
+    if args.keep is None:
+        shutil.rmtree(base, ignore_errors=True)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
