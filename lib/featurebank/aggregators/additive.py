@@ -49,6 +49,19 @@ def total_type(scale: int) -> str:
     return f"decimal({TOTAL_PRECISION},{scale})"
 
 
+def narrowed(c: Column, precision: int, scale: int) -> Column:
+    """`c`, a decimal of scale `scale`, as `decimal(precision, scale)`, or NULL when it does not
+    fit. Never Spark's cast, which raises in ANSI mode without feature or keys; NULL is how
+    every caller here detects an overflow and fails the run with its own sentence."""
+    from pyspark.sql import functions as F
+
+    target = f"decimal({precision},{scale})"
+    if precision >= 38:
+        return c.cast(target)  # a decimal of the same scale always fits
+    bound = F.lit(str(10 ** (precision - scale))).cast(f"decimal(38,{scale})")
+    return F.when((c < bound) & (c > -bound), c.cast(target))
+
+
 def exact(v: Column, source: Input, scale: int, fail: Fail) -> Column:
     """The contract's conversion of one input value to `decimal(38, scale)`.
 
@@ -59,19 +72,24 @@ def exact(v: Column, source: Input, scale: int, fail: Fail) -> Column:
     """
     from pyspark.sql import functions as F
 
-    from decimal import Decimal
-
     exact_input = source.decimal or source.type in INTEGRAL_TYPES
     numeric = v if exact_input else v.cast("double")
     q = numeric.cast(f"decimal(38,{scale})")
     limit = f"|x| < 1e{38 - scale}"
     # Decided before the cast, not by a NULL after it: in ANSI mode (io/spark.py) the cast of a
     # NaN, an infinity or a value too large raises Spark's own error, without feature or keys.
-    # (no abs(): abs of BIGINT's minimum overflows in ANSI mode)
-    # An exact input at scale 0 always fits decimal(38, 0) (and 10^38 is no DECIMAL(38) literal).
-    bound = Decimal(10) ** (38 - scale) if exact_input else float(10 ** (38 - scale))
-    unrepresentable = (F.lit(False) if exact_input and scale == 0
-                       else (numeric >= F.lit(bound)) | (numeric <= F.lit(-bound)))
+    # (no abs(): abs of BIGINT's minimum overflows in ANSI mode). The bound is a literal of the
+    # input's own type, so the comparison never widens past decimal(38, s) (which would raise).
+    bound = 10 ** (38 - scale)
+    if exact_input:
+        integer_digits = source.decimal[0] - source.decimal[1] if source.decimal else 19  # BIGINT at most
+        if integer_digits <= 38 - scale:
+            unrepresentable = F.lit(False)  # every value of the input's type fits
+        else:
+            limit_value = F.lit(str(bound)).cast(source.type if source.decimal else "bigint")
+            unrepresentable = (numeric >= limit_value) | (numeric <= -limit_value)
+    else:
+        unrepresentable = (numeric >= F.lit(float(bound))) | (numeric <= F.lit(-float(bound)))
     if not exact_input:
         unrepresentable = F.isnan(numeric) | unrepresentable
     return F.when(numeric.isNotNull() & unrepresentable, fail(f"a value is NaN, infinite or outside {limit}")).otherwise(q)
@@ -108,8 +126,9 @@ class Additive(Aggregator):
         parts = []
         for suffix in self.suffixes:
             t = F.col(self._term(slot, suffix))
-            overflow = (F.count(t) > 0) & F.sum(t).isNull()
-            day_total = F.when(overflow, fail("a day's exact total overflows")).otherwise(F.coalesce(F.sum(t), F.lit(0)))
+            # try_sum: NULL on overflow in ANSI mode too (sum would raise without feature or keys)
+            overflow = (F.count(t) > 0) & F.try_sum(t).isNull()
+            day_total = F.when(overflow, fail("a day's exact total overflows")).otherwise(F.coalesce(F.try_sum(t), F.lit(0)))
             parts.append((F.count(t) if suffix == "n" else day_total).alias(slot.column(suffix)))
         return parts
 
@@ -123,8 +142,8 @@ class Additive(Aggregator):
         reads = []
         for suffix in self.suffixes:
             tile = slot.column(suffix)
-            reads.append(F.sum(tile).over(frames.before(1)).alias(slot.column(f"end_{suffix}")))
-            reads += [F.sum(tile).over(frames.before(w + 1)).alias(slot.column(f"start_{suffix}_{w}")) for w in slot.windows]
+            reads.append(F.try_sum(tile).over(frames.before(1)).alias(slot.column(f"end_{suffix}")))
+            reads += [F.try_sum(tile).over(frames.before(w + 1)).alias(slot.column(f"start_{suffix}_{w}")) for w in slot.windows]
         return reads
 
     def finalize(self, slot: Slot, window: int, fail: Fail) -> Column:
@@ -139,8 +158,8 @@ class Additive(Aggregator):
                 return F.coalesce(end, F.lit(0)) - F.coalesce(start, F.lit(0))
             exact_type = total_type(scale)
             reaches = F.col(SNAPSHOT_DAY) - (window + 1) >= F.col(SEGMENT)
-            before_window = F.when(reaches, start.cast(exact_type)).otherwise(F.lit(0).cast(exact_type))
-            return end.cast(exact_type) - before_window
+            before_window = F.when(reaches, narrowed(start, TOTAL_PRECISION, scale)).otherwise(F.lit(0).cast(exact_type))
+            return narrowed(end, TOTAL_PRECISION, scale) - before_window
 
         return self.from_totals(slot, total, fail)
 
@@ -149,7 +168,7 @@ class Additive(Aggregator):
 
         def total(suffix: str, scale: int | None) -> Column:
             t = F.when(inside, F.col(self._term(slot, suffix)))
-            return F.count(t) if scale is None else F.sum(t)
+            return F.count(t) if scale is None else F.try_sum(t)
 
         return self.from_totals(slot, total, fail)
 
@@ -162,7 +181,7 @@ class Additive(Aggregator):
         n = F.coalesce(total("n", None), F.lit(0)).cast("bigint")
 
         def exact_total(suffix: str, scale: int) -> Column:
-            t = total(suffix, scale).cast(total_type(scale))
+            t = narrowed(total(suffix, scale), TOTAL_PRECISION, scale)
             outside = f"an exact window total is outside |total| < 1e{TOTAL_PRECISION - scale}"
             return F.when((n > 0) & t.isNull(), fail(outside)).otherwise(t)
 
@@ -194,7 +213,7 @@ def _declared_sum(s: Column, n: Column, source: Input, fail: Fail) -> tuple[Colu
     assert source.decimal is not None
     precision, scale = source.decimal
     declared = f"decimal({min(38, precision + 10)},{scale})"
-    declared_sum = s.cast(declared)
+    declared_sum = narrowed(s, min(38, precision + 10), scale)
     return declared_sum, F.when((n > 0) & declared_sum.isNull(), fail(f"the sum does not fit {declared}"))
 
 
@@ -271,9 +290,12 @@ class Stddev(Additive):
         from pyspark.sql import functions as F
 
         q = exact(v, slot.input, FLOAT_SCALE, fail)
-        whole = q.cast("decimal(19,0)")
-        whole = F.when(q.isNotNull() & whole.isNull(), fail("a value is outside |x| < 1e19")).otherwise(whole)
-        frac = (q.cast("decimal(37,18)") - whole).cast("decimal(18,18)")
+        # |q| < 1e19 - 1/2 exactly when q rounds half-up into decimal(19, 0); the guard comes
+        # before every cast, which would raise in ANSI mode
+        bound = F.lit("9999999999999999999.5").cast("decimal(38,18)")
+        inside = (q < bound) & (q > -bound)
+        whole = F.when(q.isNotNull() & ~inside, fail("a value is outside |x| < 1e19")).otherwise(q.cast("decimal(19,0)"))
+        frac = (F.when(inside, q).cast("decimal(37,18)") - whole).cast("decimal(18,18)")
         return [
             Term("n", v, None),
             Term("sa", whole, 0),
