@@ -51,11 +51,11 @@ def verdict(check: CheckSpec, counts: metrics.Counts) -> CheckResult:
     `_format_map_output` in GX 1.x), as a `CheckResult` without examples."""
     mostly = check.arguments.get("mostly", 1)
     total, considered, bad = counts.element_count, counts.considered, counts.unexpected_count
-    if total == 0 or considered == 0:
+    if bad is None or total == 0 or considered == 0:
         success = True  # GX: vacuously true
     else:
         success = (float(considered) - float(bad)) / float(considered) >= mostly
-    percent = bad / considered * 100 if total > 0 and considered > 0 else None
+    percent = bad / considered * 100 if bad is not None and total > 0 and considered > 0 else None
     columns = tested_columns(check.arguments)
     return CheckResult(
         expectation=check.expectation,

@@ -52,12 +52,13 @@ class Counts:
 
     `element_count`: rows in the check's domain (after `row_condition`); `considered`: the rows
     the `mostly` ratio is over (non-NULL for column checks, all for not-null, the rows
-    `ignore_row_if` keeps for uniqueness); `unexpected_count`: rows that fail the check.
+    `ignore_row_if` keeps for uniqueness); `unexpected_count`: rows that fail the check, None
+    when GX's sum runs over no rows at all (an empty domain; for uniqueness, no kept row).
     """
 
     element_count: int
     considered: int
-    unexpected_count: int
+    unexpected_count: int | None
 
 
 def _number(value: Any) -> bool:
@@ -97,8 +98,8 @@ def _bounds_ok(arguments: dict[str, Any]) -> bool:
     if low is None and high is None:
         return False  # GX raises; let it say so
     bounds = [b for b in (low, high) if b is not None]
-    if not (all(_number(b) for b in bounds) or all(isinstance(b, str) for b in bounds)):
-        return False
+    if not all(_number(b) for b in bounds):
+        return False  # GX refuses string bounds; dates and the like stay with GX
     flags = [arguments.get("strict_min", False), arguments.get("strict_max", False)]
     if not all(isinstance(f, bool) for f in flags):
         return False
@@ -182,13 +183,13 @@ def one_pass(batch: DataFrame, checks: tuple[CheckSpec, ...]) -> list[Counts]:
     for check, slot in zip(checks, slots):
         if check.expectation == UNIQUE:
             considered, duplicated = _uniqueness(batch, check)
-            counts.append(Counts(values[slot[0]], considered, duplicated))
+            counts.append(Counts(values[slot[0]], considered, duplicated if considered else None))
         elif check.expectation == NOT_NULL:
             total, nulls, _ = (values[i] for i in slot)
-            counts.append(Counts(total, total, nulls))
+            counts.append(Counts(total, total, nulls if total else None))
         else:
             total, nulls, bad = (values[i] for i in slot)
-            counts.append(Counts(total, total - nulls, bad))
+            counts.append(Counts(total, total - nulls, bad if total else None))
     return counts
 
 
