@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from featurebank.errors import GateFailed
 from featurebank.faults import fault_point
-from featurebank.gate.judge import judge
+from featurebank.gate.judge import judge_checks
 from featurebank.gate.report import artifact_dir, profile_location, render_html, write_report
 from featurebank.gate.results import (
     MASK,
@@ -111,7 +111,7 @@ def judge_batch(batch: DataFrame, plan: Plan, run_id: str, *, pii_columns: Colle
         batch.persist(StorageLevel.MEMORY_AND_DISK)
     row_count = batch.count()
     index = tuple(c for c in (*plan.keys, "feature_date") if c in batch.columns)  # how example rows are named
-    checks = judge(batch, plan.checks, name=f"{plan.group}-{run_id}", pii=frozenset(pii_columns), index=index)
+    checks = judge_checks(batch, plan.checks, name=f"{plan.group}-{run_id}", pii=frozenset(pii_columns), index=index)
     return GateResult(plan.group, run_id, not any(c.blocks for c in checks), row_count, tuple(checks))
 
 

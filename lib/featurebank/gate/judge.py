@@ -1,6 +1,6 @@
 """The verdict: covered checks judged from the one pass's counts, the rest by GX.
 
-`judge` splits a plan's checks: those `metrics.covers` are judged here from `metrics.one_pass`
+`judge_checks` splits a plan's checks: those `metrics.covers` are judged here from `metrics.one_pass`
 with GX's own rules (`verdict`: `mostly` over the non-NULL rows, the vacuous pass of an
 empty domain, `unexpected_percent` over the rows considered), the rest go to `gx.gx_judge`,
 which imports great_expectations only then. The results keep the plan's order and the same
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from featurebank.compile.group import CheckSpec
 
 
-def judge(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str,
+def judge_checks(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str,
           pii: frozenset[str] = frozenset(), index: tuple[str, ...] = ()) -> list[CheckResult]:
     """Every check's result on the (persisted) batch, in order: covered checks from one pass,
     the others from one GX validation; `pii` columns' values masked; failed checks' example
