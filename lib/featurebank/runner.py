@@ -158,7 +158,7 @@ def _drift_of(project: Project, group: str, features: Collection[str]) -> tuple[
     """Of `features`, those `group` has a drift check on (a run of several groups accepts each
     feature where it is checked)."""
     from featurebank.compile.group import compile_group
-    from featurebank.gate_drift import is_drift
+    from featurebank.gate.drift import is_drift
 
     checked = {str(c.arguments["column"]) for c in compile_group(project, group).checks if is_drift(c)}
     return tuple(f for f in features if f in checked)
@@ -166,7 +166,7 @@ def _drift_of(project: Project, group: str, features: Collection[str]) -> tuple[
 
 def _accepted_drift(plan: Plan, features: Collection[str]) -> tuple[str, ...]:
     """The features of `features` the group has a drift check on; any other name is a UsageError."""
-    from featurebank.gate_drift import is_drift
+    from featurebank.gate.drift import is_drift
 
     checked = {str(c.arguments["column"]) for c in plan.checks if is_drift(c)}
     unknown = sorted(set(features) - checked)
@@ -381,7 +381,7 @@ def _run_chunk(
         source_rows = check_source(spark, plan, run_id, feature_root)  # rows per event day, for the run log
         batch = compute(spark, plan)
         tell("gating", checks=len(plan.checks))
-        from featurebank.gate_drift import drift_references
+        from featurebank.gate.drift import drift_references
 
         personal = pii_columns_of(project, plan.group)
         gate = run_gate(batch, plan, run_id, feature_root, pii_columns=personal,
