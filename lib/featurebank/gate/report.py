@@ -12,7 +12,7 @@ import json
 from datetime import date
 from typing import TYPE_CHECKING
 
-from featurebank.gate.results import GateResult, _short
+from featurebank.gate.results import CheckResult, GateResult, _short
 
 if TYPE_CHECKING:
     from featurebank.compile.run import Plan
