@@ -64,6 +64,7 @@ class InputChanges:
     restate: tuple[DateSpan, ...] = ()
     untracked: int = 0  # published dates whose run recorded no fingerprint
     note: str = ""
+    tracked: bool = True  # some published date recorded a fingerprint (else the group predates them: said in JSON only)
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,8 @@ def _input_changes(project: Project, group: str) -> InputChanges:
     except Exception as error:  # noqa: BLE001 - see the docstring
         return InputChanges(note=f"cannot tell: {str(error).splitlines()[0] if str(error) else type(error).__name__}")
     untracked = sum((s.end - s.start).days + 1 for s in decision.skipped if "recorded no fingerprint" in s.reason)
-    return InputChanges(decision.run, untracked)
+    tracked = bool(decision.run) or any("recorded no fingerprint" not in s.reason for s in decision.skipped)
+    return InputChanges(decision.run, untracked, tracked=tracked)
 
 
 def _no_spark() -> SparkSession:
@@ -272,7 +274,7 @@ def _inputs_text(inputs: InputChanges | None) -> list[str]:
         count = sum((s.end - s.start).days + 1 for s in inputs.restate)
         lines.append(f"  restate:        {count} published date{'s' if count != 1 else ''} (`featurebank run "
                      "--restate` recomputes exactly these)")
-    if inputs.untracked:
+    if inputs.untracked and inputs.tracked:
         lines.append(f"  untracked:      {inputs.untracked} published dates recorded no fingerprint of their source "
                      "(published before fingerprints were recorded); a run of them starts tracking")
     return lines
