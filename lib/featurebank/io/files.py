@@ -142,19 +142,30 @@ def list_files(location: str | Path) -> list[str]:
 def list_sizes(location: str | Path) -> list[tuple[str, int]]:
     """Every file below the directory `location` with its size in bytes, as (path relative to it
     with `/` separators, bytes), sorted by path; [] when it does not exist."""
+    return [(name, size) for name, size, _ in list_stats(location)]
+
+
+def list_stats(location: str | Path) -> list[tuple[str, int, float]]:
+    """Every file below the directory `location` as (path relative to it with `/` separators,
+    bytes, modification time in epoch seconds), sorted by path; [] when it does not exist."""
     if not is_s3(location):
         root = local_path(location)
         if not root.is_dir():
             return []
-        return sorted((p.relative_to(root).as_posix(), p.stat().st_size) for p in root.rglob("*") if p.is_file())
+        found = []
+        for p in root.rglob("*"):
+            if p.is_file():
+                stat = p.stat()
+                found.append((p.relative_to(root).as_posix(), stat.st_size, stat.st_mtime))
+        return sorted(found)
     s3 = s3_location(str(location))
     prefix = s3.key.rstrip("/") + "/" if s3.key.strip("/") else ""
-    found: list[tuple[str, int]] = []
+    listed: list[tuple[str, int, float]] = []
     with _s3_errors("list", str(location)):
         for page in _client().get_paginator("list_objects_v2").paginate(Bucket=s3.bucket, Prefix=prefix):
-            found += [(o["Key"][len(prefix):], int(o.get("Size", 0))) for o in page.get("Contents", [])
-                      if not o["Key"].endswith("/")]
-    return sorted(found)
+            listed += [(o["Key"][len(prefix):], int(o.get("Size", 0)), o["LastModified"].timestamp())
+                       for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+    return sorted(listed)
 
 
 def join(location: str | Path, *parts: str) -> str:

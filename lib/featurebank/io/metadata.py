@@ -130,6 +130,21 @@ def table_files(location: str, *, lake_formation: bool = False) -> list[tuple[st
     return [(str(row["path"]), int(row["size_bytes"] or 0)) for row in actions.select(["path", "size_bytes"]).to_pylist()]
 
 
+def table_file_stats(location: str, *, lake_formation: bool = False) -> tuple[int, list[tuple[str, int, float]]] | None:
+    """The table's version and its current data files as (path relative to the table, bytes,
+    modification time in epoch seconds), both from one read of the Delta log; None when there
+    is no table."""
+    table = _open(location, lake_formation)
+    if table is None:
+        return None
+    import pyarrow
+
+    actions = pyarrow.table(table.get_add_actions(flatten=True))
+    rows = actions.select(["path", "size_bytes", "modification_time"]).to_pylist()
+    return int(table.version()), [(str(r["path"]), int(r["size_bytes"] or 0), int(r["modification_time"] or 0) / 1000)
+                                  for r in rows]
+
+
 def read_rows(location: str, columns: list[str] | None = None, *, lake_formation: bool = False) -> Any:
     """The table's current rows as a `pyarrow.Table` (only `columns` when given, those the
     table has), or None when there is no table. For small featurebank tables (the run log)."""
