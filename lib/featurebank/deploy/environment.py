@@ -36,9 +36,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from featurebank.definitions.config import EMR_ARCHITECTURES as ARCHITECTURES
 from featurebank.errors import RuntimeFailure, UsageError
 
-ARCHITECTURES = ("x86_64", "aarch64")  # aarch64: Graviton instances (EMR, EMR Serverless)
 PLATFORM_PACKAGES = ("pyspark", "delta-spark", "py4j")  # the platform's, matching its jars
 INTERPRETER = "/usr/bin/python3.11"  # where Amazon Linux 2023 (EMR 7.x) installs Python 3.11
 PYTHON_VERSION = "3.11"
