@@ -83,7 +83,7 @@ def check_architecture(architecture: str) -> None:
 
 def build_environment(wheel: Path, out_dir: Path, *, architecture: str = "x86_64",
                       cache: Path | None = None) -> Environment:
-    """Write the wheelhouse (`out_dir/wheels/`) and `out_dir/env-<hash12>.tar.gz` for `wheel`.
+    """Write the wheelhouse (beside `wheel`, in `out_dir`) and `out_dir/env-<hash12>.tar.gz`.
 
     `wheel` is featurebank's wheel (package.build_wheel); its `Requires-Dist` are resolved to
     cp311 manylinux wheels for `architecture`, pinned to this environment's installed
@@ -94,8 +94,7 @@ def build_environment(wheel: Path, out_dir: Path, *, architecture: str = "x86_64
     """
     check_architecture(architecture)
     cache = cache or cache_dir()
-    out = Path(out_dir)
-    (out / "wheels").mkdir(parents=True, exist_ok=True)
+    out = _mkdir(Path(out_dir))
     requirements = wheel_requirements(wheel)
     pins = installed_pins()
     house = _wheelhouse(cache, requirements, pins, architecture)
@@ -107,8 +106,9 @@ def build_environment(wheel: Path, out_dir: Path, *, architecture: str = "x86_64
         archive = _pack(wheels, cached, architecture)
     shipped = []
     for path in wheels:
-        target = out / "wheels" / path.name
-        _copy(path, target)
+        target = out / path.name
+        if target.resolve() != path.resolve():
+            _copy(path, target)
         shipped.append(target)
     target = out / archive.name
     _copy(archive, target)
