@@ -139,3 +139,18 @@ def _name_of_requirement(requirement: str) -> str:
     import re
 
     return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].replace("_", "-").lower()
+
+
+def test_the_emr_serverless_containerfile_installs_the_same_wheels_without_an_index():
+    import re
+
+    text = (REPO / "Containerfile.emr-serverless").read_text()
+    base = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.MULTILINE)
+    assert base and base.group(1).startswith("public.ecr.aws/emr-serverless/spark/emr-7.")
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.MULTILINE)
+    assert "COPY dist/*.whl " in text  # what `featurebank package --out dist` writes
+    install = next(line for line in text.splitlines() if "pip install" in line)
+    assert "python3.11 -m pip install" in install and "--no-index" in install
+    assert not re.search(r"pyspark|delta-spark|py4j", install)
+    assert "ENV PYSPARK_PYTHON=/usr/bin/python3.11" in text
+    assert text.rstrip().splitlines()[-1] == "USER hadoop:hadoop"  # EMR Serverless runs images as hadoop
