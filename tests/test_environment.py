@@ -154,3 +154,12 @@ def test_the_emr_serverless_containerfile_installs_the_same_wheels_without_an_in
     assert not re.search(r"pyspark|delta-spark|py4j", install)
     assert "ENV PYSPARK_PYTHON=/usr/bin/python3.11" in text
     assert text.rstrip().splitlines()[-1] == "USER hadoop:hadoop"  # EMR Serverless runs images as hadoop
+
+
+def test_package_without_environment_writes_only_the_wheel_bundle_and_scripts(example_project, tmp_path, capsys):
+    from featurebank.cli import main
+
+    assert main(["package", "--project", str(example_project), "--out", str(tmp_path / "dist"), "--no-environment"]) == 0
+    listed = sorted(Path(line).name for line in capsys.readouterr().out.splitlines())
+    assert len(listed) == 5 and not any(name.startswith("env-") for name in listed)
+    assert [name for name in listed if name.endswith(".whl")] == [n for n in listed if n.startswith("featurebank-0")]
