@@ -176,6 +176,8 @@ def _docs(p: argparse.ArgumentParser) -> None:
 
 def _package(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("dist"), help="directory for the built artifacts (default: dist)")
+    p.add_argument("--no-environment", action="store_true",
+                   help="skip the cluster's Python (env-<hash>.tar.gz and requirement wheels; needs the package index)")
 
 
 def _deploy(p: argparse.ArgumentParser) -> None:
