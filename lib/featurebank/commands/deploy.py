@@ -34,6 +34,7 @@ def deploy(args: argparse.Namespace) -> int:
     from featurebank.compile.order import run_order
     from featurebank.definitions import load_project
     from featurebank.deploy.package import build_artifacts
+    from featurebank.deploy.dynamodb import log_store_changes
     from featurebank.deploy.schedule import schedule_changes
     from featurebank.deploy.upload import artifact_uris, upload_changes
 
@@ -51,6 +52,7 @@ def deploy(args: argparse.Namespace) -> int:
             artifacts = build_artifacts(project.root, Path(out))
             uris = artifact_uris(settings, artifacts)
             changes += upload_changes(settings, artifacts)
+            changes += log_store_changes(settings)
         if args.target == "glue":
             from featurebank.deploy.glue import glue_changes
 

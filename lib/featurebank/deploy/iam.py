@@ -5,7 +5,8 @@ Derived from what the project reads and writes, never wider:
 - read and write the feature root (tables, `_runs`, `_quarantine`, `_reports`);
 - read the artifacts prefix (wheel, bundle, scripts);
 - the Glue Data Catalog: the feature database and its tables, and any `table` sources;
-- the KMS key from conf, if any; CloudWatch Logs of Glue jobs.
+- the KMS key from conf, if any (SSE-KMS on every write); CloudWatch Logs of Glue jobs;
+- the DynamoDB table of Delta's log store (`aws.delta_log_table`), if any.
 ARNs use `aws.account_id` from conf, or `*` when conf does not give it.
 """
 
@@ -70,6 +71,11 @@ def policy_document(project: Project, settings: AwsSettings) -> dict[str, Any]:
             "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
             "Resource": [settings.kms_key_arn],
         })
+    if settings.delta_log_table:
+        from featurebank.deploy.dynamodb import JOB_ACTIONS, table_arn
+
+        statements.append({"Sid": "DeltaLogStore", "Effect": "Allow", "Action": JOB_ACTIONS,
+                           "Resource": [table_arn(settings, account)]})
     statements.append({
         "Sid": "GlueJobLogs",
         "Effect": "Allow",

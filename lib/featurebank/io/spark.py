@@ -177,6 +177,10 @@ def get_spark(
     """
     from pyspark.sql import SparkSession
 
+    if config is not None and config.aws is not None:
+        from featurebank.io.files import use_kms_key
+
+        use_kms_key(config.aws.kms_key_arn)  # the files this process writes beside Spark's, same key
     active = SparkSession.getActiveSession()
     if active is not None:
         for key, value in READ_CONF.items():
