@@ -24,12 +24,33 @@ from featurebank.cli import main
 from featurebank.definitions import load_project
 from featurebank.deploy.package import build_artifacts
 from featurebank.compile.order import run_order
+from featurebank.deploy.emr import LOG_STORE_JAR
 
 ARTIFACTS_PREFIX = "artifacts"
 DELTA_CONF = (
     "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"
     " --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension"
 )
+# conf/prod.yaml's SSE-KMS key and Delta log-store table (issue 19): settings every job carries.
+PROD_KMS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/1f0c2b9e-7a3d-4c1e-9b8a-0d6e5f4a3b21"
+S3_WRITE_CONF = {
+    "spark.delta.logStore.s3.impl": "io.delta.storage.S3DynamoDBLogStore",
+    "spark.delta.logStore.s3a.impl": "io.delta.storage.S3DynamoDBLogStore",
+    "spark.hadoop.fs.s3.enableServerSideEncryption": "true",
+    "spark.hadoop.fs.s3.serverSideEncryption.kms.keyId": PROD_KMS_KEY,
+    "spark.hadoop.fs.s3a.encryption.algorithm": "SSE-KMS",
+    "spark.hadoop.fs.s3a.encryption.key": PROD_KMS_KEY,
+    "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region": "eu-west-1",
+    "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName": "featurebank-prod-delta-log",
+}
+
+
+def _with_s3_write(conf: str, **extra: str) -> str:
+    """`conf` (Glue's one `--conf` value) with S3_WRITE_CONF (and `extra`) merged in, sorted as the deploy sorts."""
+    pairs = dict(item.split("=", 1) for item in conf.split(" --conf "))
+    return " --conf ".join(f"{k}={v}" for k, v in sorted({**pairs, **S3_WRITE_CONF, **extra}.items()))
+
+
 GLUE_CATALOG_CONF = (
     "spark.hadoop.hive.metastore.client.factory.class="
     "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
@@ -174,7 +195,7 @@ def test_deploy_glue_uploads_artifacts_and_creates_one_job_per_group(aws, exampl
         "--job-language": "python",
         "--datalake-formats": "delta",
         "--additional-python-modules": f"{base}/{artifacts.wheel.name}",
-        "--conf": GLUE_CATALOG_CONF + " --conf " + DELTA_CONF,
+        "--conf": _with_s3_write(GLUE_CATALOG_CONF + " --conf " + DELTA_CONF),
         "--enable-glue-datacatalog": "true",
         "--group": "customer_card_spend",
         "--env": "prod",
@@ -197,7 +218,7 @@ def test_deploy_glue_uploads_artifacts_and_creates_one_job_per_group(aws, exampl
         "environment": "prod",
     }
     lines = out.splitlines()
-    assert sum(line.startswith("create ") for line in lines) == len(project.groups) + len(artifacts.files())
+    assert sum(line.startswith("create ") for line in lines) == len(project.groups) + len(artifacts.files()) + 1  # + the log-store table
     assert f"create     glue job featurebank-prod-merchant_risk" in lines
 
 
@@ -210,7 +231,7 @@ def test_second_glue_deploy_of_the_same_commit_changes_nothing(aws, example_proj
     assert code == 0
     changes = [line for line in out.splitlines() if not line.startswith("nothing")]
     assert changes and all(line.startswith("unchanged") for line in changes), out
-    assert "nothing to change (10 unchanged)" in out
+    assert "nothing to change (11 unchanged)" in out
     assert "done" not in out
     assert _objects() == before_objects  # same keys, ETags and LastModified: nothing re-uploaded
     assert {j["Name"]: j for j in _client("glue").get_jobs()["Jobs"]} == before_jobs
@@ -232,7 +253,7 @@ def test_glue_deploy_after_a_conf_change_updates_exactly_the_changed_fields(aws,
     job = _client("glue").get_job(JobName="featurebank-prod-customer_profile")["Job"]
     assert job["NumberOfWorkers"] == 4
     assert job["CreatedOn"] == created_on  # updated in place (UpdateJob), never deleted and recreated
-    assert "nothing to change (10 unchanged)" in _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))[1]
+    assert "nothing to change (11 unchanged)" in _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))[1]
 
 
 def test_a_glue_update_aws_refuses_is_a_sentence_naming_the_job_and_exit_3(aws, example_project, tmp_path, capsys):
@@ -291,8 +312,8 @@ def test_deploy_emr_adds_one_spark_submit_step_per_group_once(aws, example_proje
     assert first["ActionOnFailure"] == "CONTINUE"
     assert first["Config"]["Args"] == [
         "spark-submit", "--deploy-mode", "cluster",
-        "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
-        "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+        *[item for pair in _with_s3_write(DELTA_CONF, **{"spark.jars": LOG_STORE_JAR}).split(" --conf ")
+          for item in ("--conf", pair)],
         "--py-files", f"{base}/{artifacts.wheel.name}",
         f"{base}/{artifacts.script('run_group').name}",
         "--group", group, "--env", "prod", "--project", f"{base}/{artifacts.bundle.name}",
@@ -328,10 +349,9 @@ def test_deploy_emr_serverless_starts_one_job_run_per_group_once(aws, example_pr
     assert submit["entryPoint"] == f"{base}/{artifacts.script('run_group').name}"
     assert submit["entryPointArguments"] == ["--group", "merchant_risk", "--env", "prod", "--project", f"{base}/{artifacts.bundle.name}"]
     assert submit["sparkSubmitParameters"] == (
-        f"--py-files {base}/{artifacts.wheel.name}"
-        " --conf spark.jars=/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar"
-        " --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"
-        " --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension"
+        f"--py-files {base}/{artifacts.wheel.name} --conf "
+        + _with_s3_write(DELTA_CONF, **{"spark.jars": "/usr/share/aws/delta/lib/delta-spark.jar,"
+                                        f"/usr/share/aws/delta/lib/delta-storage.jar,{LOG_STORE_JAR}"})
     )
     code, out, _ = _cli(capsys, "deploy", "emr-serverless", "--env", "prod", "--project", str(example_project), "--application-id", app)
     assert code == 0 and "nothing to change" in out
