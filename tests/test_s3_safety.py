@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import subprocess
+
 import boto3
 import pandas as pd
 import pytest
@@ -207,3 +209,84 @@ def test_glue_refusing_the_entry_is_a_sentence_naming_the_table(aws):
         sync_glue_table(plan, "nowhere", region=REGION, columns=(TableColumn("a", "string", True),))  # type: ignore[arg-type]
 
 
+
+
+# --- a real run through s3a:// on the local endpoint: every object it writes is SSE-KMS ------------------
+#
+# The AWS SDK v1 under S3A refuses to send SSE-KMS parameters over plain HTTP ("HTTPS must be
+# used when sending customer encryption keys"), as AWS itself only takes them over TLS; so this
+# run talks to a moto server on HTTPS with a certificate made here, trusted by the driver JVM
+# (a trust store) and by botocore (AWS_CA_BUNDLE).
+
+@pytest.fixture()
+def moto_https(aws, tmp_path_factory, monkeypatch):
+    """A second moto server (with the same fixes) on HTTPS, its certificate trusted by boto3 and
+    by a Java trust store; yields (endpoint, trust store path)."""
+    import socket
+    import sys
+    import time
+    import urllib.request
+
+    import aws_fixtures
+
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key, store = folder / "cert.pem", folder / "key.pem", folder / "trust.jks"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "moto", "-file", str(cert), "-keystore", str(store),
+                    "-storepass", "changeit"], check=True, capture_output=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([sys.executable, aws_fixtures.__file__, "-H", "127.0.0.1", "-p", str(port), "-s",
+                                "-c", str(cert), "-k", str(key)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"https://127.0.0.1:{port}"
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(cert))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1, context=context)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("the HTTPS moto server did not start")
+            time.sleep(0.2)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(cert))
+    yield endpoint, store
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_a_run_through_s3a_writes_every_object_sse_kms_with_the_conf_key(moto_https, example_project, tmp_path):
+    """Tables, `_runs`, reports and profiles: Spark's writes through S3A's SSE-KMS settings,
+    featurebank's own through io/files.py with the same key (one `featurebank run` process)."""
+    from spark_submit import BIN, subprocess_env
+    from test_deploy_spark import END, GROUP, S3_CONF, START, _transactions
+
+    endpoint, store = moto_https
+    raw = tmp_path / "raw" / "card_transactions"
+    raw.mkdir(parents=True)
+    _transactions().to_parquet(raw / "part-0.parquet", index=False)
+    conf = S3_CONF.replace('spark.hadoop.fs.s3a.connection.ssl.enabled: "false"', 'spark.hadoop.fs.s3a.connection.ssl.enabled: "true"')
+    conf = conf.replace("spark:\n  conf:\n", "spark:\n  conf:\n    spark.driver.extraJavaOptions: "
+                        f'"-Duser.timezone=UTC -Djavax.net.ssl.trustStore={store} -Djavax.net.ssl.trustStorePassword=changeit"\n')
+    conf += f"aws:\n  region: {REGION}\n  artifacts: s3://{ARTIFACTS_BUCKET}/artifacts\n  kms_key_arn: {KMS_KEY}\n"
+    (example_project / "conf" / "s3.yaml").write_text(conf)
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket="featurebank-e2e", CreateBucketConfiguration={"LocationConstraint": REGION})
+    result = subprocess.run(
+        [str(BIN / "featurebank"), "run", GROUP, "--project", str(example_project), "--env", "s3",
+         "--start", START.isoformat(), "--end", END.isoformat()],
+        env=subprocess_env(FB_E2E_RAW_ROOT=str(tmp_path / "raw")), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    keys = [o["Key"] for o in boto3.client("s3", region_name=REGION).list_objects_v2(
+        Bucket="featurebank-e2e", Prefix="features/")["Contents"]]
+    assert any(k.startswith(f"features/{GROUP}/_delta_log/") for k in keys)
+    assert any(k.startswith(f"features/{GROUP}/") and k.endswith(".parquet") for k in keys)
+    assert any(k.startswith("features/_runs/") for k in keys)
+    assert _unencrypted("featurebank-e2e", "features/", KMS_KEY) == []
