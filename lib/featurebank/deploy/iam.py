@@ -16,6 +16,7 @@ from typing import Any
 
 from featurebank.definitions.model import Project
 from featurebank.definitions.config import AwsSettings, S3Uri
+from featurebank.deploy.dynamodb import JOB_ACTIONS, table_arn
 
 S3_READ = ["s3:GetObject"]
 S3_WRITE = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
@@ -72,8 +73,6 @@ def policy_document(project: Project, settings: AwsSettings) -> dict[str, Any]:
             "Resource": [settings.kms_key_arn],
         })
     if settings.delta_log_table:
-        from featurebank.deploy.dynamodb import JOB_ACTIONS, table_arn
-
         statements.append({"Sid": "DeltaLogStore", "Effect": "Allow", "Action": JOB_ACTIONS,
                            "Resource": [table_arn(settings, account)]})
     statements.append({
