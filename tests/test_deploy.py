@@ -24,6 +24,7 @@ from featurebank.cli import main
 from featurebank.definitions import load_project
 from featurebank.deploy.package import build_artifacts
 from featurebank.compile.order import run_order
+from featurebank.deploy.emr import LOG_STORE_JAR
 
 ARTIFACTS_PREFIX = "artifacts"
 REPO = Path(__file__).resolve().parent.parent
@@ -33,6 +34,26 @@ DELTA_CONF = (
     "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"
     " --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension"
 )
+# conf/prod.yaml's SSE-KMS key and Delta log-store table (issue 19): settings every job carries.
+PROD_KMS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/1f0c2b9e-7a3d-4c1e-9b8a-0d6e5f4a3b21"
+S3_WRITE_CONF = {
+    "spark.delta.logStore.s3.impl": "io.delta.storage.S3DynamoDBLogStore",
+    "spark.delta.logStore.s3a.impl": "io.delta.storage.S3DynamoDBLogStore",
+    "spark.hadoop.fs.s3.enableServerSideEncryption": "true",
+    "spark.hadoop.fs.s3.serverSideEncryption.kms.keyId": PROD_KMS_KEY,
+    "spark.hadoop.fs.s3a.encryption.algorithm": "SSE-KMS",
+    "spark.hadoop.fs.s3a.encryption.key": PROD_KMS_KEY,
+    "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region": "eu-west-1",
+    "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName": "featurebank-prod-delta-log",
+}
+
+
+def _with_s3_write(conf: str, **extra: str) -> str:
+    """`conf` (Glue's one `--conf` value) with S3_WRITE_CONF (and `extra`) merged in, sorted as the deploy sorts."""
+    pairs = dict(item.split("=", 1) for item in conf.split(" --conf "))
+    return " --conf ".join(f"{k}={v}" for k, v in sorted({**pairs, **S3_WRITE_CONF, **extra}.items()))
+
+
 GLUE_CATALOG_CONF = (
     "spark.hadoop.hive.metastore.client.factory.class="
     "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
@@ -193,7 +214,7 @@ def test_deploy_glue_uploads_artifacts_and_creates_one_job_per_group(aws, exampl
         "--datalake-formats": "delta",
         "--additional-python-modules": ",".join(f"{base}/{p.name}" for p in (artifacts.wheel, *artifacts.requirements)),
         "--python-modules-installer-option": "--no-index",  # S3 only: works in a VPC without internet
-        "--conf": GLUE_CATALOG_CONF + " --conf " + DELTA_CONF,
+        "--conf": _with_s3_write(GLUE_CATALOG_CONF + " --conf " + DELTA_CONF),
         "--enable-glue-datacatalog": "true",
         "--group": "customer_card_spend",
         "--env": "prod",
@@ -216,7 +237,7 @@ def test_deploy_glue_uploads_artifacts_and_creates_one_job_per_group(aws, exampl
         "environment": "prod",
     }
     lines = out.splitlines()
-    assert sum(line.startswith("create ") for line in lines) == len(project.groups) + len(artifacts.files())
+    assert sum(line.startswith("create ") for line in lines) == len(project.groups) + len(artifacts.files()) + 1  # + the log-store table
     assert f"create     glue job featurebank-prod-merchant_risk" in lines
 
 
@@ -230,7 +251,7 @@ def test_second_glue_deploy_of_the_same_commit_changes_nothing(aws, example_proj
     changes = [line for line in out.splitlines() if not line.startswith("nothing")]
     assert changes and all(line.startswith("unchanged") for line in changes), out
     shipped = len(_glue_artifacts(example_project, tmp_path / "expected").files())
-    assert f"nothing to change ({shipped + 5} unchanged)" in out  # the artifacts and 5 jobs
+    assert f"nothing to change ({shipped + 6} unchanged)" in out  # the artifacts, 5 jobs and the log-store table
     assert "done" not in out
     assert _objects() == before_objects  # same keys, ETags and LastModified: nothing re-uploaded
     assert {j["Name"]: j for j in _client("glue").get_jobs()["Jobs"]} == before_jobs
@@ -253,7 +274,7 @@ def test_glue_deploy_after_a_conf_change_updates_exactly_the_changed_fields(aws,
     assert job["NumberOfWorkers"] == 4
     assert job["CreatedOn"] == created_on  # updated in place (UpdateJob), never deleted and recreated
     shipped = len(_glue_artifacts(example_project, tmp_path / "expected").files())
-    assert f"nothing to change ({shipped + 5} unchanged)" in _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))[1]
+    assert f"nothing to change ({shipped + 6} unchanged)" in _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))[1]
 
 
 def test_a_glue_update_aws_refuses_is_a_sentence_naming_the_job_and_exit_3(aws, example_project, tmp_path, capsys):
@@ -317,11 +338,11 @@ def test_deploy_emr_adds_one_spark_submit_step_per_group_once(aws, example_proje
     # the archive is the Python of the driver (YARN application master) and the executors; no --py-files
     assert first["Config"]["Args"] == [
         "spark-submit", "--deploy-mode", "cluster",
-        "--conf", f"spark.archives={environment}#environment",
-        "--conf", "spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python",
-        "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
-        "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
-        "--conf", "spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python",
+        *[item for pair in _with_s3_write(DELTA_CONF, **{
+            "spark.jars": LOG_STORE_JAR, "spark.archives": f"{environment}#environment",
+            "spark.executorEnv.PYSPARK_PYTHON": "./environment/bin/python",
+            "spark.yarn.appMasterEnv.PYSPARK_PYTHON": "./environment/bin/python"}).split(" --conf ")
+          for item in ("--conf", pair)],
         f"{base}/{artifacts.script('run_group').name}",
         "--group", group, "--env", "prod", "--project", f"{base}/{artifacts.bundle.name}", "--date", "2024-03-01",
     ]
@@ -360,12 +381,12 @@ def test_deploy_emr_serverless_starts_one_job_run_per_group_once(aws, example_pr
     assert submit["entryPointArguments"] == ["--group", "merchant_risk", "--env", "prod", "--project", f"{base}/{artifacts.bundle.name}",
                                              "--start", "2024-03-01", "--end", "2024-03-03"]
     assert submit["sparkSubmitParameters"] == (
-        f"--conf spark.archives={base}/{artifacts.environment.name}#environment"
-        " --conf spark.emr-serverless.driverEnv.PYSPARK_PYTHON=./environment/bin/python"
-        " --conf spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python"
-        " --conf spark.jars=/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar"
-        " --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"
-        " --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension"
+        "--conf " + _with_s3_write(DELTA_CONF, **{
+            "spark.jars": "/usr/share/aws/delta/lib/delta-spark.jar,"
+                          f"/usr/share/aws/delta/lib/delta-storage.jar,{LOG_STORE_JAR}",
+            "spark.archives": f"{base}/{artifacts.environment.name}#environment",
+            "spark.emr-serverless.driverEnv.PYSPARK_PYTHON": "./environment/bin/python",
+            "spark.executorEnv.PYSPARK_PYTHON": "./environment/bin/python"})
     )
     code, out, _ = _cli(capsys, "deploy", "emr-serverless", "--env", "prod", "--project", str(example_project), "--application-id", app,
                         "--start", "2024-03-01", "--end", "2024-03-03")

@@ -453,8 +453,11 @@ def _run_chunk(
             outcome = _log_published(log, gate, version, by_date, plan, run_id, runs_path(feature_root))
             _store_profiles(batch, plan, run_id, version, feature_root, personal)  # for `docs` and drift, no Spark
             if project.config.catalog_type != "none":  # table properties where a catalog shows them (Glue)
-                from featurebank.io.table_metadata import apply_table_metadata
+                from featurebank.io.table_metadata import apply_table_metadata, register_published
 
+                if project.config.catalog_type == "glue" and project.config.catalog_database:  # what Athena reads
+                    register_published(spark, plan, project.config.catalog_database,
+                                       region=project.config.aws.region if project.config.aws else None)
                 apply_table_metadata(spark, plan, catalog_type=project.config.catalog_type,
                                      database=project.config.catalog_database)
         tell("done", rows=outcome.rows_written, version=outcome.delta_version, status=outcome.status,

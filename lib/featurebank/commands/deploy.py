@@ -95,6 +95,7 @@ def _preflight(project: Any, args: argparse.Namespace) -> None:
 
 def _deploy(project: Any, args: argparse.Namespace, groups: list[str], dates: tuple[str, ...]) -> None:
     from featurebank.compile.changes import apply_changes, print_changes
+    from featurebank.deploy.dynamodb import log_store_changes
     from featurebank.deploy.package import build_artifacts
     from featurebank.deploy.schedule import needs_artifacts, schedule_changes
     from featurebank.deploy.upload import artifact_uris, upload_changes
@@ -110,6 +111,7 @@ def _deploy(project: Any, args: argparse.Namespace, groups: list[str], dates: tu
                                         architecture="x86_64" if glue else settings.emr.architecture)
             uris = artifact_uris(settings, artifacts)
             changes += upload_changes(settings, artifacts)
+            changes += log_store_changes(settings)
         if args.target == "glue":
             from featurebank.deploy.glue import glue_changes
 

@@ -114,6 +114,8 @@ class AwsSettings:
     account_id: str | None = None
     kms_key_arn: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    # DynamoDB table of Delta's S3DynamoDBLogStore (safe concurrent writers; `deploy` creates it)
+    delta_log_table: str | None = None
     glue: GlueSettings | None = None
     emr: EmrSettings = EmrSettings()
     schedule: ScheduleSettings | None = None

@@ -29,11 +29,13 @@ from featurebank.deploy.environment import environment_conf
 from featurebank.deploy.upload import ArtifactUris
 from featurebank.errors import UsageError
 from featurebank.io.aws import client
-from featurebank.io.spark import DELTA_SQL_CONF
+from featurebank.io.spark import DELTA_SQL_CONF, s3_write_conf
 
 LIVE_STEP_STATES = ("PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED")
 LIVE_RUN_STATES = ("SUBMITTED", "PENDING", "SCHEDULED", "RUNNING", "SUCCESS", "QUEUED")
 SERVERLESS_DELTA_JARS = "/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar"
+# EMR ships Delta's DynamoDB log store beside Delta (needed when aws.delta_log_table is set).
+LOG_STORE_JAR = "/usr/share/aws/delta/lib/delta-storage-s3-dynamodb.jar"
 
 
 def job_arguments(settings: AwsSettings, uris: ArtifactUris, group: str, dates: Sequence[str] = ()) -> list[str]:
@@ -50,6 +52,9 @@ def spark_conf(settings: AwsSettings, *, serverless: bool, archive: str | None =
         conf["spark.jars"] = SERVERLESS_DELTA_JARS
     if archive:
         conf.update(environment_conf("emr-serverless" if serverless else "emr", archive))
+    conf.update(s3_write_conf(settings))  # SSE-KMS (EMRFS and S3A) and the DynamoDB log store
+    if settings.delta_log_table:
+        conf["spark.jars"] = ",".join(filter(None, [conf.get("spark.jars"), LOG_STORE_JAR]))
     conf.update(dict(settings.emr.spark_conf))
     return conf
 

@@ -25,7 +25,7 @@ from featurebank.deploy.aws import account_id
 from featurebank.deploy.upload import ArtifactUris
 from featurebank.errors import RuntimeFailure
 from featurebank.io.aws import client
-from featurebank.io.spark import DELTA_SQL_CONF
+from featurebank.io.spark import DELTA_SQL_CONF, s3_write_conf
 
 GLUE_VERSION = "5.1"
 GLUE_CATALOG_CONF = {
@@ -62,6 +62,7 @@ def desired_job(project: Project, settings: AwsSettings, uris: ArtifactUris, gro
     conf = dict(DELTA_SQL_CONF)
     if project.config.catalog_type == "glue":
         conf.update(GLUE_CATALOG_CONF)
+    conf.update(s3_write_conf(settings))  # SSE-KMS through S3A (Glue 5.1's connector), DynamoDB log store
     arguments = {
         "--job-language": "python",
         "--datalake-formats": "delta",

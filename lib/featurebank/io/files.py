@@ -11,6 +11,11 @@ profile, instance or task role) and `AWS_ENDPOINT_URL`, the same chain every oth
 outside Spark uses. Spark's own reads and writes keep Spark's S3A chain. Any other scheme is
 refused with a `UsageError` naming the location.
 
+Encryption: every object written to S3 here is SSE-KMS under the environment's key. A caller
+may name the key (`kms_key=`); otherwise the process's key applies, which
+`use_kms_key(config.aws.kms_key_arn)` sets once conf is known (`io.spark.get_spark` does it
+for every session built from conf), the same key the session's S3A/EMRFS settings use.
+
 S3 has no directories: a "directory" is every key below `<key>/`; `makedirs` is implied.
 Failures are `OSError`s whose message names the location: `FileNotFoundError` when nothing
 is there, `PermissionError` when S3 refuses access, `OSError` otherwise.
@@ -31,6 +36,19 @@ from featurebank.errors import UsageError
 
 S3_SCHEMES = ("s3", "s3a", "s3n")
 Kind = Literal["file", "directory"]
+
+
+_KMS_KEY: list[str | None] = [None]  # the process's default SSE-KMS key (use_kms_key)
+
+
+def use_kms_key(key: str | None) -> None:
+    """Encrypt every later S3 write of this process with SSE-KMS under `key` (None: S3's default)."""
+    _KMS_KEY[0] = key
+
+
+def default_kms_key() -> str | None:
+    """The SSE-KMS key S3 writes use when the caller names none."""
+    return _KMS_KEY[0]
 
 
 @dataclass(frozen=True)
@@ -182,7 +200,7 @@ def write_bytes(location: str | Path, data: bytes, *, metadata: Mapping[str, str
 
     Local: a temporary file beside the target, then a rename, so a reader sees the old file or
     the new one, never a part. S3: one PutObject (atomic by nature), with user `metadata` and
-    SSE-KMS under `kms_key` when given (both ignored locally).
+    SSE-KMS under `kms_key`, else the process's key (`use_kms_key`) (both ignored locally).
     """
     if is_s3(location):
         s3 = s3_location(str(location))
@@ -255,8 +273,9 @@ def _put_arguments(metadata: Mapping[str, str] | None, kms_key: str | None) -> d
     extra: dict[str, Any] = {}
     if metadata:
         extra["Metadata"] = dict(metadata)
-    if kms_key:
-        extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key)
+    key = kms_key or _KMS_KEY[0]
+    if key:
+        extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
     return extra
 
 
