@@ -611,7 +611,8 @@ def test_schedule_on_emr_serverless_starts_each_groups_job_run_with_start_job_ru
         submit = params["JobDriver"]["SparkSubmit"]
         assert submit["EntryPoint"] == f"{base}/{artifacts.script('run_group').name}"
         assert submit["EntryPointArguments"] == ["--group", group, "--env", "prod", "--project", f"{base}/{artifacts.bundle.name}"]
-        assert submit["SparkSubmitParameters"].startswith(f"--py-files {base}/{artifacts.wheel.name}")
+        assert "--py-files" not in submit["SparkSubmitParameters"]  # the environment archive carries everything
+        assert f"--conf spark.archives={base}/env-" in submit["SparkSubmitParameters"]
     code, out, _ = _cli(capsys, "deploy", "schedule", "--env", "prod", "--project", str(example_project))
     assert "unchanged  state machine featurebank-prod" in out
 
