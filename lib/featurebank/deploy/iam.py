@@ -35,6 +35,9 @@ def s3_prefixes(uris: list[str]) -> list[S3Uri]:
     return kept
 
 
+LAKE_FORMATION_ACTIONS = ("lakeformation:GetDataAccess",)
+
+
 def policy_document(project: Project, settings: AwsSettings) -> dict[str, Any]:
     """The IAM policy document (a dict ready for json.dumps) for the job role."""
     account = settings.account_id or "*"
@@ -75,6 +78,9 @@ def policy_document(project: Project, settings: AwsSettings) -> dict[str, Any]:
     if settings.delta_log_table:
         statements.append({"Sid": "DeltaLogStore", "Effect": "Allow", "Action": JOB_ACTIONS,
                            "Resource": [table_arn(settings, account)]})
+    if project.config.governance.lake_formation:  # Lake Formation vends the S3 credentials of registered tables
+        statements.append({"Sid": "LakeFormationDataAccess", "Effect": "Allow", "Action": list(LAKE_FORMATION_ACTIONS),
+                           "Resource": "*"})
     statements.append({
         "Sid": "GlueJobLogs",
         "Effect": "Allow",
