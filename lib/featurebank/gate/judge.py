@@ -27,7 +27,8 @@ def judge_checks(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str,
     """Every check's result on the (persisted) batch, in order: covered checks from one pass,
     the others from one GX validation; `pii` columns' values masked; failed checks' example
     rows named by their `index` columns."""
-    covered = [i for i, c in enumerate(checks) if metrics.covers(c, tuple(batch.columns))]
+    columns = tuple(batch.columns)
+    covered = [i for i, c in enumerate(checks) if metrics.covers(c, columns)]
     rest = [i for i in range(len(checks)) if i not in set(covered)]
     results: list[CheckResult | None] = [None] * len(checks)
     ours = tuple(checks[i] for i in covered)
