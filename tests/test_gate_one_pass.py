@@ -147,6 +147,14 @@ def test_uncovered_expectations_fall_back_to_gx_and_covered_ones_never_reach_it(
     assert not results[4].success
 
     sent.clear()
+    bad_condition = _check("expect_column_values_to_not_be_null", column="x", row_condition="no_such_column > 1",
+                           condition_parser="spark")
+    assert metrics.covers(bad_condition, tuple(batch.columns))  # only Spark's analysis can tell
+    [ok, refused] = judge_checks(batch, (covered, bad_condition), "bad-condition")
+    assert sent == [covered.expectation, bad_condition.expectation]  # GX judges both, as before
+    assert ok.exception is None and not refused.success  # GX: failed, as for a missing column
+
+    sent.clear()
     judge_checks(batch, (covered,), "only-covered")
     assert sent == []  # a plan of covered checks never imports or runs GX
 

@@ -23,15 +23,24 @@ if TYPE_CHECKING:
 
 
 def judge_checks(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str,
-          pii: frozenset[str] = frozenset(), index: tuple[str, ...] = ()) -> list[CheckResult]:
+                 pii: frozenset[str] = frozenset(), index: tuple[str, ...] = ()) -> list[CheckResult]:
     """Every check's result on the (persisted) batch, in order: covered checks from one pass,
     the others from one GX validation; `pii` columns' values masked; failed checks' example
-    rows named by their `index` columns."""
-    covered = [i for i, c in enumerate(checks) if metrics.covers(c, tuple(batch.columns))]
+    rows named by their `index` columns. When Spark cannot analyse the one pass (a
+    `row_condition` naming a column the batch lacks, a comparison it refuses), every check
+    goes to GX, which reports such a check as failed with its reason, as it always did."""
+    from pyspark.errors import AnalysisException
+
+    columns = tuple(batch.columns)
+    covered = [i for i, c in enumerate(checks) if metrics.covers(c, columns)]
+    ours = tuple(checks[i] for i in covered)
+    try:
+        counted = metrics.one_pass(batch, ours)
+    except AnalysisException:
+        covered, ours, counted = [], (), []
     rest = [i for i in range(len(checks)) if i not in set(covered)]
     results: list[CheckResult | None] = [None] * len(checks)
-    ours = tuple(checks[i] for i in covered)
-    for i, check, counts in zip(covered, ours, metrics.one_pass(batch, ours)):
+    for i, check, counts in zip(covered, ours, counted):
         result = verdict(check, counts)
         if result.unexpected_count:
             rows = metrics.examples(batch, check, index, PARTIAL_UNEXPECTED_COUNT)

@@ -89,7 +89,8 @@ def covers(check: CheckSpec, columns: tuple[str, ...]) -> bool:
         value_set = arguments.get("value_set")
         return isinstance(value_set, (list, tuple)) and all(_number(v) or isinstance(v, str) for v in value_set)
     if check.expectation == UNIQUE:
-        return arguments.get("ignore_row_if", "all_values_are_missing") in _IGNORE_ROW_IF and len(set(tested)) == len(tested)
+        rule = arguments.get("ignore_row_if", "all_values_are_missing")
+        return rule in _IGNORE_ROW_IF and len(set(tested)) == len(tested)
     return True
 
 
