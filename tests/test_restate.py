@@ -314,3 +314,43 @@ def test_a_delta_source_updated_and_deleted_restates_exactly_the_dates_those_day
             old = before[before.feature_date == day].sort_values("customer_id").reset_index(drop=True)
             pd.testing.assert_frame_equal(got.reset_index(drop=True), old)
     assert [d.ranges() for d in decide_restate(project, group)] == [[]]
+
+
+def test_a_row_level_group_restates_the_changed_day_itself(spark, example_project):
+    project = _project(example_project)
+    group = "customer_profile"
+    run_group(project, group, FIRST, _d("2024-03-03"), spark=spark)
+    before = spark.read.format("delta").load(project.table_path(group)).toPandas()
+    late = pd.DataFrame({"customer_id": ["c9"], "segment": ["mass"], "income": [4000.0],
+                         "birth_year": pd.array([1985], dtype="int32"), "region": ["north"],
+                         "opened_at": [pd.Timestamp("2020-01-01", tz="UTC")],
+                         "updated_at": [pd.Timestamp("2024-03-02 15:00", tz="UTC")]})
+    late.to_parquet(example_project / "warehouse" / "raw" / "customers" / "part-late.parquet", index=False)
+    [decision] = decide_restate(project, group)
+    assert decision.ranges() == [(_d("2024-03-02"), _d("2024-03-02"))]  # a row-level date holds its own day's events
+    assert decision.run[0].reason == "event day 2024-03-02 changed: customers/part-late.parquet added"
+    run_missing(project, [decision], spark=spark)
+    after = spark.read.format("delta").load(project.table_path(group)).toPandas()
+    assert sorted(after[after.feature_date == _d("2024-03-02")].customer_id) == ["c1", "c2", "c9"]
+    for day in (_d("2024-03-01"), _d("2024-03-03")):
+        pd.testing.assert_frame_equal(after[after.feature_date == day].reset_index(drop=True),
+                                      before[before.feature_date == day].reset_index(drop=True))
+
+
+def test_a_group_reading_a_restated_group_is_restated_for_the_dates_reading_it(spark, example_project):
+    project = _project(example_project)
+    (example_project / "features" / "cards" / "peak.yaml").write_text(
+        "kind: source\nname: short_table\ngroup: customer_short_spend\ntimestamp: feature_ts\n---\n"
+        "kind: feature_group\nname: short_peak\nentity: customer\nsource: short_table\n"
+        "aggregations:\n  - {name: peak, expr: spend_sum_2d, function: max, windows: [1d]}\n")
+    project = load_project(example_project, "local")
+    run_group(project, GROUP, FIRST, LAST, spark=spark)
+    run_group(project, "short_peak", _d("2024-03-02"), LAST, spark=spark)
+    _late(example_project)
+    decided = {d.group: d for d in decide_restate(project, None) if d.run}
+    assert sorted(decided) == [GROUP, "short_peak"]
+    # upstream dates 03-01, 03-02, 03-06, 03-07 are the downstream's event days; a 1d window reads the day before
+    assert decided["short_peak"].ranges() == [(_d("2024-03-02"), _d("2024-03-03")), (_d("2024-03-07"), _d("2024-03-08"))]
+    assert "its upstream group customer_short_spend is restated for 2024-03-06" in decided["short_peak"].run[1].reason
+    run_missing(project, list(decided.values()), spark=spark)
+    assert [d.ranges() for d in decide_restate(project, None) if d.run] == []  # both current, the cascade seen
