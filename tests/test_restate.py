@@ -101,7 +101,7 @@ def test_only_published_dates_are_restated_and_untracked_runs_are_said_not_guess
 def test_an_upstream_group_restated_for_d_reaches_the_downstream_dates_reading_d():
     forced = upstream_forced([_d("2024-03-04")], "up", "aggregation", 2, _days(FIRST, LAST))
     assert sorted(forced) == [_d("2024-03-05"), _d("2024-03-06")]
-    assert forced[_d("2024-03-05")] == "event day 2024-03-04: its upstream group up is restated for 2024-03-04"
+    assert forced[_d("2024-03-05")] == "its upstream group up is restated for 2024-03-04"
 
 
 # --- fingerprints of files, no Spark ---------------------------------------------------------------
@@ -256,3 +256,102 @@ def test_restate_and_missing_together_run_the_union_of_their_dates(spark, exampl
     assert both.ranges() == [(_d("2024-03-01"), _d("2024-03-02")), (_d("2024-03-06"), LAST)]
     outcomes = run_missing(project, [both], spark=spark)
     assert [(o.start, o.end) for o in outcomes] == both.ranges()
+
+
+DELTA_SOURCE = """kind: source
+name: card_ledger
+description: The card transactions as a Delta table partitioned by event day (corrections are UPDATEs and DELETEs).
+format: delta
+path: ${raw_root}/card_ledger
+timestamp: event_ts
+---
+kind: feature_group
+name: ledger_short_spend
+entity: customer
+source: card_ledger
+filter: "status = 'SETTLED'"
+description: Settled spend over the last one and two days, from the Delta ledger.
+owner: cards-analytics
+aggregations:
+  - {name: spend_sum, expr: amount, function: sum, windows: [1d, 2d]}
+  - {name: txn_count, function: count, windows: [2d]}
+"""
+
+
+def test_a_delta_source_updated_and_deleted_restates_exactly_the_dates_those_days_reach(spark, example_project):
+    from pyspark.sql import functions as F
+
+    project = _project(example_project)
+    (example_project / "features" / "cards" / "ledger.yaml").write_text(DELTA_SOURCE)
+    project = load_project(example_project, "local")
+    ledger = str(example_project / "warehouse" / "raw" / "card_ledger")
+    events = spark.createDataFrame(_transactions()).withColumn("event_day", F.to_date("event_ts"))
+    events.write.format("delta").partitionBy("event_day").save(ledger)
+    group = "ledger_short_spend"
+    run_group(project, group, FIRST, LAST, spark=spark)
+    assert [d.ranges() for d in decide_restate(project, group)] == [[]]
+    table = f"delta.`{ledger}`"
+    spark.sql(f"UPDATE {table} SET amount = amount + 500 WHERE event_day = '2024-03-03' AND customer_id = 'c1'")
+    spark.sql(f"DELETE FROM {table} WHERE event_day = '2024-03-06' AND customer_id = 'c2'")
+
+    [decision] = decide_restate(project, group)  # 03-03 reaches 03-04, 03-05; 03-06 reaches 03-07, 03-08
+    assert decision.ranges() == [(_d("2024-03-04"), _d("2024-03-05")), (_d("2024-03-07"), _d("2024-03-08"))]
+    assert all("card_ledger/event_day=2024-03-0" in s.reason and "modified" not in s.reason for s in decision.run)
+    before = spark.read.format("delta").load(project.table_path(group)).toPandas()
+    run_missing(project, [decision], spark=spark)
+    after = spark.read.format("delta").load(project.table_path(group)).toPandas()
+    final = spark.read.format("delta").load(ledger).drop("event_day").toPandas()
+    final["event_ts"] = pd.to_datetime(final["event_ts"]).dt.tz_localize("UTC")
+    for day in _days(FIRST, LAST):
+        got = after[after.feature_date == day].sort_values("customer_id")
+        rows = [(r.customer_id, None if pd.isna(r.spend_sum_1d) else r.spend_sum_1d, r.spend_sum_2d, r.txn_count_2d)
+                for r in got.itertuples()]
+        want = _oracle(final, day)
+        assert [(c, n) for c, *_, n in rows] == [(c, n) for c, *_, n in want], day
+        for (_, s1, s2, _), (_, o1, o2, _) in zip(rows, want):
+            assert (s1 is None) == (o1 is None) and (o1 is None or s1 == pytest.approx(o1)) and s2 == pytest.approx(o2)
+        if day not in decision.dates:
+            old = before[before.feature_date == day].sort_values("customer_id").reset_index(drop=True)
+            pd.testing.assert_frame_equal(got.reset_index(drop=True), old)
+    assert [d.ranges() for d in decide_restate(project, group)] == [[]]
+
+
+def test_a_row_level_group_restates_the_changed_day_itself(spark, example_project):
+    project = _project(example_project)
+    group = "customer_profile"
+    run_group(project, group, FIRST, _d("2024-03-03"), spark=spark)
+    before = spark.read.format("delta").load(project.table_path(group)).toPandas()
+    late = pd.DataFrame({"customer_id": ["c9"], "segment": ["mass"], "income": [4000.0],
+                         "birth_year": pd.array([1985], dtype="int32"), "region": ["north"],
+                         "opened_at": [pd.Timestamp("2020-01-01", tz="UTC")],
+                         "updated_at": [pd.Timestamp("2024-03-02 15:00", tz="UTC")]})
+    late.to_parquet(example_project / "warehouse" / "raw" / "customers" / "part-late.parquet", index=False)
+    [decision] = decide_restate(project, group)
+    assert decision.ranges() == [(_d("2024-03-02"), _d("2024-03-02"))]  # a row-level date holds its own day's events
+    assert decision.run[0].reason == "event day 2024-03-02 changed: customers/part-late.parquet added"
+    run_missing(project, [decision], spark=spark)
+    after = spark.read.format("delta").load(project.table_path(group)).toPandas()
+    assert sorted(after[after.feature_date == _d("2024-03-02")].customer_id) == ["c1", "c2", "c9"]
+    for day in (_d("2024-03-01"), _d("2024-03-03")):
+        pd.testing.assert_frame_equal(after[after.feature_date == day].reset_index(drop=True),
+                                      before[before.feature_date == day].reset_index(drop=True))
+
+
+def test_a_group_reading_a_restated_group_is_restated_for_the_dates_reading_it(spark, example_project):
+    project = _project(example_project)
+    (example_project / "features" / "cards" / "peak.yaml").write_text(
+        "kind: source\nname: short_table\ngroup: customer_short_spend\ntimestamp: feature_ts\n---\n"
+        "kind: feature_group\nname: short_peak\nentity: customer\nsource: short_table\n"
+        "aggregations:\n  - {name: peak, expr: spend_sum_2d, function: max, windows: [1d]}\n")
+    project = load_project(example_project, "local")
+    run_group(project, GROUP, FIRST, LAST, spark=spark)
+    run_group(project, "short_peak", _d("2024-03-02"), LAST, spark=spark)
+    _late(example_project)
+    decided = {d.group: d for d in decide_restate(project, None) if d.run}
+    assert sorted(decided) == [GROUP, "short_peak"]
+    # upstream dates 03-01, 03-02, 03-06, 03-07 are the downstream's event days; a 1d window reads the day before
+    assert decided["short_peak"].ranges() == [(_d("2024-03-02"), _d("2024-03-03")), (_d("2024-03-07"), _d("2024-03-08"))]
+    reasons = {s.dates: s.reason for s in decided["short_peak"].run}
+    assert reasons["2024-03-07"] == "its upstream group customer_short_spend is restated for 2024-03-06"
+    run_missing(project, list(decided.values()), spark=spark)
+    assert [d.ranges() for d in decide_restate(project, None) if d.run] == []  # both current, the cascade seen

@@ -162,8 +162,9 @@ def upstream_forced(dates: Collection[date], upstream: str, kind: str, max_windo
     """The published dates of a group reading `upstream` (a group) that `upstream`'s recomputed
     `dates` reach: upstream date D is the downstream's event day D (its rows' `feature_ts` is D
     00:00), which reaches D+1 … D+max_window (aggregation) or D (row-level)."""
-    changes: dict[date | None, DayChange] = {d: DayChange(d, (f"its upstream group {upstream} is {verb} for {d}",))
-                                             for d in dates}
-    found = affected_dates(changes, kind, max_window, published)
-    return {d: why.replace(" changed: ", ": ") for d, why in found.items()}
+    read: dict[date, list[str]] = {}
+    for day in sorted(dates, reverse=True):
+        for hit in affected_dates({day: DayChange(day, ())}, kind, max_window, published):
+            read.setdefault(hit, []).append(str(day))
+    return {hit: f"its upstream group {upstream} is {verb} for {', '.join(days)}" for hit, days in read.items()}
 
