@@ -33,7 +33,7 @@ from functools import partial
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from featurebank.errors import GateFailed, RunLogUnwritten, RuntimeFailure, SourceNotReady, UsageError, Verdict
+from featurebank.errors import GateFailed, RunLogUnwritten, SourceNotReady, UsageError, Verdict
 from featurebank.faults import fault_point
 from featurebank.io.runlog import RunRecord, RunStatus, append_final, append_run, current_user, runs_path
 
@@ -472,14 +472,10 @@ def _run_chunk(
         tell("failed", status="gate_failed", message=_first_line(error), **logged)
         raise
     except BaseException as error:
-        explained = _ansi_explained(spark, plan, error, batch) if version is None else None
         logged = {}
         if version is None:  # a committed run is published: never log it failed
-            logged = _log_failure(log, "failed", None, explained or error)
-        tell("failed", status="failed" if version is None else "published", message=_first_line(explained or error),
-             **logged)
-        if explained is not None:
-            raise explained from error
+            logged = _log_failure(log, "failed", None, error)
+        tell("failed", status="failed" if version is None else "published", message=_first_line(error), **logged)
         raise
     finally:
         if batch is not None:
@@ -547,30 +543,6 @@ def _log_failure(
         return {"seconds": log(status, 0, None, gate, f"{type(error).__name__}: {error}").seconds}
     except Exception:  # pragma: no cover - the original error is the one worth raising
         return {}
-
-
-def _ansi_explained(spark: SparkSession, plan: Plan, error: BaseException,
-                    batch: DataFrame | None) -> RuntimeFailure | None:
-    """An ANSI-mode failure (overflow, invalid cast, division by zero) as a sentence naming the
-    feature, its expression and an example row's keys (`engine.ansi`); None for any other error."""
-    from featurebank.spark_errors import ansi_failure, ansi_sentence, is_storage_error, root_cause
-
-    found = ansi_failure(error) if isinstance(error, Exception) and is_storage_error(error) else None
-    if found is None:
-        return None
-    from featurebank.engine.ansi import locate
-    from featurebank.io.sources import read_source
-
-    if batch is not None:  # else Spark's cache manager answers the search from the failed cache
-        batch.unpersist()
-    try:  # a fresh, unpersisted batch: the search must not recompute the failing column
-        culprit = locate(read_source(spark, plan.source, plan.timezone), compute(spark, plan), plan, found[1])
-    except Exception:  # noqa: BLE001 - the search is a courtesy: the original error is reported anyway
-        culprit = None
-    if culprit is None:
-        return RuntimeFailure(ansi_sentence(found[0], root_cause(error), None, None, (), plan.group))
-    return RuntimeFailure(ansi_sentence(found[0], root_cause(error), culprit.feature, culprit.expression,
-                                        culprit.keys, plan.group))
 
 
 def _first_line(error: BaseException) -> str:

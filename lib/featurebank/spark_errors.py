@@ -43,12 +43,6 @@ _NEXT_STEPS = (
     ("access denied", "give this process access to the path (or run as a principal who has it)"),
     ("accessdenied", "give this process access to the path (or run as a principal who has it)"),
     ("parse_syntax_error", "fix the SQL it quotes in the definition's expression or filter"),
-    ("divide_by_zero", "wrap the divisor in nullif(x, 0) or use try_divide(a, b) where NULL is the meaning"),
-    ("remainder_by_zero", "wrap the divisor in nullif(x, 0) or use try_mod(a, b) where NULL is the meaning"),
-    ("cast_invalid_input", "filter such values out in the group's filter, or use try_cast where NULL is the meaning"),
-    ("arithmetic_overflow", "use a wider type (cast to decimal(38, s) or double) or filter such values out"),
-    ("cast_overflow", "use a wider type (cast to decimal(38, s) or double) or filter such values out"),
-    ("numeric_value_out_of_range", "use a wider decimal type or filter such values out"),
     ("outofmemory", "give Spark more memory (spark.driver.memory in conf) or run fewer dates per chunk"),
     ("java heap space", "give Spark more memory (spark.driver.memory in conf) or run fewer dates per chunk"),
 )
@@ -145,73 +139,3 @@ def storage_step(doing: str) -> Iterator[None]:
         if not is_storage_error(error):
             raise
         raise RuntimeFailure(describe_failure(error, doing)) from error
-
-
-# Spark's error classes for what ANSI SQL mode turns from a silent NULL (or a wrapped number)
-# into a failure (io/spark.py SEMANTICS_CONF). Spark 4 names `x % 0` REMAINDER_BY_ZERO (3.5: DIVIDE_BY_ZERO).
-ANSI_ERROR_CLASSES = (
-    "DIVIDE_BY_ZERO", "REMAINDER_BY_ZERO", "ARITHMETIC_OVERFLOW", "BINARY_ARITHMETIC_OVERFLOW", "CAST_INVALID_INPUT", "CAST_OVERFLOW",
-    "NUMERIC_VALUE_OUT_OF_RANGE", "INTERVAL_ARITHMETIC_OVERFLOW", "INVALID_ARRAY_INDEX", "DATETIME_OVERFLOW",
-    "INVALID_FRACTION_OF_SECOND", "CAST_OVERFLOW_IN_TABLE_INSERT",
-)
-_CLASS = re.compile(r"\[([A-Z_]+)(?:\.[A-Z_]+)?\]")
-
-
-def _messages(error: BaseException) -> list[str]:
-    """Every whole message of the error's chain (Java causes, else Python's), outermost first."""
-    texts = [str(getattr(error, "desc", None) or error)]
-    java = _java_of(error)
-    seen = 0
-    while java is not None and seen < _CHAIN_LIMIT:
-        seen += 1
-        try:
-            message = java.getMessage()
-            java = java.getCause()
-        except Exception:  # noqa: BLE001 - the gateway is gone: keep what we have
-            break
-        if message is not None:
-            texts.append(str(message))
-    cause = error.__cause__ or error.__context__
-    while cause is not None and len(texts) < _CHAIN_LIMIT:
-        texts.append(str(cause))
-        cause = cause.__cause__ or cause.__context__
-    return texts
-
-
-def ansi_failure(error: BaseException) -> tuple[str, str | None] | None:
-    """(error class, the failing SQL fragment or None) when `error` is an ANSI-mode failure, else None.
-
-    Spark quotes the failing expression as the error's query context, e.g.
-    `== SQL (line 1, position 1) ==` then `a / b` then `^^^^^`, or for a DataFrame expression
-    `== DataFrame ==` with a `"divide" was called from` line (then no fragment is known).
-    """
-    for text in _messages(error):
-        found = _CLASS.search(text)
-        if found is None or found.group(1) not in ANSI_ERROR_CLASSES:
-            continue
-        return found.group(1), _fragment(text)
-    return None
-
-
-def _fragment(text: str) -> str | None:
-    """The SQL text a Spark error's `== SQL ... ==` context quotes (the part its carets mark)."""
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.strip().startswith("== SQL") and i + 1 < len(lines):
-            sql = lines[i + 1]
-            marks = lines[i + 2] if i + 2 < len(lines) else ""
-            if marks.strip() and set(marks.strip()) == {"^"}:
-                begin = len(marks) - len(marks.lstrip())
-                return sql[begin:begin + len(marks.strip())].strip() or sql.strip()
-            return sql.strip() or None
-    return None
-
-
-def ansi_sentence(error_class: str, cause: str, feature: str | None, expression: str | None,
-                  keys: tuple[tuple[str, object], ...], group: str) -> str:
-    """The run's failure sentence for an ANSI-mode error: group, feature, expression, a row's keys, the fix."""
-    what = f"feature '{feature}' of group '{group}' (`{expression}`)" if feature else f"group '{group}'"
-    row = ", ".join(f"{k}={v}" for k, v in keys)
-    at = f" for the row {row}" if row else ""
-    return (f"computing {what} failed{at}: {cause}; Spark runs in ANSI SQL mode, where this is an error and "
-            f"never a silent NULL: {next_step(error_class)}")

@@ -59,22 +59,10 @@ def exact(v: Column, source: Input, scale: int, fail: Fail) -> Column:
     """
     from pyspark.sql import functions as F
 
-    from decimal import Decimal
-
-    exact_input = source.decimal or source.type in INTEGRAL_TYPES
-    numeric = v if exact_input else v.cast("double")
+    numeric = v if source.decimal or source.type in INTEGRAL_TYPES else v.cast("double")
     q = numeric.cast(f"decimal(38,{scale})")
     limit = f"|x| < 1e{38 - scale}"
-    # Decided before the cast, not by a NULL after it: in ANSI mode (io/spark.py) the cast of a
-    # NaN, an infinity or a value too large raises Spark's own error, without feature or keys.
-    # (no abs(): abs of BIGINT's minimum overflows in ANSI mode)
-    # An exact input at scale 0 always fits decimal(38, 0) (and 10^38 is no DECIMAL(38) literal).
-    bound = Decimal(10) ** (38 - scale) if exact_input else float(10 ** (38 - scale))
-    unrepresentable = (F.lit(False) if exact_input and scale == 0
-                       else (numeric >= F.lit(bound)) | (numeric <= F.lit(-bound)))
-    if not exact_input:
-        unrepresentable = F.isnan(numeric) | unrepresentable
-    return F.when(numeric.isNotNull() & unrepresentable, fail(f"a value is NaN, infinite or outside {limit}")).otherwise(q)
+    return F.when(numeric.isNotNull() & q.isNull(), fail(f"a value is NaN, infinite or outside {limit}")).otherwise(q)
 
 
 class Additive(Aggregator):

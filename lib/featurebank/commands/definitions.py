@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -27,10 +26,6 @@ def validate(args: argparse.Namespace) -> int:
     from featurebank.definitions import load_project
 
     project = load_project(args.project, args.env)
-    from featurebank.definitions.divisions import division_warnings
-
-    for line in division_warnings(project):  # warnings, not problems: the exit code stays 0
-        print(line, file=sys.stderr)
     print(
         f"ok: {_count(len(project.entities), 'entity').replace('entitys', 'entities')}, "
         f"{_count(len(project.sources), 'source')}, {_count(len(project.groups), 'feature group')}, "

@@ -24,7 +24,6 @@ variables, set by the CLI and read here, decide where the rest goes:
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,12 +43,6 @@ DELTA_SQL_CONF = {
 # pandas/pyarrow stores nanosecond timestamps, which Spark 3.5 refuses; read them as longs
 # and let engine.sources convert them (SPEC: read with no user step).
 READ_CONF = {"spark.sql.legacy.parquet.nanosAsLong": "true"}
-
-# SQL semantics, the same on both Spark lanes and every platform (SPEC "Numbers"; issue 24):
-# ANSI mode (Spark 4's default) makes overflow, an invalid cast and division by zero fail the
-# run instead of giving NULL or a wrapped number. Applied after conf's own `spark.conf`, so
-# that no environment quietly turns it off; also set on a session someone else started.
-SEMANTICS_CONF = {"spark.sql.ansi.enabled": "true"}
 
 # Delta's session defaults for new tables' properties: conf's `retention` (see retention.py).
 RETENTION_DEFAULTS = ("spark.databricks.delta.properties.defaults.logRetentionDuration",
@@ -168,7 +161,6 @@ def session_conf(config: Config | None, platform: str) -> dict[str, str]:
                 "spark.hadoop.hive.metastore.client.factory.class",
                 "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory",
             )
-    conf.update(SEMANTICS_CONF)
     return conf
 
 
@@ -194,7 +186,7 @@ def get_spark(
         use_kms_key(config.aws.kms_key_arn)  # the files this process writes beside Spark's, same key
     active = SparkSession.getActiveSession()
     if active is not None:
-        for key, value in {**READ_CONF, **SEMANTICS_CONF}.items():
+        for key, value in READ_CONF.items():
             active.conf.set(key, value)
         if config is not None:
             active.conf.set("spark.sql.session.timeZone", config.timezone)
@@ -221,9 +213,6 @@ def get_spark(
     if platform == "glue" or config is not None and config.catalog_type in ("glue", "hive"):
         builder = builder.enableHiveSupport()
     if platform == "local":
-        # Local Python workers run this interpreter, not whatever `python3` the PATH finds (Spark's
-        # default): a 3.13 driver (the Spark 4 lane) with 3.11 workers fails PYTHON_VERSION_MISMATCH.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         _launch_jvm_off_stdout(builder, os.environ.get(JVM_LOG_ENV) or None)
     spark = builder.getOrCreate()
     level = os.environ.get(LOG_LEVEL_ENV) or DEFAULT_LOG_LEVEL
