@@ -20,10 +20,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from featurebank.days import EPOCH
 from featurebank.compile.restate import DayChange, FileEntry, Fingerprint, affected_dates, changed_days
 from featurebank.io.files import is_s3, join, list_names, list_stats, local_path, read_bytes, read_text, write_text
 
@@ -105,11 +106,15 @@ def _digests(table: Any, per_row: Any) -> tuple[tuple[date, int, int], ...] | No
         hashes = pd.util.hash_pandas_object(table.to_pandas(), index=False).to_numpy(dtype=np.uint64)
     except (TypeError, ValueError):  # values pandas cannot hash (nested): days only, changes by file
         return None
-    ordinals = np.array([d.toordinal() if d is not None else 0 for d in per_row.to_pylist()], dtype=np.int64)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    none = np.iinfo(np.int32).min
+    epoch_days = pc.fill_null(per_row.cast(pa.int32()), none).to_numpy(zero_copy_only=False)
     found = []
-    for ordinal in np.unique(ordinals[ordinals > 0]):
-        mask = ordinals == ordinal
-        found.append((date.fromordinal(int(ordinal)), int(mask.sum()), int(hashes[mask].sum(dtype=np.uint64))))
+    for day in np.unique(epoch_days[epoch_days != none]):
+        mask = epoch_days == day
+        found.append((EPOCH + timedelta(days=int(day)), int(mask.sum()), int(hashes[mask].sum(dtype=np.uint64))))
     return tuple(found)
 
 
