@@ -73,6 +73,18 @@ def test_added_modified_and_removed_files_change_the_days_they_hold_then_and_now
     assert changed_days(then, then) == {}
 
 
+def test_per_day_digests_narrow_a_modified_file_to_the_days_whose_rows_changed_and_see_through_compaction():
+    day1, day2 = _d("2024-03-01"), _d("2024-03-02")
+    then = _print([FileEntry("a", 10, 1.0, (day1, day2), ((day1, 2, 11), (day2, 3, 22))),
+                   FileEntry("b", 10, 1.0, (day2,), ((day2, 1, 5),))])
+    corrected = _print([FileEntry("a", 10, 2.0, (day1, day2), ((day1, 2, 11), (day2, 3, 23))), then.files["b"]])
+    assert list(changed_days(then, corrected)) == [day2]
+    compacted = _print([FileEntry("ab", 20, 3.0, (day1, day2), ((day1, 2, 11), (day2, 4, 27)))])
+    assert changed_days(then, compacted) == {}
+    undigested = _print([FileEntry("a", 10, 2.0, (day1, day2)), then.files["b"]])
+    assert sorted(changed_days(then, undigested)) == [day1, day2]  # no digest: the file's every day
+
+
 def test_an_event_day_reaches_the_next_max_window_dates_of_an_aggregation_and_its_own_date_of_a_row_group():
     change = {_d("2024-03-04"): DayChange(_d("2024-03-04"), ("tx/late.parquet added",))}
     published = _days(FIRST, LAST)
@@ -206,13 +218,14 @@ def test_restate_recomputes_exactly_the_dates_late_and_corrected_events_reach(sp
     before = _rows(spark, project)
     final = _late(example_project)
 
-    # part-feb rewritten: its days Feb 20..29 reach Mar 1, 2 (2d windows); Mar 5's late events: Mar 6, 7.
-    expected = [_d("2024-03-01"), _d("2024-03-02"), _d("2024-03-06"), _d("2024-03-07")]
+    # part-feb rewritten, but only Feb 28's rows differ (its digest): Feb 28 reaches Feb 29, Mar 1 (2d windows), of
+    # which Mar 1 is published; Mar 5's late events reach Mar 6, 7.
+    expected = [_d("2024-03-01"), _d("2024-03-06"), _d("2024-03-07")]
     [decision] = decide_restate(project, GROUP)
     assert sorted(decision.dates) == expected
     reasons = {s.dates: s.reason for s in decision.run}
     assert reasons["2024-03-06..2024-03-07"] == "event day 2024-03-05 changed: card_transactions/part-late.parquet added"
-    assert "event day 2024-02-29 changed: card_transactions/part-feb.parquet modified" in reasons["2024-03-01"]
+    assert reasons["2024-03-01"] == "event day 2024-02-28 changed: card_transactions/part-feb.parquet modified"
 
     review = review_group(project, GROUP)  # what `plan` shows, no Spark
     assert review.inputs is not None and sorted(
@@ -236,7 +249,7 @@ def test_restate_recomputes_exactly_the_dates_late_and_corrected_events_reach(sp
     assert [d.ranges() for d in decide_restate(project, GROUP)] == [[]]  # restated: now current
 
     inputs = sorted((Path(project.config.feature_root) / "_reports" / GROUP / "inputs").glob("*.json"))
-    assert len(inputs) == 2 + 2  # two chunks published, then two restating runs: Mar 1..2, Mar 6..7
+    assert len(inputs) == 2 + 2  # two chunks published, then two restating runs: Mar 1, Mar 6..7
     newest = inputs[-1]  # the run of Mar 6..7 (run ids sort by start time)
     recorded = read_fingerprint(project.config.feature_root, GROUP, newest.stem)
     assert recorded is not None and "part-late.parquet" in recorded.files
@@ -253,7 +266,7 @@ def test_restate_and_missing_together_run_the_union_of_their_dates(spark, exampl
     [missing] = decide_missing(project, GROUP, FIRST, LAST)
     [restated] = decide_restate(project, GROUP, FIRST, LAST)
     both = merge(missing, restated)
-    assert both.ranges() == [(_d("2024-03-01"), _d("2024-03-02")), (_d("2024-03-06"), LAST)]
+    assert both.ranges() == [(_d("2024-03-01"), _d("2024-03-01")), (_d("2024-03-06"), LAST)]
     outcomes = run_missing(project, [both], spark=spark)
     assert [(o.start, o.end) for o in outcomes] == both.ranges()
 
@@ -349,8 +362,8 @@ def test_a_group_reading_a_restated_group_is_restated_for_the_dates_reading_it(s
     _late(example_project)
     decided = {d.group: d for d in decide_restate(project, None) if d.run}
     assert sorted(decided) == [GROUP, "short_peak"]
-    # upstream dates 03-01, 03-02, 03-06, 03-07 are the downstream's event days; a 1d window reads the day before
-    assert decided["short_peak"].ranges() == [(_d("2024-03-02"), _d("2024-03-03")), (_d("2024-03-07"), _d("2024-03-08"))]
+    # upstream dates 03-01, 03-06, 03-07 are the downstream's event days; a 1d window reads the day before
+    assert decided["short_peak"].ranges() == [(_d("2024-03-02"), _d("2024-03-02")), (_d("2024-03-07"), _d("2024-03-08"))]
     reasons = {s.dates: s.reason for s in decided["short_peak"].run}
     assert reasons["2024-03-07"] == "its upstream group customer_short_spend is restated for 2024-03-06"
     run_missing(project, list(decided.values()), spark=spark)

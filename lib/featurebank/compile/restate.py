@@ -38,6 +38,9 @@ class FileEntry:
     size: int
     mtime: float
     days: tuple[date, ...] | None
+    # per event day: (rows, digest) — the digest is the sum mod 2**64 of a hash of each row, so it
+    # does not depend on row order or on which file holds a row; None: not recorded
+    digests: tuple[tuple[date, int, int], ...] | None = None
 
     def same_file(self, other: FileEntry) -> bool:
         """Whether `other` is this file unchanged (same size and modification time)."""
@@ -73,8 +76,15 @@ class DayChange:
 def changed_days(then: Fingerprint, now: Fingerprint) -> dict[date | None, DayChange]:
     """The event days that differ between two fingerprints of one source, each with the files
     that changed it: added and modified files contribute their days now, removed and modified
-    files their days then. Key None collects changed files whose days are unknown."""
+    files their days then. Key None collects changed files whose days are unknown.
+
+    When every changed file recorded per-day digests, a day whose rows (count and digest over
+    the changed files, then and now) are the same is not a change: a file rewritten with one
+    corrected row changes that row's day only, and files compacted into others change nothing.
+    """
     touched: dict[date | None, list[str]] = {}
+    before: list[FileEntry] = []
+    after: list[FileEntry] = []
 
     def note(path: str, days: Collection[date] | None, how: str) -> None:
         for day in days if days is not None else (None,):
@@ -84,12 +94,29 @@ def changed_days(then: Fingerprint, now: Fingerprint) -> dict[date | None, DayCh
         old = then.files.get(path)
         if old is None:
             note(path, entry.days, "added")
+            after.append(entry)
         elif not old.same_file(entry):  # both the days it held and the days it holds now
             note(path, None if old.days is None or entry.days is None else {*old.days, *entry.days}, "modified")
+            before.append(old)
+            after.append(entry)
     for path, entry in then.files.items():
         if path not in now.files:
             note(path, entry.days, "removed")
+            before.append(entry)
+    if all(e.digests is not None for e in (*before, *after)):
+        old_totals, new_totals = _day_totals(before), _day_totals(after)
+        touched = {d: f for d, f in touched.items() if d is None or old_totals.get(d) != new_totals.get(d)}
     return {day: DayChange(day, tuple(sorted(set(files)))) for day, files in touched.items()}
+
+
+def _day_totals(entries: Collection[FileEntry]) -> dict[date, tuple[int, int]]:
+    """Per event day, the rows and the digest (sum mod 2**64) over `entries`."""
+    totals: dict[date, tuple[int, int]] = {}
+    for entry in entries:
+        for day, rows, digest in entry.digests or ():
+            held = totals.get(day, (0, 0))
+            totals[day] = (held[0] + rows, (held[1] + digest) % 2**64)
+    return totals
 
 
 def affected_dates(changes: Mapping[date | None, DayChange], kind: str, max_window: int,

@@ -20,10 +20,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from featurebank.days import EPOCH
 from featurebank.compile.restate import DayChange, FileEntry, Fingerprint, affected_dates, changed_days
 from featurebank.io.files import is_s3, join, list_names, list_stats, local_path, read_bytes, read_text, write_text
 
@@ -64,15 +65,17 @@ def take_fingerprint(source: SourceRead, zone: str, *, known: Mapping[str, FileE
         if old is not None and old.same_file(entry) and old.days is not None:
             files[path] = old
         else:
-            files[path] = FileEntry(path, size, mtime, file_days(source, join(source.location, path), zone))
+            files[path] = FileEntry(path, size, mtime, *file_facts(source, join(source.location, path), zone))
     return Fingerprint(source.name, source.location, files, version)
 
 
-def file_days(source: SourceRead, location: str, zone: str) -> tuple[date, ...] | None:
+def file_facts(source: SourceRead, location: str,
+               zone: str) -> tuple[tuple[date, ...] | None, tuple[tuple[date, int, int], ...] | None]:
     """The event days (local to `zone`) the rows of one data file hold, from its timestamp
-    column; None when the source has no event time or the column cannot be read as a time."""
+    column, and per day its rows and digest (see `FileEntry`); (None, None) when the source has
+    no event time or the column is not a time; digests None when its rows cannot be hashed."""
     if not source.timestamp:
-        return None
+        return None, None
     import pyarrow as pa
 
     where: Any = str(local_path(location)) if not is_s3(location) else pa.BufferReader(read_bytes(location))
@@ -81,41 +84,71 @@ def file_days(source: SourceRead, location: str, zone: str) -> tuple[date, ...] 
 
         options = dict(source.options)
         parse = csv.ParseOptions(delimiter=str(options.get("sep", options.get("delimiter", ","))))
-        convert = csv.ConvertOptions(include_columns=[source.timestamp], column_types={source.timestamp: pa.string()})
-        column = csv.read_csv(where, parse_options=parse, convert_options=convert).column(source.timestamp)
+        convert = csv.ConvertOptions(column_types={source.timestamp: pa.string()})
+        table = csv.read_csv(where, parse_options=parse, convert_options=convert)
     else:
         import pyarrow.parquet as pq
 
-        column = pq.read_table(where, columns=[source.timestamp]).column(source.timestamp)
-    return local_days(column, zone)
+        table = pq.read_table(where)
+    per_row = row_days(table.column(source.timestamp), zone)
+    if per_row is None:
+        return None, None
+    days = tuple(sorted(d for d in per_row.unique().to_pylist() if d is not None))
+    return days, _digests(table, per_row)
 
 
-def local_days(column: Any, zone: str) -> tuple[date, ...] | None:
-    """The distinct local days of a pyarrow time column (the day-cut rule of `days`: naive values
-    are wall clock in `zone`, zoned ones instants; ISO text either way); None if not a time."""
+def _digests(table: Any, per_row: Any) -> tuple[tuple[date, int, int], ...] | None:
+    """Per event day: rows and the sum mod 2**64 of pandas' stable 64-bit hash of each row."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        hashes = pd.util.hash_pandas_object(table.to_pandas(), index=False).to_numpy(dtype=np.uint64)
+    except (TypeError, ValueError):  # values pandas cannot hash (nested): days only, changes by file
+        return None
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    none = np.iinfo(np.int32).min
+    epoch_days = pc.fill_null(per_row.cast(pa.int32()), none).to_numpy(zero_copy_only=False)
+    found = []
+    for day in np.unique(epoch_days[epoch_days != none]):
+        mask = epoch_days == day
+        found.append((EPOCH + timedelta(days=int(day)), int(mask.sum()), int(hashes[mask].sum(dtype=np.uint64))))
+    return tuple(found)
+
+
+def local_days(column: Any, zone: str) -> tuple[date, ...] | None:
+    """The distinct local days of a pyarrow time column (see `row_days`); None if not a time."""
+    per_row = row_days(column, zone)
+    return None if per_row is None else tuple(sorted(d for d in per_row.unique().to_pylist() if d is not None))
+
+
+def row_days(column: Any, zone: str) -> Any:
+    """Each value's local day as a date32 array (the day-cut rule of `days`: naive values are
+    wall clock in `zone`, zoned ones instants; ISO text either way); None if not a time."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     kind = column.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         text = pc.utf8_trim_whitespace(column)
         zoned = pc.match_substring_regex(text, _ZONED)
         instants = pc.if_else(zoned, text, pa.scalar(None, pa.string())).cast(pa.timestamp("us", tz="UTC"))
         naive = pc.if_else(zoned, pa.scalar(None, pa.string()), text).cast(pa.timestamp("us"))
-        days = {*_days_of(instants, zone), *_days_of(naive, zone)}
-        return tuple(sorted(days))
+        return pc.coalesce(_day_of(instants, zone), _day_of(naive, zone))
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
-        return tuple(sorted(_days_of(column, zone)))
+        return _day_of(column, zone)
     return None
 
 
-def _days_of(column: Any, zone: str) -> set[date]:
+def _day_of(column: Any, zone: str) -> Any:
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if pa.types.is_timestamp(column.type) and column.type.tz:
         column = column.cast(pa.timestamp(column.type.unit, tz=zone))  # then to date32 cuts at local midnight
-    return {d for d in pc.unique(column.cast(pa.date32())).to_pylist() if d is not None}
+    return column.cast(pa.date32())
 
 
 # ------------------------------------------------------------------------------- stored per run
@@ -142,7 +175,8 @@ def fingerprint_json(taken: Fingerprint, run_id: str, group: str, reasons: Mappi
     document = {
         "run_id": run_id, "group": group, "source": taken.source, "location": taken.location,
         "version": taken.version, "taken_at": datetime.now(timezone.utc).isoformat(),
-        "files": {p: {"size": e.size, "mtime": e.mtime, "days": None if e.days is None else [str(d) for d in e.days]}
+        "files": {p: {"size": e.size, "mtime": e.mtime, "days": None if e.days is None else [str(d) for d in e.days],
+                      "digests": None if e.digests is None else {str(d): [n, f"{h:016x}"] for d, n, h in e.digests}}
                   for p, e in sorted(taken.files.items())},
         "restated": {str(d): why for d, why in sorted((reasons or {}).items())},
     }
@@ -156,7 +190,9 @@ def read_fingerprint(feature_root: str, group: str, run_id: str) -> Fingerprint 
     except FileNotFoundError:
         return None
     files = {p: FileEntry(p, int(e["size"]), float(e["mtime"]),
-                          None if e["days"] is None else tuple(date.fromisoformat(d) for d in e["days"]))
+                          None if e["days"] is None else tuple(date.fromisoformat(d) for d in e["days"]),
+                          None if e.get("digests") is None else tuple(
+                              (date.fromisoformat(d), int(n), int(h, 16)) for d, (n, h) in e["digests"].items()))
              for p, e in document["files"].items()}
     return Fingerprint(document["source"], document["location"], files, document.get("version"))
 
