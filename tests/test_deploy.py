@@ -569,16 +569,21 @@ def _walk(definition: dict) -> list[dict]:
         name = states[-1]["Next"]
 
 
-def test_schedule_on_emr_chains_each_groups_step_with_add_step_sync_in_run_order(aws, example_project, tmp_path, capsys):
-    _edit_conf(example_project, "prod", lambda d: d["aws"]["schedule"].update(target="emr", cluster_id="j-1ABCDEF"))
+def _deployed_schedule(example_project, tmp_path, capsys, **schedule):  # noqa: ANN001, ANN003, ANN202
+    """Deploy prod's schedule with `schedule` merged into aws.schedule; the project, the expected
+    artifacts, their S3 base and the state machine's task states in order."""
+    _edit_conf(example_project, "prod", lambda d: d["aws"]["schedule"].update(**schedule))
     code, out, err = _cli(capsys, "deploy", "schedule", "--env", "prod", "--project", str(example_project))
     assert code == 0, err
-    project = load_project(example_project, "prod")
     artifacts = build_artifacts(example_project, tmp_path / "expected")
-    base = f"s3://{ARTIFACTS_BUCKET}/{ARTIFACTS_PREFIX}"
     arn = "arn:aws:states:eu-west-1:123456789012:stateMachine:featurebank-prod"
     definition = json.loads(_client("stepfunctions").describe_state_machine(stateMachineArn=arn)["definition"])
-    states = _walk(definition)
+    return load_project(example_project, "prod"), artifacts, f"s3://{ARTIFACTS_BUCKET}/{ARTIFACTS_PREFIX}", _walk(definition)
+
+
+def test_schedule_on_emr_chains_each_groups_step_with_add_step_sync_in_run_order(aws, example_project, tmp_path, capsys):
+    project, artifacts, base, states = _deployed_schedule(example_project, tmp_path, capsys, target="emr",
+                                                          cluster_id="j-1ABCDEF")
     assert len(states) == len(project.groups)
     for group, state in zip(run_order(project), states):
         assert state["Type"] == "Task" and state["Resource"] == "arn:aws:states:::elasticmapreduce:addStep.sync"
@@ -596,15 +601,8 @@ def test_schedule_on_emr_chains_each_groups_step_with_add_step_sync_in_run_order
 
 
 def test_schedule_on_emr_serverless_starts_each_groups_job_run_with_start_job_run_sync(aws, example_project, tmp_path, capsys):
-    _edit_conf(example_project, "prod", lambda d: d["aws"]["schedule"].update(target="emr-serverless", application_id="00abc"))
-    code, out, err = _cli(capsys, "deploy", "schedule", "--env", "prod", "--project", str(example_project))
-    assert code == 0, err
-    project = load_project(example_project, "prod")
-    artifacts = build_artifacts(example_project, tmp_path / "expected")
-    base = f"s3://{ARTIFACTS_BUCKET}/{ARTIFACTS_PREFIX}"
-    arn = "arn:aws:states:eu-west-1:123456789012:stateMachine:featurebank-prod"
-    definition = json.loads(_client("stepfunctions").describe_state_machine(stateMachineArn=arn)["definition"])
-    states = _walk(definition)
+    project, artifacts, base, states = _deployed_schedule(example_project, tmp_path, capsys, target="emr-serverless",
+                                                          application_id="00abc")
     for group, state in zip(run_order(project), states, strict=True):
         assert state["Resource"] == "arn:aws:states:::emr-serverless:startJobRun.sync"
         params = state["Parameters"]
