@@ -67,7 +67,7 @@ def test_a_malformed_log_table_name_is_a_conf_problem_at_its_line(example_projec
 
 def test_deploy_creates_the_log_store_table_as_delta_documents_it_and_a_second_deploy_changes_nothing(
         aws, example_project, capsys):
-    code, out, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))
+    code, out, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project), "--skip-doctor")
     assert code == 0, err
     assert f"create dynamodb table {LOG_TABLE}" in out or f"dynamodb table {LOG_TABLE}" in out
     ddb = boto3.client("dynamodb", region_name=REGION)
@@ -80,7 +80,7 @@ def test_deploy_creates_the_log_store_table_as_delta_documents_it_and_a_second_d
     ttl = ddb.describe_time_to_live(TableName=LOG_TABLE)["TimeToLiveDescription"]
     assert ttl["TimeToLiveStatus"] == "ENABLED" and ttl["AttributeName"] == "expireTime"
 
-    code, out, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))
+    code, out, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project), "--skip-doctor")
     assert code == 0, err
     lines = [line for line in out.splitlines() if "dynamodb table" in line]
     assert lines and all("unchanged" in line for line in lines), out
@@ -134,7 +134,7 @@ def _unencrypted(bucket: str, prefix: str, key: str) -> list[str]:
 
 
 def test_deploy_uploads_every_artifact_sse_kms_with_the_conf_key(aws, example_project, capsys):
-    code, _, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))
+    code, _, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project), "--skip-doctor")
     assert code == 0, err
     assert _unencrypted(ARTIFACTS_BUCKET, "artifacts/", KMS_KEY) == []
 
@@ -230,12 +230,21 @@ def moto_https(aws, tmp_path_factory, monkeypatch):
     import aws_fixtures
 
     folder = tmp_path_factory.mktemp("tls")
-    cert, key, store = folder / "cert.pem", folder / "key.pem", folder / "trust.jks"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "moto", "-file", str(cert), "-keystore", str(store),
-                    "-storepass", "changeit"], check=True, capture_output=True)
+    # A test CA and a server certificate it signs (rustls, which delta-rs uses, refuses a
+    # self-signed CA certificate as the server's own); every client trusts the CA.
+    ca, ca_key, cert, key, store = (folder / n for n in ("ca.pem", "ca.key", "cert.pem", "key.pem", "trust.jks"))
+    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    for command in (
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=featurebank test CA",
+         "-keyout", str(ca_key), "-out", str(ca)],
+        ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key),
+         "-out", str(folder / "cert.csr")],
+        ["openssl", "x509", "-req", "-in", str(folder / "cert.csr"), "-CA", str(ca), "-CAkey", str(ca_key),
+         "-CAcreateserial", "-days", "2", "-extfile", str(folder / "ext.cnf"), "-out", str(cert)],
+        ["keytool", "-importcert", "-noprompt", "-alias", "moto-ca", "-file", str(ca), "-keystore", str(store),
+         "-storepass", "changeit"],
+    ):
+        subprocess.run(command, check=True, capture_output=True)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -244,7 +253,7 @@ def moto_https(aws, tmp_path_factory, monkeypatch):
     endpoint = f"https://127.0.0.1:{port}"
     import ssl
 
-    context = ssl.create_default_context(cafile=str(cert))
+    context = ssl.create_default_context(cafile=str(ca))
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -256,7 +265,8 @@ def moto_https(aws, tmp_path_factory, monkeypatch):
                 pytest.fail("the HTTPS moto server did not start")
             time.sleep(0.2)
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("AWS_CA_BUNDLE", str(cert))
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(ca))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # delta-rs reads the run log and tables over TLS too
     yield endpoint, store
     process.terminate()
     process.wait(timeout=10)
