@@ -23,11 +23,11 @@ $(VENV)/bin/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(RUNTIME_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[cli]'
+	$(BIN)/pip install --quiet -c constraints.txt -e .
 	@touch $(RUNTIME_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[cli,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(RUNTIME_STAMP) $(STAMP)
 
 demo: setup-runtime

@@ -47,7 +47,6 @@ RANKS: dict[str, int] = {
     "featurebank.io": 3,
     # 4 the publish gate
     "featurebank.gate": 4,
-    "featurebank.gate_drift": 4,  # the drift check, judged beside GX (issue 21)
     # 5 runs, training sets, readiness, retention
     "featurebank.runner": 5,
     "featurebank.readiness": 5,

@@ -1,11 +1,19 @@
 """featurebank on a real multi-process Spark standalone cluster gives the same tables as local
-mode (issue 9).
+mode (issue 9), with the packed environment as the only Python that has featurebank's
+dependencies (issue 19: "EMR-like").
 
 A master and two one-core workers start from the installed pyspark (`cluster.py`). The
-packaged artifacts run there exactly as on EMR: `spark-submit --master spark://...` of
-`run_group.py` (`--all`) and `training_set.py` (the packaged entry scripts), Delta through `--packages`, the
-library only through the wheel in `--py-files` (the drivers' and executors' Python cannot see
-the editable install), the project as its bundle zip. The executors run with a non-UTC
+packaged artifacts run there as on EMR: `spark-submit --master spark://...` of
+`run_group.py` (`--all`) and `training_set.py` (the packaged entry scripts), Delta through
+`--packages`, the project as its bundle zip, and Python from the environment archive
+`featurebank package` builds (`env-<hash>.tar.gz`, deploy/environment.py): the drivers run the
+archive's `bin/python` unpacked by the test, the executors unpack it from `--archives
+env.tar.gz#environment` and run `./environment/bin/python` (`spark.executorEnv.PYSPARK_PYTHON`),
+as YARN and EMR Serverless do with `spark.archives`. pyspark and py4j come from the installed
+pyspark's `python/lib` zips, which spark-submit and the workers put on the path (the platform's
+part, as on EMR). No PYTHONPATH of this process reaches the cluster. A probe on every executor
+shows featurebank, yaml, sqlglot, great_expectations, numpy and pyarrow imported from
+`./environment`. The `--py-files` route of the wheel keeps its own probe. The executors run with a non-UTC
 machine time zone, so nothing may depend on the JVM's or the OS's zone. The same project
 and dates then run in local mode (the shared `spark` session), and every published table and
 the training set must be equal row for row; one group is also checked against pandas.
@@ -31,6 +39,7 @@ import pytest
 
 from cluster import Application, StandaloneCluster, isolated_python
 from featurebank_demo.datagen import DatagenParams, generate
+from featurebank.deploy.environment import INTERPRETER, wheel_tag_problems
 from featurebank.deploy.package import Artifacts, build_artifacts
 from featurebank.io.spark import session_conf
 from spark_submit import DELTA_PACKAGE, subprocess_env
@@ -40,6 +49,9 @@ START, END = date(2024, 6, 17), date(2024, 6, 30)  # every day the generated dat
 DATA = DatagenParams(customers=30, merchants=20, days=14, end_date=END, seed=11)
 TRAINING_SET = "card_fraud_v1"
 EXECUTOR_TZ = "America/New_York"  # the cluster machines' zone; the project's is UTC
+ENVIRONMENT_CACHE = REPO / "test-artifacts" / "environments"  # pip downloads once, archives by hash
+ARCHITECTURE = "x86_64"  # aws.emr.architecture's default, and this machine's
+PROBED = ("featurebank", "yaml", "sqlglot", "great_expectations", "numpy", "pyarrow")
 CONF = """\
 # written by tests/test_cluster.py
 feature_root: {feature_root}
@@ -67,6 +79,16 @@ class World:
     local_features: Path  # env `reference`
     cluster_training: Path
     local_training: Path
+
+
+@dataclass(frozen=True)
+class Packed:
+    """The environment archive, and the drivers' copy of it unpacked by the test."""
+
+    archive: Path  # env-<hash12>.tar.gz
+    driver_root: Path  # where the test unpacked it
+    python: Path  # driver_root/bin/python
+    env: dict[str, str]  # spark-submit's environment: the drivers on the archive's Python
 
 
 class Summary:
@@ -113,8 +135,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 @pytest.fixture(scope="module")
 def cluster(world: World, summary: Summary) -> Iterator[StandaloneCluster]:
     began = time.monotonic()
+    # PYTHONPATH emptied: the workers (hence executors) must not see this checkout's lib/
     with StandaloneCluster(world.root / "spark", workers=2, worker_cores=1, worker_memory="2g",
-                           env={"TZ": EXECUTOR_TZ}) as running:
+                           env={"TZ": EXECUTOR_TZ, "PYTHONPATH": ""}) as running:
         summary.add(f"master {running.master_url} with 2 workers ALIVE after {time.monotonic() - began:.1f}s "
                     f"(web UI {running.web_url})")
         try:
@@ -130,9 +153,36 @@ def cluster(world: World, summary: Summary) -> Iterator[StandaloneCluster]:
 def driver_env(world: World) -> dict[str, str]:
     """The spark-submit environment: drivers and executors on the isolated Python."""
     python = str(isolated_python(world.root / "python"))
-    env = subprocess_env(PYSPARK_PYTHON=python, PYSPARK_DRIVER_PYTHON=python)
+    env = subprocess_env(PYSPARK_PYTHON=python, PYSPARK_DRIVER_PYTHON=python, PYTHONPATH="")  # not this checkout's lib/
     env.pop("FEATUREBANK_SPARK_MASTER")
     return env
+
+
+@pytest.fixture(scope="module")
+def packed(world: World, summary: Summary) -> Packed:
+    """The archive `featurebank package` builds for EMR, unpacked for the drivers."""
+    import os
+    import tarfile
+
+    os.environ.setdefault("FEATUREBANK_CACHE_DIR", str(ENVIRONMENT_CACHE))
+    began = time.monotonic()
+    artifacts = build_artifacts(world.project, world.root / "dist-env", python="archive", architecture=ARCHITECTURE)
+    assert artifacts.environment is not None
+    root = world.root / "driver-environment"
+    with tarfile.open(artifacts.environment) as archive:
+        archive.extractall(root, filter="tar")
+    env = subprocess_env(PYSPARK_PYTHON="./environment/bin/python", PYSPARK_DRIVER_PYTHON=str(root / "bin" / "python"),
+                         PYTHONPATH="")  # spark-submit adds the installed pyspark's python/lib zips itself
+    env.pop("FEATUREBANK_SPARK_MASTER")
+    summary.add(f"environment {artifacts.environment.name}: {artifacts.environment.stat().st_size / 1e6:.0f} MB, "
+                f"built or taken from the cache in {time.monotonic() - began:.1f}s")
+    return Packed(archive=artifacts.environment, driver_root=root, python=root / "bin" / "python", env=env)
+
+
+def _environment_options(packed: Packed) -> list[str]:
+    """What ships the archive to the executors and makes it their Python."""
+    return ["--archives", f"{packed.archive}#environment",
+            "--conf", "spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python"]
 
 
 def test_a_conf_master_never_overrides_the_master_the_launcher_chose() -> None:
@@ -171,14 +221,59 @@ def test_the_drivers_and_executors_import_featurebank_only_from_the_shipped_whee
 
 
 @pytest.mark.cluster
+def test_the_packed_environment_is_the_only_python_with_featurebanks_dependencies(
+        world: World, cluster: StandaloneCluster, packed: Packed, summary: Summary) -> None:
+    import os
+
+    # the interpreter is the one EMR 7.x nodes have (Amazon Linux 2023's /usr/bin/python3.11)
+    assert os.readlink(packed.python) == INTERPRETER
+    # the same interpreter without the archive has none of featurebank's dependencies: only
+    # the archive can make the imports below succeed
+    bare = subprocess.run([INTERPRETER, "-c", "import featurebank"], capture_output=True, text=True, env=packed.env)
+    assert bare.returncode != 0 and "No module named 'featurebank'" in bare.stderr
+    for name in ("sqlglot", "great_expectations", "pyarrow"):
+        assert subprocess.run([INTERPRETER, "-c", f"import {name}"], capture_output=True, env=packed.env).returncode != 0, \
+            f"{INTERPRETER} imports {name} without the archive: the proof would not prove the archive ships it"
+
+    # compiled wheels are manylinux for the configured architecture (their WHEEL tags)
+    site = packed.driver_root / "lib" / "python3.11" / "site-packages"
+    assert wheel_tag_problems(site, ARCHITECTURE) == []
+    compiled = sorted(p.parent.name for p in site.glob("*.dist-info/WHEEL") if "Root-Is-Purelib: false" in p.read_text())
+    assert any(name.startswith(("numpy-", "pyarrow-", "pandas-")) for name in compiled), compiled
+    assert not list(site.glob("pyspark*")) and not list(site.glob("delta*")) and not list(site.glob("py4j*"))
+
+    done, app = _submit(cluster, [*_environment_options(packed), str(REPO / "tests" / "cluster_env_probe.py")], packed.env)
+    probe = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("PROBE "))[6:])
+    assert probe["master"] == cluster.master_url
+    for name in PROBED:
+        assert probe["driver"]["modules"][name].startswith(str(packed.driver_root)), (name, probe["driver"])
+    cwds = set()
+    for task in probe["executors"]:
+        assert task["cwd"].startswith(str(cluster.workdir)), f"a task ran outside the cluster's workers: {task['cwd']}"
+        environment = os.path.join(task["cwd"], "environment")
+        assert task["prefix"] == environment, task
+        for name in PROBED:
+            found = task["modules"][name]
+            assert found.startswith(environment + os.sep), \
+                f"an executor imported {name} from {found}, not from ./environment of {task['cwd']}"
+            assert str(REPO) not in found and ".venv" not in found, found
+        cwds.add(task["cwd"])
+    assert len(cwds) == 2, f"the probe ran on {len(cwds)} executor(s), not on both workers: {sorted(cwds)}"
+    summary.add(f"environment probe {app.id} ({app.state}, {app.cores} cores): driver on {packed.python} -> "
+                f"{INTERPRETER}; {len(probe['executors'])} tasks on {len(cwds)} executors imported "
+                f"{', '.join(PROBED)} from ./environment")
+
+
+@pytest.mark.cluster
 @pytest.mark.timeout(1800)
 def test_a_cluster_run_and_training_set_equal_a_local_run_row_for_row(
-        world: World, cluster: StandaloneCluster, driver_env: dict[str, str], summary: Summary, spark) -> None:
+        world: World, cluster: StandaloneCluster, packed: Packed, summary: Summary, spark) -> None:
     from featurebank.cli import main as featurebank
     from featurebank.definitions import load_project
 
     dist, dates = world.artifacts, ["--start", START.isoformat(), "--end", END.isoformat()]
-    common = ["--py-files", str(dist.wheel)]
+    driver_env = packed.env
+    common = _environment_options(packed)  # the archive carries featurebank: no --py-files
     project = ["--project", str(dist.bundle), "--env", "cluster"]
     spine = str(world.raw / "card_fraud_labels")
 

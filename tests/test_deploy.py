@@ -24,16 +24,50 @@ from featurebank.cli import main
 from featurebank.definitions import load_project
 from featurebank.deploy.package import build_artifacts
 from featurebank.compile.order import run_order
+from featurebank.deploy.emr import LOG_STORE_JAR
 
 ARTIFACTS_PREFIX = "artifacts"
+REPO = Path(__file__).resolve().parent.parent
+# the cluster's Python (deploy/environment.py) is downloaded once into the tests' cache, not ~/.cache
+ENVIRONMENT_CACHE = REPO / "test-artifacts" / "environments"
 DELTA_CONF = (
     "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"
     " --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension"
 )
+# conf/prod.yaml's SSE-KMS key and Delta log-store table (issue 19): settings every job carries.
+PROD_KMS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/1f0c2b9e-7a3d-4c1e-9b8a-0d6e5f4a3b21"
+S3_WRITE_CONF = {
+    "spark.delta.logStore.s3.impl": "io.delta.storage.S3DynamoDBLogStore",
+    "spark.delta.logStore.s3a.impl": "io.delta.storage.S3DynamoDBLogStore",
+    "spark.hadoop.fs.s3.enableServerSideEncryption": "true",
+    "spark.hadoop.fs.s3.serverSideEncryption.kms.keyId": PROD_KMS_KEY,
+    "spark.hadoop.fs.s3a.encryption.algorithm": "SSE-KMS",
+    "spark.hadoop.fs.s3a.encryption.key": PROD_KMS_KEY,
+    "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region": "eu-west-1",
+    "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName": "featurebank-prod-delta-log",
+}
+
+
+def _with_s3_write(conf: str, **extra: str) -> str:
+    """`conf` (Glue's one `--conf` value) with S3_WRITE_CONF (and `extra`) merged in, sorted as the deploy sorts."""
+    pairs = dict(item.split("=", 1) for item in conf.split(" --conf "))
+    return " --conf ".join(f"{k}={v}" for k, v in sorted({**pairs, **S3_WRITE_CONF, **extra}.items()))
+
+
 GLUE_CATALOG_CONF = (
     "spark.hadoop.hive.metastore.client.factory.class="
     "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
 )
+
+
+@pytest.fixture(autouse=True)
+def environment_cache(monkeypatch):
+    monkeypatch.setenv("FEATUREBANK_CACHE_DIR", str(ENVIRONMENT_CACHE))
+
+
+def _glue_artifacts(project: Path, out: Path):
+    """What `deploy glue` uploads: the artifacts and the requirement wheels Glue installs."""
+    return build_artifacts(project, out, python="wheels")
 
 
 def _client(service: str):
@@ -160,8 +194,9 @@ def test_deploy_glue_uploads_artifacts_and_creates_one_job_per_group(aws, exampl
     code, out, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))
     assert code == 0, err
     project = load_project(example_project, "prod")
-    artifacts = build_artifacts(example_project, tmp_path / "expected")
+    artifacts = _glue_artifacts(example_project, tmp_path / "expected")
     base = f"s3://{ARTIFACTS_BUCKET}/{ARTIFACTS_PREFIX}"
+    assert artifacts.requirements and any(p.name.startswith("great_expectations-") for p in artifacts.requirements)
 
     objects = _objects()
     assert sorted(objects) == sorted(f"{ARTIFACTS_PREFIX}/{p.name}" for p in artifacts.files())
@@ -177,8 +212,9 @@ def test_deploy_glue_uploads_artifacts_and_creates_one_job_per_group(aws, exampl
     assert job["DefaultArguments"] == {
         "--job-language": "python",
         "--datalake-formats": "delta",
-        "--additional-python-modules": f"{base}/{artifacts.wheel.name}",
-        "--conf": GLUE_CATALOG_CONF + " --conf " + DELTA_CONF,
+        "--additional-python-modules": ",".join(f"{base}/{p.name}" for p in (artifacts.wheel, *artifacts.requirements)),
+        "--python-modules-installer-option": "--no-index",  # S3 only: works in a VPC without internet
+        "--conf": _with_s3_write(GLUE_CATALOG_CONF + " --conf " + DELTA_CONF),
         "--enable-glue-datacatalog": "true",
         "--group": "customer_card_spend",
         "--env": "prod",
@@ -201,11 +237,11 @@ def test_deploy_glue_uploads_artifacts_and_creates_one_job_per_group(aws, exampl
         "environment": "prod",
     }
     lines = out.splitlines()
-    assert sum(line.startswith("create ") for line in lines) == len(project.groups) + len(artifacts.files())
+    assert sum(line.startswith("create ") for line in lines) == len(project.groups) + len(artifacts.files()) + 1  # + the log-store table
     assert f"create     glue job featurebank-prod-merchant_risk" in lines
 
 
-def test_second_glue_deploy_of_the_same_commit_changes_nothing(aws, example_project, capsys):
+def test_second_glue_deploy_of_the_same_commit_changes_nothing(aws, example_project, tmp_path, capsys):
     assert _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))[0] == 0
     before_objects = _objects()
     before_jobs = {j["Name"]: j for j in _client("glue").get_jobs()["Jobs"]}
@@ -214,13 +250,14 @@ def test_second_glue_deploy_of_the_same_commit_changes_nothing(aws, example_proj
     assert code == 0
     changes = [line for line in out.splitlines() if not line.startswith("nothing")]
     assert changes and all(line.startswith("unchanged") for line in changes), out
-    assert "nothing to change (10 unchanged)" in out
+    shipped = len(_glue_artifacts(example_project, tmp_path / "expected").files())
+    assert f"nothing to change ({shipped + 6} unchanged)" in out  # the artifacts, 5 jobs and the log-store table
     assert "done" not in out
     assert _objects() == before_objects  # same keys, ETags and LastModified: nothing re-uploaded
     assert {j["Name"]: j for j in _client("glue").get_jobs()["Jobs"]} == before_jobs
 
 
-def test_glue_deploy_after_a_conf_change_updates_exactly_the_changed_fields(aws, example_project, capsys):
+def test_glue_deploy_after_a_conf_change_updates_exactly_the_changed_fields(aws, example_project, tmp_path, capsys):
     assert _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))[0] == 0
     uploaded = set(_objects())
     created_on = _client("glue").get_job(JobName="featurebank-prod-customer_profile")["Job"]["CreatedOn"]
@@ -236,7 +273,8 @@ def test_glue_deploy_after_a_conf_change_updates_exactly_the_changed_fields(aws,
     job = _client("glue").get_job(JobName="featurebank-prod-customer_profile")["Job"]
     assert job["NumberOfWorkers"] == 4
     assert job["CreatedOn"] == created_on  # updated in place (UpdateJob), never deleted and recreated
-    assert "nothing to change (10 unchanged)" in _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))[1]
+    shipped = len(_glue_artifacts(example_project, tmp_path / "expected").files())
+    assert f"nothing to change ({shipped + 6} unchanged)" in _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))[1]
 
 
 def test_a_glue_update_aws_refuses_is_a_sentence_naming_the_job_and_exit_3(aws, example_project, tmp_path, capsys):
@@ -249,7 +287,7 @@ def test_a_glue_update_aws_refuses_is_a_sentence_naming_the_job_and_exit_3(aws, 
     _edit_conf(example_project, "prod", lambda d: d["aws"]["glue"].update(number_of_workers=4))
     project = load_project(example_project, "prod")
     settings = project.config.require_aws()
-    uris = artifact_uris(settings, build_artifacts(example_project, tmp_path / "dist"))
+    uris = artifact_uris(settings, _glue_artifacts(example_project, tmp_path / "dist"))
     changes = glue_changes(project, settings, uris, sorted(project.groups))
     assert [c.action for c in changes] == ["update"] * len(project.groups)
     _client("glue").delete_job(JobName="featurebank-prod-merchant_risk")  # gone between the plan and the apply
@@ -285,8 +323,11 @@ def test_deploy_emr_adds_one_spark_submit_step_per_group_once(aws, example_proje
                           "--date", "2024-03-01")
     assert code == 0, err
     project = load_project(example_project, "prod")
-    artifacts = build_artifacts(example_project, tmp_path / "expected")
+    artifacts = build_artifacts(example_project, tmp_path / "expected", python="archive")
     base = f"s3://{ARTIFACTS_BUCKET}/{ARTIFACTS_PREFIX}"
+    environment = f"{base}/{artifacts.environment.name}"
+    assert re.fullmatch(r"env-[0-9a-f]{12}\.tar\.gz", artifacts.environment.name)
+    assert f"{ARTIFACTS_PREFIX}/{artifacts.environment.name}" in _objects()
 
     steps = list(reversed(emr.list_steps(ClusterId=cluster)["Steps"]))  # ListSteps is newest first
     assert [s["Name"].rsplit("-", 1)[0] for s in steps] == [f"featurebank-prod-{g}" for g in run_order(project)]
@@ -294,11 +335,14 @@ def test_deploy_emr_adds_one_spark_submit_step_per_group_once(aws, example_proje
     group = run_order(project)[0]
     assert first["Config"]["Jar"] == "command-runner.jar"
     assert first["ActionOnFailure"] == "CONTINUE"
+    # the archive is the Python of the driver (YARN application master) and the executors; no --py-files
     assert first["Config"]["Args"] == [
         "spark-submit", "--deploy-mode", "cluster",
-        "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
-        "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
-        "--py-files", f"{base}/{artifacts.wheel.name}",
+        *[item for pair in _with_s3_write(DELTA_CONF, **{
+            "spark.jars": LOG_STORE_JAR, "spark.archives": f"{environment}#environment",
+            "spark.executorEnv.PYSPARK_PYTHON": "./environment/bin/python",
+            "spark.yarn.appMasterEnv.PYSPARK_PYTHON": "./environment/bin/python"}).split(" --conf ")
+          for item in ("--conf", pair)],
         f"{base}/{artifacts.script('run_group').name}",
         "--group", group, "--env", "prod", "--project", f"{base}/{artifacts.bundle.name}", "--date", "2024-03-01",
     ]
@@ -324,7 +368,7 @@ def test_deploy_emr_serverless_starts_one_job_run_per_group_once(aws, example_pr
                           "--start", "2024-03-01", "--end", "2024-03-03")
     assert code == 0, err
     project = load_project(example_project, "prod")
-    artifacts = build_artifacts(example_project, tmp_path / "expected")
+    artifacts = build_artifacts(example_project, tmp_path / "expected", python="archive")
     base = f"s3://{ARTIFACTS_BUCKET}/{ARTIFACTS_PREFIX}"
 
     runs = es.list_job_runs(applicationId=app)["jobRuns"]
@@ -337,10 +381,12 @@ def test_deploy_emr_serverless_starts_one_job_run_per_group_once(aws, example_pr
     assert submit["entryPointArguments"] == ["--group", "merchant_risk", "--env", "prod", "--project", f"{base}/{artifacts.bundle.name}",
                                              "--start", "2024-03-01", "--end", "2024-03-03"]
     assert submit["sparkSubmitParameters"] == (
-        f"--py-files {base}/{artifacts.wheel.name}"
-        " --conf spark.jars=/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar"
-        " --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"
-        " --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension"
+        "--conf " + _with_s3_write(DELTA_CONF, **{
+            "spark.jars": "/usr/share/aws/delta/lib/delta-spark.jar,"
+                          f"/usr/share/aws/delta/lib/delta-storage.jar,{LOG_STORE_JAR}",
+            "spark.archives": f"{base}/{artifacts.environment.name}#environment",
+            "spark.emr-serverless.driverEnv.PYSPARK_PYTHON": "./environment/bin/python",
+            "spark.executorEnv.PYSPARK_PYTHON": "./environment/bin/python"})
     )
     code, out, _ = _cli(capsys, "deploy", "emr-serverless", "--env", "prod", "--project", str(example_project), "--application-id", app,
                         "--start", "2024-03-01", "--end", "2024-03-03")
@@ -432,6 +478,9 @@ def test_iam_policy_grants_only_the_envs_prefixes_and_is_accepted_by_iam(aws, ex
     ]
     for statement in policy["Statement"]:
         assert statement["Effect"] == "Allow"
+        if statement["Sid"] == "LakeFormationDataAccess":  # GetDataAccess has no resource-level permissions
+            assert statement["Action"] == ["lakeformation:GetDataAccess"] and statement["Resource"] == "*"
+            continue
         assert "*" not in statement["Resource"] and not any(a.endswith(":*") or a == "*" for a in statement["Action"])
     listing = by_sid["RawSourcesReadList0"]
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["cards", "cards/*"]}}
@@ -563,7 +612,8 @@ def test_schedule_on_emr_serverless_starts_each_groups_job_run_with_start_job_ru
         submit = params["JobDriver"]["SparkSubmit"]
         assert submit["EntryPoint"] == f"{base}/{artifacts.script('run_group').name}"
         assert submit["EntryPointArguments"] == ["--group", group, "--env", "prod", "--project", f"{base}/{artifacts.bundle.name}"]
-        assert submit["SparkSubmitParameters"].startswith(f"--py-files {base}/{artifacts.wheel.name}")
+        assert "--py-files" not in submit["SparkSubmitParameters"]  # the environment archive carries everything
+        assert f"--conf spark.archives={base}/env-" in submit["SparkSubmitParameters"]
     code, out, _ = _cli(capsys, "deploy", "schedule", "--env", "prod", "--project", str(example_project))
     assert "unchanged  state machine featurebank-prod" in out
 

@@ -128,9 +128,16 @@ def test_packaged_wheel_and_bundle_run_through_spark_submit_as_the_emr_step_does
     project, events = e2e_project
     dist = build_artifacts(project, tmp_path / "dist")
     settings = AwsSettings(env="e2e", conf_file="conf/e2e.yaml", region="eu-west-1", artifacts=S3Uri("unused", "unused"))
-    local = ArtifactUris(wheel=str(dist.wheel), bundle=str(dist.bundle), scripts=tuple((n, str(p)) for n, p in dist.scripts))
+    local = ArtifactUris(wheel=str(dist.wheel), bundle=str(dist.bundle), scripts=tuple((n, str(p)) for n, p in dist.scripts),
+                         environment="s3://unused/env-0.tar.gz")
     args = step_args(settings, local, GROUP)
     assert args[:3] == ["spark-submit", "--deploy-mode", "cluster"]
+    # The environment archive (spark.archives, PYSPARK_PYTHON) is what tests/test_cluster.py
+    # proves on a cluster; here the venv's Python stands in for it, the rest is the step's command.
+    archive_conf = {i for i, a in enumerate(args) if a.startswith(("spark.archives=", "spark.executorEnv.PYSPARK_PYTHON=",
+                                                                   "spark.yarn.appMasterEnv.PYSPARK_PYTHON="))}
+    assert len(archive_conf) == 3, args
+    args = [a for i, a in enumerate(args) if i not in archive_conf and i + 1 not in archive_conf]
     # The EMR step's command, with the cluster swapped for one local core; Delta's jars are
     # what the EMR cluster provides, here resolved from the Ivy cache.
     command = [str(BIN / "spark-submit"), "--master", "local[1]", "--deploy-mode", "client",

@@ -55,8 +55,10 @@ def _healthy(project, *, lake_formation_actions: bool = True) -> None:
 
     _edit_conf(project, edit)
     document = policy_document(load_project(project, "prod"), load_project(project, "prod").config.require_aws())
-    if lake_formation_actions:
-        document["Statement"].append({"Effect": "Allow", "Action": ["lakeformation:GetDataAccess"], "Resource": "*"})
+    if not lake_formation_actions:  # a role made before iam-policy listed Lake Formation's action
+        document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != "LakeFormationDataAccess"]
+    assert any(s.get("Sid") == "LakeFormationDataAccess" for s in policy_document(
+        load_project(project, "prod"), load_project(project, "prod").config.require_aws())["Statement"])
     iam = _client("iam")
     iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
     iam.put_role_policy(RoleName=ROLE, PolicyName="featurebank", PolicyDocument=json.dumps(document))

@@ -118,7 +118,7 @@ def test_lake_formation_tables_are_refused_with_a_sentence(world):
 def test_without_deltalake_the_error_says_how_to_install_it(world, monkeypatch):
     _, table = world
     monkeypatch.setitem(sys.modules, "deltalake", None)
-    with pytest.raises(UsageError, match=r"pip install 'featurebank\[cli\]'"):
+    with pytest.raises(UsageError, match=r"needs the deltalake package: install featurebank with its dependencies"):
         metadata.table_version(table)
 
 

@@ -90,6 +90,9 @@ def _run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-days", type=days, help="publish a long backfill in chunks of N days, one commit each")
     p.add_argument("--missing", action="store_true",
                    help="run only the dates not yet published, or published by another data_hash; say what is skipped")
+    p.add_argument("--restate", action="store_true",
+                   help="recompute the published dates whose source changed since they were published (late events, "
+                        "corrected or removed files); without dates, every published date is checked")
     p.add_argument("--accept-breaking", action="store_true",
                    help="run a definition change that breaks features a registered training set reads "
                         "(`featurebank plan` shows it); the run log records who accepted")
@@ -173,6 +176,8 @@ def _docs(p: argparse.ArgumentParser) -> None:
 
 def _package(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("dist"), help="directory for the built artifacts (default: dist)")
+    p.add_argument("--no-environment", action="store_true",
+                   help="skip the cluster's Python (env-<hash>.tar.gz and requirement wheels; needs the package index)")
 
 
 def _deploy(p: argparse.ArgumentParser) -> None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from featurebank.compile.change import Change
+    from featurebank.compile.missing import DateSpan
     from featurebank.compile.group import CompiledGroup
     from featurebank.definitions.model import Project
     from featurebank.io.runlog import RunRecord
@@ -56,6 +57,17 @@ class TrainingSetImpact:
 
 
 @dataclass(frozen=True)
+class InputChanges:
+    """The published dates whose source changed since they were published (`run --restate`
+    recomputes them), each span with its reason; or why that cannot be told."""
+
+    restate: tuple[DateSpan, ...] = ()
+    untracked: int = 0  # published dates whose run recorded no fingerprint
+    note: str = ""
+    tracked: bool = True  # some published date recorded a fingerprint (else the group predates them: said in JSON only)
+
+
+@dataclass(frozen=True)
 class Review:
     """The change review of one group (see the module docstring)."""
 
@@ -66,6 +78,7 @@ class Review:
     seconds_per_date: float | None  # from the newest published runs; None without any
     estimate_runs: int
     training_sets: tuple[TrainingSetImpact, ...]
+    inputs: InputChanges | None = None  # published dates whose source changed since (None: not looked at)
 
     @property
     def estimate_seconds(self) -> float | None:
@@ -102,8 +115,8 @@ def review_group(project: Project, group: str, *, spark: Callable[[], SparkSessi
     recompute = published if change.kind in ("additive", "breaking") else ()
     per_date, basis = _seconds_per_date(runs)
     read = _footprint(compiled, governed) if recompute and footprint else Footprint()
-    return Review(change, published, recompute, read,
-                  per_date, basis, _training_sets(project, compiled, change))
+    return Review(change, published, recompute, read, per_date, basis, _training_sets(project, compiled, change),
+                  _input_changes(project, group) if footprint and published else None)
 
 
 def refuse_breaking(project: Project, group: str, *, accept: bool,
@@ -126,6 +139,20 @@ def refuse_breaking(project: Project, group: str, *, accept: bool,
         f"them: {names}. A run would replace their values under those training sets' feet. Review it with "
         f"`featurebank plan {group}`, then run again with --accept-breaking (the run log records who accepted), "
         f"or revert the change")
+
+
+def _input_changes(project: Project, group: str) -> InputChanges:
+    """What `run --restate` would recompute for the group (`runner.decide_restate`); a source
+    that cannot be fingerprinted gives a note instead (the rest of the review still stands)."""
+    from featurebank.runner import decide_restate
+
+    try:
+        [decision] = decide_restate(project, group)
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        return InputChanges(note=f"cannot tell: {str(error).splitlines()[0] if str(error) else type(error).__name__}")
+    untracked = sum((s.end - s.start).days + 1 for s in decision.skipped if "recorded no fingerprint" in s.reason)
+    tracked = bool(decision.run) or any("recorded no fingerprint" not in s.reason for s in decision.skipped)
+    return InputChanges(decision.run, untracked, tracked=tracked)
 
 
 def _no_spark() -> SparkSession:
@@ -205,6 +232,7 @@ def render_review(review: Review) -> str:
                      "  estimate:      none (no published run of this group to learn from)")
     elif change.kind in ("additive", "breaking"):
         lines.append("  recompute:     nothing published yet")
+    lines += _inputs_text(review.inputs)
     for t in review.training_sets:
         if t.stale:
             verdict = f"stale: reads {_names(t.stale)} — `run` refuses without --accept-breaking"
@@ -229,7 +257,27 @@ def review_dict(review: Review) -> dict[str, Any]:
         "training_sets": [{"name": t.name, "built": t.built, "manifest": t.location, "reads": list(t.reads),
                            "stale": list(t.stale)} for t in review.training_sets],
         "refused_without_accept": change.kind == "breaking" and bool(review.stale_training_sets),
+        "source_changed": None if review.inputs is None else {
+            "restate": [s.to_dict() for s in review.inputs.restate], "untracked_dates": review.inputs.untracked,
+            "note": review.inputs.note},
     }
+
+
+def _inputs_text(inputs: InputChanges | None) -> list[str]:
+    """The `source changed:` lines of the review: what `run --restate` would recompute, and why."""
+    if inputs is None:
+        return []
+    if inputs.note:
+        return [f"  source changed: {inputs.note}"]
+    lines = [f"  source changed: {span.dates}: {span.reason}" for span in inputs.restate]
+    if lines:
+        count = sum((s.end - s.start).days + 1 for s in inputs.restate)
+        lines.append(f"  restate:        {count} published date{'s' if count != 1 else ''} (`featurebank run "
+                     "--restate` recomputes exactly these)")
+    if inputs.untracked and inputs.tracked:
+        lines.append(f"  untracked:      {inputs.untracked} published dates recorded no fingerprint of their source "
+                     "(published before fingerprints were recorded); a run of them starts tracking")
+    return lines
 
 
 def _headline(change: Change) -> str:

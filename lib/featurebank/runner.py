@@ -123,6 +123,7 @@ def run_group(
     progress: Progress | None = None,
     accept_breaking: bool = False,
     accept_drift: Collection[str] = (),
+    reasons: dict[date, str] | None = None,
 ) -> list[RunOutcome]:
     """Compute, gate and publish `group` for snapshot dates `start..end`, chunk by chunk.
 
@@ -136,6 +137,7 @@ def run_group(
     chunk's run-log row records the acceptance); a dry run publishes nothing and is not refused.
     `accept_drift` names features whose drift check passes this run whatever its PSI (recorded
     the same way); naming a feature without a drift check is a `UsageError`.
+    `reasons`: why each date is recomputed (`run --missing/--restate`), stored with the run's inputs.
     """
     from featurebank.readiness import refuse_future_dates
     from featurebank.compile.run import compile_plan
@@ -150,7 +152,7 @@ def run_group(
     outcomes = []
     for index, plan in enumerate(plans, start=1):
         outcomes.append(_run_chunk(session(), project, plan, index, len(plans), dry_run, progress,
-                                   accepted=accepted, accepted_drift=drifting))
+                                   accepted=accepted, accepted_drift=drifting, reasons=reasons))
     return outcomes
 
 
@@ -158,7 +160,7 @@ def _drift_of(project: Project, group: str, features: Collection[str]) -> tuple[
     """Of `features`, those `group` has a drift check on (a run of several groups accepts each
     feature where it is checked)."""
     from featurebank.compile.group import compile_group
-    from featurebank.gate_drift import is_drift
+    from featurebank.gate.drift import is_drift
 
     checked = {str(c.arguments["column"]) for c in compile_group(project, group).checks if is_drift(c)}
     return tuple(f for f in features if f in checked)
@@ -166,7 +168,7 @@ def _drift_of(project: Project, group: str, features: Collection[str]) -> tuple[
 
 def _accepted_drift(plan: Plan, features: Collection[str]) -> tuple[str, ...]:
     """The features of `features` the group has a drift check on; any other name is a UsageError."""
-    from featurebank.gate_drift import is_drift
+    from featurebank.gate.drift import is_drift
 
     checked = {str(c.arguments["column"]) for c in plan.checks if is_drift(c)}
     unknown = sorted(set(features) - checked)
@@ -265,9 +267,51 @@ def run_missing(
         return [outcome for first, last in decision.ranges() for outcome in run_group(
             project, decision.group, first, last, spark=session(), dry_run=dry_run, chunk_days=chunk_days,
             progress=progress, accept_breaking=accept_breaking,
-            accept_drift=_drift_of(project, decision.group, accept_drift))]
+            accept_drift=_drift_of(project, decision.group, accept_drift), reasons=decision_reasons(decision))]
 
     return _in_order(project, [(d.group, partial(runs, d)) for d in decisions if d.run])
+
+
+def decide_restate(
+    project: Project, group: str | None, start: date | None = None, end: date | None = None, *,
+    spark: SparkSession | None = None,
+) -> list[MissingDates]:
+    """Which published dates of `start..end` (None: every published date) `run --restate`
+    recomputes, for `group` or (None) every group in run order: those whose source changed since
+    the run that last published them fingerprinted it (`io.fingerprints.stale_dates`, JVM-free;
+    `compile.restate` says exactly which), and those an upstream group restates reach. Run them
+    with `run_missing`."""
+    from featurebank.compile.group import compile_group
+    from featurebank.compile.order import run_order
+    from featurebank.compile.restate import restate_dates, upstream_forced
+    from featurebank.definitions.validate import dependencies
+    from featurebank.io.fingerprints import stale_dates
+    from featurebank.io.published import published_state
+
+    names = run_order(project) if group is None else [compile_group(project, group).group]
+    upstream, session, governed = dependencies(project), _session(project, spark), project.config.governance.lake_formation
+    decided: dict[str, MissingDates] = {}
+    for name in names:
+        compiled = compile_group(project, name)
+        by_date = published_state(project.config.feature_root, name, compiled.table_path, spark=session,
+                                  lake_formation=governed).by_date
+        by_date = {d: p for d, p in by_date.items() if (start is None or d >= start) and (end is None or d <= end)}
+        if not by_date:
+            decided[name] = restate_dates(name, date.max, date.min, {}, {})
+            continue
+        stale, unknown = stale_dates(project.config.feature_root, compiled, by_date, project.config.timezone,
+                                     lake_formation=governed)
+        reach = compiled.max_window if compiled.kind == "aggregation" else 0
+        forced: dict[date, str] = {}
+        for up in (u for u in upstream.get(name, ()) if u in decided):
+            forced = upstream_forced(decided[up].dates, up, compiled.kind, reach, by_date) | forced
+        decided[name] = restate_dates(name, min(by_date), max(by_date), by_date, stale, unknown, forced)
+    return list(decided.values())
+
+
+def decision_reasons(decision: MissingDates) -> dict[date, str]:
+    """Why each date a decision runs is computed, per date."""
+    return {s.start + timedelta(days=k): s.reason for s in decision.run for k in range((s.end - s.start).days + 1)}
 
 
 def compute(spark: SparkSession, plan: Plan, entities: DataFrame | None = None) -> DataFrame:
@@ -335,9 +379,11 @@ def _run_chunk(
     progress: Progress | None,
     accepted: str = "",
     accepted_drift: Collection[str] = (),
+    reasons: dict[date, str] | None = None,
 ) -> RunOutcome:
     """One run: log started, compute, gate, publish, log; the batch is computed once and persisted.
-    `accepted` names what the caller accepted (`breaking`), recorded in every run-log row."""
+    `accepted` names what the caller accepted (`breaking`), recorded in every run-log row. Before
+    the source is read, its fingerprint is stored with `reasons` (`io.fingerprints`; not for a dry run)."""
     from featurebank.readiness import check_source
     from featurebank.gate import run_gate
     from featurebank.io.tables import check_compatible, publish, rows_per_date
@@ -372,6 +418,12 @@ def _run_chunk(
 
     source_rows: dict[date, int] | None = None  # set by the source guard; every later row records it
     append_run(spark, feature_root, record("started", 0, None, None, None))  # a killed run still shows
+    if not dry_run:  # what it reads, taken before it reads (a file landing meanwhile shows as changed next time)
+        from featurebank.io.fingerprints import record_inputs
+
+        record_inputs(feature_root, plan.group, run_id, plan.source, plan.timezone, reasons={
+            d: why for d, why in (reasons or {}).items() if plan.start <= d <= plan.end},
+            lake_formation=project.config.governance.lake_formation)
     batch: DataFrame | None = None
     version: int | None = None
     try:
@@ -381,7 +433,7 @@ def _run_chunk(
         source_rows = check_source(spark, plan, run_id, feature_root)  # rows per event day, for the run log
         batch = compute(spark, plan)
         tell("gating", checks=len(plan.checks))
-        from featurebank.gate_drift import drift_references
+        from featurebank.gate.drift import drift_references
 
         personal = pii_columns_of(project, plan.group)
         gate = run_gate(batch, plan, run_id, feature_root, pii_columns=personal,
@@ -401,8 +453,11 @@ def _run_chunk(
             outcome = _log_published(log, gate, version, by_date, plan, run_id, runs_path(feature_root))
             _store_profiles(batch, plan, run_id, version, feature_root, personal)  # for `docs` and drift, no Spark
             if project.config.catalog_type != "none":  # table properties where a catalog shows them (Glue)
-                from featurebank.io.table_metadata import apply_table_metadata
+                from featurebank.io.table_metadata import apply_table_metadata, register_published
 
+                if project.config.catalog_type == "glue" and project.config.catalog_database:  # what Athena reads
+                    register_published(spark, plan, project.config.catalog_database,
+                                       region=project.config.aws.region if project.config.aws else None)
                 apply_table_metadata(spark, plan, catalog_type=project.config.catalog_type,
                                      database=project.config.catalog_database)
         tell("done", rows=outcome.rows_written, version=outcome.delta_version, status=outcome.status,

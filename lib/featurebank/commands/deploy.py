@@ -17,12 +17,15 @@ from featurebank.errors import UsageError
 
 
 def package(args: argparse.Namespace) -> int:
-    """Build the wheel, bundle and entry scripts into `--out` and list them."""
+    """Build the wheel, bundle and entry scripts into `--out`, and (unless
+    `--no-environment`) the cluster's Python for `aws.emr.architecture`; list them."""
     from featurebank.definitions import load_project
     from featurebank.deploy.package import build_artifacts
 
     project = load_project(args.project, args.env)
-    artifacts = build_artifacts(project.root, args.out)
+    architecture = project.config.aws.emr.architecture if project.config.aws else "x86_64"
+    artifacts = build_artifacts(project.root, args.out, python=None if args.no_environment else "both",
+                                architecture=architecture)
     for path in artifacts.files():
         print(path)
     return 0
@@ -92,6 +95,7 @@ def _preflight(project: Any, args: argparse.Namespace) -> None:
 
 def _deploy(project: Any, args: argparse.Namespace, groups: list[str], dates: tuple[str, ...]) -> None:
     from featurebank.compile.changes import apply_changes, print_changes
+    from featurebank.deploy.dynamodb import log_store_changes
     from featurebank.deploy.package import build_artifacts
     from featurebank.deploy.schedule import needs_artifacts, schedule_changes
     from featurebank.deploy.upload import artifact_uris, upload_changes
@@ -101,9 +105,13 @@ def _deploy(project: Any, args: argparse.Namespace, groups: list[str], dates: tu
         changes = []
         uris = None
         if args.target != "schedule" or needs_artifacts(settings):
-            artifacts = build_artifacts(project.root, Path(out))
+            # Glue installs requirement wheels (it runs x86_64); EMR unpacks the archive
+            glue = args.target == "glue"  # a schedule needs artifacts only for the EMR targets
+            artifacts = build_artifacts(project.root, Path(out), python="wheels" if glue else "archive",
+                                        architecture="x86_64" if glue else settings.emr.architecture)
             uris = artifact_uris(settings, artifacts)
             changes += upload_changes(settings, artifacts)
+            changes += log_store_changes(settings)
         if args.target == "glue":
             from featurebank.deploy.glue import glue_changes
 

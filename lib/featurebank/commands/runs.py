@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from featurebank.commands.dates import resolve_dates
     from featurebank.commands.progress import RunConsole
     from featurebank.definitions import load_project
-    from featurebank.runner import decide_missing, run_all, run_group, run_missing
+    from featurebank.runner import decide_missing, decide_restate, run_all, run_group, run_missing
     from featurebank.spark_errors import storage_step
 
     if bool(args.all) == bool(args.group):
@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     project = load_project(args.project, args.env)
     today = datetime.now(ZoneInfo(project.config.timezone)).date()
     start, end = resolve_dates(args, today)
+    dated = bool(args.date or args.start or args.end)
     console = result_console()
     show = RunConsole(results=not args.json)  # progress on stderr (a bar on a terminal); results on stdout
     options = {"dry_run": args.dry_run, "chunk_days": args.chunk_days, "progress": show,
@@ -47,13 +48,17 @@ def run(args: argparse.Namespace) -> int:
     if args.missing:
         with storage_step(f"reading what is published under {project.config.feature_root}"):
             decisions = decide_missing(project, None if args.all else args.group, start, end)
+    if args.restate:  # without dates: every published date; with --missing: the union of both decisions
+        with storage_step(f"fingerprinting the sources of what is published under {project.config.feature_root}"):
+            restated = decide_restate(project, None if args.all else args.group, *((start, end) if dated else ()))
+        decisions = _union(decisions, restated)
     for decision in decisions if not args.json else ():  # why each date is (not) computed, in date order
         said = [(span, "skipped") for span in decision.skipped] + [(span, "running") for span in decision.run]
         for span, verb in sorted(said, key=lambda pair: pair[0].start):
             console.print(f"{span.group}: {span.dates} {span.reason}, {verb}", markup=False)
     try:
         with storage_step(doing), show:  # a Spark or disk failure: one sentence naming the table
-            if args.missing:
+            if args.missing or args.restate:
                 outcomes = run_missing(project, decisions, **options)
             elif args.all:
                 outcomes = run_all(project, start, end, **options)
@@ -65,6 +70,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         console.print(f"done: {len(outcomes)} run(s), {sum(o.rows_written for o in outcomes)} rows")
     return EXIT_OK
+
+
+def _union(missing: list[MissingDates], restated: list[MissingDates]) -> list[MissingDates]:
+    """`--missing --restate`: per group (in run order), a date runs when either decision runs it."""
+    from featurebank.compile.restate import union
+
+    if not missing:
+        return restated
+    by_group = {d.group: d for d in restated}
+    return [union(d, by_group[d.group]) if d.group in by_group else d for d in missing]
 
 
 def run_summary(finished: list[ProgressEvent], decisions: list[MissingDates]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from featurebank.definitions.config import (
     EMR_ACTIONS_ON_FAILURE,
+    EMR_ARCHITECTURES,
     GLUE_WORKER_TYPES,
     SCHEDULE_TARGETS,
     AwsSettings,
@@ -27,9 +28,9 @@ from featurebank.errors import Problem
 _ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12})?:.+$")
 _SECRET_WORDS = ("secret", "password", "access_key", "token", "credential")
 KEYS: dict[str, tuple[str, ...]] = {
-    "aws": ("region", "account_id", "artifacts", "kms_key_arn", "tags", "glue", "emr", "schedule"),
+    "aws": ("region", "account_id", "artifacts", "kms_key_arn", "delta_log_table", "tags", "glue", "emr", "schedule"),
     "aws.glue": ("role_arn", "worker_type", "number_of_workers", "timeout_minutes", "max_retries", "security_configuration"),
-    "aws.emr": ("action_on_failure", "spark_conf", "serverless_execution_role_arn"),
+    "aws.emr": ("action_on_failure", "spark_conf", "serverless_execution_role_arn", "architecture"),
     "aws.schedule": ("cron", "timezone", "state_machine_role_arn", "scheduler_role_arn", "target", "cluster_id",
                      "application_id"),
 }
@@ -77,10 +78,14 @@ def parse_aws(data: YMap | None, env: str, rel: str, line: int, timezone: str, p
         action = reader.string(e, "action_on_failure") or "CONTINUE"
         if action not in EMR_ACTIONS_ON_FAILURE:
             reader.problem(e, "action_on_failure", f"'{action}' is not one of {', '.join(EMR_ACTIONS_ON_FAILURE)}")
+        architecture = reader.string(e, "architecture") or "x86_64"
+        if architecture not in EMR_ARCHITECTURES:
+            reader.problem(e, "architecture", f"'{architecture}' is not one of {', '.join(EMR_ARCHITECTURES)} (the nodes' CPU: aarch64 for Graviton)")
         emr = EmrSettings(
             action_on_failure=action,
             spark_conf=reader.mapping(e, "spark_conf"),
             serverless_execution_role_arn=reader.arn(e, "serverless_execution_role_arn"),
+            architecture=architecture,
         )
 
     schedule = None
@@ -115,10 +120,20 @@ def parse_aws(data: YMap | None, env: str, rel: str, line: int, timezone: str, p
         account_id=account_id,
         kms_key_arn=reader.arn(aws, "kms_key_arn"),
         tags=reader.mapping(aws, "tags"),
+        delta_log_table=_table_name(reader, aws, "delta_log_table"),
         glue=glue,
         emr=emr,
         schedule=schedule,
     )
+
+
+def _table_name(reader: _Reader, section: _Section, key: str) -> str | None:
+    """A DynamoDB table name (3-255 of `A-Za-z0-9_.-`); anything else is a problem."""
+    text = reader.string(section, key)
+    if text and not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", text):
+        reader.problem(section, key, f"'{text}' is not a DynamoDB table name; use 3-255 letters, digits, '_', '-' or '.'")
+        return None
+    return text
 
 
 class _Section(YMap):

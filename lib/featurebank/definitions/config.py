@@ -27,6 +27,7 @@ CATALOG_TYPES: tuple[CatalogType, ...] = ("none", "glue", "hive")
 GLUE_WORKER_TYPES = ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X", "G.12X", "G.16X", "R.1X", "R.2X", "R.4X", "R.8X", "Z.2X")
 EMR_ACTIONS_ON_FAILURE = ("CONTINUE", "CANCEL_AND_WAIT", "TERMINATE_CLUSTER")
 SCHEDULE_TARGETS = ("glue", "emr", "emr-serverless")
+EMR_ARCHITECTURES = ("x86_64", "aarch64")  # the nodes' CPU; aarch64: Graviton
 PII = "pii"  # the tag key featurebank computes for every column (lineage), values PII_VALUES
 PII_VALUES = ("true", "false")
 _S3_URI = re.compile(r"^s3a?://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?$")
@@ -86,6 +87,7 @@ class EmrSettings:
     action_on_failure: str = "CONTINUE"
     spark_conf: tuple[tuple[str, str], ...] = ()
     serverless_execution_role_arn: str | None = None
+    architecture: str = "x86_64"  # of the nodes: the environment archive's wheels (aarch64: Graviton)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ class AwsSettings:
     account_id: str | None = None
     kms_key_arn: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    # DynamoDB table of Delta's S3DynamoDBLogStore (safe concurrent writers; `deploy` creates it)
+    delta_log_table: str | None = None
     glue: GlueSettings | None = None
     emr: EmrSettings = EmrSettings()
     schedule: ScheduleSettings | None = None

@@ -50,7 +50,7 @@ class ExpectationSpec:
     required: tuple[str, ...]
 
 
-# featurebank's own checks, judged by featurebank beside GX's (the gate's `gate_drift`):
+# featurebank's own checks, judged by featurebank beside GX's (the gate's `gate.drift`):
 # a feature's distribution against the profiles of the last published dates (population stability index).
 DRIFT_EXPECTATION = "expect_column_drift_to_be_below"
 OWN_EXPECTATIONS = {

@@ -1,8 +1,8 @@
 """The doctor's job-role line: do the role's policies allow what a run needs?
 
 What a run needs is `featurebank iam-policy`'s document (`deploy.iam.policy_document`: every
-action on every resource it lists), plus `lakeformation:GetDataAccess` when conf says
-`governance.lake_formation: true` (Lake Formation vends the S3 credentials of registered
+action on every resource it lists, `lakeformation:GetDataAccess` included when conf says
+`governance.lake_formation: true`: Lake Formation vends the S3 credentials of registered
 tables to the job). The role's inline and attached (default version) policies are read and
 evaluated here: an explicit Deny wins, else an Allow must match action and resource (`*` and
 `?` wildcards, `NotAction`/`NotResource` honoured). Conditions are taken as met, and permission
@@ -20,13 +20,12 @@ from urllib.parse import unquote
 
 from featurebank.definitions.config import AwsSettings
 from featurebank.definitions.model import Project
-from featurebank.deploy.iam import policy_document
+from featurebank.deploy.iam import LAKE_FORMATION_ACTIONS, policy_document
 from featurebank.io.aws import client
 
 if TYPE_CHECKING:
     from featurebank.deploy.doctor import Check
 
-LAKE_FORMATION_ACTIONS = ("lakeformation:GetDataAccess",)
 NAME = "Job role policy"
 
 
@@ -38,8 +37,6 @@ def needed(project: Project, settings: AwsSettings) -> list[tuple[str, str]]:
             for resource in _listed(statement.get("Resource")):
                 if (action, resource) not in pairs:
                     pairs.append((action, resource))
-    if project.config.governance.lake_formation:
-        pairs += [(action, "*") for action in LAKE_FORMATION_ACTIONS]
     return pairs
 
 

@@ -1,13 +1,15 @@
 """`featurebank deploy emr` and `deploy emr-serverless`: submit one run per feature group.
 
 EMR (on EC2): one step per group, `command-runner.jar` running
-`spark-submit --deploy-mode cluster --py-files <wheel> <run_group.py> --group G --env E
---project <bundle>`. EMR Serverless: one job run per group with the same entry point and
-arguments, for exactly the dates asked for (`--date D` or `--start S --end E` forwarded to
-`featurebank run`): a deploy never submits a default date (the daily runs are the schedule's,
-`deploy/schedule.py`). The cluster must provide Delta (EMR 7.x: the `delta-defaults` classification)
-and the wheel's requirements (PyYAML, sqlglot, great-expectations, ...: a bootstrap action
-or a custom image), since `--py-files` puts the wheel on the path without installing it.
+`spark-submit --deploy-mode cluster --conf spark.archives=<env-hash.tar.gz>#environment ...
+<run_group.py> --group G --env E --project <bundle>`. EMR Serverless: one job run per group
+with the same entry point, arguments and archive, for exactly the dates asked for (`--date D` or
+`--start S --end E` forwarded to `featurebank run`): a deploy never submits a default date (the
+daily runs are the schedule's, `deploy/schedule.py`). The archive (`environment.py`) carries
+featurebank and every requirement (PyYAML, sqlglot, great-expectations, ...) and is the
+Python of the driver and the executors (`environment_conf`); `--py-files` would put the
+wheel on the path without installing anything it needs. The cluster provides Spark and
+Delta (EMR 7.x: the `delta-defaults` classification; EMR Serverless: the jars below).
 
 A run's name carries a fingerprint of its exact arguments (artifact hashes included), so a
 second deploy of the same commit finds the step/job run it already submitted (pending,
@@ -23,14 +25,17 @@ from typing import Any
 
 from featurebank.compile.changes import Change
 from featurebank.definitions.config import AwsSettings
+from featurebank.deploy.environment import environment_conf
 from featurebank.deploy.upload import ArtifactUris
 from featurebank.errors import UsageError
 from featurebank.io.aws import client
-from featurebank.io.spark import DELTA_SQL_CONF
+from featurebank.io.spark import DELTA_SQL_CONF, s3_write_conf
 
 LIVE_STEP_STATES = ("PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED")
 LIVE_RUN_STATES = ("SUBMITTED", "PENDING", "SCHEDULED", "RUNNING", "SUCCESS", "QUEUED")
 SERVERLESS_DELTA_JARS = "/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar"
+# EMR ships Delta's DynamoDB log store beside Delta (needed when aws.delta_log_table is set).
+LOG_STORE_JAR = "/usr/share/aws/delta/lib/delta-storage-s3-dynamodb.jar"
 
 
 def job_arguments(settings: AwsSettings, uris: ArtifactUris, group: str, dates: Sequence[str] = ()) -> list[str]:
@@ -39,22 +44,28 @@ def job_arguments(settings: AwsSettings, uris: ArtifactUris, group: str, dates: 
     return ["--group", group, "--env", settings.env, "--project", uris.bundle, *dates]
 
 
-def spark_conf(settings: AwsSettings, *, serverless: bool) -> dict[str, str]:
-    """Delta's SQL settings, then `aws.emr.spark_conf` from conf (which wins)."""
+def spark_conf(settings: AwsSettings, *, serverless: bool, archive: str | None = None) -> dict[str, str]:
+    """Delta's SQL settings, the Python environment at `archive` (`environment_conf`), then
+    `aws.emr.spark_conf` from conf (which wins)."""
     conf = dict(DELTA_SQL_CONF)
     if serverless:
         conf["spark.jars"] = SERVERLESS_DELTA_JARS
+    if archive:
+        conf.update(environment_conf("emr-serverless" if serverless else "emr", archive))
+    conf.update(s3_write_conf(settings))  # SSE-KMS (EMRFS and S3A) and the DynamoDB log store
+    if settings.delta_log_table:
+        conf["spark.jars"] = ",".join(filter(None, [conf.get("spark.jars"), LOG_STORE_JAR]))
     conf.update(dict(settings.emr.spark_conf))
     return conf
 
 
 def step_args(settings: AwsSettings, uris: ArtifactUris, group: str, dates: Sequence[str] = ()) -> list[str]:
     """The command-runner.jar arguments of one group's EMR step."""
-    conf = [item for key, value in sorted(spark_conf(settings, serverless=False).items()) for item in ("--conf", f"{key}={value}")]
-    return [
-        "spark-submit", "--deploy-mode", "cluster", *conf,
-        "--py-files", uris.wheel, uris.script("run_group"), *job_arguments(settings, uris, group, dates),
-    ]
+    archive = _require_environment(uris)
+    conf = [item for key, value in sorted(spark_conf(settings, serverless=False, archive=archive).items())
+            for item in ("--conf", f"{key}={value}")]
+    return ["spark-submit", "--deploy-mode", "cluster", *conf, uris.script("run_group"),
+            *job_arguments(settings, uris, group, dates)]
 
 
 def run_name(settings: AwsSettings, group: str, arguments: Any) -> str:
@@ -100,12 +111,13 @@ def emr_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[str], cl
 
 def serverless_job_driver(settings: AwsSettings, uris: ArtifactUris, group: str, dates: Sequence[str] = ()) -> dict[str, Any]:
     """The `jobDriver` of one group's EMR Serverless job run."""
-    conf = " ".join(f"--conf {key}={value}" for key, value in sorted(spark_conf(settings, serverless=True).items()))
+    archive = _require_environment(uris)
+    conf = " ".join(f"--conf {key}={value}" for key, value in sorted(spark_conf(settings, serverless=True, archive=archive).items()))
     return {
         "sparkSubmit": {
             "entryPoint": uris.script("run_group"),
             "entryPointArguments": job_arguments(settings, uris, group, dates),
-            "sparkSubmitParameters": f"--py-files {uris.wheel} {conf}",
+            "sparkSubmitParameters": conf,
         }
     }
 
@@ -142,6 +154,13 @@ def serverless_changes(settings: AwsSettings, uris: ArtifactUris, groups: list[s
 
         changes.append(Change("emr-serverless job run", f"{application_id}/{name}", "create", (), ("emr-serverless.StartJobRun",), start))
     return changes
+
+
+def _require_environment(uris: ArtifactUris) -> str:
+    """The environment archive's URI; a run without it would die at its first import."""
+    if not uris.environment:
+        raise ValueError("EMR runs need the environment archive: build the artifacts with python='archive'")
+    return uris.environment
 
 
 def _message(error: Exception) -> str:

@@ -1,8 +1,11 @@
 """`featurebank deploy glue`: one AWS Glue 5.1 job per feature group.
 
-Each job runs `glue_run_group.py` (shipped in `featurebank/deploy/jobs/`) with the library wheel installed through
-`--additional-python-modules` (pip installs the wheel and its requirements; Spark and Delta
-are the platform's, see package.py) and the project bundle passed as `--project_bundle`.
+Each job runs `glue_run_group.py` (shipped in `featurebank/deploy/jobs/`) with the project
+bundle passed as `--project_bundle`. Python dependencies (`glue_python_arguments`): the
+library wheel and every requirement as wheels on S3, all listed in
+`--additional-python-modules`, installed with `--no-index`: Glue's pip then never reaches for
+PyPI, so a job in a VPC without internet (only an S3 endpoint) starts, and every run gets the
+versions tested where `package` ran. Spark and Delta are the platform's (environment.py).
 
 Updates: the desired job is compared with GetJob (and GetTags); a match is `unchanged` and
 makes no call. A changed job is updated with UpdateJob, then its tags with TagResource /
@@ -22,7 +25,7 @@ from featurebank.deploy.aws import account_id
 from featurebank.deploy.upload import ArtifactUris
 from featurebank.errors import RuntimeFailure
 from featurebank.io.aws import client
-from featurebank.io.spark import DELTA_SQL_CONF
+from featurebank.io.spark import DELTA_SQL_CONF, s3_write_conf
 
 GLUE_VERSION = "5.1"
 GLUE_CATALOG_CONF = {
@@ -40,6 +43,18 @@ def spark_conf_argument(conf: dict[str, str]) -> str:
     return " --conf ".join(f"{key}={value}" for key, value in sorted(conf.items()))
 
 
+def glue_python_arguments(uris: ArtifactUris) -> dict[str, str]:
+    """The job arguments that install featurebank and its requirements from S3 only.
+
+    Glue 5.x runs pip at job start on `--additional-python-modules` (S3 wheels allowed) with
+    `--python-modules-installer-option` passed to it; `--no-index` keeps it off PyPI.
+    """
+    return {
+        "--additional-python-modules": ",".join([uris.wheel, *uris.requirements]),
+        "--python-modules-installer-option": "--no-index",
+    }
+
+
 def desired_job(project: Project, settings: AwsSettings, uris: ArtifactUris, group: str) -> dict[str, Any]:
     """The CreateJob request (without Name) for one group, Tags included."""
     glue = settings.require_glue()
@@ -47,10 +62,11 @@ def desired_job(project: Project, settings: AwsSettings, uris: ArtifactUris, gro
     conf = dict(DELTA_SQL_CONF)
     if project.config.catalog_type == "glue":
         conf.update(GLUE_CATALOG_CONF)
+    conf.update(s3_write_conf(settings))  # SSE-KMS through S3A (Glue 5.1's connector), DynamoDB log store
     arguments = {
         "--job-language": "python",
         "--datalake-formats": "delta",
-        "--additional-python-modules": uris.wheel,
+        **glue_python_arguments(uris),
         "--conf": spark_conf_argument(conf),
         "--enable-glue-datacatalog": "true",
         "--group": group,

@@ -5,7 +5,8 @@ Derived from what the project reads and writes, never wider:
 - read and write the feature root (tables, `_runs`, `_quarantine`, `_reports`);
 - read the artifacts prefix (wheel, bundle, scripts);
 - the Glue Data Catalog: the feature database and its tables, and any `table` sources;
-- the KMS key from conf, if any; CloudWatch Logs of Glue jobs.
+- the KMS key from conf, if any (SSE-KMS on every write); CloudWatch Logs of Glue jobs;
+- the DynamoDB table of Delta's log store (`aws.delta_log_table`), if any.
 ARNs use `aws.account_id` from conf, or `*` when conf does not give it.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from featurebank.definitions.model import Project
 from featurebank.definitions.config import AwsSettings, S3Uri
+from featurebank.deploy.dynamodb import JOB_ACTIONS, table_arn
 
 S3_READ = ["s3:GetObject"]
 S3_WRITE = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
@@ -31,6 +33,9 @@ def s3_prefixes(uris: list[str]) -> list[S3Uri]:
         if not covered:
             kept.append(uri)
     return kept
+
+
+LAKE_FORMATION_ACTIONS = ("lakeformation:GetDataAccess",)
 
 
 def policy_document(project: Project, settings: AwsSettings) -> dict[str, Any]:
@@ -70,6 +75,12 @@ def policy_document(project: Project, settings: AwsSettings) -> dict[str, Any]:
             "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
             "Resource": [settings.kms_key_arn],
         })
+    if settings.delta_log_table:
+        statements.append({"Sid": "DeltaLogStore", "Effect": "Allow", "Action": JOB_ACTIONS,
+                           "Resource": [table_arn(settings, account)]})
+    if project.config.governance.lake_formation:  # Lake Formation vends the S3 credentials of registered tables
+        statements.append({"Sid": "LakeFormationDataAccess", "Effect": "Allow", "Action": list(LAKE_FORMATION_ACTIONS),
+                           "Resource": "*"})
     statements.append({
         "Sid": "GlueJobLogs",
         "Effect": "Allow",

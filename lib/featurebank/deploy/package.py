@@ -14,6 +14,9 @@ the same names and bytes, and a deploy can tell from a name alone that nothing c
 - `run_group-<hash12>.py`, `training_set-<hash12>.py`, `glue_run_group-<hash12>.py`: the
   thin entry points, shipped inside the `featurebank` package (`featurebank/deploy/jobs/`),
   so they always match the wheel beside them.
+- with `python=`: the Python the wheel needs on the cluster (`environment.py`): the
+  `env-<hash12>.tar.gz` archive EMR and EMR Serverless unpack as `./environment`, and/or the
+  wheelhouse of requirement wheels Glue installs without an index.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from featurebank.errors import UsageError
+
+PythonShipping = Literal["archive", "wheels", "both"]  # what of environment.py a target needs
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 ENTRY_SCRIPTS = ("run_group", "training_set", "glue_run_group")
@@ -44,6 +50,8 @@ class Artifacts:
     wheel: Path
     bundle: Path
     scripts: tuple[tuple[str, Path], ...]  # (entry name, file), e.g. ("run_group", run_group-ab12.py)
+    environment: Path | None = None  # env-<hash12>.tar.gz (EMR, EMR Serverless)
+    requirements: tuple[Path, ...] = ()  # the wheel's requirements as wheels (Glue), sorted
 
     def script(self, name: str) -> Path:
         """The file of entry script `name` (one of ENTRY_SCRIPTS)."""
@@ -51,16 +59,20 @@ class Artifacts:
 
     def files(self) -> tuple[Path, ...]:
         """Every artifact, wheel first."""
-        return (self.wheel, self.bundle, *(path for _, path in self.scripts))
+        extra = (self.environment,) if self.environment else ()
+        return (self.wheel, self.bundle, *(path for _, path in self.scripts), *extra, *self.requirements)
 
 
-def build_artifacts(project_root: Path | str, out_dir: Path | str) -> Artifacts:
-    """Write the wheel, the project bundle and the entry scripts into `out_dir`.
+def build_artifacts(project_root: Path | str, out_dir: Path | str, *, python: PythonShipping | None = None,
+                    architecture: str = "x86_64") -> Artifacts:
+    """Write the wheel, the project bundle and the entry scripts into `out_dir`, and with
+    `python` what the cluster's Python needs (`environment.build_environment` for
+    `architecture`: the archive, the requirement wheels, or both).
 
     `project_root` must hold `features/` and `conf/` (it may live anywhere and hold nothing
     else). The entry scripts come from the featurebank package itself (`entry_script`).
     Same inputs give the same file names and bytes. Raises UsageError if the project is not
-    one.
+    one; RuntimeFailure if the environment cannot be built (environment.py).
     """
     root = Path(project_root).resolve()
     out = Path(out_dir)
@@ -76,7 +88,15 @@ def build_artifacts(project_root: Path | str, out_dir: Path | str) -> Artifacts:
         target = out / f"{name}-{_digest(data)}.py"
         _write_if_changed(target, data)
         scripts.append((name, target))
-    return Artifacts(out_dir=out, wheel=wheel, bundle=bundle, scripts=tuple(scripts))
+    if python is None:
+        return Artifacts(out_dir=out, wheel=wheel, bundle=bundle, scripts=tuple(scripts))
+    from featurebank.deploy.environment import build_environment
+
+    built = build_environment(wheel, out, architecture=architecture)
+    return Artifacts(out_dir=out, wheel=wheel, bundle=bundle, scripts=tuple(scripts),
+                     environment=built.archive if python in ("archive", "both") else None,
+                     requirements=tuple(w for w in built.wheels if w.name != wheel.name)
+                     if python in ("wheels", "both") else ())
 
 
 def build_wheel(out_dir: Path) -> Path:

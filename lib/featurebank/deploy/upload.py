@@ -21,6 +21,8 @@ class ArtifactUris:
     wheel: str
     bundle: str
     scripts: tuple[tuple[str, str], ...]  # (entry name, s3 uri)
+    environment: str | None = None  # the env-<hash12>.tar.gz archive (package.Artifacts.environment)
+    requirements: tuple[str, ...] = ()  # the requirement wheels (package.Artifacts.requirements)
 
     def script(self, name: str) -> str:
         return dict(self.scripts)[name]
@@ -33,6 +35,8 @@ def artifact_uris(settings: AwsSettings, artifacts: Artifacts) -> ArtifactUris:
         wheel=prefix.uri(artifacts.wheel.name),
         bundle=prefix.uri(artifacts.bundle.name),
         scripts=tuple((name, prefix.uri(path.name)) for name, path in artifacts.scripts),
+        environment=prefix.uri(artifacts.environment.name) if artifacts.environment else None,
+        requirements=tuple(prefix.uri(path.name) for path in artifacts.requirements),
     )
 
 

@@ -11,6 +11,11 @@ profile, instance or task role) and `AWS_ENDPOINT_URL`, the same chain every oth
 outside Spark uses. Spark's own reads and writes keep Spark's S3A chain. Any other scheme is
 refused with a `UsageError` naming the location.
 
+Encryption: every object written to S3 here is SSE-KMS under the environment's key. A caller
+may name the key (`kms_key=`); otherwise the process's key applies, which
+`use_kms_key(config.aws.kms_key_arn)` sets once conf is known (`io.spark.get_spark` does it
+for every session built from conf), the same key the session's S3A/EMRFS settings use.
+
 S3 has no directories: a "directory" is every key below `<key>/`; `makedirs` is implied.
 Failures are `OSError`s whose message names the location: `FileNotFoundError` when nothing
 is there, `PermissionError` when S3 refuses access, `OSError` otherwise.
@@ -31,6 +36,19 @@ from featurebank.errors import UsageError
 
 S3_SCHEMES = ("s3", "s3a", "s3n")
 Kind = Literal["file", "directory"]
+
+
+_KMS_KEY: list[str | None] = [None]  # the process's default SSE-KMS key (use_kms_key)
+
+
+def use_kms_key(key: str | None) -> None:
+    """Encrypt every later S3 write of this process with SSE-KMS under `key` (None: S3's default)."""
+    _KMS_KEY[0] = key
+
+
+def default_kms_key() -> str | None:
+    """The SSE-KMS key S3 writes use when the caller names none."""
+    return _KMS_KEY[0]
 
 
 @dataclass(frozen=True)
@@ -142,19 +160,30 @@ def list_files(location: str | Path) -> list[str]:
 def list_sizes(location: str | Path) -> list[tuple[str, int]]:
     """Every file below the directory `location` with its size in bytes, as (path relative to it
     with `/` separators, bytes), sorted by path; [] when it does not exist."""
+    return [(name, size) for name, size, _ in list_stats(location)]
+
+
+def list_stats(location: str | Path) -> list[tuple[str, int, float]]:
+    """Every file below the directory `location` as (path relative to it with `/` separators,
+    bytes, modification time in epoch seconds), sorted by path; [] when it does not exist."""
     if not is_s3(location):
         root = local_path(location)
         if not root.is_dir():
             return []
-        return sorted((p.relative_to(root).as_posix(), p.stat().st_size) for p in root.rglob("*") if p.is_file())
+        found = []
+        for p in root.rglob("*"):
+            if p.is_file():
+                stat = p.stat()
+                found.append((p.relative_to(root).as_posix(), stat.st_size, stat.st_mtime))
+        return sorted(found)
     s3 = s3_location(str(location))
     prefix = s3.key.rstrip("/") + "/" if s3.key.strip("/") else ""
-    found: list[tuple[str, int]] = []
+    listed: list[tuple[str, int, float]] = []
     with _s3_errors("list", str(location)):
         for page in _client().get_paginator("list_objects_v2").paginate(Bucket=s3.bucket, Prefix=prefix):
-            found += [(o["Key"][len(prefix):], int(o.get("Size", 0))) for o in page.get("Contents", [])
-                      if not o["Key"].endswith("/")]
-    return sorted(found)
+            listed += [(o["Key"][len(prefix):], int(o.get("Size", 0)), o["LastModified"].timestamp())
+                       for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+    return sorted(listed)
 
 
 def join(location: str | Path, *parts: str) -> str:
@@ -171,7 +200,7 @@ def write_bytes(location: str | Path, data: bytes, *, metadata: Mapping[str, str
 
     Local: a temporary file beside the target, then a rename, so a reader sees the old file or
     the new one, never a part. S3: one PutObject (atomic by nature), with user `metadata` and
-    SSE-KMS under `kms_key` when given (both ignored locally).
+    SSE-KMS under `kms_key`, else the process's key (`use_kms_key`) (both ignored locally).
     """
     if is_s3(location):
         s3 = s3_location(str(location))
@@ -244,8 +273,9 @@ def _put_arguments(metadata: Mapping[str, str] | None, kms_key: str | None) -> d
     extra: dict[str, Any] = {}
     if metadata:
         extra["Metadata"] = dict(metadata)
-    if kms_key:
-        extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key)
+    key = kms_key or _KMS_KEY[0]
+    if key:
+        extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
     return extra
 
 

@@ -2,9 +2,9 @@
 
 `featurebank plan`, `status` and `history` need a table's version, its properties, its
 schema or the run log, none of which needs computing. The `deltalake` package (delta-rs)
-reads the Delta log directly, so these commands start no JVM. It ships in the `cli` extra
-(`pip install 'featurebank[cli]'`), never in what cluster jobs install, and is imported
-lazily: without it, these functions raise a `UsageError` saying how to install it.
+reads the Delta log directly, so these commands start no JVM. It is one of featurebank's
+dependencies, so cluster jobs have it too (a run's review and input fingerprints read with it),
+and is imported lazily: where it is missing, these functions raise a `UsageError` saying so.
 
 Every function takes a location (a local path, `file://`, `s3://` or `s3a://`) and returns
 None when no Delta table is there. On S3, botocore's standard chain resolves the credentials
@@ -28,7 +28,7 @@ from typing import Any
 from featurebank.errors import RuntimeFailure, UsageError
 from featurebank.io.files import is_s3, local_path
 
-INSTALL_HINT = "pip install 'featurebank[cli]'"
+INSTALL_HINT = "install featurebank with its dependencies (pip install featurebank), or the deltalake package"
 # Delta's type names where Spark's `simpleString()` spells them differently.
 _SPARK_NAMES = {"long": "bigint", "integer": "int", "short": "smallint", "byte": "tinyint"}
 
@@ -128,6 +128,21 @@ def table_files(location: str, *, lake_formation: bool = False) -> list[tuple[st
 
     actions = pyarrow.table(table.get_add_actions(flatten=True))
     return [(str(row["path"]), int(row["size_bytes"] or 0)) for row in actions.select(["path", "size_bytes"]).to_pylist()]
+
+
+def table_file_stats(location: str, *, lake_formation: bool = False) -> tuple[int, list[tuple[str, int, float]]] | None:
+    """The table's version and its current data files as (path relative to the table, bytes,
+    modification time in epoch seconds), both from one read of the Delta log; None when there
+    is no table."""
+    table = _open(location, lake_formation)
+    if table is None:
+        return None
+    import pyarrow
+
+    actions = pyarrow.table(table.get_add_actions(flatten=True))
+    rows = actions.select(["path", "size_bytes", "modification_time"]).to_pylist()
+    return int(table.version()), [(str(r["path"]), int(r["size_bytes"] or 0), int(r["modification_time"] or 0) / 1000)
+                                  for r in rows]
 
 
 def read_rows(location: str, columns: list[str] | None = None, *, lake_formation: bool = False) -> Any:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from featurebank.definitions.config import Config
+    from featurebank.definitions.config import AwsSettings, Config
 
 DELTA_SQL_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -69,6 +69,49 @@ JVM_LOG_TAIL = 15  # lines of the JVM's own output quoted when it fails to start
 
 # Extra Maven packages a local session may need beside Delta (S3 through s3a://).
 HADOOP_AWS_PACKAGE = "org.apache.hadoop:hadoop-aws:3.3.4"
+# Delta's DynamoDB log store; its version follows delta-spark's (EMR 7 ships the jar in
+# /usr/share/aws/delta/lib/, Glue 5.1 needs it through --extra-jars, notes/19-s3.md).
+LOG_STORE_ARTIFACT = "io.delta:delta-storage-s3-dynamodb"
+LOG_STORE_CLASS = "io.delta.storage.S3DynamoDBLogStore"
+
+
+def log_store_package() -> str:
+    """The Maven coordinate of the DynamoDB log store matching the installed delta-spark."""
+    from importlib.metadata import version
+
+    return f"{LOG_STORE_ARTIFACT}:{version('delta-spark')}"
+
+
+def s3_write_conf(settings: AwsSettings | None) -> dict[str, str]:
+    """The session settings that make every S3 write of an environment safe and encrypted.
+
+    - SSE-KMS with `aws.kms_key_arn` through both S3 connectors: S3A (`s3a://`, the default
+      on Glue 5.1 and here) and EMRFS (`s3://` on EMR; emrfs-site properties, which an EMR
+      security configuration, when the cluster has one, overrides).
+    - Delta's `S3DynamoDBLogStore` for `s3://` and `s3a://` when `aws.delta_log_table` is set:
+      every group's run appends to the one `_runs` table, so serialising the runs of one group
+      does not make concurrent drivers safe; the DynamoDB table does (mutual exclusion on
+      `tablePath`/`fileName`, Delta's "multi-cluster setup").
+    {} without `aws:`.
+    """
+    if settings is None:
+        return {}
+    conf: dict[str, str] = {}
+    if settings.kms_key_arn:
+        conf.update({
+            "spark.hadoop.fs.s3a.encryption.algorithm": "SSE-KMS",
+            "spark.hadoop.fs.s3a.encryption.key": settings.kms_key_arn,
+            "spark.hadoop.fs.s3.enableServerSideEncryption": "true",
+            "spark.hadoop.fs.s3.serverSideEncryption.kms.keyId": settings.kms_key_arn,
+        })
+    if settings.delta_log_table:
+        conf.update({
+            "spark.delta.logStore.s3.impl": LOG_STORE_CLASS,
+            "spark.delta.logStore.s3a.impl": LOG_STORE_CLASS,
+            f"spark.io.delta.storage.{LOG_STORE_CLASS.rsplit('.', 1)[1]}.ddb.tableName": settings.delta_log_table,
+            f"spark.io.delta.storage.{LOG_STORE_CLASS.rsplit('.', 1)[1]}.ddb.region": settings.region,
+        })
+    return conf
 
 LOCAL_DEFAULTS: dict[str, str] = {
     "spark.sql.shuffle.partitions": "8",
@@ -119,6 +162,7 @@ def session_conf(config: Config | None, platform: str) -> dict[str, str]:
             conf.pop("spark.master", None)
         conf["spark.sql.session.timeZone"] = config.timezone
         conf.update(retention_conf(config.retention_days))
+        conf.update(s3_write_conf(config.aws))
         if config.catalog_type == "glue" and platform in ("glue", "emr"):
             conf.setdefault(
                 "spark.hadoop.hive.metastore.client.factory.class",
@@ -144,6 +188,10 @@ def get_spark(
     """
     from pyspark.sql import SparkSession
 
+    if config is not None and config.aws is not None:
+        from featurebank.io.files import use_kms_key
+
+        use_kms_key(config.aws.kms_key_arn)  # the files this process writes beside Spark's, same key
     active = SparkSession.getActiveSession()
     if active is not None:
         for key, value in {**READ_CONF, **SEMANTICS_CONF}.items():
@@ -167,6 +215,8 @@ def get_spark(
         packages = list(extra_packages)
         if config is not None and _uses_s3(config):
             packages.append(HADOOP_AWS_PACKAGE)
+        if config is not None and config.aws is not None and config.aws.delta_log_table:
+            packages.append(log_store_package())
         builder = configure_spark_with_delta_pip(builder, extra_packages=sorted(set(packages)))
     if platform == "glue" or config is not None and config.catalog_type in ("glue", "hive"):
         builder = builder.enableHiveSupport()

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from featurebank.compile.change import (
     DATA_HASH_PROPERTY,
@@ -164,3 +164,119 @@ def apply_table_metadata(spark: SparkSession, plan: CompiledGroup, *, catalog_ty
         log.warning("featurebank: could not write column comments/properties of %s: %s",
                     plan.table_path, str(error).splitlines()[0] if str(error) else type(error).__name__)
         return []
+
+
+# --- the Glue Data Catalog entry Athena reads (boto3, not Spark's saveAsTable) ----------------------
+#
+# What Athena (engine v3) needs to read a Delta table, from AWS's documentation ("Query Delta
+# Lake tables" / "Get started with Delta Lake tables", docs.aws.amazon.com/athena/latest/ug/
+# delta-lake-tables-getting-started.html): the table exists in the Glue Data Catalog, its
+# LOCATION is the table's root (s3://, the folder holding _delta_log) and its table property
+# `table_type` is `DELTA`; Athena reads the schema and the live files from the Delta log itself.
+# Lake Formation column grants, the Glue console and Redshift Spectrum read the catalog's
+# columns, so those are written too, from the Delta log, and kept in sync after every additive
+# schema change. Spark's `saveAsTable` through the Glue catalog is not used: it has been
+# reported to register a wrong (placeholder `col array<string>`) schema (delta-io/delta#1679).
+# Fields written: TableType EXTERNAL_TABLE; Parameters table_type=DELTA, EXTERNAL=TRUE,
+# spark.sql.sources.provider=delta (Spark's Glue client then opens it as Delta), classification=
+# delta (what a Glue crawler's native Delta table carries); StorageDescriptor.Location = the
+# table path as s3://; Columns = every column in Delta order (partition column included: Athena
+# takes partitioning from the log, so no PartitionKeys); the Parquet SerDe and formats of the
+# data files.
+GLUE_COMMENT_LIMIT = 255  # Glue's Column.Comment maximum
+GLUE_PARAMETERS = {"table_type": "DELTA", "EXTERNAL": "TRUE", "spark.sql.sources.provider": "delta",
+                   "classification": "delta"}
+PARQUET_SERDE = {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"}
+PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+# Spark types Hive/Athena spell differently.
+_HIVE_TYPES = {"timestamp_ntz": "timestamp"}
+
+
+def glue_table_input(name: str, location: str, columns: Any, description: str | None = None) -> dict[str, Any]:
+    """The Glue `TableInput` for a Delta table `name` at `location` with `columns` (pure).
+
+    `columns` are `io.metadata.TableColumn`s (name, Spark type, comment) in Delta order.
+    """
+    from featurebank.io.files import s3_location
+
+    s3 = s3_location(location)
+    table: dict[str, Any] = {
+        "Name": name,
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": dict(GLUE_PARAMETERS),
+        "StorageDescriptor": {
+            "Columns": [{"Name": c.name, "Type": _HIVE_TYPES.get(c.type, c.type),
+                         **({"Comment": c.comment[:GLUE_COMMENT_LIMIT]} if c.comment else {})} for c in columns],
+            "Location": f"s3://{s3.bucket}/{s3.key}".rstrip("/"),
+            "InputFormat": PARQUET_INPUT,
+            "OutputFormat": PARQUET_OUTPUT,
+            "SerdeInfo": dict(PARQUET_SERDE),
+        },
+    }
+    if description:
+        table["Description"] = redact(description)[:2048]
+    return table
+
+
+def spark_columns(spark: SparkSession, location: str) -> tuple[Any, ...]:
+    """The Delta table's columns at `location` as `TableColumn`s, read through Spark (on a
+    cluster, where delta-rs is not installed)."""
+    from featurebank.io.metadata import TableColumn
+
+    schema = spark.read.format("delta").load(location).schema
+    return tuple(TableColumn(f.name, f.dataType.simpleString(), f.nullable, str(f.metadata.get("comment", "")))
+                 for f in schema.fields)
+
+
+def sync_glue_table(plan: CompiledGroup, database: str, *, region: str | None = None,
+                    columns: Any = None) -> str:
+    """Create or update the Glue Data Catalog table `<database>.<group>` for `plan`'s Delta table.
+
+    `columns`: the table's columns (`spark_columns` on a cluster); None reads them from the
+    Delta log with delta-rs (`io.metadata.table_schema`). Returns `create`, `update` or
+    `unchanged` (nothing is called when the entry already says what the log says). Raises a
+    `RuntimeFailure` naming the table when Glue refuses (the database must exist: `deploy`
+    and `grants` create it).
+    """
+    from botocore.exceptions import ClientError
+
+    from featurebank.errors import RuntimeFailure
+    from featurebank.io.aws import client
+    from featurebank.io.metadata import table_schema
+
+    if columns is None:
+        columns = table_schema(plan.table_path) or ()
+    want = glue_table_input(plan.group, plan.table_path, columns, plan.description)
+    glue = client("glue", region)
+    try:
+        try:
+            have = glue.get_table(DatabaseName=database, Name=plan.group)["Table"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "EntityNotFoundException":
+                raise
+            glue.create_table(DatabaseName=database, TableInput=want)
+            return "create"
+        if all(have.get(k) == v for k, v in want.items() if k != "StorageDescriptor") and all(
+                have.get("StorageDescriptor", {}).get(k) == v for k, v in want["StorageDescriptor"].items()):
+            return "unchanged"
+        glue.update_table(DatabaseName=database, TableInput=want)
+        return "update"
+    except ClientError as error:
+        answer = error.response.get("Error", {})
+        raise RuntimeFailure(
+            f"the Glue Data Catalog refused to register {database}.{plan.group} ({plan.table_path}): "
+            f"{answer.get('Code', 'no error code')}: {answer.get('Message', error)}; the data is published, only "
+            "the catalog entry Athena reads is stale; check that the database exists and the job role may "
+            "glue:CreateTable/UpdateTable on it, then run the group again") from error
+
+
+def register_published(spark: SparkSession, plan: CompiledGroup, database: str, *, region: str | None = None) -> str | None:
+    """After a publish: bring the Glue table of `plan` in line with its Delta log (`sync_glue_table`,
+    columns through Spark). Returns what was done, or None when Glue refused; like
+    `apply_table_metadata` it never fails a published run: the refusal is logged as a warning."""
+    try:
+        return sync_glue_table(plan, database, region=region, columns=spark_columns(spark, plan.table_path))
+    except Exception as error:  # noqa: BLE001 - the data is committed; see the docstring
+        log.warning("featurebank: %s", str(error).splitlines()[0] if str(error) else type(error).__name__)
+        return None

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from featurebank.compile.group import CheckSpec
     from featurebank.compile.run import Plan
     from featurebank.definitions.model import Project
-    from featurebank.gate import CheckResult
+    from featurebank.gate.results import CheckResult
 
 DRIFT = DRIFT_EXPECTATION
 DEFAULTS = {"threshold": 0.25, "reference_dates": 7, "min_rows": 500, "bins": DEFAULT_BINS}
@@ -76,10 +76,10 @@ def judge_drift(batch: DataFrame, checks: Sequence[CheckSpec], references: Mappi
 
 def drift_references(project: Project, plan: Plan, spark: SparkSession) -> dict[str, Reference | None] | None:
     """Per column a drift check tests, its reference: the stored profiles of the group's last
-    `reference_dates` published dates before `plan.start` (`gate_drift`); None without drift checks."""
+    `reference_dates` published dates before `plan.start` (`gate.drift`); None without drift checks."""
     from featurebank.engine.drift import reference_of
     from featurebank.engine.profile import profile_from_json
-    from featurebank.gate import profile_location
+    from featurebank.gate.report import profile_location
     from featurebank.io.files import read_text
     from featurebank.io.runlog import read_run_log
 
@@ -108,7 +108,7 @@ def drift_references(project: Project, plan: Plan, spark: SparkSession) -> dict[
 def _result(check: CheckSpec, reference: Reference | None, by_date: dict[date, list[int]],
             accepted: bool) -> CheckResult:
     """One drift check's CheckResult from its per-date bucket counts."""
-    from featurebank.gate import CheckResult
+    from featurebank.gate.results import CheckResult
 
     settings = arguments(check)
     column = str(settings["column"])
