@@ -3,8 +3,8 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-# Two installs into one virtualenv: the product (runtime dependencies + the `cli` extra:
-# deltalake for JVM-free look-ups) is all `make demo` needs; `make test` and the other
+# Two installs into one virtualenv: the product (its runtime dependencies, deltalake for
+# JVM-free look-ups among them) is all `make demo` needs; `make test` and the other
 # developer targets add the dev extras (pytest, duckdb, moto, mypy, playwright...: about 1 GB
 # more). The dev install includes the runtime one, so it stamps both.
 STAMP := $(VENV)/.installed
@@ -95,7 +95,7 @@ $(BIN4)/python:
 	$(BIN4)/pip install --quiet --upgrade pip
 
 $(STAMP4): pyproject.toml constraints-spark4.txt | $(BIN4)/python
-	$(BIN4)/pip install --quiet -c constraints-spark4.txt -e '.[cli,dev]'
+	$(BIN4)/pip install --quiet -c constraints-spark4.txt -e '.[dev]'
 	@touch $(STAMP4)
 
 setup-spark4: $(STAMP4)
