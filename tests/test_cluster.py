@@ -240,7 +240,10 @@ def test_the_packed_environment_is_the_only_python_with_featurebanks_dependencie
     assert wheel_tag_problems(site, ARCHITECTURE) == []
     compiled = sorted(p.parent.name for p in site.glob("*.dist-info/WHEEL") if "Root-Is-Purelib: false" in p.read_text())
     assert any(name.startswith(("numpy-", "pyarrow-", "pandas-")) for name in compiled), compiled
-    assert not list(site.glob("pyspark*")) and not list(site.glob("delta*")) and not list(site.glob("py4j*"))
+    # the platform's own (Spark, delta-spark's `delta` package, py4j) never ship; deltalake (delta-rs) does
+    assert not list(site.glob("pyspark*")) and not list(site.glob("py4j*"))
+    assert not (site / "delta").exists() and not list(site.glob("delta_spark*"))
+    assert list(site.glob("deltalake-*.dist-info"))
 
     done, app = _submit(cluster, [*_environment_options(packed), str(REPO / "tests" / "cluster_env_probe.py")], packed.env)
     probe = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("PROBE "))[6:])

@@ -26,6 +26,7 @@ from urllib.parse import unquote
 
 from featurebank.days import EPOCH
 from featurebank.compile.restate import DayChange, FileEntry, Fingerprint, affected_dates, changed_days
+from featurebank.redact import redact
 from featurebank.io.files import is_s3, join, list_names, list_stats, local_path, read_bytes, read_text, write_text
 
 if TYPE_CHECKING:
@@ -163,7 +164,8 @@ def record_inputs(feature_root: str, group: str, run_id: str, source: SourceRead
         previous = latest_fingerprint(feature_root, group)
         taken = take_fingerprint(source, zone, known=previous.files if previous else None,
                                  lake_formation=lake_formation)
-        write_text(f"{inputs_dir(feature_root, group)}/{run_id}.json", fingerprint_json(taken, run_id, group, reasons))
+        # no ${env:...} value is stored (a location may hold one): masked like the run log's text
+        write_text(f"{inputs_dir(feature_root, group)}/{run_id}.json", redact(fingerprint_json(taken, run_id, group, reasons)))
     except Exception as error:  # noqa: BLE001 - see the docstring
         text = str(error).splitlines()[0] if str(error) else type(error).__name__
         logging.getLogger(__name__).warning(
