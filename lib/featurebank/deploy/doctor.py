@@ -303,7 +303,7 @@ def _log_store(project: Project, settings: AwsSettings, seen: _Seen, target: Tar
     conf = dict(project.config.spark.conf) | dict(settings.emr.spark_conf)
     stores = {key: conf.get(key) for key in LOG_STORE_KEYS}
     if not any(stores.values()):
-        return [Check(name, "unknown", "conf sets no aws.delta_log_table (nor spark.delta.logStore.s3.impl / s3a.impl): "
+        return [Check(name, "unknown", "conf sets no spark.delta.logStore.s3.impl / s3a.impl nor aws.delta_log_table: "
                       "two drivers writing one table (two jobs, two steps, any run and `_runs`) are not known to be safe",
                       f"set aws.delta_log_table in {settings.conf_file}: deploy creates the table and wires "
                       f"{LOG_STORE_CLASS} for s3:// and s3a://")]
@@ -372,11 +372,10 @@ def _log_store_jar(settings: AwsSettings, deploying: bool) -> Check:
     name = "Delta log store jar (Glue --extra-jars)"
     uri = jar_uri(settings)
     try:
-        with aws_errors(f"checking {uri}"):
-            client("s3", settings.region).head_object(Bucket=settings.artifacts.bucket, Key=jar_key(settings))
+        client("s3", settings.region).head_object(Bucket=settings.artifacts.bucket, Key=jar_key(settings))
     except Exception as error:
-        if _code(error) not in ("404", "NoSuchKey", "NotFound") and not isinstance(error, FileNotFoundError):
-            raise
+        if _code(error) not in ("404", "NoSuchKey", "NotFound"):
+            raise  # an unknown line (`_guarded`), e.g. access denied
         if deploying:
             return Check(name, "unknown", f"{uri} is not there yet: this deploy uploads it",
                          "run `featurebank doctor` after the deploy to check it")
