@@ -80,9 +80,28 @@ def moto_endpoint():
         process.kill()
 
 
+def write_stand_in_jar(path: Path) -> Path:
+    """A small jar standing in for Delta's `delta-storage-s3-dynamodb` (a zip with a manifest,
+    fixed timestamps: the same bytes every time), which cannot be downloaded here."""
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as jar:
+        for name, text in (("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nCreated-By: featurebank tests\n"),
+                           ("io/delta/storage/README.txt", "stand-in for S3DynamoDBLogStore\n")):
+            jar.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), text)
+    return path
+
+
 @pytest.fixture()
-def aws(moto_endpoint, monkeypatch):
-    """A clean moto state, and an environment whose standard chain holds dummy credentials."""
+def aws(moto_endpoint, monkeypatch, tmp_path):
+    """A clean moto state, and an environment whose standard chain holds dummy credentials.
+    `deploy glue` finds a stand-in log-store jar (`write_stand_in_jar`) where it looks on this
+    machine (`log_store_jar.search_paths`), in this process only."""
+    from featurebank.deploy import log_store_jar
+
+    jar = write_stand_in_jar(tmp_path / "stand-in-ivy" / log_store_jar.jar_name())
+    monkeypatch.setattr(log_store_jar, "search_paths", lambda home=None: [jar])
     urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"))
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
         monkeypatch.delenv(name, raising=False)

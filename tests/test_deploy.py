@@ -19,7 +19,8 @@ import boto3
 import pytest
 import yaml
 
-from aws_fixtures import ARTIFACTS_BUCKET, REGION, aws, frozen_library, library_snapshot, moto_endpoint  # noqa: F401  (fixtures)
+from aws_fixtures import (ARTIFACTS_BUCKET, REGION, aws, frozen_library, library_snapshot, moto_endpoint,  # noqa: F401  (fixtures)
+                          write_stand_in_jar)
 from featurebank.cli import main
 from featurebank.definitions import load_project
 from featurebank.deploy.package import build_artifacts
@@ -165,9 +166,12 @@ def test_a_project_anywhere_with_only_features_and_conf_deploys_from_an_installe
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target", str(site),
                     str(artifacts.wheel)], check=True)
     # No repository checkout on the path: the library and its entry scripts come from the install.
+    home = tmp_path / "home"  # the log-store jar where Spark's --packages leaves it (a stand-in)
+    write_stand_in_jar(home / ".ivy2" / "jars" / "io.delta_delta-storage-s3-dynamodb-3.3.2.jar")
     result = subprocess.run([sys.executable, "-m", "featurebank", "deploy", "glue", "--env", "prod", "--skip-doctor",
                              "--project", str(example_project)],
-                            env={**os.environ, "PYTHONPATH": str(site)}, cwd=tmp_path, capture_output=True, text=True)
+                            env={**os.environ, "PYTHONPATH": str(site), "HOME": str(home)}, cwd=tmp_path,
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     job = _client("glue").get_job(JobName="featurebank-prod-merchant_risk")["Job"]
     bucket, _, key = job["Command"]["ScriptLocation"].removeprefix("s3://").partition("/")
@@ -199,7 +203,8 @@ def test_deploy_glue_uploads_artifacts_and_creates_one_job_per_group(aws, exampl
     assert artifacts.requirements and any(p.name.startswith("great_expectations-") for p in artifacts.requirements)
 
     objects = _objects()
-    assert sorted(objects) == sorted(f"{ARTIFACTS_PREFIX}/{p.name}" for p in artifacts.files())
+    jar_key = f"{ARTIFACTS_PREFIX}/jars/delta-storage-s3-dynamodb-3.3.2.jar"  # Delta's log store, Glue 5.1 lacks it
+    assert sorted(objects) == sorted([*(f"{ARTIFACTS_PREFIX}/{p.name}" for p in artifacts.files()), jar_key])
     for path in artifacts.files():
         body = _client("s3").get_object(Bucket=ARTIFACTS_BUCKET, Key=f"{ARTIFACTS_PREFIX}/{path.name}")
         assert body["Body"].read() == path.read_bytes()
@@ -219,6 +224,7 @@ def test_deploy_glue_uploads_artifacts_and_creates_one_job_per_group(aws, exampl
         "--group": "customer_card_spend",
         "--env": "prod",
         "--project_bundle": f"{base}/{artifacts.bundle.name}",
+        "--extra-jars": f"s3://{ARTIFACTS_BUCKET}/{jar_key}",
     }
     assert job["Command"] == {
         "Name": "glueetl",
@@ -237,7 +243,7 @@ def test_deploy_glue_uploads_artifacts_and_creates_one_job_per_group(aws, exampl
         "environment": "prod",
     }
     lines = out.splitlines()
-    assert sum(line.startswith("create ") for line in lines) == len(project.groups) + len(artifacts.files()) + 1  # + the log-store table
+    assert sum(line.startswith("create ") for line in lines) == len(project.groups) + len(artifacts.files()) + 2  # + the log-store table and jar
     assert f"create     glue job featurebank-prod-merchant_risk" in lines
 
 
@@ -251,7 +257,7 @@ def test_second_glue_deploy_of_the_same_commit_changes_nothing(aws, example_proj
     changes = [line for line in out.splitlines() if not line.startswith("nothing")]
     assert changes and all(line.startswith("unchanged") for line in changes), out
     shipped = len(_glue_artifacts(example_project, tmp_path / "expected").files())
-    assert f"nothing to change ({shipped + 6} unchanged)" in out  # the artifacts, 5 jobs and the log-store table
+    assert f"nothing to change ({shipped + 7} unchanged)" in out  # the artifacts, 5 jobs, the log-store table and jar
     assert "done" not in out
     assert _objects() == before_objects  # same keys, ETags and LastModified: nothing re-uploaded
     assert {j["Name"]: j for j in _client("glue").get_jobs()["Jobs"]} == before_jobs
@@ -274,7 +280,7 @@ def test_glue_deploy_after_a_conf_change_updates_exactly_the_changed_fields(aws,
     assert job["NumberOfWorkers"] == 4
     assert job["CreatedOn"] == created_on  # updated in place (UpdateJob), never deleted and recreated
     shipped = len(_glue_artifacts(example_project, tmp_path / "expected").files())
-    assert f"nothing to change ({shipped + 6} unchanged)" in _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))[1]
+    assert f"nothing to change ({shipped + 7} unchanged)" in _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))[1]
 
 
 def test_a_glue_update_aws_refuses_is_a_sentence_naming_the_job_and_exit_3(aws, example_project, tmp_path, capsys):

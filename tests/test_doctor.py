@@ -39,8 +39,9 @@ def _healthy(project, *, lake_formation_actions: bool = True) -> None:
     s3.create_bucket(Bucket=RAW_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_object(Bucket=RAW_BUCKET, Key="cards/transactions/part-0.parquet", Body=b"x")
     key = _client("kms").create_key()["KeyMetadata"]["Arn"]
+    _client("s3").put_object(Bucket=ARTIFACTS_BUCKET, Key="artifacts/jars/delta-storage-s3-dynamodb-3.3.2.jar", Body=b"PK")
     _client("dynamodb").create_table(
-        TableName="delta_log", BillingMode="PAY_PER_REQUEST",
+        TableName="featurebank-prod-delta-log", BillingMode="PAY_PER_REQUEST",  # conf's aws.delta_log_table
         AttributeDefinitions=[{"AttributeName": "tablePath", "AttributeType": "S"}, {"AttributeName": "fileName", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "tablePath", "KeyType": "HASH"}, {"AttributeName": "fileName", "KeyType": "RANGE"}])
 
@@ -122,6 +123,7 @@ def test_doctor_catches_a_glue_version_with_another_spark_major(aws, example_pro
 
 def test_doctor_says_unknown_not_passed_for_what_it_cannot_check(aws, example_project, capsys):
     _client("s3").create_bucket(Bucket=RAW_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    _edit_conf(example_project, lambda d: d["aws"].pop("delta_log_table"))  # no log store named anywhere
     code, out, _ = _doctor(capsys, example_project)
     assert "? Delta log store (concurrent writers on S3): conf sets no spark.delta.logStore" in out
     assert f"? S3 raw sources s3://{RAW_BUCKET}/cards: the bucket exists but nothing is under the prefix yet" in out

@@ -83,7 +83,7 @@ def _preflight(project: Any, args: argparse.Namespace) -> None:
         target = Target(schedule.target, schedule.cluster_id, schedule.application_id)  # type: ignore[arg-type]  # conf checked it
     else:
         target = Target(args.target, args.cluster_id, args.application_id)
-    report = run_doctor(project, target)
+    report = run_doctor(project, target, deploying=True)
     if report.failed:
         print(report.text(), file=sys.stderr)
         raise PreflightFailed(
@@ -96,6 +96,7 @@ def _preflight(project: Any, args: argparse.Namespace) -> None:
 def _deploy(project: Any, args: argparse.Namespace, groups: list[str], dates: tuple[str, ...]) -> None:
     from featurebank.compile.changes import apply_changes, print_changes
     from featurebank.deploy.dynamodb import log_store_changes
+    from featurebank.deploy.log_store_jar import jar_changes
     from featurebank.deploy.package import build_artifacts
     from featurebank.deploy.schedule import needs_artifacts, schedule_changes
     from featurebank.deploy.upload import artifact_uris, upload_changes
@@ -107,6 +108,8 @@ def _deploy(project: Any, args: argparse.Namespace, groups: list[str], dates: tu
         if args.target != "schedule" or needs_artifacts(settings):
             # Glue installs requirement wheels (it runs x86_64); EMR unpacks the archive
             glue = args.target == "glue"  # a schedule needs artifacts only for the EMR targets
+            if glue:  # first: a missing log-store jar refuses before anything is built
+                changes += jar_changes(settings, project.root)
             artifacts = build_artifacts(project.root, Path(out), python="wheels" if glue else "archive",
                                         architecture="x86_64" if glue else settings.emr.architecture)
             uris = artifact_uris(settings, artifacts)

@@ -28,7 +28,7 @@ from featurebank.errors import Problem
 _ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12})?:.+$")
 _SECRET_WORDS = ("secret", "password", "access_key", "token", "credential")
 KEYS: dict[str, tuple[str, ...]] = {
-    "aws": ("region", "account_id", "artifacts", "kms_key_arn", "delta_log_table", "tags", "glue", "emr", "schedule"),
+    "aws": ("region", "account_id", "artifacts", "kms_key_arn", "delta_log_table", "delta_log_store_jar", "tags", "glue", "emr", "schedule"),
     "aws.glue": ("role_arn", "worker_type", "number_of_workers", "timeout_minutes", "max_retries", "security_configuration"),
     "aws.emr": ("action_on_failure", "spark_conf", "serverless_execution_role_arn", "architecture"),
     "aws.schedule": ("cron", "timezone", "state_machine_role_arn", "scheduler_role_arn", "target", "cluster_id",
@@ -121,6 +121,7 @@ def parse_aws(data: YMap | None, env: str, rel: str, line: int, timezone: str, p
         kms_key_arn=reader.arn(aws, "kms_key_arn"),
         tags=reader.mapping(aws, "tags"),
         delta_log_table=_table_name(reader, aws, "delta_log_table"),
+        delta_log_store_jar=reader.string(aws, "delta_log_store_jar"),
         glue=glue,
         emr=emr,
         schedule=schedule,

@@ -116,6 +116,8 @@ class AwsSettings:
     tags: tuple[tuple[str, str], ...] = ()
     # DynamoDB table of Delta's S3DynamoDBLogStore (safe concurrent writers; `deploy` creates it)
     delta_log_table: str | None = None
+    # Local path of that log store's jar for Glue (`deploy glue` uploads it; else found in ~/.ivy2*, ~/.m2)
+    delta_log_store_jar: str | None = None
     glue: GlueSettings | None = None
     emr: EmrSettings = EmrSettings()
     schedule: ScheduleSettings | None = None

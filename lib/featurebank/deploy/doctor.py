@@ -13,7 +13,10 @@ One `Check` per line of the checklist, each passed (✓), failed (✗, with the 
   `lakeformation:GetDataAccess` when `governance.lake_formation` is true (read from the role's
   inline and attached policies: Allow/Deny, actions and resources with wildcards; conditions,
   permission boundaries and SCPs are not evaluated);
-- concurrent Delta writers on S3: the `S3DynamoDBLogStore` settings and their DynamoDB table;
+- concurrent Delta writers on S3: with `aws.delta_log_table`, `s3_write_conf` names the
+  `S3DynamoDBLogStore` for s3:// and s3a:// (no `aws.emr.spark_conf` override undoes it), the
+  DynamoDB table exists with Delta's key schema, and on Glue the log-store jar is at the S3 key
+  `--extra-jars` names; without it, the raw Spark keys in conf and their table;
 - every bucket, the key and the log-store table are in conf's region.
 `run_doctor` raises `AwsUnreachable` (exit 3) when AWS cannot be reached at all (no
 credentials, endpoint not answering); everything else is a line.
@@ -30,17 +33,19 @@ from typing import Any, Literal
 from featurebank.definitions.config import AwsSettings, S3Uri
 from featurebank.definitions.model import Project
 from featurebank.deploy.doctor_iam import role_check
+from featurebank.deploy.dynamodb import KEY_SCHEMA
 from featurebank.deploy.glue import GLUE_VERSION, job_name
 from featurebank.deploy.iam import s3_prefixes
+from featurebank.deploy.log_store_jar import coordinates, jar_key, jar_uri
 from featurebank.deploy.versions import TESTED, Runtime, emr_runtime, glue_runtime, mismatches
 from featurebank.errors import AwsFailure
 from featurebank.io.aws import aws_errors, client, explain
+from featurebank.io.spark import LOG_STORE_CLASS, s3_write_conf
 
 Status = Literal["pass", "fail", "unknown"]
 TargetKind = Literal["glue", "emr", "emr-serverless"]
 SYMBOLS = {"pass": "✓", "fail": "✗", "unknown": "?"}
 PROBE_DIR = "_featurebank_doctor"
-LOG_STORE_CLASS = "io.delta.storage.S3DynamoDBLogStore"
 LOG_STORE_KEYS = ("spark.delta.logStore.s3.impl", "spark.delta.logStore.s3a.impl")
 DDB_TABLE_KEY = "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName"
 DDB_REGION_KEY = "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region"
@@ -118,9 +123,10 @@ class _Seen:
     regions: dict[str, str] = field(default_factory=dict)  # resource -> region
 
 
-def run_doctor(project: Project, target: Target = Target()) -> Report:
+def run_doctor(project: Project, target: Target = Target(), *, deploying: bool = False) -> Report:
     """Run every check against the environment's account; raises `AwsUnreachable` when AWS cannot be
-    reached at all, `ConfigError` when conf has no `aws:` section."""
+    reached at all, `ConfigError` when conf has no `aws:` section. `deploying`: the preflight of a
+    deploy, which creates the log-store table and uploads its jar, so their absence is not a failure."""
     settings = project.config.require_aws()
     with aws_errors(f"asking AWS who the credentials of env {settings.env} belong to (sts:GetCallerIdentity)"):
         who = client("sts", settings.region).get_caller_identity()
@@ -130,7 +136,7 @@ def run_doctor(project: Project, target: Target = Target()) -> Report:
     checks += _guarded("S3 locations", lambda: _s3_locations(project, settings, seen))
     checks += _guarded("KMS key", lambda: [_kms(settings, seen)])
     checks += _guarded("Job role policy", lambda: [role_check(project, settings, _role_arn(settings, target))])
-    checks += _guarded("Delta log store", lambda: [_log_store(project, settings, seen)])
+    checks += _guarded("Delta log store", lambda: _log_store(project, settings, seen, target, deploying))
     checks.append(_regions(settings, seen))
     return Report(settings.env, target, str(who.get("Arn", "?")), tuple(checks))
 
@@ -288,31 +294,96 @@ def _kms(settings: AwsSettings, seen: _Seen) -> Check:
     return Check("KMS key", "pass", f"{arn} is enabled and makes data keys")
 
 
-def _log_store(project: Project, settings: AwsSettings, seen: _Seen) -> Check:
-    conf = dict(project.config.spark.conf) | dict(settings.emr.spark_conf)
+def _log_store(project: Project, settings: AwsSettings, seen: _Seen, target: Target, deploying: bool) -> list[Check]:
+    """The log-store line(s): from `s3_write_conf` when conf sets `aws.delta_log_table` (its
+    table's key schema, and on Glue the jar at its S3 key), else from raw Spark keys in conf."""
     name = "Delta log store (concurrent writers on S3)"
+    if settings.delta_log_table:
+        return _configured_log_store(project, settings, seen, target, deploying)
+    conf = dict(project.config.spark.conf) | dict(settings.emr.spark_conf)
     stores = {key: conf.get(key) for key in LOG_STORE_KEYS}
     if not any(stores.values()):
-        return Check(name, "unknown", "conf sets no spark.delta.logStore.s3.impl / s3a.impl: two drivers writing one "
-                     "table (two jobs, two steps, any run and `_runs`) are not known to be safe",
-                     f"set both to {LOG_STORE_CLASS} with {DDB_TABLE_KEY} and {DDB_REGION_KEY} in spark.conf")
+        return [Check(name, "unknown", "conf sets no spark.delta.logStore.s3.impl / s3a.impl nor aws.delta_log_table: "
+                      "two drivers writing one table (two jobs, two steps, any run and `_runs`) are not known to be safe",
+                      f"set aws.delta_log_table in {settings.conf_file}: deploy creates the table and wires "
+                      f"{LOG_STORE_CLASS} for s3:// and s3a://")]
     wrong = sorted(key for key, value in stores.items() if value != LOG_STORE_CLASS)
     if wrong:
-        return Check(name, "fail", f"{', '.join(wrong)} is not {LOG_STORE_CLASS}: a table written through that scheme "
-                     "has no commit arbitration", f"set {', '.join(wrong)} to {LOG_STORE_CLASS} in spark.conf")
+        return [Check(name, "fail", f"{', '.join(wrong)} is not {LOG_STORE_CLASS}: a table written through that scheme "
+                      "has no commit arbitration", f"set {', '.join(wrong)} to {LOG_STORE_CLASS} in spark.conf")]
     table = conf.get(DDB_TABLE_KEY) or DDB_DEFAULT_TABLE
     region = conf.get(DDB_REGION_KEY) or "us-east-1"  # Delta's default region for the table
+    return [_log_table(name, settings, seen, table, region, deploying)]
+
+
+def _configured_log_store(project: Project, settings: AwsSettings, seen: _Seen, target: Target,
+                          deploying: bool) -> list[Check]:
+    """`aws.delta_log_table` set: the settings the runs get name the log store for both schemes,
+    the table has Delta's key schema, and (Glue) the jar is at the key `--extra-jars` names."""
+    name = "Delta log store (concurrent writers on S3)"
+    # what a run's session ends up with: session_conf lets s3_write_conf win over spark.conf,
+    # EMR's step/job conf lets aws.emr.spark_conf win over it
+    conf = dict(project.config.spark.conf) | s3_write_conf(settings)
+    if target.kind != "glue":
+        conf |= dict(settings.emr.spark_conf)
+    wrong = sorted(key for key in LOG_STORE_KEYS if conf.get(key) != LOG_STORE_CLASS)
+    if wrong:
+        overridden = "aws.emr.spark_conf" if target.kind != "glue" else "spark.conf"
+        return [Check(name, "fail", f"aws.delta_log_table is {settings.delta_log_table} but the runs' Spark settings set "
+                      f"{', '.join(f'{k}={conf.get(k)}' for k in wrong)}, not {LOG_STORE_CLASS}: commits through that "
+                      "scheme bypass the table", f"remove {', '.join(wrong)} from {overridden} in {settings.conf_file}")]
+    table = conf.get(DDB_TABLE_KEY) or DDB_DEFAULT_TABLE
+    region = conf.get(DDB_REGION_KEY) or "us-east-1"
+    checks = [_log_table(name, settings, seen, table, region, deploying)]
+    if target.kind == "glue":
+        checks.append(_log_store_jar(settings, deploying))
+    return checks
+
+
+def _log_table(name: str, settings: AwsSettings, seen: _Seen, table: str, region: str, deploying: bool) -> Check:
+    """The log-store table exists, is ACTIVE and has Delta's key schema (tablePath HASH, fileName RANGE)."""
     seen.regions[f"DynamoDB table {table}"] = region
     try:
-        status = client("dynamodb", region).describe_table(TableName=table)["Table"].get("TableStatus", "?")
+        described = client("dynamodb", region).describe_table(TableName=table)["Table"]
     except Exception as error:
-        if _code(error) == "ResourceNotFoundException":
-            return Check(name, "fail", f"the DynamoDB table {table} does not exist in {region}",
-                         f"`featurebank deploy` creates it, or create it (hash key tablePath, range key fileName)")
-        raise
+        if _code(error) != "ResourceNotFoundException":
+            raise
+        if deploying and table == settings.delta_log_table:
+            return Check(name, "unknown", f"the DynamoDB table {table} does not exist in {region} yet: this deploy creates it",
+                         "run `featurebank doctor` after the deploy to check it")
+        return Check(name, "fail", f"the DynamoDB table {table} does not exist in {region}",
+                     f"`featurebank deploy` creates it, or create it (hash key tablePath, range key fileName)")
+    keys = sorted(described.get("KeySchema", []), key=lambda k: k["KeyType"])
+    if keys != KEY_SCHEMA:
+        found = ", ".join(f"{k['AttributeName']} {k['KeyType']}" for k in keys) or "none"
+        return Check(name, "fail", f"the DynamoDB table {table} in {region} has key schema {found}, not the one Delta's "
+                     "log store writes (tablePath HASH, fileName RANGE): every commit through it fails",
+                     f"name a new table in aws.delta_log_table ({settings.conf_file}) and deploy, which creates it "
+                     "with Delta's schema; delete the old one if nothing else uses it")
+    status = described.get("TableStatus", "?")
     if status != "ACTIVE":
         return Check(name, "unknown", f"the DynamoDB table {table} in {region} is {status}", "wait until it is ACTIVE")
-    return Check(name, "pass", f"{LOG_STORE_CLASS} for s3:// and s3a://, table {table} in {region} is ACTIVE")
+    return Check(name, "pass", f"{LOG_STORE_CLASS} for s3:// and s3a://, table {table} in {region} is ACTIVE "
+                 "with Delta's key schema")
+
+
+def _log_store_jar(settings: AwsSettings, deploying: bool) -> Check:
+    """The log-store jar is at the S3 key the Glue jobs' `--extra-jars` names."""
+    name = "Delta log store jar (Glue --extra-jars)"
+    uri = jar_uri(settings)
+    try:
+        client("s3", settings.region).head_object(Bucket=settings.artifacts.bucket, Key=jar_key(settings))
+    except Exception as error:
+        if _code(error) not in ("404", "NoSuchKey", "NotFound"):
+            raise  # an unknown line (`_guarded`), e.g. access denied
+        if deploying:
+            return Check(name, "unknown", f"{uri} is not there yet: this deploy uploads it",
+                         "run `featurebank doctor` after the deploy to check it")
+        return Check(name, "fail", f"{uri} does not exist: AWS Glue {GLUE_VERSION} does not ship Delta's DynamoDB log "
+                     f"store, so every Glue run fails to load {LOG_STORE_CLASS}",
+                     f"`featurebank deploy glue --env {settings.env}` uploads it (from aws.delta_log_store_jar, "
+                     f"~/.ivy2 or ~/.m2; Maven coordinates {coordinates()})")
+    return Check(name, "pass", f"{uri} is there")
 
 
 def _regions(settings: AwsSettings, seen: _Seen) -> Check:

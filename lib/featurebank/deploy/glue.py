@@ -5,7 +5,9 @@ bundle passed as `--project_bundle`. Python dependencies (`glue_python_arguments
 library wheel and every requirement as wheels on S3, all listed in
 `--additional-python-modules`, installed with `--no-index`: Glue's pip then never reaches for
 PyPI, so a job in a VPC without internet (only an S3 endpoint) starts, and every run gets the
-versions tested where `package` ran. Spark and Delta are the platform's (environment.py).
+versions tested where `package` ran. Spark and Delta are the platform's (environment.py); with
+`aws.delta_log_table` the job adds Delta's DynamoDB log-store jar, which Glue lacks, through
+`--extra-jars` (log_store_jar.py).
 
 Updates: the desired job is compared with GetJob (and GetTags); a match is `unchanged` and
 makes no call. A changed job is updated with UpdateJob, then its tags with TagResource /
@@ -22,12 +24,13 @@ from featurebank.compile.changes import Change, diff_fields
 from featurebank.definitions.config import AwsSettings
 from featurebank.definitions.model import Project
 from featurebank.deploy.aws import account_id
+from featurebank.deploy.log_store_jar import jar_uri
 from featurebank.deploy.upload import ArtifactUris
+from featurebank.deploy.versions import GLUE_VERSION
 from featurebank.errors import RuntimeFailure
 from featurebank.io.aws import client
 from featurebank.io.spark import DELTA_SQL_CONF, s3_write_conf
 
-GLUE_VERSION = "5.1"
 GLUE_CATALOG_CONF = {
     "spark.hadoop.hive.metastore.client.factory.class": "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory",
 }
@@ -73,6 +76,9 @@ def desired_job(project: Project, settings: AwsSettings, uris: ArtifactUris, gro
         "--env": settings.env,
         "--project_bundle": uris.bundle,
     }
+    log_store_jar = jar_uri(settings)  # Glue 5.1 lacks Delta's DynamoDB log store: deploy uploads its jar
+    if log_store_jar:
+        arguments["--extra-jars"] = log_store_jar
     job: dict[str, Any] = {
         "Description": (definition.description or f"featurebank feature group {group}")[:2048],
         "Role": glue.role_arn,

@@ -46,23 +46,24 @@ def upload_changes(settings: AwsSettings, artifacts: Artifacts) -> list[Change]:
     Uploads use SSE-KMS with `aws.kms_key_arn` when conf gives one. S3 is reached through
     `featurebank.io.files` (botocore's chain, `AWS_ENDPOINT_URL`).
     """
+    return [object_change(settings, path, settings.artifacts.key(path.name)) for path in artifacts.files()]
+
+
+def object_change(settings: AwsSettings, path: Path, key: str) -> Change:
+    """The Change that puts the local file `path` at `key` of the artifacts bucket: `unchanged`
+    when the key holds the same sha256 (object metadata), else `create`/`update` (SSE-KMS
+    with `aws.kms_key_arn` when conf gives one)."""
     from featurebank.io import files
 
-    bucket = settings.artifacts.bucket
-    changes = []
-    for path in artifacts.files():
-        key = settings.artifacts.key(path.name)
-        digest = sha256_hex(path)
-        uri = f"s3://{bucket}/{key}"
-        held = files.object_metadata(uri, region=settings.region or None)
-        if held is not None and held.get("sha256") == digest:
-            changes.append(Change("s3 object", uri, "unchanged"))
-            continue
+    digest = sha256_hex(path)
+    uri = f"s3://{settings.artifacts.bucket}/{key}"
+    held = files.object_metadata(uri, region=settings.region or None)
+    if held is not None and held.get("sha256") == digest:
+        return Change("s3 object", uri, "unchanged")
 
-        def put(path: Path = path, uri: str = uri, digest: str = digest) -> None:
-            files.upload(path, uri, metadata={"sha256": digest}, kms_key=settings.kms_key_arn,
-                         region=settings.region or None)
+    def put() -> None:
+        files.upload(path, uri, metadata={"sha256": digest}, kms_key=settings.kms_key_arn,
+                     region=settings.region or None)
 
-        action: Action = "create" if held is None else "update"
-        changes.append(Change("s3 object", uri, action, () if held is None else ("content",), ("s3.PutObject",), put))
-    return changes
+    action: Action = "create" if held is None else "update"
+    return Change("s3 object", uri, action, () if held is None else ("content",), ("s3.PutObject",), put)

@@ -39,6 +39,8 @@ class Runtime:
 # and offer Python 3.11 (the wheel and the packed environment are cp311).
 TESTED = Runtime("featurebank", spark="3.5", delta="3.3", python=("3.11",), java="17")
 
+GLUE_VERSION = "5.1"  # the Glue version `deploy glue` creates jobs with (a row of GLUE below)
+
 GLUE: dict[str, Runtime] = {
     "4.0": Runtime("AWS Glue 4.0", spark="3.3.0", delta="2.1.0", python=("3.10",), java="8"),
     "5.0": Runtime("AWS Glue 5.0", spark="3.5.4", delta="3.3.0", python=("3.11",), java="17"),
