@@ -69,7 +69,7 @@ def test_a_malformed_log_table_name_is_a_conf_problem_at_its_line(example_projec
 
 def test_deploy_creates_the_log_store_table_as_delta_documents_it_and_a_second_deploy_changes_nothing(
         aws, example_project, capsys):
-    code, out, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project), "--skip-doctor")
+    code, out, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))
     assert code == 0, err
     assert f"create dynamodb table {LOG_TABLE}" in out or f"dynamodb table {LOG_TABLE}" in out
     ddb = boto3.client("dynamodb", region_name=REGION)
@@ -82,7 +82,7 @@ def test_deploy_creates_the_log_store_table_as_delta_documents_it_and_a_second_d
     ttl = ddb.describe_time_to_live(TableName=LOG_TABLE)["TimeToLiveDescription"]
     assert ttl["TimeToLiveStatus"] == "ENABLED" and ttl["AttributeName"] == "expireTime"
 
-    code, out, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project), "--skip-doctor")
+    code, out, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))
     assert code == 0, err
     lines = [line for line in out.splitlines() if "dynamodb table" in line]
     assert lines and all("unchanged" in line for line in lines), out
@@ -136,7 +136,7 @@ def _unencrypted(bucket: str, prefix: str, key: str) -> list[str]:
 
 
 def test_deploy_uploads_every_artifact_sse_kms_with_the_conf_key(aws, example_project, capsys):
-    code, _, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project), "--skip-doctor")
+    code, _, err = _cli(capsys, "deploy", "glue", "--env", "prod", "--project", str(example_project))
     assert code == 0, err
     assert _unencrypted(ARTIFACTS_BUCKET, "artifacts/", KMS_KEY) == []
 
