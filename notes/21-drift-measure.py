@@ -55,7 +55,8 @@ def main() -> None:
         judge_with(df, base.CHECKS, "none")
 
     def inside(df):
-        _, measured = judge_with(df, base.CHECKS, "inside", per_date=drift_sums(DRIFT, references))
+        projected, sums = drift_sums(DRIFT, references)
+        _, measured = judge_with(df, base.CHECKS, "inside", per_date=sums, projected=projected)
         results = judge_drift(df, DRIFT, references, (), measured)
         assert all(r.success for r in results), [r.observed_value for r in results]
 

@@ -201,11 +201,12 @@ def test_drift_statistics_ride_in_the_one_pass_and_change_no_count(spark):
     checks = tuple(c for c in _base_checks() if metrics.covers(c, tuple(DDL_COLUMNS)))
     for rows in (_rows(5, 150), []):
         batch = spark.createDataFrame(rows, DDL).persist()
-        sums = drift_sums(drift, references)
+        projected, sums = drift_sums(drift, references)
         assert len(sums) == reference.buckets
-        counts, by_date = metrics.measure(batch, checks, sums)
+        counts, by_date = metrics.measure(batch, checks, sums, projected)
         assert counts == metrics.one_pass(batch, checks)
-        separate = {r[0]: [int(v or 0) for v in r[1:]] for r in batch.groupBy("feature_date").agg(*sums).collect()}
+        separate = {r[0]: [int(v or 0) for v in r[1:]]
+                    for r in batch.withColumns(projected).groupBy("feature_date").agg(*sums).collect()}
         assert by_date == separate
         assert (None in by_date) == bool(rows)  # a NULL date is a group of its own
         dated = batch.where("feature_date IS NOT NULL")  # a batch the key checks let through

@@ -125,8 +125,9 @@ def judge_batch(batch: DataFrame, plan: Plan, run_id: str, *, pii_columns: Colle
     index = tuple(c for c in (*plan.keys, "feature_date") if c in batch.columns)  # how example rows are named
     drift = tuple(c for c in plan.checks if is_drift(c))
     references = drift_references or {}
+    projected, sums = drift_sums(drift, references)
     judged, measured = judge_with(batch, tuple(c for c in plan.checks if not is_drift(c)), f"{plan.group}-{run_id}",
-                                  frozenset(pii_columns), index, drift_sums(drift, references))
+                                  frozenset(pii_columns), index, sums, projected)
     drifted = judge_drift(batch, drift, references, accepted_drift, measured) if drift else []
     by_kind = {True: iter(drifted), False: iter(judged)}
     checks = [next(by_kind[is_drift(c)]) for c in plan.checks]  # the plan's order

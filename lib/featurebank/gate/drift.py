@@ -4,7 +4,8 @@ A check of this kind compares each snapshot date of the batch with a reference: 
 stored at publish of the group's last `reference_dates` published dates before the run
 (`engine.drift.reference_of`; the run's own dates are never in it). Every drift check of the
 batch is measured inside the gate's one pass (`drift_sums`, added to `gate.metrics.measure`'s
-aggregation grouped by date: per date, the rows in each bucket of each check). A date's PSI above `threshold` fails the check (an error check blocks
+aggregation grouped by date: per date, the rows in each bucket of each check, the bucket
+of a value computed once in a projection). A date's PSI above `threshold` fails the check (an error check blocks
 the publish like any other); the report names the worst date, both distributions and the
 reference dates. It passes, with a note saying why, when there is no reference (a first
 publish, or a feature whose profiles hold no values: personal data), when a date holds fewer
@@ -42,20 +43,25 @@ def arguments(check: CheckSpec) -> dict[str, Any]:
     return DEFAULTS | check.arguments
 
 
-def drift_sums(checks: Sequence[CheckSpec], references: Mapping[str, Reference | None]) -> list[Column]:
-    """The aggregates that count, per snapshot date, the batch's values in each bucket of each
-    drift check that has a reference (`d{i}_{b}`): `gate.metrics.measure` adds them to the
-    gate's one pass, grouped by `feature_date`."""
+def drift_sums(checks: Sequence[CheckSpec], references: Mapping[str, Reference | None]
+               ) -> tuple[dict[str, Column], list[Column]]:
+    """What the gate's one pass adds for the drift checks that have a reference: each check's
+    bucket index as a projected column (`__fb_drift{i}`, computed once per row: the bucket rule
+    compares a value with every cut point) and the aggregates counting, per snapshot date, the
+    rows in each bucket (`d{i}_{b}`, comparisons of that small integer). `gate.metrics.measure`
+    adds both to its aggregation, grouped by `feature_date`."""
     from pyspark.sql import functions as F
 
+    projected: dict[str, Column] = {}
     sums = []
     for i, check in enumerate(checks):
         reference = references.get(str(check.arguments["column"]))
         if reference is None:
             continue
-        index = bucket_index(reference, F.col(f"`{check.arguments['column']}`"))
-        sums += [F.sum(F.when(index == b, 1).otherwise(0)).alias(f"d{i}_{b}") for b in range(reference.buckets)]
-    return sums
+        name = f"__fb_drift{i}"
+        projected[name] = bucket_index(reference, F.col(f"`{check.arguments['column']}`"))
+        sums += [F.sum(F.when(F.col(name) == b, 1).otherwise(0)).alias(f"d{i}_{b}") for b in range(reference.buckets)]
+    return projected, sums
 
 
 def judge_drift(batch: DataFrame, checks: Sequence[CheckSpec], references: Mapping[str, Reference | None],
@@ -69,8 +75,9 @@ def judge_drift(batch: DataFrame, checks: Sequence[CheckSpec], references: Mappi
     it (the one pass could not run) they are measured here, in one pass of their own.
     """
     if measured is None:
-        sums = drift_sums(checks, references)
-        measured = {row[0]: list(row[1:]) for row in batch.groupBy("feature_date").agg(*sums).collect()} if sums else {}
+        projected, sums = drift_sums(checks, references)
+        measured = {row[0]: list(row[1:]) for row in
+                    batch.withColumns(projected).groupBy("feature_date").agg(*sums).collect()} if sums else {}
     counts: dict[tuple[int, date], list[int]] = {}
     for day, values in measured.items():
         at = 0

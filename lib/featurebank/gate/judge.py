@@ -18,7 +18,7 @@ from featurebank.gate import metrics
 from featurebank.gate.results import MASK, PARTIAL_UNEXPECTED_COUNT, CheckResult, jsonable
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from pyspark.sql import Column, DataFrame
 
@@ -36,11 +36,12 @@ def judge_checks(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str,
 
 
 def judge_with(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str, pii: frozenset[str] = frozenset(),
-               index: tuple[str, ...] = (), per_date: Sequence[Column] = ()
+               index: tuple[str, ...] = (), per_date: Sequence[Column] = (),
+               projected: Mapping[str, Column] | None = None
                ) -> tuple[list[CheckResult], dict[Any, list[int]] | None]:
-    """`judge_checks`, and the `per_date` aggregates (the drift checks' bucket counts) per
-    `feature_date`, measured in the same pass (`metrics.measure`); None for them when the one
-    pass could not run (the caller measures them on its own then)."""
+    """`judge_checks`, and the `per_date` aggregates (the drift checks' bucket counts, over the
+    `projected` columns) per `feature_date`, measured in the same pass (`metrics.measure`);
+    None for them when the one pass could not run (the caller measures them on its own then)."""
     from pyspark.errors import AnalysisException
 
     columns = tuple(batch.columns)
@@ -48,7 +49,7 @@ def judge_with(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str, pii: 
     ours = tuple(checks[i] for i in covered)
     by_date: dict[Any, list[int]] | None
     try:
-        counted, by_date = metrics.measure(batch, ours, per_date)
+        counted, by_date = metrics.measure(batch, ours, per_date, projected)
     except AnalysisException:
         covered, ours, counted, by_date = [], (), [], None
     rest = [i for i in range(len(checks)) if i not in set(covered)]

@@ -24,7 +24,7 @@ one more scan per compound check (normally one: the always-on key check).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -166,10 +166,11 @@ def one_pass(batch: DataFrame, checks: tuple[CheckSpec, ...]) -> list[Counts]:
     return measure(batch, checks)[0]
 
 
-def measure(batch: DataFrame, checks: tuple[CheckSpec, ...],
-            per_date: Sequence[Column] = ()) -> tuple[list[Counts], dict[Any, list[int]]]:
+def measure(batch: DataFrame, checks: tuple[CheckSpec, ...], per_date: Sequence[Column] = (),
+            projected: Mapping[str, Column] | None = None) -> tuple[list[Counts], dict[Any, list[int]]]:
     """`one_pass`'s counts, and the `per_date` sums (each an aggregate Column, e.g. the drift
-    checks' bucket counts) for each `feature_date` of the batch, from the same scan.
+    checks' bucket counts, which may read the `projected` columns added to the batch first)
+    for each `feature_date` of the batch, from the same scan.
 
     With `per_date`, the one `agg` becomes `groupBy(feature_date).agg(...)`: every row-level
     count is the sum of its per-date sums (a NULL date is a group of its own), so the checks'
@@ -194,7 +195,7 @@ def measure(batch: DataFrame, checks: tuple[CheckSpec, ...],
     by_date: dict[Any, list[int]] = {}
     if per_date:
         values = [0] * len(sums)
-        for row in batch.groupBy("feature_date").agg(*sums, *per_date).collect():
+        for row in batch.withColumns(dict(projected or {})).groupBy("feature_date").agg(*sums, *per_date).collect():
             for i in range(len(sums)):
                 values[i] += int(row[1 + i] or 0)
             by_date[row[0]] = [int(v or 0) for v in row[1 + len(sums):]]
