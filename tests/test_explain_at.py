@@ -10,6 +10,7 @@ cases' sentences and hostile input (a bad instant, both --date and --at, neither
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -132,15 +133,15 @@ def test_the_null_cases_explain_themselves(spark, project, capsys):  # noqa: F81
     ]
     for group, customer, at, expected in cases:
         code, out, err = _cli(capsys, "explain", group, "--key", customer, "--at", at, "--feature", FEATURES[group][0],
-                              "--project", str(project.root), "--env", "local")
+                              "--project", str(project.root))
         assert code == 0, err
         lines = out.splitlines()
         assert lines[0] == f"training-set row: {group} (customer_id='{customer}') at {at}"
-        version = lines[1].split("Delta version ")[1].split(")")[0].split(";")[0]
+        version = re.search(r"Delta version (\d+)", lines[1]).group(1)  # type: ignore[union-attr]
         assert lines[1] == expected.format(v=version), lines[1]
         assert lines[2].startswith(f"values: {FEATURES[group][0]} = ")
     code, out, _ = _cli(capsys, "explain", SPEND, "--key", "c0", "--at", "2024-03-28 00:00", "--json",
-                        "--project", str(project.root), "--env", "local")
+                        "--project", str(project.root))
     import json
 
     document = json.loads(out)
@@ -158,8 +159,7 @@ def test_the_null_cases_explain_themselves(spark, project, capsys):  # noqa: F81
     ([], "give --date D (a snapshot date) or --at TS (a training-set row's instant), one of them"),
 ])
 def test_hostile_input_is_one_sentence_and_exit_2(project, capsys, argv, sentence):  # noqa: F811
-    code, out, err = _cli(capsys, "explain", SPEND, "--key", "c0", *argv, "--project", str(project.root),
-                          "--env", "local")
+    code, out, err = _cli(capsys, "explain", SPEND, "--key", "c0", *argv, "--project", str(project.root))
     assert code == 2 and out == ""
     assert sentence in err and len(err.strip().splitlines()) == 1, err
 
