@@ -187,9 +187,10 @@ def _why(compiled: CompiledGroup, pinned: PinnedGroup, at: datetime, snapshot: d
                     f"{version}; no ttl applies: a snapshot serves its own day")
         if status == pit.STATUS_FILLED:
             counts = pinned.read.count_columns
-            zero = f"0 for its count features ({', '.join(counts)})" if counts else "no count feature"
+            gets = (f"0 for its count features ({', '.join(counts)}) and NULL for the rest" if counts
+                    else "NULL for every feature asked (none is a count)")
             return (f"{head} snapshot {snapshot} ({covers}), published (Delta version {version}) but without a row "
-                    f"for this entity: the training set gets {zero} and NULL for the rest")
+                    f"for this entity: the training set gets {gets}")
         earlier = [d for d in published if d < snapshot]
         last = f"the latest published before it is {earlier[-1]}" if earlier else "no earlier date was published"
         return (f"{head} snapshot {snapshot} ({covers}), which {compiled.group} had not published as of Delta "
