@@ -1,4 +1,5 @@
-"""`featurebank explain`: one entity's values on one snapshot date, recomputed, compared and explained."""
+"""`featurebank explain`: one entity's values on one snapshot date, recomputed, compared and explained;
+with `--at`, which snapshot or version a training-set row at that instant joins, and why."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def explain(args: argparse.Namespace) -> int:
     why), the recomputed and the published value, whether they agree, and why (`--json`: one
     JSON document). Exit 0 whatever the comparison says (a disagreement is printed, not an
     error); with `--check`, exit 1 when any value disagrees, for scripts. Bad input, an
-    unpublished date or a refused principal exit 2 before anything is read."""
+    unpublished date or a refused principal exit 2 before anything is read. `--at TS` instead
+    of `--date`: first the training-set join's choice for that instant (`training.joined`)."""
     from featurebank.definitions import load_project
     from featurebank.explain import explain as explain_entity
     from featurebank.spark_errors import storage_step
