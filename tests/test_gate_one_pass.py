@@ -180,3 +180,41 @@ def test_verdict_follows_gx_rules_on_empty_and_all_null_domains():
     half = verdict(check, metrics.Counts(5, 4, 2))
     assert half.success and half.unexpected_percent == 50.0
     assert not verdict(check, metrics.Counts(5, 4, 3)).success
+
+
+def test_drift_statistics_ride_in_the_one_pass_and_change_no_count(spark):
+    """Issue 21: with the drift checks' per-date bucket sums added, the one pass groups by
+    `feature_date`; every check's counts stay those of the plain one pass (NULL dates and an
+    empty batch included), and the per-date sums equal a separate drift pass's."""
+    from featurebank.engine.drift import reference_of
+    from featurebank.engine.profile import FeatureProfile, GroupProfile
+    from featurebank.gate.drift import drift_sums, judge_drift
+
+    values = [float(v) for v in range(-2, 8)]
+    histogram = tuple((v, v + 1.0, 3) for v in values)
+    profile = GroupProfile("g", D0, 30, {"x": FeatureProfile("x", "double", 30, 0, histogram=histogram)})
+    reference = reference_of([profile], "x")
+    assert reference is not None
+    drift = (_check("expect_column_drift_to_be_below", column="x", min_rows=1),
+             _check("expect_column_drift_to_be_below", column="n", min_rows=1))  # no reference: no sums
+    references = {"x": reference, "n": None}
+    checks = tuple(c for c in _base_checks() if metrics.covers(c, tuple(DDL_COLUMNS)))
+    for rows in (_rows(5, 150), []):
+        batch = spark.createDataFrame(rows, DDL).persist()
+        projected, sums = drift_sums(drift, references)
+        assert len(sums) == reference.buckets
+        counts, by_date = metrics.measure(batch, checks, sums, projected)
+        assert counts == metrics.one_pass(batch, checks)
+        separate = {r[0]: [int(v or 0) for v in r[1:]]
+                    for r in batch.withColumns(projected).groupBy("feature_date").agg(*sums).collect()}
+        assert by_date == separate
+        assert (None in by_date) == bool(rows)  # a NULL date is a group of its own
+        dated = batch.where("feature_date IS NOT NULL")  # a batch the key checks let through
+        together = judge_drift(dated, drift, references, (), {d: v for d, v in by_date.items() if d is not None})
+        alone = judge_drift(dated, drift, references)
+        assert [r.observed_value for r in together] == [r.observed_value for r in alone]
+        assert together[0].observed_value != alone[1].observed_value  # x measured, n: no reference
+        batch.unpersist()
+
+
+DDL_COLUMNS = ("id", "feature_date", "x", "n", "s")

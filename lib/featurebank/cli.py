@@ -122,7 +122,9 @@ def _explain(p: argparse.ArgumentParser) -> None:
     p.add_argument("group", help="the feature group whose values to explain")
     p.add_argument("--key", action="append", required=True, metavar="[COLUMN=]VALUE",
                    help="the entity: COLUMN=VALUE per key column (a bare VALUE for a one-column key)")
-    p.add_argument("--date", type=snapshot_date, required=True, help="the snapshot date (a published one)")
+    p.add_argument("--date", type=snapshot_date, help="the snapshot date (a published one)")
+    p.add_argument("--at", metavar="TS", help="instead of --date: a training-set row's instant (ISO, with an offset or "
+                                              "in the project time zone): which snapshot or version it joins, and why")
     p.add_argument("--feature", action="append", metavar="F", help="explain only this feature (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--check", action="store_true", help="exit 1 when a recomputed value disagrees with the published one")

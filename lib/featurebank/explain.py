@@ -78,14 +78,51 @@ def explain(
     features: Sequence[str] | None = None,
     principal: str | None = None,
     spark: SparkSession | None = None,
+    at: datetime | None = None,
 ) -> Explanation:
-    """Explain `group`'s values for the entity `keys` (`--key` texts) on snapshot date `day`.
+    """Explain `group`'s values for the entity `keys` (`--key` texts) on snapshot date `day`
+    (a row-level group with `at`: the version in force at that instant, on its local date `day`;
+    `training.joined` explains a training-set row so).
 
     Raises, before any read: `UsageError` for an unknown group, feature or key column, a key
     value its column's type cannot hold, or a date the group never published; `AccessDenied`
     when `principal` (or the environment's identity where Lake Formation governs) may not
     read a requested feature.
     """
+    compiled, wanted, given = checked_request(project, group, keys, features, principal)
+    # A row-level version in force at `at` may come from any earlier run: no date check then.
+    published_hash = None if at is not None and compiled.kind == "row" else _check_published(project, compiled, day,
+                                                                                                spark)
+    if spark is None:
+        from featurebank.io.spark import get_spark
+
+        spark = get_spark(project.config)
+    typed = typed_keys(spark, compiled, given)
+    rows, input_types = _entity_rows(spark, compiled, typed, day, wanted)
+    last_before = None
+    if compiled.kind == "aggregation" and not any(r[KEEP] for r in rows):
+        last_before = _last_before(spark, compiled, typed, day)
+    if at is not None and compiled.kind == "row":
+        rows = [r for r in rows if r[compiled.source.timestamp or ""] is None or r[compiled.source.timestamp or ""] <= at]
+    at = at if compiled.kind == "row" else None
+    first = explain_entity(compiled, rows, day, None, features=wanted, input_types=input_types, last_before=last_before,
+                           at=at)
+    published, schema = _published_row(spark, project, compiled, typed, day, first)
+    if at is not None and not first.row:
+        published = None  # a version beyond the ttl at `at` is joined as NULL: nothing in force to compare
+
+    def derive(values: dict[str, Any]) -> dict[str, Any]:
+        return derived_values(spark, compiled, typed, values, schema)
+
+    result = explain_entity(compiled, rows, day, published, features=wanted, input_types=input_types,
+                            last_before=last_before, derive=derive if compiled.derived else None, at=at)
+    return replace(result, published_hash=published_hash, definition_hash=compiled.data_hash)
+
+
+def checked_request(project: Project, group: str, keys: Sequence[str], features: Sequence[str] | None,
+                    principal: str | None) -> tuple[CompiledGroup, tuple[str, ...], dict[str, str]]:
+    """The compiled group, the features asked for and the `--key` values by key column, once
+    the principal's grants are checked; raises as `explain` says, before anything is read."""
     from featurebank.compile.group import compile_group
     from featurebank.training.access import check_access
 
@@ -96,25 +133,7 @@ def explain(
         check_access(project, [(group, f) for f in wanted], principal)
     except AccessDenied as refused:  # the training sets' sentence, told for a read
         raise AccessDenied(str(refused).replace("nothing was built", "nothing was read")) from None
-    published_hash = _check_published(project, compiled, day, spark)
-    if spark is None:
-        from featurebank.io.spark import get_spark
-
-        spark = get_spark(project.config)
-    typed = _typed_keys(spark, compiled, given)
-    rows, input_types = _entity_rows(spark, compiled, typed, day, wanted)
-    last_before = None
-    if compiled.kind == "aggregation" and not any(r[KEEP] for r in rows):
-        last_before = _last_before(spark, compiled, typed, day)
-    first = explain_entity(compiled, rows, day, None, features=wanted, input_types=input_types, last_before=last_before)
-    published, schema = _published_row(spark, project, compiled, typed, day, first)
-
-    def derive(values: dict[str, Any]) -> dict[str, Any]:
-        return derived_values(spark, compiled, typed, values, schema)
-
-    result = explain_entity(compiled, rows, day, published, features=wanted, input_types=input_types,
-                            last_before=last_before, derive=derive if compiled.derived else None)
-    return replace(result, published_hash=published_hash, definition_hash=compiled.data_hash)
+    return compiled, wanted, given
 
 
 def _features(compiled: CompiledGroup, features: Sequence[str] | None) -> tuple[str, ...]:
@@ -154,7 +173,7 @@ def _check_published(project: Project, compiled: CompiledGroup, day: date, spark
                      f"featurebank run {compiled.group} --date {day}")
 
 
-def _typed_keys(spark: SparkSession, compiled: CompiledGroup, given: dict[str, str]) -> dict[str, Any]:
+def typed_keys(spark: SparkSession, compiled: CompiledGroup, given: dict[str, str]) -> dict[str, Any]:
     """The key values typed as the source's key columns; `UsageError` for one that does not fit.
 
     Keys declared as a string or an integer type are typed here (no Spark job: read_source

@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -157,6 +157,7 @@ def explain_entity(
     input_types: Mapping[int, str] | None = None,
     last_before: datetime | None = None,
     derive: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    at: datetime | None = None,
 ) -> Explanation:
     """Explain the entity of `rows` on snapshot date `day` (see the module docstring).
 
@@ -166,7 +167,10 @@ def explain_entity(
     (keys, the chosen version's feature_ts)), None if it holds none. `input_types`: aggregation
     index → its input's Spark type (how sums are typed). `last_before`: the entity's latest
     filtered event time before the rows read, if any (for "last event N days before D").
-    `features`: which to explain (default all, in table order).
+    `features`: which to explain (default all, in table order). `at` (row-level groups): explain
+    the version in force at that instant (a training-set row's time: the latest version with
+    `feature_ts <= at`, within the ttl) instead of at the end of D; `rows` then hold the
+    versions up to it.
     """
     zone = compiled.timezone
     ts_column = compiled.source.timestamp or ""
@@ -175,7 +179,7 @@ def explain_entity(
     keys = tuple((k, raw[0].get(k) if raw else None) for k in compiled.keys)
     wanted = tuple(features) if features else compiled.feature_columns
     if compiled.kind == "row":
-        return _explain_version(compiled, events, raw, keys, day, published, wanted)
+        return _explain_version(compiled, events, raw, keys, day, published, wanted, at)
     context = _Context(compiled, events, raw, day, input_types or {}, last_before, published)
     explained = {f.feature: f for f in context.aggregations()}
     explained.update({f.feature: f for f in context.derived(explained, derive)})
@@ -337,20 +341,22 @@ class _Context:
 
 def _explain_version(compiled: CompiledGroup, events: tuple[Event, ...], raw: list[Mapping[str, Any]],
                      keys: tuple[tuple[str, Any], ...], day: date, published: Mapping[str, Any] | None,
-                     wanted: tuple[str, ...]) -> Explanation:
-    """A row-level group: the version in force at the end of D, and why that one."""
+                     wanted: tuple[str, ...], at: datetime | None = None) -> Explanation:
+    """A row-level group: the version in force at the end of D (or at the instant `at`), and why that one."""
     zone = compiled.timezone
-    asof = day_start_instant(day + timedelta(days=1), zone)
+    # The ttl is whole 24-hour days of instants, as the training-set join counts it (UTC arithmetic).
+    asof = (at or day_start_instant(day + timedelta(days=1), zone)).astimezone(timezone.utc)
     horizon = asof - timedelta(days=compiled.ttl_days) if compiled.ttl_days is not None else None
     stamped = [(i, e.ts) for i, e in enumerate(events) if e.ts is not None]
-    before = [(i, ts) for i, ts in stamped if ts < asof]
+    before = [(i, ts) for i, ts in stamped if (ts <= asof if at is not None else ts < asof)]
     kept = [(i, ts) for i, ts in before if events[i].kept]
-    end_of_d = f"the end of {day} ({_when(asof, zone)} {zone})"
+    end_of_d = (f"the end of {day} ({_when(asof, zone)} {zone})" if at is None
+                else f"{asof.astimezone(ZoneInfo(zone)).strftime('%Y-%m-%d %H:%M:%S')} {zone}")
     chosen, chosen_ts = kept[-1] if kept else (None, None)
     removed = "".join(f"; the version of {_when(ts, zone)} was removed by the filter ({events[i].removed_by})"
                       for i, ts in before if not events[i].kept and (chosen_ts is None or ts > chosen_ts))
     if chosen_ts is None:
-        why = f"NULL: no version of this entity before {end_of_d}" + (" passes the filter" if before else "") + removed
+        why = f"NULL: no version of this entity {'before' if at is None else 'at or before'} {end_of_d}" + (" passes the filter" if before else "") + removed
         row = False
     elif horizon is not None and chosen_ts <= horizon:
         age = (asof - chosen_ts).days
@@ -360,7 +366,7 @@ def _explain_version(compiled: CompiledGroup, events: tuple[Event, ...], raw: li
     else:
         ttl = f", within the {compiled.ttl_days}d ttl" if compiled.ttl_days is not None else ""
         why = (f"the version of {_when(chosen_ts, zone)} {zone}: the latest of {_plural(len(kept), 'version')} "
-               f"before {end_of_d}{ttl}") + removed
+               f"{'before' if at is None else 'at or before'} {end_of_d}{ttl}") + removed
         row = True
     out = []
     for name in wanted:

@@ -4,7 +4,8 @@
 and judges every check of the plan (the always-on key checks included). The checks the gate
 reproduces exactly — not-null, between, in-set and compound uniqueness, with `mostly`,
 `row_condition` (Spark SQL) and GX's NULL rules — are judged from one pass over the
-persisted batch (`gate.metrics`: one `agg` for every row-level count, one `groupBy` per
+persisted batch (`gate.metrics`: one `agg` for every row-level count — grouped by date, with
+the drift checks' bucket counts, when there are drift checks — one `groupBy` per
 uniqueness check, no exchange of a key-partitioned batch); every other check is validated
 by Great Expectations itself on the persisted batch (`gate.gx`), which is imported only
 then. GX stays the engine of record: the one pass computes GX's metrics with GX's Spark
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING
 
 from featurebank.errors import GateFailed
 from featurebank.faults import fault_point
-from featurebank.gate.judge import judge_checks
+from featurebank.gate.judge import judge_with
 from featurebank.gate.report import artifact_dir, profile_location, render_html, write_report
 from featurebank.gate.results import (
     MASK,
@@ -109,22 +110,25 @@ def judge_batch(batch: DataFrame, plan: Plan, run_id: str, *, pii_columns: Colle
 
     Persists the batch as `run_gate` says. Drift checks (`gate.drift`) are judged against
     `drift_references` (column → reference; missing: none, the check passes with a note) unless
-    their feature is in `accepted_drift`; every other check as `judge_checks` says. Never raises
+    their feature is in `accepted_drift`; every other check as `judge.judge_checks` says, the drift
+    statistics inside the same pass. Never raises
     `GateFailed`: a refusal is `passed=False`. Raises `DefinitionError` for an unknown
     expectation or refused arguments.
     """
     from pyspark import StorageLevel
 
-    from featurebank.gate.drift import is_drift, judge_drift
+    from featurebank.gate.drift import drift_sums, is_drift, judge_drift
 
     if not batch.storageLevel.useMemory and not batch.storageLevel.useDisk:
         batch.persist(StorageLevel.MEMORY_AND_DISK)
     row_count = batch.count()
     index = tuple(c for c in (*plan.keys, "feature_date") if c in batch.columns)  # how example rows are named
     drift = tuple(c for c in plan.checks if is_drift(c))
-    judged = judge_checks(batch, tuple(c for c in plan.checks if not is_drift(c)), name=f"{plan.group}-{run_id}",
-                          pii=frozenset(pii_columns), index=index)
-    drifted = judge_drift(batch, drift, drift_references or {}, accepted_drift) if drift else []
+    references = drift_references or {}
+    projected, sums = drift_sums(drift, references)
+    judged, measured = judge_with(batch, tuple(c for c in plan.checks if not is_drift(c)), f"{plan.group}-{run_id}",
+                                  frozenset(pii_columns), index, sums, projected)
+    drifted = judge_drift(batch, drift, references, accepted_drift, measured) if drift else []
     by_kind = {True: iter(drifted), False: iter(judged)}
     checks = [next(by_kind[is_drift(c)]) for c in plan.checks]  # the plan's order
     return GateResult(plan.group, run_id, not any(c.blocks for c in checks), row_count, tuple(checks))

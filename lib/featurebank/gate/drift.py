@@ -3,8 +3,9 @@
 A check of this kind compares each snapshot date of the batch with a reference: the profiles
 stored at publish of the group's last `reference_dates` published dates before the run
 (`engine.drift.reference_of`; the run's own dates are never in it). Every drift check of the
-batch is measured in one aggregation over the persisted batch (per date, the rows in each
-bucket of each check). A date's PSI above `threshold` fails the check (an error check blocks
+batch is measured inside the gate's one pass (`drift_sums`, added to `gate.metrics.measure`'s
+aggregation grouped by date: per date, the rows in each bucket of each check, the bucket
+of a value computed once in a projection). A date's PSI above `threshold` fails the check (an error check blocks
 the publish like any other); the report names the worst date, both distributions and the
 reference dates. It passes, with a note saying why, when there is no reference (a first
 publish, or a feature whose profiles hold no values: personal data), when a date holds fewer
@@ -22,7 +23,7 @@ from featurebank.definitions.expectations import DRIFT_EXPECTATION
 from featurebank.engine.drift import DEFAULT_BINS, Reference, bucket_index, psi
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
     from featurebank.compile.group import CheckSpec
     from featurebank.compile.run import Plan
@@ -42,30 +43,50 @@ def arguments(check: CheckSpec) -> dict[str, Any]:
     return DEFAULTS | check.arguments
 
 
-def judge_drift(batch: DataFrame, checks: Sequence[CheckSpec], references: Mapping[str, Reference | None],
-                accepted: Collection[str] = ()) -> list[CheckResult]:
-    """Each drift check's result on `batch` (persisted by the caller, in the order of `checks`),
-    measured in one pass.
-
-    `references` maps a checked column to its reference (None or absent: none exists);
-    `accepted` names the features whose drift the operator accepted for this run.
-    """
+def drift_sums(checks: Sequence[CheckSpec], references: Mapping[str, Reference | None]
+               ) -> tuple[dict[str, Column], list[Column]]:
+    """What the gate's one pass adds for the drift checks that have a reference: each check's
+    bucket index as a projected column (`__fb_drift{i}`, computed once per row: the bucket rule
+    compares a value with every cut point) and the aggregates counting, per snapshot date, the
+    rows in each bucket (`d{i}_{b}`, comparisons of that small integer). `gate.metrics.measure`
+    adds both to its aggregation, grouped by `feature_date`."""
     from pyspark.sql import functions as F
 
-    measured = [i for i, c in enumerate(checks) if references.get(str(c.arguments["column"])) is not None]
+    projected: dict[str, Column] = {}
+    sums = []
+    for i, check in enumerate(checks):
+        reference = references.get(str(check.arguments["column"]))
+        if reference is None:
+            continue
+        name = f"__fb_drift{i}"
+        projected[name] = bucket_index(reference, F.col(f"`{check.arguments['column']}`"))
+        sums += [F.sum(F.when(F.col(name) == b, 1).otherwise(0)).alias(f"d{i}_{b}") for b in range(reference.buckets)]
+    return projected, sums
+
+
+def judge_drift(batch: DataFrame, checks: Sequence[CheckSpec], references: Mapping[str, Reference | None],
+                accepted: Collection[str] = (), measured: Mapping[Any, Sequence[int]] | None = None
+                ) -> list[CheckResult]:
+    """Each drift check's result on `batch` (persisted by the caller, in the order of `checks`).
+
+    `references` maps a checked column to its reference (None or absent: none exists);
+    `accepted` names the features whose drift the operator accepted for this run. `measured`
+    holds `drift_sums`' values per `feature_date` as the gate's one pass computed them; without
+    it (the one pass could not run) they are measured here, in one pass of their own.
+    """
+    if measured is None:
+        projected, sums = drift_sums(checks, references)
+        measured = {row[0]: list(row[1:]) for row in
+                    batch.withColumns(projected).groupBy("feature_date").agg(*sums).collect()} if sums else {}
     counts: dict[tuple[int, date], list[int]] = {}
-    if measured:
-        aggregates = []
-        for i in measured:
-            reference = references[str(checks[i].arguments["column"])]
-            assert reference is not None
-            index = bucket_index(reference, F.col(f"`{checks[i].arguments['column']}`"))
-            aggregates += [F.sum(F.when(index == b, 1).otherwise(0)).alias(f"d{i}_{b}") for b in range(reference.buckets)]
-        for row in batch.groupBy("feature_date").agg(*aggregates).collect():
-            for i in measured:
-                reference = references[str(checks[i].arguments["column"])]
-                assert reference is not None
-                counts[(i, row["feature_date"])] = [int(row[f"d{i}_{b}"] or 0) for b in range(reference.buckets)]
+    for day, values in measured.items():
+        at = 0
+        for i, check in enumerate(checks):
+            reference = references.get(str(check.arguments["column"]))
+            if reference is None:
+                continue
+            counts[(i, day)] = [int(v or 0) for v in values[at:at + reference.buckets]]
+            at += reference.buckets
     results = []
     for i, check in enumerate(checks):
         column = str(check.arguments["column"])

@@ -1,6 +1,7 @@
 """The verdict: covered checks judged from the one pass's counts, the rest by GX.
 
-`judge_checks` splits a plan's checks: those `metrics.covers` are judged here from `metrics.one_pass`
+`judge_checks` (and `judge_with`, which also returns the drift checks' per-date counts from the same
+pass) splits a plan's checks: those `metrics.covers` are judged here from `metrics.one_pass`
 with GX's own rules (`verdict`: `mostly` over the non-NULL rows, the vacuous pass of an
 empty domain, `unexpected_percent` over the rows considered), the rest go to `gx.gx_judge`,
 which imports great_expectations only then. The results keep the plan's order and the same
@@ -17,7 +18,9 @@ from featurebank.gate import metrics
 from featurebank.gate.results import MASK, PARTIAL_UNEXPECTED_COUNT, CheckResult, jsonable
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from collections.abc import Mapping, Sequence
+
+    from pyspark.sql import Column, DataFrame
 
     from featurebank.compile.group import CheckSpec
 
@@ -29,15 +32,26 @@ def judge_checks(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str,
     rows named by their `index` columns. When Spark cannot analyse the one pass (a
     `row_condition` naming a column the batch lacks, a comparison it refuses), every check
     goes to GX, which reports such a check as failed with its reason, as it always did."""
+    return judge_with(batch, checks, name, pii, index)[0]
+
+
+def judge_with(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str, pii: frozenset[str] = frozenset(),
+               index: tuple[str, ...] = (), per_date: Sequence[Column] = (),
+               projected: Mapping[str, Column] | None = None
+               ) -> tuple[list[CheckResult], dict[Any, list[int]] | None]:
+    """`judge_checks`, and the `per_date` aggregates (the drift checks' bucket counts, over the
+    `projected` columns) per `feature_date`, measured in the same pass (`metrics.measure`);
+    None for them when the one pass could not run (the caller measures them on its own then)."""
     from pyspark.errors import AnalysisException
 
     columns = tuple(batch.columns)
     covered = [i for i, c in enumerate(checks) if metrics.covers(c, columns)]
     ours = tuple(checks[i] for i in covered)
+    by_date: dict[Any, list[int]] | None
     try:
-        counted = metrics.one_pass(batch, ours)
+        counted, by_date = metrics.measure(batch, ours, per_date, projected)
     except AnalysisException:
-        covered, ours, counted = [], (), []
+        covered, ours, counted, by_date = [], (), [], None
     rest = [i for i in range(len(checks)) if i not in set(covered)]
     results: list[CheckResult | None] = [None] * len(checks)
     for i, check, counts in zip(covered, ours, counted):
@@ -51,7 +65,7 @@ def judge_checks(batch: DataFrame, checks: tuple[CheckSpec, ...], name: str,
 
         for i, result in zip(rest, gx_judge(batch, tuple(checks[i] for i in rest), name, pii=pii, index=index)):
             results[i] = result
-    return [r for r in results if r is not None]
+    return [r for r in results if r is not None], by_date
 
 
 def verdict(check: CheckSpec, counts: metrics.Counts) -> CheckResult:

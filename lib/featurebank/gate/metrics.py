@@ -24,6 +24,7 @@ one more scan per compound check (normally one: the always-on key check).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -162,6 +163,18 @@ def kept(check: CheckSpec) -> Column:
 def one_pass(batch: DataFrame, checks: tuple[CheckSpec, ...]) -> list[Counts]:
     """The `Counts` of each covered check (in order): one `agg` for every column check plus
     one `groupBy` per uniqueness check, over the persisted batch."""
+    return measure(batch, checks)[0]
+
+
+def measure(batch: DataFrame, checks: tuple[CheckSpec, ...], per_date: Sequence[Column] = (),
+            projected: Mapping[str, Column] | None = None) -> tuple[list[Counts], dict[Any, list[int]]]:
+    """`one_pass`'s counts, and the `per_date` sums (each an aggregate Column, e.g. the drift
+    checks' bucket counts, which may read the `projected` columns added to the batch first)
+    for each `feature_date` of the batch, from the same scan.
+
+    With `per_date`, the one `agg` becomes `groupBy(feature_date).agg(...)`: every row-level
+    count is the sum of its per-date sums (a NULL date is a group of its own), so the checks'
+    counts are the same, and the drift statistics cost no scan of their own (issue 21)."""
     from pyspark.sql import functions as F
 
     def count_true(condition: Column) -> Column:
@@ -179,7 +192,15 @@ def one_pass(batch: DataFrame, checks: tuple[CheckSpec, ...]) -> list[Counts]:
             where = domain(check)
             sums += [count_true(where), count_true(where & column.isNull()), count_true(where & unexpected(check))]
         slots.append(tuple(range(start, len(sums))))
-    values = [int(v or 0) for v in batch.agg(*sums).first()] if sums else []  # type: ignore[union-attr]
+    by_date: dict[Any, list[int]] = {}
+    if per_date:
+        values = [0] * len(sums)
+        for row in batch.withColumns(dict(projected or {})).groupBy("feature_date").agg(*sums, *per_date).collect():
+            for i in range(len(sums)):
+                values[i] += int(row[1 + i] or 0)
+            by_date[row[0]] = [int(v or 0) for v in row[1 + len(sums):]]
+    else:
+        values = [int(v or 0) for v in batch.agg(*sums).first()] if sums else []  # type: ignore[union-attr]
     counts: list[Counts] = []
     for check, slot in zip(checks, slots):
         if check.expectation == UNIQUE:
@@ -191,7 +212,7 @@ def one_pass(batch: DataFrame, checks: tuple[CheckSpec, ...]) -> list[Counts]:
         else:
             total, nulls, bad = (values[i] for i in slot)
             counts.append(Counts(total, total - nulls, bad if total else None))
-    return counts
+    return counts, by_date
 
 
 def duplicate_groups(batch: DataFrame, check: CheckSpec) -> DataFrame:

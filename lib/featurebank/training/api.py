@@ -22,7 +22,7 @@ How a build goes (each step one function below):
    `versionAsOf` it), and take its coverage from the run log as of that version;
 4. refuse spine dates an aggregation group never published (`MissingCoverage`), unless
    `allow_missing`;
-5. join each group (`engine.pit.snapshot_join` / `asof_join`), keep spine order.
+5. join each group (`training.join.join_group`: `engine.pit.snapshot_join` / `asof_join`), keep spine order.
 A rebuild from a manifest skips 1, 3 and 4's lookups: everything comes from the manifest, so
 the rows are the same however many runs have published since.
 """
@@ -45,7 +45,7 @@ from featurebank.training.manifest import (
     register_manifest,
     write_manifest,
 )
-from featurebank.training.reads import group_reads, held_dates, prune_row_level, published_dates
+from featurebank.training.reads import group_reads, held_dates, published_dates
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -331,7 +331,7 @@ class FeatureStore:
     def _build(self, manifest: Manifest, spine: Any, expected_fingerprint: str | None = None) -> TrainingSetBuild:
         from pyspark.sql import functions as F
 
-        from featurebank.engine import pit
+        from featurebank.training.join import join_group
         from featurebank.training.spine import profile_spine, read_spine
 
         tables = {p.read.group: self.spark.read.format("delta").option("versionAsOf", p.version).load(p.read.table_path)
@@ -353,23 +353,9 @@ class FeatureStore:
 
         result = frame
         for pinned in manifest.groups:
-            read = pinned.read
-            table = tables[read.group]
-            columns = [F.col(f"`{k}`") for k in read.keys]
-            columns += [F.col(pit.FEATURE_DATE), F.col(pit.FEATURE_TS)]
-            columns += [F.col(f"`{feature}`").alias(column) for feature, column in read.features]
-            status = f"{_STATUS}{read.group}"
-            if read.kind == "aggregation":
-                wanted = sorted(profile.dates)
-                table = table.where(F.col(pit.FEATURE_DATE).isin(wanted)) if wanted else table.limit(0)
-                result = pit.snapshot_join(result, table.select(*columns), read.keys, timestamp_column=INSTANT,
-                                           timezone=zone, published_dates=pinned.published,
-                                           count_columns=read.count_columns, status_column=status,
-                                           small_spine=profile.rows <= SMALL_SPINE_ROWS)
-            else:
-                table = prune_row_level(table, profile, read.ttl_days)
-                result = pit.asof_join(result, table.select(*columns).drop(pit.FEATURE_DATE), read.keys, INSTANT,
-                                       read.ttl_days, status_column=status)
+            result = join_group(result, tables[pinned.read.group], pinned, profile, instant=INSTANT, timezone=zone,
+                                status_column=f"{_STATUS}{pinned.read.group}",
+                                small_spine=profile.rows <= SMALL_SPINE_ROWS)
         result = result.orderBy(ROW_ID)
         feature_columns = [c for g in manifest.groups for _, c in g.read.features]
         spine_fields = {f.name: f for f in frame.schema.fields}  # joins may drop field metadata
