@@ -29,7 +29,6 @@ from featurebank.definitions import load_project
 from featurebank.erase import erase, prepare
 from featurebank.faults import FAULT_ENV
 from featurebank.io.tables import table_version
-from featurebank.runner import run_group
 from featurebank.training.api import FeatureStore
 from featurebank.training.manifest import registered_manifests
 from featurebank_demo.datagen import DatagenParams
@@ -39,7 +38,6 @@ from rich.console import Console
 REPO = Path(__file__).resolve().parent.parent
 TINY = DatagenParams(customers=30, merchants=20, days=20, end_date=date(2024, 3, 20), seed=3)
 RUN_DAYS = 3
-CHECKPOINT_EVERY = 3
 # No other key starts with either (30 customers); C0000030 is the largest key, so it is the
 # maximum in the statistics of the files holding it, and of the checkpoints listing those.
 KEYS = ("C0000023", "C0000030")
@@ -56,10 +54,9 @@ governance:
 @pytest.fixture(scope="module")
 def project_dir(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo project (`featurebank_demo.demo.run_demo`, its smallest data: every group
-    published, card_fraud_v1 built and registered), then every table's checkpoint interval set to
-    CHECKPOINT_EVERY and customer_card_spend rerun on its last date until the Delta log holds
-    checkpoints naming the keys (older files hold them too); a quarantined batch and a gate
-    report naming the keys."""
+    published, card_fraud_v1 built and registered), then every table checkpointed at every
+    commit (so a checkpoint names the keys before the erasure) and customer_card_spend compacted
+    (older files hold the keys); a quarantined batch and a gate report naming the keys."""
     from pyspark.sql import functions as F
 
     from featurebank.io.erasure import log_checkpoints_holding
@@ -71,12 +68,16 @@ def project_dir(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:
         conf.write(CONF)
     demo = run_demo(root, params=TINY, run_days=RUN_DAYS, console=Console(file=io.StringIO()))
     project = load_project(root, "local")
-    for name in project.groups:
+    for name in project.groups:  # a commit each, so every table has a checkpoint (naming the keys)
         spark.sql(f"ALTER TABLE delta.`{project.table_path(name)}` "
-                  f"SET TBLPROPERTIES ('delta.checkpointInterval' = '{CHECKPOINT_EVERY}')")
-    for _ in range(CHECKPOINT_EVERY):
-        run_group(project, "customer_card_spend", demo.run_end, demo.run_end, spark=spark)
-    assert log_checkpoints_holding(project.table_path("customer_card_spend"), KEYS)
+                  "SET TBLPROPERTIES ('delta.checkpointInterval' = '1')")
+    # Delta's compaction (rows unchanged, dataChange=false): every older file now holds keys only
+    # older versions read, and the registered training set stays rebuildable
+    spend = project.table_path("customer_card_spend")
+    [partitions] = spark.sql(f"DESCRIBE DETAIL delta.`{spend}`").select("partitionColumns").first()
+    (spark.read.format("delta").load(spend).repartition(2).write.format("delta").mode("overwrite")
+     .option("dataChange", "false").partitionBy(*partitions).save(spend))
+    assert log_checkpoints_holding(spend, KEYS)
     spine = (spark.read.parquet(str(root / "warehouse" / "raw" / "card_fraud_labels"))
              .where(F.col("ts") >= F.lit(demo.run_start.isoformat()).cast("timestamp"))
              .where(F.col("ts") < F.lit((demo.run_end + timedelta(days=1)).isoformat()).cast("timestamp")))
@@ -293,3 +294,20 @@ def test_checkpoints_naming_a_key_are_deleted_only_while_their_commits_remain(tm
     assert (table / "_delta_log" / "00000000000000000010.checkpoint.parquet").exists()
     # no checkpoint names the key: nothing to do
     assert _stale_checkpoints("g", str(_log(tmp_path / "d", range(0, 3), {2: b"clean"})), erasure) == ()
+
+
+def test_a_manifest_is_repinned_only_across_commits_that_changed_no_rows(tmp_path: Path) -> None:
+    from featurebank.io.erasure import changes_data_between
+
+    log = tmp_path / "t" / "_delta_log"
+    log.mkdir(parents=True)
+    commits = {1: [{"metaData": {}}], 2: [{"add": {"path": "a", "dataChange": False}},
+                                          {"remove": {"path": "b", "dataChange": False}}],
+               3: [{"add": {"path": "c", "dataChange": True}}]}
+    for version, actions in commits.items():
+        (log / f"{version:020d}.json").write_text("\n".join(json.dumps(a) for a in actions) + "\n")
+    table = str(log.parent)
+    assert not changes_data_between(table, 0, 3)  # a property change and a compaction
+    assert changes_data_between(table, 0, 4)  # commit 3 wrote rows
+    assert changes_data_between(table, 3, 6)  # commits 4 and 5 are gone: counted as changes
+    assert not changes_data_between(table, 5, 6)

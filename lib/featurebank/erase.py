@@ -18,8 +18,8 @@ changes). Today's places, in the order a run erases them:
   or stored profiles naming a key (removed).
 - `TrainingSetPlace`: every registered training set's files rewritten without the rows; its
   manifest (registry copy and `<out>/_manifest.json`) records the erasure under
-  `output.erasures` and is re-pinned to the erasure's commit where that commit was the only one
-  since the version it read, so a rebuild reads the same rows less exactly the erased ones.
+  `output.erasures` and is re-pinned to the erasure's commit where no commit since the version
+  it read changed rows (property changes and compactions do not), so a rebuild reads the same rows less exactly the erased ones.
 - `DerivedPlace`: aggregates of other entities computed from the same source (a merchant's
   distinct customers): reported, kept (they identify nobody; README "Right to erasure").
 
@@ -367,8 +367,9 @@ def _current_holding(spark: SparkSession, path: str, erasure: Erasure) -> tuple[
 def _write_erased_manifest(spark: SparkSession, manifest: Any, finding: Finding, erasure: Erasure) -> None:
     """The manifest (registry copy, and `<out>/_manifest.json` when it is the same build)
     with the erasure recorded, its rows less the removed ones, and each group re-pinned to the
-    erasure's commit where that commit directly followed the version it read."""
-    from featurebank.io.erasure import write_text
+    erasure's commit where no commit between the version it read and that one changed rows
+    (property changes and `dataChange=false` compactions do not)."""
+    from featurebank.io.erasure import changes_data_between, write_text
     from featurebank.io.files import exists
     from featurebank.io.tables import landed_erasure_version
     from featurebank.training.manifest import manifest_location, read_manifest
@@ -378,7 +379,7 @@ def _write_erased_manifest(spark: SparkSession, manifest: Any, finding: Finding,
         version = landed_erasure_version(spark, pinned.read.table_path, erasure.marker)
         if version is None:
             groups.append(pinned)
-        elif version == pinned.version + 1:
+        elif version > pinned.version and not changes_data_between(pinned.read.table_path, pinned.version, version):
             groups.append(replace(pinned, version=version))
             repinned.append(f"{pinned.read.group}@{version}")
         else:

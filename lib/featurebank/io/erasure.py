@@ -135,6 +135,22 @@ def checkpoint_files(table: str) -> tuple[str, ...]:
                         and not f.rpartition("/")[2].startswith(".")))
 
 
+def changes_data_between(table: str, pinned: int, version: int) -> bool:
+    """Whether any commit of the table after `pinned` and before `version` changed its rows
+    (an `add`/`remove` with `dataChange`; property changes and compactions written with
+    `dataChange=false` do not). A commit file log cleanup removed counts as a change."""
+    log = files.join(table, "_delta_log")
+    for between in range(pinned + 1, version):
+        location = files.join(log, f"{between:020d}.json")
+        if not files.exists(location):
+            return True
+        for line in files.read_text(location).splitlines():
+            action = json.loads(line) if line.strip() else {}
+            if any(isinstance(action.get(k), dict) and action[k].get("dataChange", True) for k in ("add", "remove")):
+                return True
+    return False
+
+
 def write_checkpoint(spark: SparkSession, table: str) -> int:
     """Write a Delta checkpoint of the table's latest version with delta-spark (the writer of
     featurebank's tables: the same checkpoint schema and `_last_checkpoint`, through the
