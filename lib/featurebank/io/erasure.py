@@ -112,7 +112,24 @@ def _scrubbed(value: Any, column: str, keys: Collection[str]) -> Any:
 def log_checkpoints_holding(table: str, keys: Collection[str]) -> tuple[str, ...]:
     """The table's Delta checkpoint files (relative to `_delta_log`) that hold any of `keys`."""
     log = files.join(table, "_delta_log")
-    return tuple(f for f in checkpoint_files(table) if holds_bytes(files.join(log, f), keys))
+    return tuple(f for f in checkpoint_files(table)
+                 if (parquet_names_key if f.endswith(".parquet") else holds_bytes)(files.join(log, f), keys))
+
+
+def parquet_names_key(location: str, keys: Iterable[str]) -> bool:
+    """Whether any value of the Parquet file at `location`, in any column (nested ones as their
+    JSON text: a checkpoint's `add.stats`), contains one of `keys`. Pages are compressed, so a
+    byte grep of the file would miss them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(pa.BufferReader(files.read_bytes(location)))
+    wanted = tuple(keys)
+    for column in table.column_names:
+        text = json.dumps(table.column(column).to_pylist(), default=str)
+        if any(k in text for k in wanted):
+            return True
+    return False
 
 
 def log_commit_versions(table: str) -> frozenset[int]:
