@@ -10,6 +10,7 @@ One module-scoped project: the tests run in file order (refusal, then kill + dry
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -28,15 +29,18 @@ from featurebank.definitions import load_project
 from featurebank.erase import erase, prepare
 from featurebank.faults import FAULT_ENV
 from featurebank.io.tables import table_version
-from featurebank.runner import run_group
 from featurebank.training.api import FeatureStore
 from featurebank.training.manifest import registered_manifests
-from featurebank_demo.datagen import DatagenParams, generate
+from featurebank_demo.datagen import DatagenParams
+from featurebank_demo.demo import run_demo
+from rich.console import Console
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = DatagenParams(customers=30, merchants=20, days=20, end_date=date(2024, 3, 20), seed=3)
-RUN_DATES = (date(2024, 3, 18), date(2024, 3, 20))
-KEYS = ("C0000023", "C0000027")  # no other key starts with either (30 customers)
+RUN_DAYS = 3
+# No other key starts with either (30 customers); C0000030 is the largest key, so it is the
+# maximum in the statistics of the files holding it, and of the checkpoints listing those.
+KEYS = ("C0000023", "C0000030")
 ERASER = "dpo@bank"
 SALT = "test-salt-0123456789abcdef"
 REASON = "LGPD-4711"
@@ -49,28 +53,35 @@ governance:
 
 @pytest.fixture(scope="module")
 def project_dir(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny published example: every group over RUN_DATES (row groups from the data's start),
-    customer_card_spend twice on the last date (so older files hold the keys), a training set
-    built and registered, a quarantined batch and a gate report naming the keys."""
+    """The demo project (`featurebank_demo.demo.run_demo`, its smallest data: every group
+    published, card_fraud_v1 built and registered), then every table checkpointed at every
+    commit (so a checkpoint names the keys before the erasure) and customer_card_spend compacted
+    (older files hold the keys); a quarantined batch and a gate report naming the keys."""
     from pyspark.sql import functions as F
+
+    from featurebank.io.erasure import log_checkpoints_holding
 
     root = tmp_path_factory.mktemp("erase") / "project"
     shutil.copytree(REPO / "features", root / "features")
     shutil.copytree(REPO / "conf", root / "conf")
     with open(root / "conf" / "local.yaml", "a") as conf:
         conf.write(CONF)
-    generate(root / "warehouse" / "raw", TINY)
+    demo = run_demo(root, params=TINY, run_days=RUN_DAYS, console=Console(file=io.StringIO()))
     project = load_project(root, "local")
-    for name, group in sorted(project.groups.items()):
-        start = RUN_DATES[0] if group.kind == "aggregation" else TINY.start_date
-        run_group(project, name, start, RUN_DATES[1], spark=spark)
-    run_group(project, "customer_card_spend", RUN_DATES[1], RUN_DATES[1], spark=spark)
+    for name in project.groups:  # a commit each, so every table has a checkpoint (naming the keys)
+        spark.sql(f"ALTER TABLE delta.`{project.table_path(name)}` "
+                  "SET TBLPROPERTIES ('delta.checkpointInterval' = '1')")
+    # Delta's compaction (rows unchanged, dataChange=false): every older file now holds keys only
+    # older versions read, and the registered training set stays rebuildable
+    spend = project.table_path("customer_card_spend")
+    [partitions] = spark.sql(f"DESCRIBE DETAIL delta.`{spend}`").select("partitionColumns").first()
+    (spark.read.format("delta").load(spend).repartition(2).write.format("delta").mode("overwrite")
+     .option("dataChange", "false").partitionBy(*partitions).save(spend))
+    assert log_checkpoints_holding(spend, KEYS)
     spine = (spark.read.parquet(str(root / "warehouse" / "raw" / "card_fraud_labels"))
-             .where(F.col("ts") >= F.lit(RUN_DATES[0].isoformat()).cast("timestamp"))
-             .where(F.col("ts") < F.lit((RUN_DATES[1] + timedelta(days=1)).isoformat()).cast("timestamp")))
-    spine.write.parquet(str(root / "spine"))
-    FeatureStore(project, spark=spark).write_training_set(
-        "card_fraud_v1", spine=str(root / "spine"), out=str(root / "warehouse" / "training" / "card_fraud_v1"))
+             .where(F.col("ts") >= F.lit(demo.run_start.isoformat()).cast("timestamp"))
+             .where(F.col("ts") < F.lit((demo.run_end + timedelta(days=1)).isoformat()).cast("timestamp")))
+    spine.write.parquet(str(root / "spine"))  # the demo's spine, for the rebuild
     features = Path(project.config.feature_root)
     table = spark.read.format("delta").load(project.table_path("customer_card_spend"))
     table.where(F.col("customer_id").isin(KEYS[0], "C0000001")).write.parquet(
@@ -156,6 +167,13 @@ def test_erase_two_customers_everywhere(spark, project_dir: Path) -> None:  # no
     assert {"table", "quarantine", "report", "training set", "derived"} <= kinds, kinds
     assert any(f.kind == "table" and f.rows == 0 and f.files for f in done.findings)  # the killed run's purge, completed
     assert all(f.files for f in done.findings if f.kind == "table")
+    # the checkpoints naming a key were replaced by a fresh one (their commits are all still there)
+    dropped = [f for d in done.findings if d.kind == "table" for f in d.files if f.startswith("_delta_log/")]
+    assert any(".checkpoint." in f for f in dropped), done.findings
+    spend = Path(project.table_path("customer_card_spend")) / "_delta_log"
+    last = json.loads((spend / "_last_checkpoint").read_text())["version"]
+    assert last > max(int(Path(f).name.split(".")[0]) for f in dropped)
+    assert not any((spend.parent / f).exists() for f in dropped)
 
     # neither key anywhere: every Parquet file read column by column, every other file as bytes
     roots = [Path(project.config.feature_root), out]
@@ -230,3 +248,66 @@ def test_erase_without_a_salt_or_for_an_unknown_entity_is_refused(example_projec
     erasure = prepare(project, "customer", ["C1", " C1 ", "C2"], REASON, ERASER)
     assert erasure.keys == ("C1", "C2") and "C1" not in "".join(erasure.key_hashes)
     assert prepare(project, "customer", ["C2", "C1"], REASON, ERASER).id == erasure.id  # a rerun finds its commits
+
+
+def test_a_table_with_deletion_vectors_is_refused_and_nothing_is_touched(spark, project_dir: Path, capsys) -> None:  # noqa: ANN001
+    project = load_project(project_dir, "local")
+    path = project.table_path("customer_profile")
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
+    before = _files(project_dir / "warehouse")
+    code = main(["erase", "--project", str(project_dir), "--entity", "customer", "--key", "C0000002",
+                 "--reason", REASON, "--as", ERASER])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "table customer_profile" in err and "deletion vectors" in err and "APPLY (PURGE)" in err, err
+    assert _files(project_dir / "warehouse") == before
+
+
+def _log(tmp_path: Path, commits: range, checkpoints: dict[int, bytes]) -> Path:
+    """A fake Delta log: JSON commits `commits`, checkpoint files with the given bytes."""
+    log = tmp_path / "t" / "_delta_log"
+    log.mkdir(parents=True)
+    for version in commits:
+        (log / f"{version:020d}.json").write_text("{}\n")
+    for version, data in checkpoints.items():
+        (log / f"{version:020d}.checkpoint.parquet").write_bytes(data)
+    return log.parent
+
+
+def test_checkpoints_naming_a_key_are_deleted_only_while_their_commits_remain(tmp_path: Path) -> None:
+    from featurebank.erase import Erasure, _stale_checkpoints
+    from featurebank.errors import UsageError
+
+    erasure = Erasure("id", "customer", "customer_id", ("C9",), ("h",), REASON, ERASER)
+    # every commit there: both checkpoints naming the key can go, the clean one stays
+    table = _log(tmp_path / "a", range(0, 25), {10: b"..C9..", 20: b"..C9..", 5: b"clean"})
+    assert _stale_checkpoints("g", str(table), erasure) == (
+        "_delta_log/00000000000000000010.checkpoint.parquet", "_delta_log/00000000000000000020.checkpoint.parquet")
+    # commits 0..9 cleaned up, but checkpoint 20 is rebuildable from the clean checkpoint 15
+    table = _log(tmp_path / "b", range(10, 25), {15: b"clean", 20: b"..C9.."})
+    assert _stale_checkpoints("g", str(table), erasure) == ("_delta_log/00000000000000000020.checkpoint.parquet",)
+    # checkpoint 10 stands in for commits 0..9, which are gone: refused, nothing touched
+    table = _log(tmp_path / "c", range(10, 25), {10: b"..C9..", 20: b"clean"})
+    with pytest.raises(UsageError, match="checkpoint 10 names a key") as raised:
+        _stale_checkpoints("g", str(table), erasure)
+    assert "nothing was touched" in str(raised.value)
+    assert (table / "_delta_log" / "00000000000000000010.checkpoint.parquet").exists()
+    # no checkpoint names the key: nothing to do
+    assert _stale_checkpoints("g", str(_log(tmp_path / "d", range(0, 3), {2: b"clean"})), erasure) == ()
+
+
+def test_a_manifest_is_repinned_only_across_commits_that_changed_no_rows(tmp_path: Path) -> None:
+    from featurebank.io.erasure import changes_data_between
+
+    log = tmp_path / "t" / "_delta_log"
+    log.mkdir(parents=True)
+    commits = {1: [{"metaData": {}}], 2: [{"add": {"path": "a", "dataChange": False}},
+                                          {"remove": {"path": "b", "dataChange": False}}],
+               3: [{"add": {"path": "c", "dataChange": True}}]}
+    for version, actions in commits.items():
+        (log / f"{version:020d}.json").write_text("\n".join(json.dumps(a) for a in actions) + "\n")
+    table = str(log.parent)
+    assert not changes_data_between(table, 0, 3)  # a property change and a compaction
+    assert changes_data_between(table, 0, 4)  # commit 3 wrote rows
+    assert changes_data_between(table, 3, 6)  # commits 4 and 5 are gone: counted as changes
+    assert not changes_data_between(table, 5, 6)

@@ -10,13 +10,16 @@ changes). Today's places, in the order a run erases them:
   erasure id in `userMetadata`), then a purge of exactly the files that commit removed plus
   the files older versions still reference that hold a key (a VACUUM limited to them,
   overriding retention: those old versions can no longer be time-travelled to), then the key's
-  min/max statistics dropped from the Delta log's commit files.
+  min/max statistics dropped from the Delta log's commit files, and, where older checkpoints
+  name a key in theirs, a fresh checkpoint written and those deleted (refused when log cleanup
+  already removed the commits they summarise). A table with deletion vectors is refused (a
+  DELETE there keeps the rows in the files).
 - `ArtifactPlace`: quarantined batches (Parquet rewritten without the rows) and gate reports
   or stored profiles naming a key (removed).
 - `TrainingSetPlace`: every registered training set's files rewritten without the rows; its
   manifest (registry copy and `<out>/_manifest.json`) records the erasure under
-  `output.erasures` and is re-pinned to the erasure's commit where that commit was the only one
-  since the version it read, so a rebuild reads the same rows less exactly the erased ones.
+  `output.erasures` and is re-pinned to the erasure's commit where no commit since the version
+  it read changed rows (property changes and compactions do not), so a rebuild reads the same rows less exactly the erased ones.
 - `DerivedPlace`: aggregates of other entities computed from the same source (a merchant's
   distinct customers): reported, kept (they identify nobody; README "Right to erasure").
 
@@ -150,7 +153,8 @@ def erase(spark: SparkSession, project: Project, erasure: Erasure, *, dry_run: b
 # --- places ---------------------------------------------------------------------------------
 
 class TablePlace:
-    """Group tables holding the key column: DELETE in one commit, purge the files, scrub the log."""
+    """Group tables holding the key column: DELETE in one commit, purge the files, scrub the log
+    and replace the checkpoints that name a key."""
 
     def find(self, spark: SparkSession, project: Project, erasure: Erasure) -> list[Finding]:
         from featurebank.io.erasure import parquet_rows_holding
@@ -163,15 +167,20 @@ class TablePlace:
             schema = table_schema(spark, path)
             if schema is None or erasure.column not in schema.names:
                 continue
+            _refuse_deletion_vectors(spark, name, path)
             rows, current = _current_holding(spark, path, erasure)
             old = {f for f in unreferenced_files(path)
                    if parquet_rows_holding(f"{path}/{f}", erasure.column, erasure.keys)}
             earlier = set(commit_removes(path, erasure.marker)) & set(unreferenced_files(path))
             purge = tuple(sorted(set(current) | old | earlier))
-            if rows or purge:
+            checkpoints = _stale_checkpoints(name, path, erasure)
+            if rows or purge or checkpoints:
                 action = (f"delete in one commit, then purge {len(purge)} file(s) "
                           f"({len(old)} only older versions read)") if rows else f"purge {len(purge)} file(s) older versions read"
-                found.append(Finding("table", name, rows, action, purge))
+                if checkpoints:
+                    action += (f"; write a fresh checkpoint and delete {len(checkpoints)} older checkpoint file(s) "
+                               "whose statistics name a key")
+                found.append(Finding("table", name, rows, action, tuple(sorted(purge + checkpoints))))
         return found
 
     def erase(self, spark: SparkSession, project: Project, erasure: Erasure, finding: Finding) -> Finding:
@@ -180,15 +189,18 @@ class TablePlace:
         from featurebank.io.tables import delete_rows
 
         path = project.table_path(finding.where)
+        checkpoints = tuple(f for f in finding.files if f.startswith(_LOG))
+        data = set(finding.files) - set(checkpoints)
         fault_point("erase_delete")
         if finding.rows:
             delete_rows(spark, path, erasure.column, erasure.keys, erasure.commit_metadata())
         fault_point("erase_purge")
         # Exactly the files the erasure's commits removed, and the old files found holding a key.
-        wanted = tuple(sorted(set(commit_removes(path, erasure.marker)) | set(finding.files)))
+        wanted = tuple(sorted(set(commit_removes(path, erasure.marker)) | data))
         purged = purge_files(path, wanted)
         scrub_log_stats(path, erasure.column, erasure.keys)
-        return replace(finding, files=tuple(sorted(purged)))
+        dropped = _replace_checkpoints(spark, finding.where, path, erasure, checkpoints) if checkpoints else ()
+        return replace(finding, files=tuple(sorted(purged + dropped)))
 
 
 class ArtifactPlace:
@@ -274,6 +286,72 @@ class DerivedPlace:
 
 # --- helpers --------------------------------------------------------------------------------
 
+_LOG = "_delta_log/"
+
+
+def _refuse_deletion_vectors(spark: SparkSession, name: str, path: str) -> None:
+    """Refuse (exit 2, nothing touched) a table whose DELETE would only hide rows: with Delta
+    deletion vectors the file keeps the erased rows, and so may files that already carry one."""
+    from featurebank.io.erasure import deletion_vectors
+
+    enabled, with_vectors = deletion_vectors(spark, path)
+    if enabled or with_vectors:
+        why = "enables Delta deletion vectors (delta.enableDeletionVectors)" if enabled else \
+            f"has {with_vectors} file(s) carrying Delta deletion vectors"
+        raise UsageError(f"table {name} ({path}) {why}: a DELETE there only marks rows deleted and the files keep "
+                         "them, so erase could not remove the key; nothing was touched. Run ALTER TABLE "
+                         f"delta.`{path}` SET TBLPROPERTIES ('delta.enableDeletionVectors' = false), then REORG TABLE "
+                         f"delta.`{path}` APPLY (PURGE), and rerun erase (it purges the files REORG replaced)")
+
+
+def _stale_checkpoints(name: str, path: str, erasure: Erasure) -> tuple[str, ...]:
+    """The checkpoint files (`_delta_log/...`, every part of each version) whose statistics
+    name a key. Deleting one is safe only while the versions it summarises can be rebuilt
+    without it: every JSON commit from 0, or from a checkpoint that stays, up to its version;
+    otherwise refuse (exit 2, nothing touched)."""
+    from featurebank.io.erasure import checkpoint_files, checkpoint_version, log_checkpoints_holding, \
+        log_commit_versions
+
+    holding = log_checkpoints_holding(path, erasure.keys)
+    if not holding:
+        return ()
+    if any(f.startswith("_sidecars/") or not f.endswith(".parquet") for f in holding):
+        raise UsageError(f"table {name} ({path}) has V2 checkpoints (_delta_log/_sidecars) naming a key, which erase "
+                         "does not rewrite; nothing was touched. Drop the v2Checkpoint table feature "
+                         "(ALTER TABLE ... DROP FEATURE v2Checkpoint) and rerun erase")
+    every = [f for f in checkpoint_files(path) if not f.startswith("_sidecars/")]
+    stale = {checkpoint_version(f) for f in holding}
+    bases = {checkpoint_version(f) for f in every} - stale
+    commits = log_commit_versions(path)
+    for version in sorted(stale):
+        rebuildable = [b for b in (-1, *bases) if b < version and set(range(b + 1, version + 1)) <= commits]
+        if not rebuildable:
+            raise UsageError(f"table {name} ({path}): Delta checkpoint {version} names a key in its statistics, and "
+                             "log cleanup already removed JSON commits it summarises, so deleting it would lose "
+                             "those versions; nothing was touched. Recover the table's history to a copy (or accept "
+                             "losing time travel before the erasure: delete the checkpoint by hand after a fresh one "
+                             "is written) and rerun erase")
+    return tuple(_LOG + f for f in sorted(every) if checkpoint_version(f) in stale)
+
+
+def _replace_checkpoints(spark: SparkSession, name: str, path: str, erasure: Erasure,
+                         checkpoints: tuple[str, ...]) -> tuple[str, ...]:
+    """Write a fresh checkpoint of the erased table, then delete `checkpoints` (older ones
+    whose statistics name a key); returns those deleted (as `_delta_log/...`). The fresh one
+    first: a kill in between leaves a readable table whose rerun deletes the rest."""
+    from featurebank.errors import RuntimeFailure
+    from featurebank.io.erasure import checkpoint_version, delete_log_files, log_checkpoints_holding, write_checkpoint
+
+    fresh = write_checkpoint(spark, path)
+    stale = tuple(f for f in checkpoints if checkpoint_version(f) < fresh)
+    delete_log_files(path, [f[len(_LOG):] for f in stale])
+    left = log_checkpoints_holding(path, erasure.keys)
+    if left:
+        raise RuntimeFailure(f"table {name} ({path}): checkpoint(s) {', '.join(left)} still name a key after the "
+                             "fresh checkpoint was written; the rows are deleted and purged, only these statistics "
+                             "remain. Rerun erase; if it persists, delete those checkpoint files by hand")
+    return stale
+
 def _current_holding(spark: SparkSession, path: str, erasure: Erasure) -> tuple[int, tuple[str, ...]]:
     """Rows of the table's current version holding a key, and the data files they are in
     (relative to the table): the files a DELETE will remove."""
@@ -289,8 +367,9 @@ def _current_holding(spark: SparkSession, path: str, erasure: Erasure) -> tuple[
 def _write_erased_manifest(spark: SparkSession, manifest: Any, finding: Finding, erasure: Erasure) -> None:
     """The manifest (registry copy, and `<out>/_manifest.json` when it is the same build)
     with the erasure recorded, its rows less the removed ones, and each group re-pinned to the
-    erasure's commit where that commit directly followed the version it read."""
-    from featurebank.io.erasure import write_text
+    erasure's commit where no commit between the version it read and that one changed rows
+    (property changes and `dataChange=false` compactions do not)."""
+    from featurebank.io.erasure import changes_data_between, write_text
     from featurebank.io.files import exists
     from featurebank.io.tables import landed_erasure_version
     from featurebank.training.manifest import manifest_location, read_manifest
@@ -300,7 +379,7 @@ def _write_erased_manifest(spark: SparkSession, manifest: Any, finding: Finding,
         version = landed_erasure_version(spark, pinned.read.table_path, erasure.marker)
         if version is None:
             groups.append(pinned)
-        elif version == pinned.version + 1:
+        elif version > pinned.version and not changes_data_between(pinned.read.table_path, pinned.version, version):
             groups.append(replace(pinned, version=version))
             repinned.append(f"{pinned.read.group}@{version}")
         else:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from featurebank.io import files
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 ERASURES = "_erasures"
 
@@ -109,8 +112,89 @@ def _scrubbed(value: Any, column: str, keys: Collection[str]) -> Any:
 def log_checkpoints_holding(table: str, keys: Collection[str]) -> tuple[str, ...]:
     """The table's Delta checkpoint files (relative to `_delta_log`) that hold any of `keys`."""
     log = files.join(table, "_delta_log")
-    return tuple(sorted(f for f in files.list_files(log)
-                        if ".checkpoint." in f and holds_bytes(files.join(log, f), keys)))
+    return tuple(f for f in checkpoint_files(table)
+                 if (parquet_names_key if f.endswith(".parquet") else holds_bytes)(files.join(log, f), keys))
+
+
+def parquet_names_key(location: str, keys: Iterable[str]) -> bool:
+    """Whether any value of the Parquet file at `location`, in any column (nested ones as their
+    JSON text: a checkpoint's `add.stats`), contains one of `keys`. Pages are compressed, so a
+    byte grep of the file would miss them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(pa.BufferReader(files.read_bytes(location)))
+    wanted = tuple(keys)
+    for column in table.column_names:
+        text = json.dumps(table.column(column).to_pylist(), default=str)
+        if any(k in text for k in wanted):
+            return True
+    return False
+
+
+def log_commit_versions(table: str) -> frozenset[int]:
+    """The versions whose JSON commit file is in the table's `_delta_log` (log cleanup removes
+    the oldest ones; a checkpoint then stands in for them)."""
+    log = files.join(table, "_delta_log")
+    return frozenset(int(f[:-5]) for f in files.list_files(log)
+                     if "/" not in f and f.endswith(".json") and f[:-5].isdigit())
+
+
+def checkpoint_version(name: str) -> int:
+    """The version a checkpoint file summarises (`<version>.checkpoint[.<part>.<parts>|.<uuid>].parquet`)."""
+    return int(name.rpartition("/")[2].split(".", 1)[0])
+
+
+def checkpoint_files(table: str) -> tuple[str, ...]:
+    """Every checkpoint file of the table (relative to `_delta_log`; multi-part and V2 sidecars too)."""
+    log = files.join(table, "_delta_log")
+    return tuple(sorted(f for f in files.list_files(log) if (".checkpoint." in f or f.startswith("_sidecars/"))
+                        and not f.rpartition("/")[2].startswith(".")))
+
+
+def changes_data_between(table: str, pinned: int, version: int) -> bool:
+    """Whether any commit of the table after `pinned` and before `version` changed its rows
+    (an `add`/`remove` with `dataChange`; property changes and compactions written with
+    `dataChange=false` do not). A commit file log cleanup removed counts as a change."""
+    log = files.join(table, "_delta_log")
+    for between in range(pinned + 1, version):
+        location = files.join(log, f"{between:020d}.json")
+        if not files.exists(location):
+            return True
+        for line in files.read_text(location).splitlines():
+            action = json.loads(line) if line.strip() else {}
+            if any(isinstance(action.get(k), dict) and action[k].get("dataChange", True) for k in ("add", "remove")):
+                return True
+    return False
+
+
+def write_checkpoint(spark: SparkSession, table: str) -> int:
+    """Write a Delta checkpoint of the table's latest version with delta-spark (the writer of
+    featurebank's tables: the same checkpoint schema and `_last_checkpoint`, through the
+    session's LogStore, S3 included); returns its version.
+
+    Delta's cached snapshots are dropped first: the erasure rewrote commit files in place
+    (`scrub_log_stats`), and the checkpoint must be built from what is on disk now."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    delta_log = jvm.org.apache.spark.sql.delta.DeltaLog
+    delta_log.clearCache()
+    log = delta_log.forTable(spark._jsparkSession, table)
+    log.checkpoint()
+    return int(log.unsafeVolatileSnapshot().version())
+
+
+def deletion_vectors(spark: SparkSession, table: str) -> tuple[bool, int]:
+    """Whether the table enables Delta deletion vectors (`delta.enableDeletionVectors`), and how
+    many of its current files carry one (rows a DELETE hid but did not remove from the file)."""
+    from featurebank.io.retention import table_properties
+
+    enabled = table_properties(spark, table).get("delta.enableDeletionVectors", "false").lower()
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    snapshot = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, table).unsafeVolatileSnapshot()
+    with_vectors = int(snapshot.allFiles().where("deletionVector IS NOT NULL").count())
+    return enabled == "true", with_vectors
 
 
 def delete_log_files(table: str, names: Iterable[str]) -> None:
