@@ -21,6 +21,8 @@ def training_set(args: argparse.Namespace) -> int:
     console, progress = result_console(), progress_console()
     if args.from_manifest and (args.name or args.features):
         raise UsageError("--from-manifest rebuilds what the manifest recorded; drop the name and --features")
+    if args.from_manifest and getattr(args, "as_known_at", None):
+        raise UsageError("--from-manifest rebuilds with the --as-known-at mode the manifest recorded; drop --as-known-at")
     if not args.from_manifest and not (args.name or args.features):
         raise UsageError("name a training set, or give --features group:feature,..., or --from-manifest M")
     store = FeatureStore(args.project, env=args.env, progress=lambda message: progress.print(f"[dim]·[/dim] {message}"))
@@ -34,6 +36,7 @@ def training_set(args: argparse.Namespace) -> int:
         allow_missing=args.allow_missing,
         from_manifest=args.from_manifest,
         principal=args.principal,
+        as_known_at=getattr(args, "as_known_at", None),
     )
     console.print(render_summary(written))
     return EXIT_OK
@@ -55,11 +58,16 @@ def render_summary(written: object) -> object:
         name = pinned.read.group
         share = stats.status_share.get(name, {})
         if pinned.read.kind == "aggregation":
-            empty, outside = share.get("filled", 0.0), share.get("uncovered", 0.0)
+            empty, outside = share.get("filled", 0.0), share.get("uncovered", 0.0) + share.get("not_known", 0.0)
         else:
             empty, outside = share.get("no_row", 0.0), share.get("expired", 0.0)
         groups.add_row(name, pinned.read.kind, str(pinned.version), _pct(share.get("matched", 0.0)), _pct(empty),
                        _pct(outside), _pct(share.get("null_input", 0.0)))
+    if manifest.as_known_at == "publish":  # what was not yet known at the spine instants
+        groups.caption = "as known at publish: " + "; ".join(
+            f"{p.read.group} {round(stats.status_share.get(p.read.group, {}).get('not_known', 0.0) * stats.rows)} "
+            "row(s) not yet known (NULL)" for p in manifest.groups)
+        groups.caption_justify = "left"
     features = Table(title="NULL share per feature", title_justify="left")
     features.add_column("feature")
     features.add_column("group")
