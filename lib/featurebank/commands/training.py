@@ -63,11 +63,6 @@ def render_summary(written: object) -> object:
             empty, outside = share.get("no_row", 0.0), share.get("expired", 0.0)
         groups.add_row(name, pinned.read.kind, str(pinned.version), _pct(share.get("matched", 0.0)), _pct(empty),
                        _pct(outside), _pct(share.get("null_input", 0.0)))
-    if manifest.as_known_at == "publish":  # what was not yet known at the spine instants
-        groups.caption = "as known at publish: " + "; ".join(
-            f"{p.read.group} {round(stats.status_share.get(p.read.group, {}).get('not_known', 0.0) * stats.rows)} "
-            "row(s) not yet known (NULL)" for p in manifest.groups)
-        groups.caption_justify = "left"
     features = Table(title="NULL share per feature", title_justify="left")
     features.add_column("feature")
     features.add_column("group")
@@ -75,7 +70,14 @@ def render_summary(written: object) -> object:
     for pinned in manifest.groups:
         for _, column in pinned.read.features:
             features.add_row(column, pinned.read.group, _pct(stats.null_share.get(column, 0.0)))
-    return Group(groups, features)
+    if manifest.as_known_at != "publish":
+        return Group(groups, features)
+    from rich.text import Text
+
+    unknown = "; ".join(  # rows whose snapshot nothing had published by their instant
+        f"{p.read.group} {round(stats.status_share.get(p.read.group, {}).get('not_known', 0.0) * stats.rows)} "
+        "row(s) not yet known (NULL)" for p in manifest.groups)
+    return Group(groups, Text(f"as known at publish: {unknown}", overflow="fold"), features)
 
 
 def _pct(share: float) -> str:
