@@ -117,10 +117,13 @@ def _expected(events_at, spine: pd.DataFrame, lag: int, published: set[date]) ->
     return out
 
 
-def _got(store: FeatureStore, frame) -> list[tuple]:
+def _got(store: FeatureStore, frame, spine: pd.DataFrame) -> list[tuple]:
+    """The features per spine row, in spine order (a written training set's files come in any order)."""
     pdf = store.to_pandas(frame)
     values = pdf[["spend_sum_1d", "spend_sum_2d", "txn_count_2d"]].astype(object)
-    return [tuple(r) for r in values.where(values.notna(), None).itertuples(index=False)]
+    by_label = dict(zip(pdf.label, (tuple(r) for r in values.where(values.notna(), None).itertuples(index=False))))
+    assert len(by_label) == len(pdf) == len(spine)
+    return [by_label[label] for label in spine.label]
 
 
 def _same(got: list[tuple], want: list[tuple], spine: pd.DataFrame) -> None:
@@ -165,10 +168,10 @@ def test_as_known_at_publish_gives_the_value_before_a_restatement_until_its_publ
     published = set(pd.date_range(FIRST, LAST).date)
 
     before = lambda ts: original if ts < pd.Timestamp(restated_at) else final  # noqa: E731
-    _same(_got(store, known.frame), _expected(before, spine, 0, published), spine)
-    _same(_got(store, event.frame), _expected(lambda ts: final, spine, 0, published), spine)
-    got = dict(zip(spine.label, _got(store, known.frame)))
-    now = dict(zip(spine.label, _got(store, event.frame)))
+    _same(_got(store, known.frame, spine), _expected(before, spine, 0, published), spine)
+    _same(_got(store, event.frame, spine), _expected(lambda ts: final, spine, 0, published), spine)
+    got = dict(zip(spine.label, _got(store, known.frame, spine)))
+    now = dict(zip(spine.label, _got(store, event.frame, spine)))
     # c1 had a late 77.0 on Mar 5: Mar 6's 1d sum changes; before the restatement the old value, after it the new one
     assert got["c1@2024-03-06T18:00"] != now["c1@2024-03-06T18:00"]
     assert got["c1@2024-03-07T18:00"] == now["c1@2024-03-07T18:00"]
@@ -178,7 +181,7 @@ def test_as_known_at_publish_gives_the_value_before_a_restatement_until_its_publ
     statistics = known.statistics()
     assert statistics.status_share[GROUP]["not_known"] == pytest.approx(4 / len(spine))  # Mar 12: never published
     again = store.rebuild(Manifest.from_json(known.manifest.to_json()), spine=spine)  # the manifest is enough
-    assert _got(store, again.frame) == _got(store, known.frame)
+    assert _got(store, again.frame, spine) == _got(store, known.frame, spine)
 
 
 def test_a_group_backfilled_today_gets_the_values_known_at_d_plus_lag(spark, example_project, tmp_path, capsys):
@@ -196,7 +199,7 @@ def test_a_group_backfilled_today_gets_the_values_known_at_d_plus_lag(spark, exa
                  "--as-known-at", "publish", "--project", str(example_project)]) == 0
     assert "as known at publish: customer_short_spend 0 row(s) not yet known" in capsys.readouterr().out
     store = FeatureStore(project, spark=spark)
-    lag0 = _got(store, spark.read.parquet(str(out)))
+    lag0 = _got(store, spark.read.parquet(str(out)), spine)
     _same(lag0, _expected(lambda ts: events, spine, 0, published), spine)  # lag 0d: the snapshot of date(ts)
     assert json.loads((out / "_manifest.json").read_text())["as_known_at"] == "publish"
 
@@ -207,7 +210,7 @@ def test_a_group_backfilled_today_gets_the_values_known_at_d_plus_lag(spark, exa
     store = FeatureStore(project, spark=spark)
     built = store.build_training_set("known_v1", spine=spine)  # the definition's mode
     assert built.manifest.as_known_at == "publish"
-    _same(_got(store, built.frame), _expected(lambda ts: events, spine, 1, published), spine)  # the previous date's
+    _same(_got(store, built.frame, spine), _expected(lambda ts: events, spine, 1, published), spine)  # the previous date's
     # Mar 1 with lag 1d reads Feb 29, never published: NULL and counted, not an error
     assert built.statistics().status_share[GROUP]["not_known"] == pytest.approx(4 / len(spine))
     assert store.build_training_set("known_v1", spine=spine, as_known_at="event").manifest.as_known_at == "event"
