@@ -11,6 +11,7 @@ a group backfilled today (spine rows get the values known at D + lag, not NULL).
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -36,7 +37,7 @@ def _at(text: str) -> datetime:
 
 def _lag(project_dir: Path, lag: str) -> None:
     sources = project_dir / "features" / "sources.yaml"
-    text = sources.read_text()
+    text = re.sub(r"timestamp: event_ts\nlag: \w+\n", "timestamp: event_ts\n", sources.read_text(), count=1)
     sources.write_text(text.replace("timestamp: event_ts\n", f"timestamp: event_ts\nlag: {lag}\n", 1))
 
 

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 class Finding:
     """One place holding the entity's data, and what erasing it does (did)."""
 
-    kind: str  # table | quarantine | report | training set | derived
+    kind: str  # table | history | quarantine | report | training set | derived
     where: str  # a table name or a file/directory location
     rows: int  # rows holding a key (0 for a file removed whole or a derived aggregate)
     action: str  # what erase does there, in words
@@ -126,7 +126,7 @@ def prepare(project: Project, entity: str, keys: list[str], reason: str, princip
 
 def places() -> list[Place]:
     """Every place, in erasure order (tables first: the DELETE commits are what a kill must not split)."""
-    return [TablePlace(), ArtifactPlace(), TrainingSetPlace(), DerivedPlace()]
+    return [TablePlace(), HistoryPlace(), ArtifactPlace(), TrainingSetPlace(), DerivedPlace()]
 
 
 def erase(spark: SparkSession, project: Project, erasure: Erasure, *, dry_run: bool = False) -> ErasureResult:
@@ -152,6 +152,11 @@ def erase(spark: SparkSession, project: Project, erasure: Erasure, *, dry_run: b
 class TablePlace:
     """Group tables holding the key column: DELETE in one commit, purge the files, scrub the log."""
 
+    kind = "table"
+
+    def path_of(self, project: Project, group: str) -> str:
+        return project.table_path(group)
+
     def find(self, spark: SparkSession, project: Project, erasure: Erasure) -> list[Finding]:
         from featurebank.io.erasure import parquet_rows_holding
         from featurebank.io.retention import commit_removes, unreferenced_files
@@ -159,7 +164,7 @@ class TablePlace:
 
         found = []
         for name in sorted(project.groups):
-            path = project.table_path(name)
+            path = self.path_of(project, name)
             schema = table_schema(spark, path)
             if schema is None or erasure.column not in schema.names:
                 continue
@@ -171,7 +176,7 @@ class TablePlace:
             if rows or purge:
                 action = (f"delete in one commit, then purge {len(purge)} file(s) "
                           f"({len(old)} only older versions read)") if rows else f"purge {len(purge)} file(s) older versions read"
-                found.append(Finding("table", name, rows, action, purge))
+                found.append(Finding(self.kind, name, rows, action, purge))
         return found
 
     def erase(self, spark: SparkSession, project: Project, erasure: Erasure, finding: Finding) -> Finding:
@@ -179,7 +184,7 @@ class TablePlace:
         from featurebank.io.retention import commit_removes, purge_files
         from featurebank.io.tables import delete_rows
 
-        path = project.table_path(finding.where)
+        path = self.path_of(project, finding.where)
         fault_point("erase_delete")
         if finding.rows:
             delete_rows(spark, path, erasure.column, erasure.keys, erasure.commit_metadata())
@@ -189,6 +194,17 @@ class TablePlace:
         purged = purge_files(path, wanted)
         scrub_log_stats(path, erasure.column, erasure.keys)
         return replace(finding, files=tuple(sorted(purged)))
+
+
+class HistoryPlace(TablePlace):
+    """Groups' history tables (superseded values, `io.history`): erased exactly as the tables are."""
+
+    kind = "history"
+
+    def path_of(self, project: Project, group: str) -> str:
+        from featurebank.io.history import history_path
+
+        return history_path(project.config.feature_root, group)
 
 
 class ArtifactPlace:
