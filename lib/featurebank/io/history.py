@@ -72,9 +72,11 @@ def archive_superseded(spark: SparkSession, table_path: str, feature_root: str, 
     """
     from pyspark.sql import functions as F
 
+    from featurebank.io.tables import table_version
+
     first, last = dates
     replaced = {d: v for d, v in current.items() if first <= d <= last}
-    if not replaced:
+    if not replaced or table_version(spark, table_path) is None:  # no table (dropped by hand): nothing to keep
         return 0
     table = spark.read.format("delta").load(table_path).where(F.col(_DATE).isin(sorted(replaced)))
     by_run = F.create_map(*(x for d, v in replaced.items() for x in (F.lit(d), F.lit(v.run_id))))
