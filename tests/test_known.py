@@ -136,7 +136,7 @@ def _same(got: list[tuple], want: list[tuple], spine: pd.DataFrame) -> None:
 
 def test_as_known_at_publish_gives_the_value_before_a_restatement_until_its_publish_time(spark, example_project,
                                                                                          monkeypatch):
-    from featurebank.io.history import archive_superseded, current_versions, history_path
+    from featurebank.io.history import archive_superseded, current_versions, expire, history_path
     from featurebank.io.runlog import read_runs_direct
     from featurebank.runner import run_group
 
@@ -183,6 +183,12 @@ def test_as_known_at_publish_gives_the_value_before_a_restatement_until_its_publ
     assert statistics.status_share[GROUP]["not_known"] == pytest.approx(4 / len(spine))  # Mar 12: never published
     again = store.rebuild(Manifest.from_json(known.manifest.to_json()), spine=spine)  # the manifest is enough
     assert _got(store, again.frame, spine) == _got(store, known.frame, spine)
+
+    # retention: rows superseded before the horizon are deleted (not left to Delta time travel)
+    expire(spark, project.config.feature_root, GROUP, _at("2024-03-07T11:30"))
+    kept = spark.read.format("delta").load(history_path(project.config.feature_root, GROUP)).toPandas()
+    assert "crashed-run" not in set(kept._superseded_by) and len(kept) == len(history) - (
+        history._superseded_by == "crashed-run").sum()
 
 
 def test_a_group_backfilled_today_gets_the_values_known_at_d_plus_lag(spark, example_project, tmp_path, capsys):
