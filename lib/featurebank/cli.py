@@ -141,6 +141,9 @@ def _training_set(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-missing", action="store_true", help="NULLs for dates a group never published")
     p.add_argument("--from-manifest", help="rebuild from the Delta versions a manifest recorded")
     p.add_argument("--as", dest="principal", help="check access as this principal first")
+    p.add_argument("--as-known-at", metavar="MODE",
+                   help="publish: values as published at each spine instant (no later restatement); "
+                        "event: event-time correct (default, or the training set's as_known_at)")
 
 
 def _vacuum(p: argparse.ArgumentParser) -> None:

@@ -47,6 +47,17 @@ def day_start_instant(day: date, timezone: str) -> datetime:
     return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone))
 
 
+def utc_now() -> datetime:
+    """The current instant, UTC, tz-aware: the one clock a publish time is read from.
+
+    A seam: tests replace it (monkeypatch `featurebank.days.utc_now`) to publish "at" a chosen
+    instant; callers import it at call time so the replacement is seen.
+    """
+    from datetime import timezone as utc_zone
+
+    return datetime.now(utc_zone.utc)
+
+
 def local_epoch_day(instant: Column, timezone: str) -> Column:
     """The local day (days since 1970-01-01, INT) a TIMESTAMP instant falls on in `timezone`.
 

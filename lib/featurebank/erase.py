@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 class Finding:
     """One place holding the entity's data, and what erasing it does (did)."""
 
-    kind: str  # table | quarantine | report | training set | derived
+    kind: str  # table | history | quarantine | report | training set | derived
     where: str  # a table name or a file/directory location
     rows: int  # rows holding a key (0 for a file removed whole or a derived aggregate)
     action: str  # what erase does there, in words
@@ -129,7 +129,7 @@ def prepare(project: Project, entity: str, keys: list[str], reason: str, princip
 
 def places() -> list[Place]:
     """Every place, in erasure order (tables first: the DELETE commits are what a kill must not split)."""
-    return [TablePlace(), ArtifactPlace(), TrainingSetPlace(), DerivedPlace()]
+    return [TablePlace(), HistoryPlace(), ArtifactPlace(), TrainingSetPlace(), DerivedPlace()]
 
 
 def erase(spark: SparkSession, project: Project, erasure: Erasure, *, dry_run: bool = False) -> ErasureResult:
@@ -156,6 +156,11 @@ class TablePlace:
     """Group tables holding the key column: DELETE in one commit, purge the files, scrub the log
     and replace the checkpoints that name a key."""
 
+    kind = "table"
+
+    def path_of(self, project: Project, group: str) -> str:
+        return project.table_path(group)
+
     def find(self, spark: SparkSession, project: Project, erasure: Erasure) -> list[Finding]:
         from featurebank.io.erasure import parquet_rows_holding
         from featurebank.io.retention import commit_removes, unreferenced_files
@@ -163,7 +168,7 @@ class TablePlace:
 
         found = []
         for name in sorted(project.groups):
-            path = project.table_path(name)
+            path = self.path_of(project, name)
             schema = table_schema(spark, path)
             if schema is None or erasure.column not in schema.names:
                 continue
@@ -180,7 +185,7 @@ class TablePlace:
                 if checkpoints:
                     action += (f"; write a fresh checkpoint and delete {len(checkpoints)} older checkpoint file(s) "
                                "whose statistics name a key")
-                found.append(Finding("table", name, rows, action, tuple(sorted(purge + checkpoints))))
+                found.append(Finding(self.kind, name, rows, action, tuple(sorted(purge + checkpoints))))
         return found
 
     def erase(self, spark: SparkSession, project: Project, erasure: Erasure, finding: Finding) -> Finding:
@@ -188,7 +193,7 @@ class TablePlace:
         from featurebank.io.retention import commit_removes, purge_files
         from featurebank.io.tables import delete_rows
 
-        path = project.table_path(finding.where)
+        path = self.path_of(project, finding.where)
         checkpoints = tuple(f for f in finding.files if f.startswith(_LOG))
         data = set(finding.files) - set(checkpoints)
         fault_point("erase_delete")
@@ -201,6 +206,17 @@ class TablePlace:
         scrub_log_stats(path, erasure.column, erasure.keys)
         dropped = _replace_checkpoints(spark, finding.where, path, erasure, checkpoints) if checkpoints else ()
         return replace(finding, files=tuple(sorted(purged + dropped)))
+
+
+class HistoryPlace(TablePlace):
+    """Groups' history tables (superseded values, `io.history`): erased exactly as the tables are."""
+
+    kind = "history"
+
+    def path_of(self, project: Project, group: str) -> str:
+        from featurebank.io.history import history_path
+
+        return history_path(project.config.feature_root, group)
 
 
 class ArtifactPlace:

@@ -59,9 +59,14 @@ def pinned_versions(feature_root: str) -> dict[str, tuple[int, str]]:
     pins: dict[str, tuple[int, str]] = {}
     for location, manifest in registered_manifests(feature_root):
         for group in manifest.groups:
-            path = group.read.table_path.rstrip("/")
-            if path not in pins or group.version < pins[path][0]:
-                pins[path] = (group.version, location)
+            read = [(group.read.table_path.rstrip("/"), group.version)]
+            if group.history_version is not None:  # an as-known-at build also read the group's history
+                from featurebank.io.history import history_path
+
+                read.append((history_path(feature_root, group.read.group), group.history_version))
+            for path, version in read:
+                if path not in pins or version < pins[path][0]:
+                    pins[path] = (version, location)
     return pins
 
 
@@ -80,7 +85,10 @@ def vacuum(spark: SparkSession, project: Project, *, dry_run: bool = False) -> l
 
     config = project.config
     pins = pinned_versions(config.feature_root)
+    from featurebank.io.history import history_path
+
     tables = [(name, project.table_path(name)) for name in sorted(project.groups)]
+    tables += [(f"{name} history", history_path(config.feature_root, name)) for name in sorted(project.groups)]
     tables.append(("_runs", runs_path(config.feature_root)))
     results = []
     for name, path in tables:

@@ -389,20 +389,20 @@ def _run_chunk(
     from featurebank.io.tables import check_compatible, publish, rows_per_date
 
     run_id = new_run_id()
-    started = datetime.now(timezone.utc)
+    started = _now()
     feature_root = project.config.feature_root
     user = current_user(feature_root=feature_root)
 
     def tell(stage: str, **info: Any) -> None:
         if progress is not None:
-            info.setdefault("seconds", (datetime.now(timezone.utc) - started).total_seconds())
+            info.setdefault("seconds", (_now() - started).total_seconds())
             progress(ProgressEvent(plan.group, run_id, chunk, chunks, plan.start, plan.end, stage, **info))
 
     def record(status: RunStatus, rows: int, version: int | None, gate: GateResult | None, error: str | None,
                by_date: dict[date, int] | None = None) -> RunRecord:
         return RunRecord(
             run_id=run_id, group=plan.group, env=project.config.env, start_date=plan.start, end_date=plan.end,
-            status=status, started_at=started, finished_at=datetime.now(timezone.utc), rows_written=rows,
+            status=status, started_at=started, finished_at=_now(), rows_written=rows,
             delta_version=version, definition_hash=plan.data_hash, checks_summary=gate.to_json() if gate else "",
             user=user, error=error, rows_by_date=_by_date_json(by_date), source_rows_by_day=_by_date_json(source_rows),
             accepted=accepted,
@@ -447,6 +447,7 @@ def _run_chunk(
             tell("publishing", rows=gate.row_count)
             from featurebank.io.table_metadata import with_column_comments  # comments ride in the commit
 
+            _archive_superseded(spark, project, plan, run_id)  # before the commit: a crash loses nothing
             version = publish(spark, with_column_comments(batch, plan), plan, run_id, catalog_type=project.config.catalog_type,
                               database=project.config.catalog_database, rows=gate.row_count, rows_by_date=by_date)
             fault_point("after_commit")
@@ -484,6 +485,21 @@ def _run_chunk(
     finally:
         if batch is not None:
             batch.unpersist()
+
+
+def _archive_superseded(spark: SparkSession, project: Project, plan: Plan, run_id: str) -> None:
+    """Copy the published rows this run is about to replace into the group's history table
+    (`io.history`), so a training set `--as-known-at publish` still finds the values known before."""
+    from featurebank.days import utc_now
+    from featurebank.io.history import archive_superseded, current_versions
+    from featurebank.io.runlog import read_run_log
+
+    config = project.config
+    runs = read_run_log(config.feature_root, plan.group, spark=lambda: spark,
+                        lake_formation=config.governance.lake_formation)
+    current = current_versions(runs, plan.group, plan.source.lag_days, plan.timezone)
+    archive_superseded(spark, plan.table_path, config.feature_root, plan.group, run_id, plan.replaced_dates, current,
+                       retention_days=config.retention_days, now=utc_now())
 
 
 def _log_published(
@@ -571,6 +587,13 @@ def _ansi_explained(spark: SparkSession, plan: Plan, error: BaseException,
         return RuntimeFailure(ansi_sentence(found[0], root_cause(error), None, None, (), plan.group))
     return RuntimeFailure(ansi_sentence(found[0], root_cause(error), culprit.feature, culprit.expression,
                                         culprit.keys, plan.group))
+
+
+def _now() -> datetime:
+    """The run log's clock (`days.utc_now`, the seam tests set a publish time through)."""
+    from featurebank.days import utc_now
+
+    return utc_now()
 
 
 def _first_line(error: BaseException) -> str:

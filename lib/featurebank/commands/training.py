@@ -21,6 +21,8 @@ def training_set(args: argparse.Namespace) -> int:
     console, progress = result_console(), progress_console()
     if args.from_manifest and (args.name or args.features):
         raise UsageError("--from-manifest rebuilds what the manifest recorded; drop the name and --features")
+    if args.from_manifest and getattr(args, "as_known_at", None):
+        raise UsageError("--from-manifest rebuilds with the --as-known-at mode the manifest recorded; drop --as-known-at")
     if not args.from_manifest and not (args.name or args.features):
         raise UsageError("name a training set, or give --features group:feature,..., or --from-manifest M")
     store = FeatureStore(args.project, env=args.env, progress=lambda message: progress.print(f"[dim]·[/dim] {message}"))
@@ -34,6 +36,7 @@ def training_set(args: argparse.Namespace) -> int:
         allow_missing=args.allow_missing,
         from_manifest=args.from_manifest,
         principal=args.principal,
+        as_known_at=getattr(args, "as_known_at", None),
     )
     console.print(render_summary(written))
     return EXIT_OK
@@ -55,7 +58,7 @@ def render_summary(written: object) -> object:
         name = pinned.read.group
         share = stats.status_share.get(name, {})
         if pinned.read.kind == "aggregation":
-            empty, outside = share.get("filled", 0.0), share.get("uncovered", 0.0)
+            empty, outside = share.get("filled", 0.0), share.get("uncovered", 0.0) + share.get("not_known", 0.0)
         else:
             empty, outside = share.get("no_row", 0.0), share.get("expired", 0.0)
         groups.add_row(name, pinned.read.kind, str(pinned.version), _pct(share.get("matched", 0.0)), _pct(empty),
@@ -67,7 +70,14 @@ def render_summary(written: object) -> object:
     for pinned in manifest.groups:
         for _, column in pinned.read.features:
             features.add_row(column, pinned.read.group, _pct(stats.null_share.get(column, 0.0)))
-    return Group(groups, features)
+    if manifest.as_known_at != "publish":
+        return Group(groups, features)
+    from rich.text import Text
+
+    unknown = "; ".join(  # rows whose snapshot nothing had published by their instant
+        f"{p.read.group} {round(stats.status_share.get(p.read.group, {}).get('not_known', 0.0) * stats.rows)} "
+        "row(s) not yet known (NULL)" for p in manifest.groups)
+    return Group(groups, Text(f"as known at publish: {unknown}", overflow="fold"), features)
 
 
 def _pct(share: float) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from featurebank.aggregators import AGGREGATION_FUNCTIONS
 from featurebank.definitions.loader import Document, YList, YMap, did_you_mean, freeze, resolve_path
 from featurebank.definitions.model import (
+    AS_KNOWN_AT,
     DEFAULT_LAG_DAYS,
     EMPTY_INPUT,
     MAX_WINDOW_DAYS,
@@ -43,7 +44,7 @@ GROUP_KEYS = ("kind", "name", "entity", "source", "filter", "description", "owne
               "aggregations", "derived", "features", "checks", "empty_input")
 AGGREGATION_KEYS = ("name", "function", "expr", "windows", "description", "tags")
 FEATURE_KEYS = ("name", "expr", "description", "tags", "declassified")
-TRAINING_SET_KEYS = ("kind", "name", "features", "description", "owner")
+TRAINING_SET_KEYS = ("kind", "name", "features", "description", "owner", "as_known_at")
 SEVERITIES = ("error", "warn")
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 NAME_OR_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -476,6 +477,11 @@ class Builder:
         if isinstance(raw, YList):
             for index, _ in enumerate(raw):
                 self.built.lines[(loc, f"feature:{index}")] = raw.line_of(index)
+        as_known_at = data.get("as_known_at", "event")
+        if as_known_at not in AS_KNOWN_AT:
+            self.problem(file, data.line_of("as_known_at"), f"as_known_at of {what} is {as_known_at!r}; write "
+                         "as_known_at: publish (values as published then) or event (the default, event-time correct)")
+            as_known_at = "event"
         self.built.training_sets.append(TrainingSet(
             name, self.names_list(file, data, "features", what), self.text(file, data, "description", what),
-            self.text(file, data, "owner", what), loc))
+            self.text(file, data, "owner", what), loc, str(as_known_at)))

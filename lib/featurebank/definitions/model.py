@@ -194,6 +194,11 @@ class TrainingSet:
     description: str = ""
     owner: str = ""
     loc: Location = NOWHERE
+    as_known_at: str = "event"  # event (event-time correct) | publish (values as published then)
+
+
+# How a training set joins time: event-time correct (default) or as published then (issue 22).
+AS_KNOWN_AT = ("event", "publish")
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from featurebank.training.manifest import (
     register_manifest,
     write_manifest,
 )
+from featurebank.training.known import known_join, pin_known, refuse_row_level
 from featurebank.training.reads import group_reads, held_dates, published_dates
 
 if TYPE_CHECKING:
@@ -84,8 +85,10 @@ class TrainingSetBuild:
         groups = [g.read.group for g in self.manifest.groups]
         from featurebank.engine import pit
 
+        from featurebank.engine.known import STATUS_NOT_KNOWN
+
         statuses = (pit.STATUS_MATCHED, pit.STATUS_FILLED, pit.STATUS_UNCOVERED, pit.STATUS_EXPIRED,
-                    pit.STATUS_NO_ROW, pit.STATUS_NULL_INPUT)
+                    pit.STATUS_NO_ROW, pit.STATUS_NULL_INPUT, STATUS_NOT_KNOWN)
         aggregates = [F.count(F.lit(1)).alias("rows")]
         aggregates += [F.sum(F.col(f"`{c}`").isNull().cast("long")).alias(f"n{i}") for i, c in enumerate(columns)]
         aggregates += [
@@ -187,7 +190,7 @@ class FeatureStore:
     def training_set(self, name: str | None = None, *, features: Sequence[str] | None = None, spine: Any,
                      timestamp_column: str = DEFAULT_TIMESTAMP_COLUMN, full_names: bool = False,
                      allow_missing: bool = False, out: str | Path | None = None,
-                     principal: str | None = None) -> DataFrame:
+                     principal: str | None = None, as_known_at: str | None = None) -> DataFrame:
         """Build training set `name` (or the `features` references) on `spine`; return the DataFrame.
 
         `spine`: a Spark DataFrame, a pandas DataFrame, or a path (Parquet, Delta or CSV)
@@ -197,18 +200,26 @@ class FeatureStore:
         `governance.identity` where Lake Formation governs it) is checked against conf's grants
         before anything is read. Raises `DefinitionError` (unknown reference, name clash),
         `UsageError` (bad spine), `MissingCoverage` (unpublished dates), `AccessDenied`.
+
+        `as_known_at`: "event" (event-time correct: the snapshot of date(ts) as published now) or
+        "publish" (each row gets the values as published at its instant: the snapshot of
+        `date(ts) - lag`, before any later restatement; aggregation groups only). None takes the
+        training set's `as_known_at` (default "event"); an explicit value wins.
         """
         if out is not None:
             self.write_training_set(name, features=features, spine=spine, out=out, timestamp_column=timestamp_column,
-                                    full_names=full_names, allow_missing=allow_missing, principal=principal)
+                                    full_names=full_names, allow_missing=allow_missing, principal=principal,
+                                    as_known_at=as_known_at)
             return self.spark.read.parquet(str(out))
         return self.build_training_set(name, features=features, spine=spine, timestamp_column=timestamp_column,
-                                       full_names=full_names, allow_missing=allow_missing, principal=principal).frame
+                                       full_names=full_names, allow_missing=allow_missing, principal=principal,
+                                       as_known_at=as_known_at).frame
 
     def write_training_set(self, name: str | None = None, *, features: Sequence[str] | None = None, spine: Any,
                            out: str | Path, timestamp_column: str = DEFAULT_TIMESTAMP_COLUMN,
                            full_names: bool = False, allow_missing: bool = False,
-                           from_manifest: str | Path | None = None, principal: str | None = None) -> WrittenTrainingSet:
+                           from_manifest: str | Path | None = None, principal: str | None = None,
+                           as_known_at: str | None = None) -> WrittenTrainingSet:
         """Build and write a training set: Parquet files under `out`, then `out/_manifest.json`.
 
         With `from_manifest` (a manifest file or a training-set directory), rebuild with the
@@ -230,7 +241,8 @@ class FeatureStore:
             build = self.rebuild(from_manifest, spine=spine, principal=principal)
         else:
             build = self.build_training_set(name, features=features, spine=spine, timestamp_column=timestamp_column,
-                                            full_names=full_names, allow_missing=allow_missing, principal=principal)
+                                            full_names=full_names, allow_missing=allow_missing, principal=principal,
+                                            as_known_at=as_known_at)
         internal = build.internal.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             build = TrainingSetBuild(internal.select(*build.frame.columns), build.manifest, internal)
@@ -247,16 +259,20 @@ class FeatureStore:
 
     def build_training_set(self, name: str | None = None, *, features: Sequence[str] | None = None, spine: Any,
                            timestamp_column: str = DEFAULT_TIMESTAMP_COLUMN, full_names: bool = False,
-                           allow_missing: bool = False, principal: str | None = None) -> TrainingSetBuild:
+                           allow_missing: bool = False, principal: str | None = None,
+                           as_known_at: str | None = None) -> TrainingSetBuild:
         """Everything `training_set` does, also returning the manifest and the statistics hook."""
         from featurebank.compile.group import compile_group
         from featurebank.io.tables import table_version
 
+        mode = self._mode(name, as_known_at)
         references, where = self._references(name, features)
         selected = resolve_features(self.project, references, full_names=full_names, where=where,
                                     asker=f"training set '{name}'" if name else AD_HOC)
         self._check_access([(s.group, s.feature) for s in selected], principal)
         reads = group_reads(self.project, selected)
+        if mode == "publish":
+            refuse_row_level(reads)
         runs = self._runs() if any(r.kind == "aggregation" for r in reads) else []
         pinned = []
         for read in reads:
@@ -265,12 +281,17 @@ class FeatureStore:
                 raise MissingCoverage(f"feature group '{read.group}' has no table at {read.table_path}; run "
                                       f"`featurebank run {read.group}` for the spine's dates first")
             published = published_dates(runs, read.group, version) if read.kind == "aggregation" else ()
-            pinned.append(PinnedGroup(read, version, compile_group(self.project, read.group).data_hash, published))
+            compiled = compile_group(self.project, read.group)
+            group = PinnedGroup(read, version, compiled.data_hash, published)
+            if mode == "publish":
+                group = pin_known(self.spark, group, runs, compiled.source.lag_days, self.timezone,
+                                  self.project.config.feature_root)
+            pinned.append(group)
             self._progress(f"{read.group}: Delta version {version} at {read.table_path}")
         manifest = Manifest.new(training_set=name, requested=tuple(references),
                                 features=tuple(s.reference for s in selected), timestamp_column=timestamp_column,
                                 full_names=full_names, allow_missing=allow_missing, timezone=self.timezone,
-                                env=self.project.config.env, groups=tuple(pinned))
+                                env=self.project.config.env, groups=tuple(pinned), as_known_at=mode)
         return self._build(manifest, spine)
 
     def rebuild(self, manifest: str | Path | Manifest, *, spine: Any, principal: str | None = None) -> TrainingSetBuild:
@@ -331,7 +352,7 @@ class FeatureStore:
     def _build(self, manifest: Manifest, spine: Any, expected_fingerprint: str | None = None) -> TrainingSetBuild:
         from pyspark.sql import functions as F
 
-        from featurebank.training.join import join_group
+        from featurebank.training.join import group_columns, join_group
         from featurebank.training.spine import profile_spine, read_spine
 
         tables = {p.read.group: self.spark.read.format("delta").option("versionAsOf", p.version).load(p.read.table_path)
@@ -348,20 +369,37 @@ class FeatureStore:
         if expected_fingerprint is not None and profile.fingerprint != expected_fingerprint:
             self._progress("warning: this spine differs from the one the manifest recorded; rows will differ accordingly")
         self._progress(f"spine: {profile.rows} rows over {len(profile.dates)} dates")
-        if not manifest.allow_missing:
+        if not manifest.allow_missing and manifest.as_known_at != "publish":  # publish: unknown is NULL, counted
             self._check_coverage(manifest, profile.dates)
 
         result = frame
         for pinned in manifest.groups:
-            result = join_group(result, tables[pinned.read.group], pinned, profile, instant=INSTANT, timezone=zone,
-                                status_column=f"{_STATUS}{pinned.read.group}",
-                                small_spine=profile.rows <= SMALL_SPINE_ROWS)
+            status = f"{_STATUS}{pinned.read.group}"
+            if manifest.as_known_at == "publish":
+                table = tables[pinned.read.group].select(*group_columns(pinned))
+                result = known_join(self.spark, result, table, pinned, profile.dates,
+                                    self.project.config.feature_root, zone, INSTANT, status)
+            else:
+                result = join_group(result, tables[pinned.read.group], pinned, profile, instant=INSTANT, timezone=zone,
+                                    status_column=status, small_spine=profile.rows <= SMALL_SPINE_ROWS)
         result = result.orderBy(ROW_ID)
         feature_columns = [c for g in manifest.groups for _, c in g.read.features]
         spine_fields = {f.name: f for f in frame.schema.fields}  # joins may drop field metadata
         public = result.select(*(F.col(f"`{c}`").alias(c, metadata=spine_fields[c].metadata) for c in user_columns),
                                *(F.col(f"`{c}`") for c in feature_columns))
         return TrainingSetBuild(public, manifest.with_spine(source, profile), result)
+
+    def _mode(self, name: str | None, as_known_at: str | None) -> str:
+        """The time a build joins on: the argument, else the training set's `as_known_at`, else event."""
+        from featurebank.definitions.model import AS_KNOWN_AT
+
+        if as_known_at is None:
+            declared = self.project.training_sets.get(name) if name else None
+            return declared.as_known_at if declared is not None else "event"
+        if as_known_at not in AS_KNOWN_AT:
+            raise UsageError(f"--as-known-at {as_known_at!r} is not a mode; use --as-known-at publish (values as "
+                             "published at each spine instant) or event (the default, event-time correct)")
+        return as_known_at
 
     def _check_spine(self, columns: list[str], manifest: Manifest) -> None:
         problems = []

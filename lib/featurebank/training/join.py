@@ -13,13 +13,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
     from featurebank.training.manifest import PinnedGroup
     from featurebank.training.spine import SpineProfile
 
 JOINED_DATE = "__fb_joined_date"  # with `chosen`: the snapshot date a row was joined with (NULL: none)
 JOINED_TS = "__fb_joined_ts"  # with `chosen`: the row-level version's feature_ts a row was joined with
+
+
+def group_columns(pinned: PinnedGroup) -> list[Column]:
+    """The columns a join reads from `pinned`'s table: keys, date and time, features as their
+    training-set column names."""
+    from pyspark.sql import functions as F
+
+    from featurebank.engine import pit
+
+    read = pinned.read
+    columns = [F.col(f"`{k}`") for k in read.keys]
+    columns += [F.col(pit.FEATURE_DATE), F.col(pit.FEATURE_TS)]
+    return columns + [F.col(f"`{feature}`").alias(column) for feature, column in read.features]
 
 
 def join_group(spine: DataFrame, table: DataFrame, pinned: PinnedGroup, profile: SpineProfile, *, instant: str,
@@ -33,9 +46,7 @@ def join_group(spine: DataFrame, table: DataFrame, pinned: PinnedGroup, profile:
     from featurebank.engine import pit
 
     read = pinned.read
-    columns = [F.col(f"`{k}`") for k in read.keys]
-    columns += [F.col(pit.FEATURE_DATE), F.col(pit.FEATURE_TS)]
-    columns += [F.col(f"`{feature}`").alias(column) for feature, column in read.features]
+    columns = group_columns(pinned)
     if chosen:
         columns += [F.col(pit.FEATURE_DATE).alias(JOINED_DATE), F.col(pit.FEATURE_TS).alias(JOINED_TS)]
     if read.kind == "aggregation":

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featurebank.compile.known import KnownVersion
 from featurebank.errors import UsageError
 
 if TYPE_CHECKING:
@@ -46,6 +47,11 @@ class PinnedGroup:
     version: int
     data_hash: str | None  # None: pinned by an older featurebank, which recorded only definition_hash
     published: tuple[date, ...] = ()
+    # Knowledge time (`as_known_at: publish`): the source's lag, the history table's version
+    # read (None: nothing superseded yet) and every (date, run) version with its known interval.
+    lag_days: int | None = None
+    history_version: int | None = None
+    known: tuple[KnownVersion, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class Manifest:
     spine: dict[str, Any] = field(default_factory=dict)
     output: dict[str, Any] = field(default_factory=dict)
     rebuilt_from: str | None = None
+    as_known_at: str = "event"  # event (event-time correct) | publish (values as published then)
 
     @classmethod
     def new(cls, **values: Any) -> Manifest:
@@ -91,6 +98,8 @@ class Manifest:
         document["format"] = FORMAT_VERSION
         for group in document["groups"]:
             group["published"] = _date_ranges(group["published"])
+            group["known"] = [[v["feature_date"], v["run_id"], v["known_from"], v["known_until"], v["superseded_by"]]
+                              for v in group["known"]]
         return json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
 
     @classmethod
@@ -108,12 +117,16 @@ class Manifest:
                     version=int(g["version"]),
                     data_hash=g.get("data_hash"),
                     published=_expand_ranges(g["published"]),
+                    lag_days=g.get("lag_days"),
+                    history_version=g.get("history_version"),
+                    known=tuple(_known_version(v) for v in g.get("known", ())),
                 )
                 for g in doc["groups"]
             )
             fields_ = {k: doc[k] for k in ("training_set", "timestamp_column", "full_names", "allow_missing",
                                           "timezone", "env", "created_at", "spine", "output", "rebuilt_from")}
-            return cls(requested=tuple(doc["requested"]), features=tuple(doc["features"]), groups=groups, **fields_)
+            return cls(requested=tuple(doc["requested"]), features=tuple(doc["features"]), groups=groups,
+                       as_known_at=doc.get("as_known_at", "event"), **fields_)
         except (ValueError, KeyError, TypeError) as error:
             raise UsageError(f"{where} is not a featurebank training-set manifest ({error}); "
                              "point --from-manifest at a _manifest.json a training set wrote") from None
@@ -237,6 +250,13 @@ def _date_ranges(days: Any) -> list[list[str]]:
     from featurebank.days import date_runs
 
     return [[a.isoformat(), b.isoformat()] for a, b in date_runs(days)]
+
+
+def _known_version(values: list[Any]) -> KnownVersion:
+    day, run, known_from, known_until, superseded_by = values
+    instant = (lambda text: None if text is None else datetime.fromisoformat(text))
+    return KnownVersion(date.fromisoformat(day), run, datetime.fromisoformat(known_from), instant(known_until),
+                        superseded_by)
 
 
 def _expand_ranges(ranges: list[list[str]]) -> tuple[date, ...]:
