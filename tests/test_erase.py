@@ -264,13 +264,18 @@ def test_a_table_with_deletion_vectors_is_refused_and_nothing_is_touched(spark, 
 
 
 def _log(tmp_path: Path, commits: range, checkpoints: dict[int, bytes]) -> Path:
-    """A fake Delta log: JSON commits `commits`, checkpoint files with the given bytes."""
+    """A fake Delta log: JSON commits `commits`, checkpoint Parquet files whose one `add.stats`
+    value is the given text (compressed, as a real checkpoint's pages are)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     log = tmp_path / "t" / "_delta_log"
     log.mkdir(parents=True)
     for version in commits:
         (log / f"{version:020d}.json").write_text("{}\n")
     for version, data in checkpoints.items():
-        (log / f"{version:020d}.checkpoint.parquet").write_bytes(data)
+        stats = pa.table({"add": [{"path": "part-0.parquet", "stats": data.decode()}]})
+        pq.write_table(stats, log / f"{version:020d}.checkpoint.parquet", compression="zstd")
     return log.parent
 
 
