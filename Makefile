@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup setup-runtime demo test typecheck bench bench-loop clean
+.PHONY: setup setup-runtime demo test typecheck bench bench-loop bench-small clean
 
 setup: $(STAMP)
 
@@ -53,6 +53,11 @@ bench: setup
 # preview timed as fresh processes; a section of bench/RESULTS.md.
 bench-loop: setup
 	$(BIN)/python -m bench.loop
+
+# Whole processes at small scale (issue 20): `featurebank run` / `training-set` as a user runs
+# them, JVM start included, against DuckDB processes; a section of bench/RESULTS.md.
+bench-small: setup
+	$(BIN)/python -m bench.small
 
 clean:
 	rm -rf warehouse test-artifacts bench/out

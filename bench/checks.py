@@ -95,6 +95,21 @@ def compare_backfills(featurebank: str, per_date: str, duckdb_out: str, dates: l
     }
 
 
+def compare_pair(featurebank: str, duckdb_out: str, dates: list[date]) -> dict[str, Any]:
+    """featurebank's Delta table against DuckDB's Parquet directory on `dates` (bench.small's
+    check: no per-date job there); the pair's result plus the row count, `agree` as above."""
+    con = _connect()
+    fb_rows = _delta_dates(featurebank, dates)  # noqa: F841 (DuckDB reads the local by name)
+    date_list = ", ".join(f"DATE '{d}'" for d in dates)
+    cols = ", ".join(("customer_id", "feature_date::DATE AS feature_date", *FEATURES))
+    con.execute(f"CREATE TABLE fb AS SELECT {cols} FROM fb_rows")
+    con.execute(f"CREATE TABLE dk AS SELECT {cols} FROM read_parquet('{Path(duckdb_out)}/**/*.parquet', "
+                f"hive_partitioning = true) WHERE feature_date::DATE IN ({date_list})")
+    pair = _compare(con, "fb", "dk", ("customer_id", "feature_date"), FEATURES)
+    rows = con.execute("SELECT count(*) FROM fb").fetchone()[0]
+    return {**pair, "rows": rows, "agree": pair["agree"] and rows > 0}
+
+
 def compare_training_sets(featurebank: str, naive: str, duckdb_out: str) -> dict[str, Any]:
     """Compare training sets by spine `row_id`. The naive join and the ASOF join take the
     latest row with feature_ts <= ts, which for a customer with no row on date(ts) is an

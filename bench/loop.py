@@ -58,22 +58,30 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, subpr
     return seconds, done
 
 
-def replace_section(report: str, section: str) -> str:
-    """`report` with the loop section replaced by `section` (appended when absent)."""
-    block = f"{LOOP_BEGIN}\n{section.rstrip()}\n{LOOP_END}\n"
-    if LOOP_BEGIN in report and LOOP_END in report:
-        head, _, rest = report.partition(LOOP_BEGIN)
-        _, _, tail = rest.partition(LOOP_END)
+# Sections of RESULTS.md written by their own commands, kept when another command rewrites the file.
+SMALL_BEGIN = "<!-- bench.small: begin -->"
+SMALL_END = "<!-- bench.small: end -->"
+KEPT_SECTIONS = ((LOOP_BEGIN, LOOP_END), (SMALL_BEGIN, SMALL_END))
+
+
+def replace_section(report: str, section: str, begin: str = LOOP_BEGIN, end: str = LOOP_END) -> str:
+    """`report` with the section between `begin` and `end` replaced by `section` (appended when absent)."""
+    block = f"{begin}\n{section.rstrip()}\n{end}\n"
+    if begin in report and end in report:
+        head, _, rest = report.partition(begin)
+        _, _, tail = rest.partition(end)
         return head + block + tail.lstrip("\n")
     return report.rstrip("\n") + "\n\n" + block
 
 
 def kept_section(report: str) -> str:
-    """The loop section of an existing report, markers included ('' when it has none): what
-    `bench.run` carries over when it rewrites the file."""
-    if LOOP_BEGIN not in report or LOOP_END not in report:
-        return ""
-    return LOOP_BEGIN + report.partition(LOOP_BEGIN)[2].partition(LOOP_END)[0] + LOOP_END + "\n"
+    """The sections of an existing report other commands own (bench.loop's, bench.small's), markers
+    included ('' when it has none): what `bench.run` carries over when it rewrites the file."""
+    kept = []
+    for begin, end in KEPT_SECTIONS:
+        if begin in report and end in report:
+            kept.append(begin + report.partition(begin)[2].partition(end)[0] + end + "\n")
+    return "\n".join(kept)
 
 
 def main(argv: list[str] | None = None) -> int:

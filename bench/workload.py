@@ -106,11 +106,16 @@ def workload_for(scale: float, data_dir: Path = DATA_DIR) -> Workload:
     )
 
 
-def ensure_workload(scale: float, data_dir: Path = DATA_DIR, log=print) -> Workload:
-    """Generate the workload for `scale` unless the same parameters are already on disk."""
-    wl = workload_for(scale, data_dir)
+def ensure_workload(scale: float | Workload, data_dir: Path = DATA_DIR, log=print,
+                    spine_days: int = BACKFILL_DATES) -> Workload:
+    """Generate the workload for `scale` (or exactly `scale` when it is a Workload, e.g.
+    bench.small's) unless the same parameters are already on disk. The spine's instants fall in
+    the last `spine_days` snapshot dates."""
+    wl = scale if isinstance(scale, Workload) else workload_for(scale, data_dir)
     marker = Path(wl.root) / "workload.json"
     wanted = {**asdict(wl), "generator_version": GENERATOR_VERSION, "seed": SEED}
+    if spine_days != BACKFILL_DATES:
+        wanted["spine_days"] = spine_days
     wanted = json.loads(json.dumps(wanted, default=str))
     if marker.exists() and json.loads(marker.read_text()) == wanted:
         return wl
@@ -120,7 +125,7 @@ def ensure_workload(scale: float, data_dir: Path = DATA_DIR, log=print) -> Workl
         shutil.rmtree(wl.root)
     rng = np.random.default_rng(SEED)
     write_transactions(generate_transactions(wl, rng), wl.events_path)
-    pq.write_table(generate_spine(wl, rng), wl.spine_path, row_group_size=250_000)
+    pq.write_table(generate_spine(wl, rng, spine_days), wl.spine_path, row_group_size=250_000)
     marker.write_text(json.dumps(wanted, indent=2) + "\n")
     return wl
 
@@ -189,15 +194,16 @@ def write_transactions(table: pa.Table, path: Path, files: int = 14) -> None:
             pq.write_table(part, path / f"part-{i:03d}.parquet", row_group_size=128_000)
 
 
-def generate_spine(wl: Workload, rng: np.random.Generator) -> pa.Table:
-    """Training-set spine: row_id, customer_id, ts (instants inside the backfill's dates), label."""
+def generate_spine(wl: Workload, rng: np.random.Generator, days: int = BACKFILL_DATES) -> pa.Table:
+    """Training-set spine: row_id, customer_id, ts (instants inside the last `days` of the
+    backfill's dates), label."""
     n = wl.spine_rows
     customer = rng.integers(0, wl.customers, size=n)
-    first_us = int(datetime(wl.backfill_start.year, wl.backfill_start.month, wl.backfill_start.day,
-                            tzinfo=timezone.utc).timestamp() * 1_000_000)
-    ts = first_us + rng.integers(0, BACKFILL_DATES * DAY_US, size=n)
+    first = wl.end_exclusive - timedelta(days=days)
+    first_us = int(datetime(first.year, first.month, first.day, tzinfo=timezone.utc).timestamp() * 1_000_000)
+    ts = first_us + rng.integers(0, days * DAY_US, size=n)
     at_midnight = rng.random(n) < 0.01  # exactly at midnight: uses that date's snapshot
-    ts[at_midnight] = first_us + rng.integers(0, BACKFILL_DATES, size=int(at_midnight.sum())) * DAY_US
+    ts[at_midnight] = first_us + rng.integers(0, days, size=int(at_midnight.sum())) * DAY_US
     return pa.table({
         "row_id": pa.array(np.arange(n, dtype=np.int64)),
         "customer_id": _ids("c", customer, 7),

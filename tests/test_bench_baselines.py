@@ -108,3 +108,31 @@ def test_the_loop_section_is_replaced_in_place_and_kept_when_bench_run_rewrites_
     assert "first" not in again and "second" in again and again.endswith("after\n") and again.count(LOOP_BEGIN) == 1
     assert kept_section(again) == f"{LOOP_BEGIN}\n## loop\nsecond\n{LOOP_END}\n"
     assert kept_section("# no loop here\n") == ""
+
+
+def test_the_small_section_and_the_loop_section_are_both_kept() -> None:
+    from bench.loop import LOOP_BEGIN, SMALL_BEGIN, SMALL_END, kept_section, replace_section
+
+    report = replace_section("# results\n", "## loop\nL")
+    report = replace_section(report, "## small\nS", SMALL_BEGIN, SMALL_END)
+    again = replace_section(report, "## small\nT", SMALL_BEGIN, SMALL_END)
+    assert again.count(SMALL_BEGIN) == 1 and "S\n" not in again and "## small\nT" in again and "## loop\nL" in again
+    kept = kept_section(again)
+    assert kept.startswith(LOOP_BEGIN) and f"{SMALL_BEGIN}\n## small\nT\n{SMALL_END}\n" in kept
+
+
+def test_the_small_workload_keeps_the_generator_and_puts_the_spine_in_the_last_90_dates(tmp_path) -> None:
+    from datetime import timedelta
+
+    import pyarrow.parquet as pq
+
+    from bench.small import DATES, small_workload
+    from bench.workload import ensure_workload
+
+    wl = small_workload(transactions=6_000, spine_rows=1_500)
+    wl = type(wl)(**{**wl.__dict__, "root": str(tmp_path / "small")})
+    ensure_workload(wl, log=lambda _: None, spine_days=DATES)
+    spine = pq.read_table(wl.spine_path).to_pandas()
+    first = wl.end_exclusive - timedelta(days=DATES)
+    assert len(spine) == 1_500
+    assert spine["ts"].dt.date.min() >= first and spine["ts"].dt.date.max() < wl.end_exclusive
