@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -91,6 +91,16 @@ def table_version(spark: SparkSession, path: str) -> int | None:
         return None
     row = DeltaTable.forPath(spark, path).history(1).select("version").first()
     return None if row is None else int(row[0])
+
+
+def current_version(path: str, *, spark: Callable[[], SparkSession], lake_formation: bool) -> int | None:
+    """`table_version` read from the Delta log with delta-rs (no JVM, no Delta snapshot job),
+    through Spark (the session from `spark()`) only where Lake Formation governs the tables."""
+    if lake_formation:
+        return table_version(spark(), path)
+    from featurebank.io.metadata import table_version as logged_version
+
+    return logged_version(path)
 
 
 def table_schema(spark: SparkSession, path: str) -> StructType | None:

@@ -116,6 +116,7 @@ def describe_group(project: Project, group: str, spark: Callable[[], SparkSessio
     from featurebank.compile.group import compile_group
     from featurebank.compile.semantics import group_semantics
     from featurebank.io.runlog import read_run_log
+    from featurebank.io.tables import current_version
 
     check_group(project, group)
     compiled = compile_group(project, group)
@@ -131,7 +132,7 @@ def describe_group(project: Project, group: str, spark: Callable[[], SparkSessio
         description=compiled.description, owner=compiled.owner,
         source=f"{compiled.source.name} ({compiled.source.format}: {compiled.source.location})",
         timezone=compiled.timezone, table_path=compiled.table_path, data_hash=compiled.data_hash,
-        features=features, delta_version=_table_version(compiled.table_path, governed, spark),
+        features=features, delta_version=current_version(compiled.table_path, spark=spark, lake_formation=governed),
         last_published=max(published) if published else None,
     )
 
@@ -168,14 +169,3 @@ def read_group(spark: SparkSession, project: Project, group: str, start: date, e
                          f"its features: {', '.join(available)}")
     rows = table.where(F.col(FEATURE_DATE).between(F.lit(start), F.lit(end)))
     return rows.select(*(F.col(f"`{c}`") for c in [*fixed, *wanted])).orderBy(FEATURE_DATE, *keys)
-
-
-def _table_version(path: str, governed: bool, spark: Callable[[], SparkSession]) -> int | None:
-    """The table's latest version from its Delta log (delta-rs), through Spark where governed."""
-    if governed:
-        from featurebank.io.tables import table_version
-
-        return table_version(spark(), path)
-    from featurebank.io.metadata import table_version as logged_version
-
-    return logged_version(path)

@@ -89,8 +89,8 @@ def explain_at(project: Project, group: str, keys: Sequence[str], text: str, *,
 
     from featurebank.definitions.refs import resolve_features
     from featurebank.explain import checked_request, typed_keys
-    from featurebank.io.runlog import read_runs
-    from featurebank.io.tables import table_version
+    from featurebank.io.runlog import read_run_log
+    from featurebank.io.tables import current_version
     from featurebank.training.api import INSTANT, ROW_ID
     from featurebank.training.join import JOINED_DATE, JOINED_TS, join_group
     from featurebank.training.manifest import PinnedGroup
@@ -108,11 +108,14 @@ def explain_at(project: Project, group: str, keys: Sequence[str], text: str, *,
 
     # Pinned as a build pins it: the table's latest version, the dates that version published.
     [read] = group_reads(project, resolve_features(project, [f"{group}:{f}" for f in wanted], asker="explain --at"))
-    version = table_version(spark, read.table_path)
+    session = spark
+    governed = project.config.governance.lake_formation
+    version = current_version(read.table_path, spark=lambda: session, lake_formation=governed)
     if version is None:
         raise UsageError(f"feature group '{group}' has no table at {read.table_path}, so no training set can join it; "
                          f"run it first: featurebank run {group}")
-    runs = read_runs(spark, project.config.feature_root, group) if read.kind == "aggregation" else []
+    runs = (read_run_log(project.config.feature_root, group, spark=lambda: session, lake_formation=governed)
+            if read.kind == "aggregation" else [])
     pinned = PinnedGroup(read, version, compiled.data_hash, published_dates(runs, group, version))
     table = spark.read.format("delta").option("versionAsOf", version).load(read.table_path)
     types = dict(table.dtypes)
