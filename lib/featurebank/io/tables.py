@@ -260,7 +260,7 @@ def clustered(spark: SparkSession, batch: DataFrame, keys: Iterable[str]) -> Dat
     year's backfill otherwise writes a file per task and date, thousands of small files that
     every reader then lists, and there the shuffle runs in parallel anyway.
     """
-    master = spark.sparkContext.master
+    master = spark.sparkContext.master or ""
     if master.startswith("local"):
         cores = _local_cores(master)
         return batch.coalesce(min(cores, LOCAL_FILES_PER_DATE)).sortWithinPartitions(PARTITION_COLUMN, *keys)
