@@ -111,7 +111,10 @@ class StageClock:
 def _run_featurebank(args: dict[str, Any], start: date, end: date) -> dict[str, Any]:
     import featurebank.runner as runner
     from featurebank.definitions import load_project
+    from featurebank.io.spark import RUN_SIZE_ENV, run_size
 
+    # the session a `featurebank run` of these dates gets (issue 20: short runs start fast)
+    os.environ.setdefault(RUN_SIZE_ENV, run_size("run", (end - start).days + 1))
     spark, startup = spark_session(args["project"])
     project = load_project(args["project"], env="bench")
     clock = StageClock()

@@ -32,7 +32,7 @@ from featurebank.commands import (
 )
 from featurebank.commands.dates import days, snapshot_date
 from featurebank.errors import EXIT_RUNTIME, FeaturebankError, exit_code_for
-from featurebank.io.spark import spark_output
+from featurebank.io.spark import run_size, spark_output
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a command whose pipe closed (128 + SIGPIPE), said nothing
 
@@ -291,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     stdout, stderr = sys.stdout, sys.stderr
-    with spark_output(verbose=args.verbose, debug=args.debug) as spark:
+    with spark_output(verbose=args.verbose, debug=args.debug, size=run_size(args.command, _dates_of(args))) as spark:
         sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)
         code = EXIT_RUNTIME
         try:
@@ -300,6 +300,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             spark.keep = code == EXIT_RUNTIME
             sys.stdout, sys.stderr = stdout, stderr
+
+
+def _dates_of(args: argparse.Namespace) -> int | None:
+    """How many snapshot dates a command names (`--date`, `--start/--end`, else today's one), for
+    the session's size; None where the run decides later (`--restate` without dates) or the dates are bad."""
+    start, end, date = (getattr(args, name, None) for name in ("start", "end", "date"))
+    if start is not None and end is not None:
+        return (end - start).days + 1 if end >= start else None
+    if start is not None or end is not None:
+        return None
+    return None if date is None and getattr(args, "restate", False) else 1
 
 
 def _call(command: Command, args: argparse.Namespace) -> int:

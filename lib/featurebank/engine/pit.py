@@ -85,13 +85,16 @@ def snapshot_join(
     count_columns: Collection[str] = (),
     status_column: str | None = None,
     small_spine: bool = False,
+    broadcast_features: bool = False,
 ) -> DataFrame:
     """Join each spine row to its entity's daily snapshot of `date(ts)` (aggregation groups).
 
     With `small_spine` (the spine fits in executor memory: up to a few million rows), the
     feature table is first semi-joined against a broadcast of the spine's (keys, date), so
     only the snapshot rows some spine row asks for are shuffled for the outer join, not the
-    whole table.
+    whole table. With `broadcast_features` (the caller knows those rows fit in memory) they
+    are broadcast instead: the spine is not shuffled and its rows keep their partitions and
+    order (a broadcast hash join streams them), so a caller need not sort the result again.
 
     `features` holds keys, `feature_date` and the feature columns; (keys, feature_date) is
     unique (the publish gate guarantees it). `published_dates` are the snapshot dates the
@@ -121,7 +124,7 @@ def snapshot_join(
         wanted = [F.col(f"{_P}k{i}") == F.col(f"{_P}a{i}") for i in range(len(keys))]
         wanted.append(F.col(date_col) == F.col(f"{_P}adate"))
         right = right.join(F.broadcast(asked), on=wanted, how="left_semi")
-    joined = left.join(right, on=condition, how="left")
+    joined = left.join(F.broadcast(right) if broadcast_features else right, on=condition, how="left")
 
     null_input = F.col(f"{_P}spine_date").isNull()
     for k in keys:

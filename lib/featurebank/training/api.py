@@ -356,7 +356,7 @@ class FeatureStore:
     def _build(self, manifest: Manifest, spine: Any, expected_fingerprint: str | None = None) -> TrainingSetBuild:
         from pyspark.sql import functions as F
 
-        from featurebank.training.join import group_columns, join_group
+        from featurebank.training.join import broadcasts, group_columns, join_group
         from featurebank.training.spine import profile_spine, read_spine
 
         tables = {p.read.group: self.spark.read.format("delta").option("versionAsOf", p.version).load(p.read.table_path)
@@ -377,6 +377,9 @@ class FeatureStore:
             self._check_coverage(manifest, profile.dates)
 
         result = frame
+        # every group broadcast: the spine is never shuffled and keeps its order, no sort by row id
+        in_order = manifest.as_known_at != "publish" and profile.rows <= SMALL_SPINE_ROWS and broadcasts(
+            self.spark, [(p, tables[p.read.group]) for p in manifest.groups], profile.rows)
         for pinned in manifest.groups:
             status = f"{_STATUS}{pinned.read.group}"
             if manifest.as_known_at == "publish":
@@ -385,8 +388,10 @@ class FeatureStore:
                                     self.project.config.feature_root, zone, INSTANT, status)
             else:
                 result = join_group(result, tables[pinned.read.group], pinned, profile, instant=INSTANT, timezone=zone,
-                                    status_column=status, small_spine=profile.rows <= SMALL_SPINE_ROWS)
-        result = result.orderBy(ROW_ID)
+                                    status_column=status, small_spine=profile.rows <= SMALL_SPINE_ROWS,
+                                    broadcast=in_order)
+        if not in_order:
+            result = result.orderBy(ROW_ID)
         feature_columns = [c for g in manifest.groups for _, c in g.read.features]
         spine_fields = {f.name: f for f in frame.schema.fields}  # joins may drop field metadata
         public = result.select(*(F.col(f"`{c}`").alias(c, metadata=spine_fields[c].metadata) for c in user_columns),

@@ -13,13 +13,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from collections.abc import Sequence
+
+    from pyspark.sql import Column, DataFrame, SparkSession
 
     from featurebank.training.manifest import PinnedGroup
     from featurebank.training.spine import SpineProfile
 
 JOINED_DATE = "__fb_joined_date"  # with `chosen`: the snapshot date a row was joined with (NULL: none)
 JOINED_TS = "__fb_joined_ts"  # with `chosen`: the row-level version's feature_ts a row was joined with
+
+# The most bytes of pruned feature rows a build broadcasts to keep the spine unshuffled (`broadcasts`);
+# conf's `spark.conf` may set it. Spark's own `spark.sql.autoBroadcastJoinThreshold` = -1 turns it off.
+BROADCAST_BYTES_CONF = "spark.featurebank.training.broadcastBytes"
+BROADCAST_BYTES = 128 * 1024 * 1024
+_BYTES_PER_VALUE = {"string": 32, "date": 4, "boolean": 1, "int": 4, "smallint": 2, "tinyint": 1}  # else 8 (16: decimal)
 
 
 def group_columns(pinned: PinnedGroup) -> list[Column]:
@@ -35,12 +43,38 @@ def group_columns(pinned: PinnedGroup) -> list[Column]:
     return columns + [F.col(f"`{feature}`").alias(column) for feature, column in read.features]
 
 
+def broadcasts(spark: SparkSession, tables: Sequence[tuple[PinnedGroup, DataFrame]], rows: int) -> bool:
+    """Whether a build of a `rows`-row spine joins every group by broadcasting its pruned feature rows.
+
+    Only aggregation groups (a row-level as-of join sorts by time per entity anyway), and only
+    when each group's pruned rows fit: at most one feature row per spine row (a snapshot row is
+    unique per keys and date), estimated at `rows` x the columns' width, under conf's
+    `BROADCAST_BYTES_CONF` (default `BROADCAST_BYTES`). False when Spark's broadcasts are off.
+    """
+    if not tables or any(p.read.kind != "aggregation" for p, _ in tables):
+        return False
+    if str(spark.conf.get("spark.sql.autoBroadcastJoinThreshold", None)).strip() == "-1":
+        return False
+    limit = int(spark.conf.get(BROADCAST_BYTES_CONF, None) or BROADCAST_BYTES)
+    for pinned, table in tables:
+        types = dict(table.dtypes)
+        names = [*pinned.read.keys, *(feature for feature, _ in pinned.read.features)]
+        width = 24 + sum(_BYTES_PER_VALUE.get(types.get(n, ""), 16 if types.get(n, "").startswith("decimal") else 8)
+                         for n in names)
+        if rows * width > limit:
+            return False
+    return True
+
+
 def join_group(spine: DataFrame, table: DataFrame, pinned: PinnedGroup, profile: SpineProfile, *, instant: str,
-               timezone: str, status_column: str, small_spine: bool, chosen: bool = False) -> DataFrame:
+               timezone: str, status_column: str, small_spine: bool, chosen: bool = False,
+               broadcast: bool = False) -> DataFrame:
     """`spine` (with the instant column `instant`) joined with `pinned`'s features from `table`
     (the group's table at the pinned version), one row per spine row, and `status_column`
     saying why each row got what it got (`engine.pit.STATUS_*`). With `chosen`, two more
-    columns name the snapshot date / version each row was joined with (`JOINED_DATE`, `JOINED_TS`)."""
+    columns name the snapshot date / version each row was joined with (`JOINED_DATE`, `JOINED_TS`).
+    With `broadcast` (`broadcasts` said so; aggregation groups) the pruned feature rows are
+    broadcast and the spine keeps its order."""
     from pyspark.sql import functions as F
 
     from featurebank.engine import pit
@@ -55,7 +89,7 @@ def join_group(spine: DataFrame, table: DataFrame, pinned: PinnedGroup, profile:
         return pit.snapshot_join(spine, table.select(*columns), read.keys, timestamp_column=instant,
                                  timezone=timezone, published_dates=pinned.published,
                                  count_columns=read.count_columns, status_column=status_column,
-                                 small_spine=small_spine)
+                                 small_spine=small_spine, broadcast_features=broadcast)
     from featurebank.training.reads import prune_row_level
 
     table = prune_row_level(table, profile, read.ttl_days)

@@ -1,0 +1,86 @@
+"""Short runs start fast (issue 20): the session's settings are chosen by the run's size before
+the JVM starts — a short run (daily run, look-up) on a local master gets the C1-only JIT, a
+backfill never does; every local session replays the Delta log in few tasks. No JVM here."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from featurebank import cli
+from featurebank.io.spark import (
+    LONG,
+    RUN_SIZE_ENV,
+    SHORT,
+    SHORT_JIT_OPTION,
+    run_size,
+    session_conf,
+    spark_output,
+)
+
+JAVA = "spark.driver.extraJavaOptions"
+
+
+def sized(argv: list[str]) -> str:
+    args = cli.build_parser().parse_args(argv)
+    return run_size(args.command, cli._dates_of(args))
+
+
+def test_a_daily_run_is_short_and_a_backfill_is_long():
+    assert sized(["run", "g", "--date", "2024-03-01"]) == SHORT
+    assert sized(["run", "g"]) == SHORT  # today
+    assert sized(["run", "--all", "--missing"]) == SHORT  # --missing without dates: today
+    assert sized(["run", "g", "--start", "2024-03-01", "--end", "2024-03-03"]) == SHORT
+    assert sized(["run", "g", "--start", "2024-03-01", "--end", "2024-03-04"]) == LONG
+    assert sized(["run", "g", "--start", "2024-01-01", "--end", "2024-12-31"]) == LONG
+    assert sized(["run", "g", "--restate"]) == LONG  # every published date
+    assert sized(["run", "g", "--start", "2024-03-01"]) == LONG  # a usage error later; never short by accident
+    assert sized(["run", "g", "--start", "2024-03-05", "--end", "2024-03-01"]) == LONG
+
+
+def test_lookups_are_short_and_training_sets_are_long():
+    assert sized(["preview", "g", "--date", "2024-03-01"]) == SHORT
+    assert sized(["history", "g"]) == SHORT
+    assert run_size("explain", None) == SHORT
+    assert run_size("training-set", None) == LONG
+    assert run_size("vacuum", 1) == LONG
+
+
+def test_a_short_local_session_gets_c1_only_and_a_backfill_does_not(monkeypatch):
+    monkeypatch.delenv(RUN_SIZE_ENV, raising=False)
+    monkeypatch.delenv("FEATUREBANK_SPARK_MASTER", raising=False)
+    short = session_conf(None, "local", SHORT)
+    long = session_conf(None, "local", LONG)
+    unsized = session_conf(None, "local")
+    assert short[JAVA].split() == ["-Duser.timezone=UTC", SHORT_JIT_OPTION]
+    assert SHORT_JIT_OPTION not in long[JAVA] and SHORT_JIT_OPTION not in unsized[JAVA]
+    for conf in (short, long, unsized):  # local: the log replays in few tasks whatever the size
+        assert conf["spark.databricks.delta.snapshotPartitions"] == "2"
+        assert conf["spark.sql.ansi.enabled"] == "true"
+    assert {k: v for k, v in short.items() if k != JAVA} == {k: v for k, v in long.items() if k != JAVA}
+
+
+def test_the_size_comes_from_the_environment_the_cli_sets(monkeypatch):
+    monkeypatch.delenv(RUN_SIZE_ENV, raising=False)
+    with spark_output(size=SHORT):
+        assert os.environ[RUN_SIZE_ENV] == SHORT
+        assert SHORT_JIT_OPTION in session_conf(None, "local")[JAVA]
+    assert RUN_SIZE_ENV not in os.environ  # restored
+    monkeypatch.setenv(RUN_SIZE_ENV, LONG)  # a caller who set it meant it
+    with spark_output(size=SHORT):
+        assert SHORT_JIT_OPTION not in session_conf(None, "local")[JAVA]
+
+
+@pytest.mark.parametrize("platform", ["glue", "emr", "submit"])
+def test_never_on_a_cluster(platform, monkeypatch):
+    conf = session_conf(None, platform, SHORT)
+    assert SHORT_JIT_OPTION not in conf.get(JAVA, "")
+    assert "spark.databricks.delta.snapshotPartitions" not in conf
+
+
+def test_a_short_run_on_a_cluster_master_keeps_the_full_jit(monkeypatch):
+    monkeypatch.setenv("FEATUREBANK_SPARK_MASTER", "spark://head:7077")
+    assert SHORT_JIT_OPTION not in session_conf(None, "local", SHORT)[JAVA]
+    monkeypatch.setenv("FEATUREBANK_SPARK_MASTER", "local[2]")
+    assert SHORT_JIT_OPTION in session_conf(None, "local", SHORT)[JAVA]
