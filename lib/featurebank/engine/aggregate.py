@@ -91,14 +91,15 @@ def event_days(events: DataFrame, plan: Plan, first_day: int, last_day: int) -> 
         *values,
     )
     types = {f.name: f.dataType.simpleString() for f in out.schema.fields}
+    first: dict[str | None, int] = {}  # input expression -> the first aggregation of it
     slots = [
         Slot(i, a.name, aggregator(a.function), a.expr is not None, a.windows, plan.keys,
-             Input(types.get(value_column(i), "bigint")))
+             Input(types.get(value_column(i), "bigint")), shares=first.setdefault(a.expr, i))
         for i, a in enumerate(plan.aggregates)
     ]
-    prepared = [
+    prepared = unique_columns([
         c for s in slots for c in s.aggregator.prepare(s, failure(s, "an event at ", F.col(EVENT_TS).cast("string")))
-    ]
+    ])
     out = out.filter((F.col(EVENT_DAY) >= first_day) & (F.col(EVENT_DAY) <= last_day))
     return out.select("*", *prepared), slots
 
@@ -108,7 +109,7 @@ def daily_tiles(events: DataFrame, keys: list[str], slots: list[Slot]) -> DataFr
     from pyspark.sql import functions as F
 
     at = day_date(F.col(EVENT_DAY)).cast("string")
-    parts = [c for s in slots for c in s.aggregator.update(s, failure(s, "event day ", at))]
+    parts = unique_columns([c for s in slots for c in s.aggregator.update(s, failure(s, "event day ", at))])
     return events.groupBy(*keys, EVENT_DAY).agg(F.count(F.lit(1)).alias("_events"), *parts)
 
 
@@ -155,7 +156,7 @@ def day_grid(tiles: DataFrame, keys: list[str], slots: list[Slot], max_window: i
     in_segment = Window.partitionBy(*keys, SEGMENT).orderBy(EVENT_DAY)
     last_day = F.least(F.col("seg_last") + max_window, F.lit(end_day))
     owned = F.least(F.coalesce(F.lead(EVENT_DAY).over(in_segment) - 1, last_day), last_day)
-    carried = [c for s in slots for c in s.aggregator.carried(s)]
+    carried = list(dict.fromkeys(c for s in slots for c in s.aggregator.carried(s)))
     owners = tiles.select(*keys, SEGMENT, EVENT_DAY, owned.alias("_owned"), *carried)
     grid = owners.select("*", F.explode(F.sequence(day, F.greatest(day, F.col("_owned")))).alias("g"))
     on_tile = F.col("g") == day
@@ -172,10 +173,19 @@ def rolling_windows(grid: DataFrame, keys: list[str], slots: list[Slot], start_d
     from pyspark.sql import functions as F
 
     frames = Frames(Window.partitionBy(*keys, SEGMENT).orderBy("g"))
-    reads = [c for s in slots for c in s.aggregator.merge(s, frames)]
+    reads = unique_columns([c for s in slots for c in s.aggregator.merge(s, frames)])
     rolled = grid.select(*keys, SEGMENT, F.col("g").alias(SNAPSHOT_DAY), *reads)
     snapshot = F.col(SNAPSHOT_DAY)
     return rolled.filter((snapshot > F.col(SEGMENT)) & (snapshot >= start_day) & (snapshot <= end_day))
+
+
+def unique_columns(columns: list[Column]) -> list[Column]:
+    """`columns` without repeated names, first kept: aggregations of one input expression name
+    the values they share alike (`Slot.shared_column`), so each is computed once."""
+    kept: dict[str, Column] = {}
+    for c in columns:
+        kept.setdefault(str(c._jc.expr().name()), c)  # every phase column is an alias
+    return list(kept.values())
 
 
 def direct_snapshots(events: DataFrame, plan: Plan, slots: list[Slot], start_day: int, end_day: int) -> DataFrame:
