@@ -129,8 +129,9 @@ class Aggregator:
     `slot.column(...)` and read only by this aggregator's later phases:
     1. `prepare(slot, fail)`: per-event columns, next to the input `slot.value()` (default none).
     2. `update(slot, fail)`: aggregate expressions of one day's events: the day tile.
-    3. `annotate(slot, tiles)`: optional per-(keys, day) columns that depend on the entity's
-       other tiles (distinct counts); missing rows read 0.
+    3. `annotate(slot, tiles)`: optional: `tiles` (one row per (keys, day), partitioned by
+       the keys) with columns added that depend on the entity's other tiles (distinct counts);
+       the same rows, and no join or shuffle (windows and groups within the entity only).
     4. `carried(slot)`: the tile columns `merge` reads, put on the dense day grid.
     5. `merge(slot, frames)`: window-function reads over the grid, per snapshot day D, from
        frames ending before D (`Frames`): tiles merged across each window.
