@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path[:0] = ["lib", "tools", "."]
+sys.path[:0] = [os.environ.get("FB_LIB", "lib"), "tools", "."]
 
 
 def cpu_seconds(pid: int) -> float:

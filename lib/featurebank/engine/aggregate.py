@@ -16,11 +16,16 @@ API, no UDFs):
 2. `daily_tiles`: one row per (keys, day) with each aggregation's mergeable partials [update]
    (day totals of exact terms, min, max, the day's latest value, its set of distinct
    values). `annotate_tiles` adds partials that depend on the entity's other tiles
-   [annotate] (occurrence counts for distinct counts).
+   [annotate] (occurrence counts for distinct counts). The events are repartitioned by the
+   keys once before this step; every later group, window and annotation stays within one
+   entity, so that is the plan's only shuffle (and its only scan of the events).
+   Aggregations of one input expression (sum and avg of `amount`) share their terms, day
+   totals and running totals (`Slot.shared_column`): each is computed once.
 3. `activity_segments`: per entity, tiles closer than `max_window` days apart form one
    segment; the days with a snapshot row are exactly `[first + 1, last + max_window]` of
    each segment, clipped to the run. Nothing before a segment can reach into it, so the
-   window below is partitioned by (keys, segment).
+   window below is partitioned by (keys, segment). Segments, their last tile and each
+   tile's next tile come from windows over (keys) ordered by day: one sort.
 4. `day_grid` makes the segment's days dense (one row per day, the tile's partials [carried]
    on its own day), so a frame of k rows is k days, and `rolling_windows` reads every
    window from one sort of that grid with frames that end the row before D [merge]: running
