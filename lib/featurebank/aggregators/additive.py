@@ -113,7 +113,7 @@ class Additive(Aggregator):
         raise NotImplementedError(self.name)
 
     def _term(self, slot: Slot, suffix: str) -> str:
-        return slot.column(f"t_{suffix}")
+        return slot.shared_column(f"t_{suffix}")
 
     def prepare(self, slot: Slot, fail: Fail) -> list[Column]:
         return [t.value.alias(self._term(slot, t.suffix)) for t in self.terms(slot, slot.value(), fail)]
@@ -129,11 +129,11 @@ class Additive(Aggregator):
             # try_sum: NULL on overflow in ANSI mode too (sum would raise without feature or keys)
             overflow = (F.count(t) > 0) & F.try_sum(t).isNull()
             day_total = F.when(overflow, fail("a day's exact total overflows")).otherwise(F.coalesce(F.try_sum(t), F.lit(0)))
-            parts.append((F.count(t) if suffix == "n" else day_total).alias(slot.column(suffix)))
+            parts.append((F.count(t) if suffix == "n" else day_total).alias(slot.shared_column(suffix)))
         return parts
 
     def carried(self, slot: Slot) -> list[str]:
-        return [slot.column(suffix) for suffix in self.suffixes]
+        return [slot.shared_column(suffix) for suffix in self.suffixes]
 
     def merge(self, slot: Slot, frames: Frames) -> list[Column]:
         """Running totals up to D - 1 (`end_`) and up to D - w - 1 (`start_`, per window)."""
@@ -141,9 +141,10 @@ class Additive(Aggregator):
 
         reads = []
         for suffix in self.suffixes:
-            tile = slot.column(suffix)
-            reads.append(F.try_sum(tile).over(frames.before(1)).alias(slot.column(f"end_{suffix}")))
-            reads += [F.try_sum(tile).over(frames.before(w + 1)).alias(slot.column(f"start_{suffix}_{w}")) for w in slot.windows]
+            tile = slot.shared_column(suffix)
+            reads.append(F.try_sum(tile).over(frames.before(1)).alias(slot.shared_column(f"end_{suffix}")))
+            reads += [F.try_sum(tile).over(frames.before(w + 1)).alias(slot.shared_column(f"start_{suffix}_{w}"))
+                      for w in slot.windows]
         return reads
 
     def finalize(self, slot: Slot, window: int, fail: Fail) -> Column:
@@ -153,7 +154,7 @@ class Additive(Aggregator):
             # Running total before D minus running total before D - w. The later frame is empty
             # exactly when D - w - 1 < seg (the segment's first row is a tile); otherwise a NULL
             # there is an overflow, which must reach `value` as NULL, never as 0.
-            end, start = F.col(slot.column(f"end_{suffix}")), F.col(slot.column(f"start_{suffix}_{window}"))
+            end, start = F.col(slot.shared_column(f"end_{suffix}")), F.col(slot.shared_column(f"start_{suffix}_{window}"))
             if scale is None:
                 return F.coalesce(end, F.lit(0)) - F.coalesce(start, F.lit(0))
             exact_type = total_type(scale)

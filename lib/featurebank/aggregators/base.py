@@ -67,7 +67,10 @@ class Slot:
 
     `column(part)` names every column the aggregator adds to a frame (events, tiles, grid,
     snapshot rows); names are unique per slot, so aggregators never collide, and only the
-    aggregator that makes a column reads it.
+    aggregator that makes a column reads it. `shared_column(part)` names a column that is a
+    function of the input expression and `part` alone (exact terms, their day totals and
+    running totals), so aggregations of the same expression (sum and avg of `amount`) share it:
+    the windowing code keeps the first column of each name (`unique_columns`).
     """
 
     index: int
@@ -77,9 +80,17 @@ class Slot:
     windows: tuple[int, ...]
     keys: tuple[str, ...]  # the group's entity keys (named in failures)
     input: Input  # the input's Spark type, as the source makes it
+    # index of the group's first aggregation with the same input expression (itself if none):
+    # columns named with `shared_column` are one value for all of them, computed once
+    shares: int = -1
 
     def column(self, part: str) -> str:
         return f"_a{self.index}_{part}"
+
+    def shared_column(self, part: str) -> str:
+        """A column that depends only on the input expression and `part`: aggregations of the
+        same expression name it alike, and the windowing code keeps one column per name."""
+        return f"_a{self.index if self.shares < 0 else self.shares}_{part}"
 
     def value(self) -> Column:
         """The input value per event (1 when the aggregation counts rows)."""
@@ -118,8 +129,9 @@ class Aggregator:
     `slot.column(...)` and read only by this aggregator's later phases:
     1. `prepare(slot, fail)`: per-event columns, next to the input `slot.value()` (default none).
     2. `update(slot, fail)`: aggregate expressions of one day's events: the day tile.
-    3. `annotate(slot, tiles)`: optional per-(keys, day) columns that depend on the entity's
-       other tiles (distinct counts); missing rows read 0.
+    3. `annotate(slot, tiles)`: optional: `tiles` (one row per (keys, day), partitioned by
+       the keys) with columns added that depend on the entity's other tiles (distinct counts);
+       the same rows, and no join or shuffle (windows and groups within the entity only).
     4. `carried(slot)`: the tile columns `merge` reads, put on the dense day grid.
     5. `merge(slot, frames)`: window-function reads over the grid, per snapshot day D, from
        frames ending before D (`Frames`): tiles merged across each window.

@@ -32,29 +32,36 @@ class CountDistinct(Aggregator):
         return [F.collect_set(slot.value()).alias(slot.column("set"))]
 
     def annotate(self, slot: Slot, tiles: DataFrame) -> DataFrame | None:
-        """Per (keys, day), the tile's occurrence counts, per window w.
+        """`tiles` with the tile's occurrence counts per window w added (0 without values); the
+        day's set itself is dropped (nothing later reads it).
 
         With `prev`/`next` the previous/next day the same value occurs (per entity), a value
         seen on day o counts for snapshots `o + 1 .. min(next, o + w)`, so the distinct count
         at D is `P(D-1) - F_w(D-1) - E_w(D-w-1)` over running totals of these per-tile
         counts: `p` values on the day, `f{w}` values whose previous occurrence is at most w
         days back (they stop counting the old occurrence today), `e{w}` values that do not
-        occur again within w days (they stop counting w days later).
+        occur again within w days (they stop counting w days later). One row per (tile,
+        value) (`explode_outer`: a tile without values keeps one row), then back to one row
+        per tile, all within the entity's partition.
         """
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
         keys = list(slot.keys)
-        occ = tiles.select(*keys, EVENT_DAY, F.explode(slot.column("set")).alias("_val"))
+        kept = [c for c in tiles.columns if c != slot.column("set")]
+        occ = tiles.select(*[F.col(f"`{c}`") for c in kept], F.explode_outer(slot.column("set")).alias("_val"))
         by_value = Window.partitionBy(*keys, "_val").orderBy(EVENT_DAY)
-        day = F.col(EVENT_DAY)
+        day, val = F.col(EVENT_DAY), F.col("_val")
         prev, nxt = F.lag(EVENT_DAY).over(by_value), F.lead(EVENT_DAY).over(by_value)
-        occ = occ.select(*keys, EVENT_DAY, (day - prev).alias("_back"), (nxt - day).alias("_ahead"))
-        parts = [F.count(F.lit(1)).alias(slot.column("p"))]
+        occ = occ.select("*", F.when(val.isNotNull(), day - prev).alias("_back"),
+                         F.when(val.isNotNull(), F.coalesce(nxt - day, F.lit(-1))).alias("_ahead"))
+        ahead = F.col("_ahead")
+        parts = [F.count(val).alias(slot.column("p"))]
         for w in slot.windows:
             parts.append(F.count(F.when(F.col("_back") <= w, 1)).alias(slot.column(f"f{w}")))
-            parts.append(F.count(F.when(F.col("_ahead").isNull() | (F.col("_ahead") > w), 1)).alias(slot.column(f"e{w}")))
-        return occ.groupBy(*keys, EVENT_DAY).agg(*parts)
+            parts.append(F.count(F.when((ahead == -1) | (ahead > w), 1)).alias(slot.column(f"e{w}")))
+        same = [F.first(f"`{c}`").alias(c) for c in kept if c not in (*keys, EVENT_DAY)]  # one value per tile
+        return occ.groupBy(*keys, EVENT_DAY).agg(*same, *parts)
 
     def carried(self, slot: Slot) -> list[str]:
         return [slot.column("p"), *[slot.column(f"{k}{w}") for w in slot.windows for k in ("f", "e")]]

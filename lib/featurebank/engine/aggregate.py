@@ -16,11 +16,16 @@ API, no UDFs):
 2. `daily_tiles`: one row per (keys, day) with each aggregation's mergeable partials [update]
    (day totals of exact terms, min, max, the day's latest value, its set of distinct
    values). `annotate_tiles` adds partials that depend on the entity's other tiles
-   [annotate] (occurrence counts for distinct counts).
+   [annotate] (occurrence counts for distinct counts). The events are repartitioned by the
+   keys once before this step; every later group, window and annotation stays within one
+   entity, so that is the plan's only shuffle (and its only scan of the events).
+   Aggregations of one input expression (sum and avg of `amount`) share their terms, day
+   totals and running totals (`Slot.shared_column`): each is computed once.
 3. `activity_segments`: per entity, tiles closer than `max_window` days apart form one
    segment; the days with a snapshot row are exactly `[first + 1, last + max_window]` of
    each segment, clipped to the run. Nothing before a segment can reach into it, so the
-   window below is partitioned by (keys, segment).
+   window below is partitioned by (keys, segment). Segments, their last tile and each
+   tile's next tile come from windows over (keys) ordered by day: one sort.
 4. `day_grid` makes the segment's days dense (one row per day, the tile's partials [carried]
    on its own day), so a frame of k rows is k days, and `rolling_windows` reads every
    window from one sort of that grid with frames that end the row before D [merge]: running
@@ -70,6 +75,9 @@ def compute_aggregation(events: DataFrame, plan: Plan) -> DataFrame:
     events, slots = event_days(events, plan, first_day=start_day - max_window, last_day=end_day - 1)
     if end_day - start_day + 1 <= DIRECT_MAX_DATES:
         return direct_snapshots(events, plan, slots, start_day, end_day)
+    # The one exchange of the grid path: every later step groups, joins or windows within one
+    # entity, and hash partitioning by the keys satisfies them all (no shuffle after this one).
+    events = events.repartition(*[events[f"`{k}`"] for k in keys])
     tiles = annotate_tiles(daily_tiles(events, keys, slots), keys, slots)
     tiles = activity_segments(tiles, keys, max_window)
     grid = day_grid(tiles, keys, slots, max_window, end_day)
@@ -91,14 +99,15 @@ def event_days(events: DataFrame, plan: Plan, first_day: int, last_day: int) -> 
         *values,
     )
     types = {f.name: f.dataType.simpleString() for f in out.schema.fields}
+    first: dict[str | None, int] = {}  # input expression -> the first aggregation of it
     slots = [
         Slot(i, a.name, aggregator(a.function), a.expr is not None, a.windows, plan.keys,
-             Input(types.get(value_column(i), "bigint")))
+             Input(types.get(value_column(i), "bigint")), shares=first.setdefault(a.expr, i))
         for i, a in enumerate(plan.aggregates)
     ]
-    prepared = [
+    prepared = unique_columns([
         c for s in slots for c in s.aggregator.prepare(s, failure(s, "an event at ", F.col(EVENT_TS).cast("string")))
-    ]
+    ])
     out = out.filter((F.col(EVENT_DAY) >= first_day) & (F.col(EVENT_DAY) <= last_day))
     return out.select("*", *prepared), slots
 
@@ -108,36 +117,42 @@ def daily_tiles(events: DataFrame, keys: list[str], slots: list[Slot]) -> DataFr
     from pyspark.sql import functions as F
 
     at = day_date(F.col(EVENT_DAY)).cast("string")
-    parts = [c for s in slots for c in s.aggregator.update(s, failure(s, "event day ", at))]
+    parts = unique_columns([c for s in slots for c in s.aggregator.update(s, failure(s, "event day ", at))])
     return events.groupBy(*keys, EVENT_DAY).agg(F.count(F.lit(1)).alias("_events"), *parts)
 
 
 def annotate_tiles(tiles: DataFrame, keys: list[str], slots: list[Slot]) -> DataFrame:
-    """Add the partials that depend on the entity's other tiles [annotate]; 0 where a tile has none."""
-    frames = [f for f in (s.aggregator.annotate(s, tiles) for s in slots) if f is not None]
-    if not frames:
-        return tiles
-    on = [*keys, EVENT_DAY]
-    annotations = reduce(lambda left, right: left.join(right, on, "full"), frames)
-    added = [c for c in annotations.columns if c not in on]
-    return tiles.join(annotations, on, "left").fillna(0, subset=added)
+    """Add the partials that depend on the entity's other tiles [annotate], one aggregator after
+    the other, each returning the same tile rows with its columns added (no join: the tiles
+    stay in their entity partitions)."""
+    return reduce(lambda annotated, s: s.aggregator.annotate(s, annotated) or annotated, slots, tiles)
 
 
 def activity_segments(tiles: DataFrame, keys: list[str], max_window: int) -> DataFrame:
-    """Add `seg` (first tile day of the entity's activity segment) and `seg_last`.
+    """Add `seg` (first tile day of the entity's activity segment), `seg_last` (its last tile
+    day) and `_next` (the next tile day in the same segment, NULL on the last).
 
     Tiles more than `max_window` days apart start a new segment: no window can span the gap.
+    Every window here is over (keys) ordered by day, so they share one sort of the tiles.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     day = F.col(EVENT_DAY)
     by_day = Window.partitionBy(*keys).orderBy(EVENT_DAY)
-    running = by_day.rowsBetween(Window.unboundedPreceding, Window.currentRow)
     gap = day - F.lag(EVENT_DAY).over(by_day)
-    starts = tiles.withColumn("_new", gap.isNull() | (gap > max_window))
-    segs = starts.select("*", F.max(F.when(F.col("_new"), day)).over(running).alias(SEGMENT)).drop("_new")
-    return segs.select("*", F.max(EVENT_DAY).over(Window.partitionBy(*keys, SEGMENT)).alias("seg_last"))
+    following = F.lead(EVENT_DAY).over(by_day)
+    marked = tiles.select(
+        "*", (gap.isNull() | (gap > max_window)).alias("_new"),
+        F.when(following - day <= max_window, following).alias("_next"),
+    )
+    running = by_day.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    rest = by_day.rowsBetween(Window.currentRow, Window.unboundedFollowing)
+    return marked.select(
+        *[F.col(f"`{c}`") for c in tiles.columns], "_next",
+        F.max(F.when(F.col("_new"), day)).over(running).alias(SEGMENT),
+        F.min(F.when(F.col("_next").isNull(), day)).over(rest).alias("seg_last"),
+    )
 
 
 def day_grid(tiles: DataFrame, keys: list[str], slots: list[Slot], max_window: int, end_day: int) -> DataFrame:
@@ -148,14 +163,12 @@ def day_grid(tiles: DataFrame, keys: list[str], slots: list[Slot], max_window: i
     The tile's partials [carried] sit on the row of its own day (`g == day`), NULL on the
     other rows, so a frame of k rows is exactly k days.
     """
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     day = F.col(EVENT_DAY)
-    in_segment = Window.partitionBy(*keys, SEGMENT).orderBy(EVENT_DAY)
     last_day = F.least(F.col("seg_last") + max_window, F.lit(end_day))
-    owned = F.least(F.coalesce(F.lead(EVENT_DAY).over(in_segment) - 1, last_day), last_day)
-    carried = [c for s in slots for c in s.aggregator.carried(s)]
+    owned = F.least(F.coalesce(F.col("_next") - 1, last_day), last_day)
+    carried = list(dict.fromkeys(c for s in slots for c in s.aggregator.carried(s)))
     owners = tiles.select(*keys, SEGMENT, EVENT_DAY, owned.alias("_owned"), *carried)
     grid = owners.select("*", F.explode(F.sequence(day, F.greatest(day, F.col("_owned")))).alias("g"))
     on_tile = F.col("g") == day
@@ -172,10 +185,19 @@ def rolling_windows(grid: DataFrame, keys: list[str], slots: list[Slot], start_d
     from pyspark.sql import functions as F
 
     frames = Frames(Window.partitionBy(*keys, SEGMENT).orderBy("g"))
-    reads = [c for s in slots for c in s.aggregator.merge(s, frames)]
+    reads = unique_columns([c for s in slots for c in s.aggregator.merge(s, frames)])
     rolled = grid.select(*keys, SEGMENT, F.col("g").alias(SNAPSHOT_DAY), *reads)
     snapshot = F.col(SNAPSHOT_DAY)
     return rolled.filter((snapshot > F.col(SEGMENT)) & (snapshot >= start_day) & (snapshot <= end_day))
+
+
+def unique_columns(columns: list[Column]) -> list[Column]:
+    """`columns` without repeated names, first kept: aggregations of one input expression name
+    the values they share alike (`Slot.shared_column`), so each is computed once."""
+    kept: dict[str, Column] = {}
+    for c in columns:
+        kept.setdefault(str(c._jc.expr().name()), c)  # every phase column is an alias
+    return list(kept.values())
 
 
 def direct_snapshots(events: DataFrame, plan: Plan, slots: list[Slot], start_day: int, end_day: int) -> DataFrame:
