@@ -44,13 +44,13 @@ def spark_session(project_dir: str) -> tuple[Any, float]:
     global _SPARK
     import yaml
 
-    from featurebank.definitions.model import Config
+    from featurebank.definitions.config import Config, SparkSettings
     from featurebank.io.spark import get_spark
 
     raw = yaml.safe_load((Path(project_dir) / "conf" / "bench.yaml").read_text())
     spark_conf = tuple((str(k), str(v)) for k, v in (raw.get("spark", {}).get("conf", {}) or {}).items())
     os.environ["FEATUREBANK_SPARK_MASTER"] = dict(spark_conf).get("spark.master", "local[2]")
-    config = Config(env="bench", feature_root="", timezone=raw.get("timezone", "UTC"), spark_conf=spark_conf)
+    config = Config(env="bench", feature_root="", timezone=raw.get("timezone", "UTC"), spark=SparkSettings(spark_conf))
     started = time.perf_counter()
     _SPARK = get_spark(config, app_name="featurebank-bench", platform="local")
     _SPARK.range(1).count()  # the JVM and its first job are up
