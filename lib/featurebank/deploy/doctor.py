@@ -4,8 +4,9 @@ One `Check` per line of the checklist, each passed (✓), failed (✗, with the 
 (?, with why it could not be checked): what cannot be read is never passed. The checks:
 - the AWS account the credentials belong to is conf's `aws.account_id`;
 - the target's Spark, Delta and Python (Glue version of the jobs, or of what deploy creates;
-  an EMR cluster's or EMR Serverless application's release label) are the ones featurebank is
-  tested with (`deploy.versions`);
+  an EMR cluster's or EMR Serverless application's release label) are the ones of the lane the
+  job carries (`deploy.versions.LANES`; a Glue job's lane is its wheels' CPython tag, otherwise
+  the lane deploy builds): Glue 6.0 runs the Spark 4.1 lane, Glue 5.x and EMR 7.x the 3.5 lane;
 - every S3 bucket and prefix conf names exists; the feature root and the artifacts prefix are
   writable (a probe object is put, SSE-KMS with conf's key, and deleted);
 - the KMS key exists, is enabled and makes data keys;
