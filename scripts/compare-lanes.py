@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python35", default=str(REPO / ".venv" / "bin" / "python"))
     parser.add_argument("--python41", default=str(REPO / ".venv-spark4" / "bin" / "python"))
     parser.add_argument("--keep", type=Path, help="run in this directory and keep it (default: a temporary one)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --keep: a lane whose demo finished there (its training set exists) is not run again")
     args = parser.parse_args(argv)
     import pandas as pd
     from deltalake import DeltaTable
@@ -124,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     base = args.keep or Path(tempfile.mkdtemp(prefix="featurebank-lanes-"))
     roots = {"3.5": base / "spark35", "4.1": base / "spark41"}
     for lane, python in (("3.5", args.python35), ("4.1", args.python41)):
+        if args.keep and args.reuse and (roots[lane] / "warehouse" / "training" / TRAINING_SET).exists():
+            print(f"demo on Spark {lane}: reused from {roots[lane]}")
+            continue
+        shutil.rmtree(roots[lane], ignore_errors=True)  # a demo that did not finish starts again
         seconds = run_demo(python, roots[lane])
         print(f"demo on Spark {lane}: {seconds:.0f} s")
     total, problems = 0, []
