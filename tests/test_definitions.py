@@ -240,6 +240,11 @@ def test_spark_function_catalogue_matches_the_pinned_spark(spark) -> None:  # ty
 
     stored = json.loads(spark_functions.CATALOGUE.read_text())
     current = spark_functions.generate(spark)
+    if current["spark"].split(".")[:2] != stored["spark"].split(".")[:2]:
+        # the Spark 4.1 lane (issue 24): the catalogue stays the 3.5 lane's, so validate accepts only
+        # functions both lanes run (4.1's 89 new ones, try_mod among them, are refused as unknown)
+        assert set(stored["functions"]) - set(current["functions"]) == set(), "a 3.5 function is gone in Spark 4"
+        return
     assert current["spark"] == stored["spark"]
     missing, extra = set(current["functions"]) - set(stored["functions"]), set(stored["functions"]) - set(current["functions"])
     assert (missing, extra) == (set(), set()), "rewrite it: spark_functions.write_catalogue(spark)"

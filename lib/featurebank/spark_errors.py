@@ -44,7 +44,8 @@ _NEXT_STEPS = (
     ("accessdenied", "give this process access to the path (or run as a principal who has it)"),
     ("parse_syntax_error", "fix the SQL it quotes in the definition's expression or filter"),
     ("divide_by_zero", "wrap the divisor in nullif(x, 0) or use try_divide(a, b) where NULL is the meaning"),
-    ("remainder_by_zero", "wrap the divisor in nullif(x, 0) or use try_mod(a, b) where NULL is the meaning"),
+    ("remainder_by_zero", "wrap the divisor in nullif(x, 0): `a % nullif(b, 0)` is NULL where b is 0 (not try_mod, "
+                          "which Spark 3.5 lacks)"),
     ("cast_invalid_input", "filter such values out in the group's filter, or use try_cast where NULL is the meaning"),
     ("arithmetic_overflow", "use a wider type (cast to decimal(38, s) or double) or filter such values out"),
     ("cast_overflow", "use a wider type (cast to decimal(38, s) or double) or filter such values out"),

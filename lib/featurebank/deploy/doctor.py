@@ -4,8 +4,9 @@ One `Check` per line of the checklist, each passed (✓), failed (✗, with the 
 (?, with why it could not be checked): what cannot be read is never passed. The checks:
 - the AWS account the credentials belong to is conf's `aws.account_id`;
 - the target's Spark, Delta and Python (Glue version of the jobs, or of what deploy creates;
-  an EMR cluster's or EMR Serverless application's release label) are the ones featurebank is
-  tested with (`deploy.versions`);
+  an EMR cluster's or EMR Serverless application's release label) are the ones of the lane the
+  job carries (`deploy.versions.LANES`; a Glue job's lane is its wheels' CPython tag, otherwise
+  the lane deploy builds): Glue 6.0 runs the Spark 4.1 lane, Glue 5.x and EMR 7.x the 3.5 lane;
 - every S3 bucket and prefix conf names exists; the feature root and the artifacts prefix are
   writable (a probe object is put, SSE-KMS with conf's key, and deleted);
 - the KMS key exists, is enabled and makes data keys;
@@ -37,7 +38,8 @@ from featurebank.deploy.dynamodb import KEY_SCHEMA
 from featurebank.deploy.glue import GLUE_VERSION, job_name
 from featurebank.deploy.iam import s3_prefixes
 from featurebank.deploy.log_store_jar import coordinates, jar_key, jar_uri
-from featurebank.deploy.versions import TESTED, Runtime, emr_runtime, glue_runtime, mismatches
+from featurebank.deploy.versions import (LANES, TESTED, Runtime, emr_runtime, glue_runtime, lane_fix, lane_for_python,
+                                         lane_problems, wheels_python)
 from featurebank.errors import AwsFailure
 from featurebank.io.aws import aws_errors, client, explain
 from featurebank.io.spark import LOG_STORE_CLASS, s3_write_conf
@@ -167,13 +169,12 @@ def _account(settings: AwsSettings, who: dict[str, Any]) -> Check:
 
 
 def _versions(project: Project, settings: AwsSettings, target: Target) -> list[Check]:
-    tested = f"tested with {TESTED.describe()}"
     if target.kind == "glue":
-        versions = _glue_versions(project, settings)
-        return [_runtime_check(f"Glue version {version} ({where})", glue_runtime(version), tested,
+        jobs = _glue_versions(project, settings)
+        return [_runtime_check(f"Glue version {version} ({where})", glue_runtime(version), lane, evidence,
                                f"deploy sets Glue {GLUE_VERSION}: `featurebank deploy glue --env {settings.env}` "
                                f"updates the jobs ({TESTED.describe()})")
-                for version, where in sorted(versions.items())]
+                for (version, lane, evidence), where in sorted(jobs.items())]
     if target.kind == "emr":
         if not target.cluster_id:
             return [Check("EMR release", "unknown", "no --cluster-id given: the cluster's release was not read",
@@ -186,14 +187,20 @@ def _versions(project: Project, settings: AwsSettings, target: Target) -> list[C
                           "run doctor --target emr-serverless --application-id ID")]
         app = client("emr-serverless", settings.region).get_application(applicationId=target.application_id)
         label, where = app["application"].get("releaseLabel", ""), f"application {target.application_id}"
-    return [_runtime_check(f"EMR release {label} ({where})", emr_runtime(label), tested,
+    return [_runtime_check(f"EMR release {label} ({where})", emr_runtime(label), _DEPLOY_LANE, _DEPLOY_EVIDENCE,
                            "use an EMR 7.x release from emr-7.1.0 on (Spark 3.5, Delta 3, Python 3.11 installed)")]
 
 
-def _glue_versions(project: Project, settings: AwsSettings) -> dict[str, str]:
-    """Glue version -> which jobs run it (or what deploy would create when no job exists yet)."""
+# deploy builds the Spark 3.5 lane's artifacts (cp311 wheels, a Python 3.11 environment archive)
+_DEPLOY_LANE = next(name for name, lane in LANES.items() if lane == TESTED)
+_DEPLOY_EVIDENCE = f"deploy builds for Python {TESTED.python[0]}"
+
+
+def _glue_versions(project: Project, settings: AwsSettings) -> dict[tuple[str, str, str], str]:
+    """(Glue version, lane, how the lane was read) -> which jobs run it (or what deploy would create
+    when no job exists yet). The lane is read from the CPython tag of the job's wheels."""
     glue = client("glue", settings.region)
-    found: dict[str, list[str]] = {}
+    found: dict[tuple[str, str, str], list[str]] = {}
     for group in sorted(project.groups):
         name = job_name(settings.env, group)
         try:
@@ -202,20 +209,28 @@ def _glue_versions(project: Project, settings: AwsSettings) -> dict[str, str]:
             if _code(error) == "EntityNotFoundException":
                 continue
             raise
-        found.setdefault(str(job.get("GlueVersion") or "0.9"), []).append(name)
+        version = str(job.get("GlueVersion") or "0.9")
+        pythons = wheels_python(str(job.get("DefaultArguments", {}).get("--additional-python-modules", "")))
+        lane = lane_for_python(next(iter(pythons))) if len(pythons) == 1 else None
+        if lane:
+            key = (version, lane, f"the job's wheels are cp{LANES[lane].python[0].replace('.', '')}")
+        else:
+            key = (version, _DEPLOY_LANE, f"the job names no wheel built for one CPython version and {_DEPLOY_EVIDENCE}")
+        found.setdefault(key, []).append(name)
     if not found:
-        return {GLUE_VERSION: "no job deployed yet: the version deploy creates"}
-    return {version: ", ".join(names) if len(names) <= 2 else f"{len(names)} jobs" for version, names in found.items()}
+        return {(GLUE_VERSION, _DEPLOY_LANE, _DEPLOY_EVIDENCE): "no job deployed yet: the version deploy creates"}
+    return {key: ", ".join(names) if len(names) <= 2 else f"{len(names)} jobs" for key, names in found.items()}
 
 
-def _runtime_check(name: str, runtime: Runtime | None, tested: str, fix: str) -> Check:
+def _runtime_check(name: str, runtime: Runtime | None, lane: str, evidence: str, fix: str) -> Check:
+    tested = f"{LANES[lane].platform}: {LANES[lane].describe()}"
     if runtime is None:
-        return Check(name, "unknown", f"not in featurebank's version table ({tested})",
+        return Check(name, "unknown", f"not in featurebank's version table ({evidence}: {tested})",
                      "check the release notes of this version by hand, or use a version the table knows")
-    problems = mismatches(runtime)
+    problems = lane_problems(runtime, lane, evidence)
     if problems:
-        return Check(name, "fail", "; ".join(problems), fix)
-    return Check(name, "pass", f"{runtime.describe()} ({tested})")
+        return Check(name, "fail", "; ".join(problems), f"{fix}; or {lane_fix(runtime, lane)}")
+    return Check(name, "pass", f"{runtime.describe()} ({evidence}: {tested})")
 
 
 # --- S3, KMS, log store, regions --------------------------------------------------------------------
