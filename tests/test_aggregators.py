@@ -100,3 +100,22 @@ def test_the_windowing_code_names_no_aggregation_function():
     tree = ast.parse((LIB / "engine" / "aggregate.py").read_text())
     strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     assert not strings & set(AGGREGATION_FUNCTIONS)
+
+
+def test_shared_phase_columns_are_kept_once_by_their_alias_on_every_spark_lane(spark):
+    """`unique_columns` reads each phase column's alias from its text (Spark 4 has no JVM `expr()`
+    on a Column; 3.5 backquotes names that need it): repeated names are computed once, and a
+    column without an alias is refused, never silently kept or dropped."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from featurebank.engine.aggregate import alias_name, unique_columns
+
+    w = Window.partitionBy("a").orderBy("b")
+    cols = [F.sum("x").over(w).alias("__fb_s`um"), (F.col("a") + 1).alias("n_1"),
+            F.when(F.col("a") > 1, F.lit("x AS y")).alias("z"), F.col("q").alias("a.b"), F.col("r").alias("n_1")]
+    assert [alias_name(c) for c in cols] == ["__fb_s`um", "n_1", "z", "a.b", "n_1"]
+    kept = unique_columns(cols)
+    assert [alias_name(c) for c in kept] == ["__fb_s`um", "n_1", "z", "a.b"] and kept[1] is cols[1]
+    with pytest.raises(ValueError, match="must be an alias"):
+        alias_name(F.col("a") + 1)

@@ -196,8 +196,22 @@ def unique_columns(columns: list[Column]) -> list[Column]:
     the values they share alike (`Slot.shared_column`), so each is computed once."""
     kept: dict[str, Column] = {}
     for c in columns:
-        kept.setdefault(str(c._jc.expr().name()), c)  # every phase column is an alias
+        kept.setdefault(alias_name(c), c)
     return list(kept.values())
+
+
+def alias_name(c: Column) -> str:
+    """The name a phase column is aliased to (every phase column is an alias), from its text
+    `Column<'… AS name'>`: no public API gives it on both lanes (Spark 4's Column has no JVM
+    `expr()`), and Spark 3.5 backquotes a name that needs it where 4.x does not."""
+    text = str(c)
+    body = text[len("Column<'"):-len("'>")] if text.startswith("Column<'") and text.endswith("'>") else ""
+    if " AS " not in body:
+        raise ValueError(f"a phase column must be an alias (`.alias(name)`), got {text}")
+    name = body.rsplit(" AS ", 1)[1]
+    if len(name) > 1 and name.startswith("`") and name.endswith("`"):
+        name = name[1:-1].replace("``", "`")
+    return name
 
 
 def direct_snapshots(events: DataFrame, plan: Plan, slots: list[Slot], start_day: int, end_day: int) -> DataFrame:
