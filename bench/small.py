@@ -19,18 +19,15 @@ between SMALL_BEGIN and SMALL_END; `bench.run` and `bench.loop` keep it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from bench.loop import SMALL_BEGIN, SMALL_END, replace_section
+from bench.loop import SMALL_BEGIN, SMALL_END, replace_section, timed
 from bench.report import git_commit, machine
 from bench.workload import BENCH_DIR, DATA_DIR, FULL_TRANSACTIONS, Workload, ensure_workload, workload_for
 
@@ -71,16 +68,6 @@ def commands(wl: Workload, project: Path) -> dict[str, list[str]]:
     }
 
 
-def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
-    """Wall seconds of one fresh process (raises SystemExit with its stderr on a failure)."""
-    began = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - began
-    if done.returncode != 0:
-        raise SystemExit(f"bench.small: {' '.join(argv[:4])} … exited {done.returncode}:\n{done.stderr[-2000:]}")
-    return seconds
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.small", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs per process; medians reported (default 3)")
@@ -105,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             for key in pair if r % 2 == 0 else reversed(pair):
                 if key == "backfill/featurebank":
                     shutil.rmtree(project / "warehouse", ignore_errors=True)
-                times[key].append(timed(cmds[key], env, REPO))
+                times[key].append(timed(cmds[key], REPO, env)[0])
                 print(f"bench.small: round {r + 1} {key}: {times[key][-1]:.1f} s", file=sys.stderr)
             if r == 0 and pair[0] == "backfill/featurebank":
                 check = _check(wl, project)
