@@ -161,13 +161,13 @@ def run_size(command: str, dates: int | None) -> str:
 
 
 def size_conf(conf: dict[str, str], size: str | None) -> dict[str, str]:
-    """`conf` (a local session's settings, master included or defaulted) with a `short` run's JIT option.
+    """`conf` (a local session's settings, `spark.master` included) with a `short` run's JIT option.
 
     Only a `short` run on a local master gets `SHORT_JIT_OPTION`, appended to the driver's java
     options (conf's own options kept): on a cluster the executors do the long work, and a
     backfill's compute would pay twice the CPU. Returns a new dict; `conf` is not changed.
     """
-    master = conf.get("spark.master", os.environ.get("FEATUREBANK_SPARK_MASTER", "local[*]"))
+    master = conf["spark.master"]
     sized = dict(conf)
     if size != SHORT or not master.startswith("local"):
         return sized
@@ -197,8 +197,9 @@ def session_conf(config: Config | None, platform: str, size: str | None = None) 
     `size` (`run_size`; default the `RUN_SIZE_ENV` the CLI set, else none: a long run's settings)
     adds a short run's settings to a local session (`size_conf`).
 
-    Only a `local` session takes `spark.master` from conf: everywhere else the launcher
-    (spark-submit's `--master`, YARN on EMR, Glue) has already chosen the master, and a
+    Only a `local` session takes `spark.master` from conf (else `FEATUREBANK_SPARK_MASTER`, else
+    `local[*]`): everywhere else the launcher (spark-submit's `--master`, YARN on EMR, Glue) has
+    already chosen the master, and a
     builder setting would override it, so `spark-submit --master spark://...` with a conf
     naming `local[*]` would quietly run on the driver alone.
     """
@@ -221,6 +222,7 @@ def session_conf(config: Config | None, platform: str, size: str | None = None) 
             )
     conf.update(SEMANTICS_CONF)
     if platform == "local":
+        conf.setdefault("spark.master", os.environ.get("FEATUREBANK_SPARK_MASTER", "local[*]"))
         conf = size_conf(conf, size or os.environ.get(RUN_SIZE_ENV))
     return conf
 
@@ -258,8 +260,6 @@ def get_spark(
     platform = platform or detect_platform()
     builder: Any = SparkSession.builder.appName(app_name)
     conf = session_conf(config, platform)
-    if platform == "local":
-        conf.setdefault("spark.master", os.environ.get("FEATUREBANK_SPARK_MASTER", "local[*]"))
     for key, value in conf.items():
         builder = builder.config(key, value)
     if platform == "local":
