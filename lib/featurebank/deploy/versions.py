@@ -51,8 +51,8 @@ LANES: dict[str, Runtime] = {
 }
 TESTED = LANES["3.5"]  # the lane deploy builds for (environment.PYTHON_VERSION is 3.11)
 
-GLUE_VERSION = "5.1"  # the Glue version `deploy glue` creates jobs with (a row of GLUE below)
-GLUE_FOR_LANE = {"3.5": "5.1", "4.1": "6.0"}  # the Glue release each lane is tested against
+GLUE_FOR_LANE = {"3.5": "5.1", "4.1": "6.0"}  # the Glue release each lane is tested against (rows of GLUE below)
+GLUE_VERSION = GLUE_FOR_LANE["3.5"]  # the Glue version `deploy glue` creates jobs with (TESTED's lane)
 
 GLUE: dict[str, Runtime] = {
     "4.0": Runtime("AWS Glue 4.0", spark="3.3.0", delta="2.1.0", python=("3.10",), java="8"),
