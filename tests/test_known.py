@@ -151,7 +151,7 @@ def test_as_known_at_publish_gives_the_value_before_a_restatement_until_its_publ
     current = current_versions(read_runs_direct(project.config.feature_root, GROUP), GROUP, 0, "UTC")
     assert archive_superseded(spark, project.table_path(GROUP), project.config.feature_root, GROUP, "crashed-run",
                               (date(2024, 3, 6), date(2024, 3, 7)), current, retention_days=3650,
-                              now=_at("2024-03-07T11:00")) > 0
+                              now=_at("2024-03-07T11:00"), lake_formation=False) > 0
 
     restated_at = _at("2024-03-07T12:00")
     monkeypatch.setattr("featurebank.days.utc_now", lambda: restated_at)

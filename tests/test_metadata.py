@@ -46,7 +46,7 @@ def world(spark, tmp_path_factory):
     publish(spark, wider, later, "r1-killed-after-commit", rows=3, rows_by_date={later.start: 3})
     append_run(spark, root, _record("r2-killed-before-commit", "started", D1 + timedelta(days=5), D1 + timedelta(days=5)))
     append_run(spark, root, _record("r3-failed", "failed", D1, D1, group="other"))
-    ensure_retention(spark, plan.table_path, 40)
+    ensure_retention(spark, plan.table_path, 40, lake_formation=False)
     spark.sql(f"ALTER TABLE delta.`{plan.table_path}` SET TBLPROPERTIES ('featurebank.owner' = 'team cards')")
     spark.sql(f"ALTER TABLE delta.`{plan.table_path}` ALTER COLUMN spend_sum_7d COMMENT 'spend over 7 days'")
     return root, plan.table_path

@@ -140,9 +140,11 @@ def test_every_table_a_run_writes_gets_the_retention_and_existing_tables_are_rai
         assert properties["delta.deletedFileRetentionDuration"] == "interval 400 days", table
 
     table = project.table_path(GROUP)
-    spark.sql(f"ALTER TABLE delta.`{table}` UNSET TBLPROPERTIES ('delta.logRetentionDuration')")
-    assert ensure_retention(spark, table, 400) == {"delta.logRetentionDuration": "interval 400 days"}
-    assert ensure_retention(spark, table, 30) == {}  # never lowered
+    for governed in (False, True):  # properties read from the log by delta-rs, or through Spark (Lake Formation)
+        spark.sql(f"ALTER TABLE delta.`{table}` UNSET TBLPROPERTIES ('delta.logRetentionDuration')")
+        assert ensure_retention(spark, table, 400, lake_formation=governed) == {
+            "delta.logRetentionDuration": "interval 400 days"}
+        assert ensure_retention(spark, table, 30, lake_formation=governed) == {}  # never lowered
     assert table_properties(spark, table)["delta.logRetentionDuration"] == "interval 400 days"
     version = _publish(spark, project, D1, D1, 11.0)  # publish keeps them, with no extra commit
     assert version == int(spark.sql(f"DESCRIBE HISTORY delta.`{table}` LIMIT 1").first()["version"])

@@ -98,7 +98,7 @@ def vacuum(spark: SparkSession, project: Project, *, dry_run: bool = False) -> l
         # Delta drops tombstones older than deletedFileRetentionDuration from the table state, and
         # VACUUM then deletes their files whatever RETAIN says: the property must cover the retention.
         days = math.ceil(hours / 24)
-        set_now = tuple(ensure_retention(spark, path, days))
+        set_now = tuple(ensure_retention(spark, path, days, lake_formation=config.governance.lake_formation))
         hours = days * 24
         files = vacuum_table(spark, path, hours, dry_run=dry_run)
         results.append(VacuumResult(name, path, hours, why, files, dry_run, set_now))

@@ -386,7 +386,7 @@ def _run_chunk(
     the source is read, its fingerprint is stored with `reasons` (`io.fingerprints`; not for a dry run)."""
     from featurebank.readiness import check_source
     from featurebank.gate import run_gate
-    from featurebank.io.tables import check_compatible, publish, rows_per_date
+    from featurebank.io.tables import check_compatible, publish
 
     run_id = new_run_id()
     started = _now()
@@ -440,7 +440,7 @@ def _run_chunk(
                         drift_references=drift_references(project, plan, spark), accepted_drift=accepted_drift)
         warned = tuple(c.line() for c in gate.warnings)
         tell("gated", checks=len(plan.checks), rows=gate.row_count, message=gate.headline(), details=warned)
-        by_date = rows_per_date(batch)
+        by_date = dict(gate.rows_by_date)
         if dry_run:
             outcome = log("dry_run", gate.row_count, None, gate, None, by_date)
         else:
@@ -449,7 +449,8 @@ def _run_chunk(
 
             _archive_superseded(spark, project, plan, run_id)  # before the commit: a crash loses nothing
             version = publish(spark, with_column_comments(batch, plan), plan, run_id, catalog_type=project.config.catalog_type,
-                              database=project.config.catalog_database, rows=gate.row_count, rows_by_date=by_date)
+                              database=project.config.catalog_database, rows=gate.row_count, rows_by_date=by_date,
+                              lake_formation=project.config.governance.lake_formation)
             fault_point("after_commit")
             outcome = _log_published(log, gate, version, by_date, plan, run_id, runs_path(feature_root))
             _store_profiles(batch, plan, run_id, version, feature_root, personal)  # for `docs` and drift, no Spark
@@ -499,7 +500,8 @@ def _archive_superseded(spark: SparkSession, project: Project, plan: Plan, run_i
                         lake_formation=config.governance.lake_formation)
     current = current_versions(runs, plan.group, plan.source.lag_days, plan.timezone)
     archive_superseded(spark, plan.table_path, config.feature_root, plan.group, run_id, plan.replaced_dates, current,
-                       retention_days=config.retention_days, now=utc_now())
+                       retention_days=config.retention_days, now=utc_now(),
+                       lake_formation=config.governance.lake_formation)
 
 
 def _log_published(

@@ -111,27 +111,37 @@ def judge_batch(batch: DataFrame, plan: Plan, run_id: str, *, pii_columns: Colle
     Persists the batch as `run_gate` says. Drift checks (`gate.drift`) are judged against
     `drift_references` (column → reference; missing: none, the check passes with a note) unless
     their feature is in `accepted_drift`; every other check as `judge.judge_checks` says, the drift
-    statistics inside the same pass. Never raises
+    statistics and the rows per date (`GateResult.rows_by_date`) inside the same pass. Never raises
     `GateFailed`: a refusal is `passed=False`. Raises `DefinitionError` for an unknown
     expectation or refused arguments.
     """
     from pyspark import StorageLevel
+    from pyspark.sql import functions as F
 
     from featurebank.gate.drift import drift_sums, is_drift, judge_drift
 
     if not batch.storageLevel.useMemory and not batch.storageLevel.useDisk:
         batch.persist(StorageLevel.MEMORY_AND_DISK)
-    row_count = batch.count()
     index = tuple(c for c in (*plan.keys, "feature_date") if c in batch.columns)  # how example rows are named
     drift = tuple(c for c in plan.checks if is_drift(c))
     references = drift_references or {}
     projected, sums = drift_sums(drift, references)
+    # The pass that materialises the batch also counts its rows per date: no count job, and the
+    # publish's rows per date need no pass of their own.
     judged, measured = judge_with(batch, tuple(c for c in plan.checks if not is_drift(c)), f"{plan.group}-{run_id}",
-                                  frozenset(pii_columns), index, sums, projected)
-    drifted = judge_drift(batch, drift, references, accepted_drift, measured) if drift else []
+                                  frozenset(pii_columns), index, [F.count(F.lit(1)).alias("__fb_rows"), *sums],
+                                  projected)
+    if measured is None:  # the one pass could not run: rows per date in a pass of their own
+        by_date = {row[0]: int(row[1]) for row in batch.groupBy("feature_date").count().collect()}
+        drift_measured = None
+    else:
+        by_date = {day: int(values[0]) for day, values in measured.items()}
+        drift_measured = {day: values[1:] for day, values in measured.items()}
+    drifted = judge_drift(batch, drift, references, accepted_drift, drift_measured) if drift else []
     by_kind = {True: iter(drifted), False: iter(judged)}
     checks = [next(by_kind[is_drift(c)]) for c in plan.checks]  # the plan's order
-    return GateResult(plan.group, run_id, not any(c.blocks for c in checks), row_count, tuple(checks))
+    return GateResult(plan.group, run_id, not any(c.blocks for c in checks), sum(by_date.values()), tuple(checks),
+                      rows_by_date=by_date)
 
 
 def _refusal_message(result: GateResult, unwritten: Collection[str] = ()) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -80,6 +81,8 @@ class GateResult:
     checks: tuple[CheckResult, ...]
     report_dir: str = ""
     quarantine_dir: str | None = None
+    # rows per `feature_date` (a NULL date is a key of its own), counted in the gate's one pass
+    rows_by_date: Mapping[Any, int] = field(default_factory=dict)
 
     @property
     def failed(self) -> tuple[CheckResult, ...]:

@@ -62,13 +62,14 @@ def current_versions(runs: Iterable[RunRecord], group: str, lag_days: int, timez
 
 def archive_superseded(spark: SparkSession, table_path: str, feature_root: str, group: str, run_id: str,
                        dates: tuple[date, date], current: Mapping[date, KnownVersion], *, retention_days: int,
-                       now: datetime) -> int:
+                       now: datetime, lake_formation: bool) -> int:
     """Copy the rows of published dates `dates` (inclusive) that run `run_id` is about to replace.
 
     `current` says which run published each date and when it became known (`current_versions`);
     dates it does not list were never published and are not copied. Appends to the history
     table in one commit (new group columns merged), then deletes history rows superseded more
     than `retention_days` before `now`. Returns the rows copied (0: nothing written).
+    `lake_formation`: the tables are governed (their properties are read through Spark).
     """
     from pyspark.sql import functions as F
 
@@ -99,7 +100,8 @@ def archive_superseded(spark: SparkSession, table_path: str, feature_root: str, 
     if count:
         from featurebank.io.retention import ensure_retention
 
-        ensure_retention(spark, history_path(feature_root, group), retention_days)  # pinned versions rebuild
+        ensure_retention(spark, history_path(feature_root, group), retention_days,  # pinned versions rebuild
+                         lake_formation=lake_formation)
         expire(spark, feature_root, group, now - timedelta(days=retention_days))
     return count
 

@@ -69,11 +69,11 @@ def table_schema(location: str, *, lake_formation: bool = False) -> tuple[TableC
     )
 
 
-def table_history(location: str, *, lake_formation: bool = False) -> list[dict[str, Any]]:
+def table_history(location: str, *, lake_formation: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
     """Every commit's `commitInfo` (newest first; `version`, `timestamp` in epoch milliseconds,
-    `userMetadata` when the writer gave one), [] when there is no table."""
+    `userMetadata` when the writer gave one), the newest `limit` only if given; [] when there is no table."""
     table = _open(location, lake_formation)
-    return [] if table is None else list(table.history())
+    return [] if table is None else list(table.history(limit))
 
 
 def published_hashes(location: str, *, lake_formation: bool = False) -> dict[str, str] | None:

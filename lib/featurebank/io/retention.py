@@ -58,18 +58,26 @@ def configured_days(spark: SparkSession) -> int | None:
     return None if found is None else math.ceil(found / timedelta(days=1))
 
 
-def ensure_retention(spark: SparkSession, path: str, days: int | None = None) -> dict[str, str]:
+def ensure_retention(spark: SparkSession, path: str, days: int | None = None, *,
+                     lake_formation: bool) -> dict[str, str]:
     """Give the Delta table at `path` at least `days` of log and deleted-file retention.
 
     `days` None takes the session's configured retention (nothing configured: no change).
     Sets only the properties that are missing or shorter, in one `ALTER TABLE ... SET
-    TBLPROPERTIES` commit; returns what it set (empty: nothing to do, no commit).
+    TBLPROPERTIES` commit; returns what it set (empty: nothing to do, no commit). The current
+    properties are read from the Delta log without a JVM (`io.metadata`), through Spark's
+    `DESCRIBE DETAIL` where `lake_formation` governs the table.
     """
     days = configured_days(spark) if days is None else days
     if days is None:
         return {}
     wanted = timedelta(days=days)
-    current = table_properties(spark, path)
+    if lake_formation:
+        current = table_properties(spark, path)
+    else:
+        from featurebank.io.metadata import table_properties as logged_properties
+
+        current = logged_properties(path) or {}
     changes = {key: interval(days) for key in PROPERTIES
                if (parse_interval(current.get(key)) or timedelta(0)) < wanted}
     if changes:

@@ -150,11 +150,6 @@ def commit_metadata(run_id: str, data_hash: str, *, metadata_hash: str | None = 
     return json.dumps(data, sort_keys=True)
 
 
-def rows_per_date(batch: DataFrame) -> dict[date, int]:
-    """Rows of `batch` per `feature_date` (one aggregate pass; the batch is usually persisted)."""
-    return {row[0]: int(row[1]) for row in batch.groupBy(PARTITION_COLUMN).count().collect()}
-
-
 def is_retryable_conflict(error: BaseException) -> bool:
     """A Delta optimistic-concurrency conflict: another writer committed first, retrying may work.
 
@@ -187,6 +182,7 @@ def publish(
     database: str | None = None,
     rows: int | None = None,
     rows_by_date: Mapping[date, int] | None = None,
+    lake_formation: bool = False,
 ) -> int:
     """Replace snapshot dates `plan.start..plan.end` of the group's table with `batch`, in one commit.
 
@@ -195,7 +191,9 @@ def publish(
     "rows" and "rows_by_date". New columns are merged; any other schema change raises
     DefinitionError and writes nothing. Retryable Delta conflicts are retried (see the module
     docstring). With `catalog_type` glue or hive the table is registered as
-    `<database>.<group>` (if not already). Returns the new version.
+    `<database>.<group>` (if not already). Returns the new version. After the commit, the
+    version and the table's properties are read from the Delta log with delta-rs (no Spark job),
+    through Spark where `lake_formation` governs the table.
     """
     from featurebank.faults import fault_point
 
@@ -213,10 +211,10 @@ def publish(
             if landed_version(spark, path, run_id) is not None:
                 break  # the commit landed; only its acknowledgement was lost
             backoff(attempt)
-    version = _version_of_run(spark, path, run_id)
+    version = _version_of_run(spark, path, run_id, lake_formation=lake_formation)
     from featurebank.io.retention import ensure_retention
 
-    ensure_retention(spark, path)  # at least conf's retention, so registered manifests rebuild
+    ensure_retention(spark, path, lake_formation=lake_formation)  # at least conf's retention, so registered manifests rebuild
     if catalog_type in ("glue", "hive"):
         register_table(spark, plan.group, path, database, create_database=catalog_type == "hive")
     return version
@@ -317,13 +315,19 @@ def is_delta_table(spark: SparkSession, path: str) -> bool:
         return False
 
 
-def _version_of_run(spark: SparkSession, path: str, run_id: str) -> int:
+def _version_of_run(spark: SparkSession, path: str, run_id: str, *, lake_formation: bool = False) -> int:
     """The version of the commit this run made (found by its userMetadata, robust to others'
-    commits landing right after ours)."""
+    commits landing right after ours); from the Delta log without a JVM unless `lake_formation`."""
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
-    version = landed_version(spark, path, run_id)
+    if lake_formation:
+        version = landed_version(spark, path, run_id)
+    else:
+        from featurebank.io.metadata import table_history
+
+        version = next((int(c["version"]) for c in table_history(path, limit=50)
+                        if f'"run_id": "{run_id}"' in str(c.get("userMetadata") or "")), None)
     if version is not None:
         return version
     row = DeltaTable.forPath(spark, path).history(1).select(F.max("version")).first()
