@@ -60,9 +60,10 @@ def spark_session(project_dir: str) -> tuple[Any, float]:
 class StageClock:
     """Instrumentation of featurebank's runner: wraps the gate and the publish so their
     seconds are known inside one run. The wrapper around the gate first materialises the
-    batch the way `run_gate` itself starts (persist + count), timed as compute, so that what
-    is timed as gate is the checks alone (GX validation + report), not the feature
-    computation Spark would otherwise run lazily inside the gate's first action."""
+    batch (persist + count), timed as compute, so that what is timed as gate is the checks
+    alone (the one pass over the cached batch, GX where it judges, the report), not the
+    feature computation Spark would otherwise run lazily inside the gate's one pass (the run
+    itself has no count job: that one count is the instrumentation's, a cached scan)."""
 
     def __init__(self) -> None:
         self.seconds = {"materialize": 0.0, "gate": 0.0, "publish": 0.0}
