@@ -413,3 +413,31 @@ def test_coverage_never_refuses_dates_whose_rows_the_table_holds(spark, project)
     assert str(D1 + timedelta(days=1)) in str(caught.value) and f"{D1}," not in str(caught.value)
     frame = store.training_set(features=[f"{GROUP}:spend_sum_7d"], spine=spine.iloc[:1]).toPandas()
     assert len(frame) == 1 and frame.spend_sum_7d.notna().all()
+
+
+def test_profiles_are_stored_with_the_commits_version_and_a_failing_profile_only_warns(spark, project, monkeypatch,
+                                                                                     caplog):
+    """The profiles are computed beside the publish (a thread of their own) and stamped with the
+    version the run committed; if profiling fails, the run is still published (a warning) and no
+    profile is stored."""
+    from featurebank.engine import profile as profile_module
+    from featurebank.engine.profile import profile_from_json
+    from featurebank.gate import profile_location
+
+    root = project.config.feature_root
+    [outcome] = run_group(project, GROUP, D1, D1 + timedelta(days=1), spark=spark)
+    for day in (D1, D1 + timedelta(days=1)):
+        stored = profile_from_json(Path(profile_location(root, GROUP, day)).read_text())
+        assert (stored.version, stored.run_id, stored.feature_date) == (outcome.delta_version, outcome.run_id, day)
+        assert stored.rows == int((_table(spark, project).feature_date == day).sum())
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("profile store unreachable")
+
+    monkeypatch.setattr(profile_module, "profile_batch", broken)
+    later = D1 + timedelta(days=2)
+    with caplog.at_level("WARNING"):
+        [failed_profile] = run_group(project, GROUP, later, later, spark=spark)
+    assert failed_profile.status == "published" and failed_profile.delta_version == outcome.delta_version + 1
+    assert "could not store its profiles" in caplog.text and "profile store unreachable" in caplog.text
+    assert not Path(profile_location(root, GROUP, later)).exists()

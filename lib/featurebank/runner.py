@@ -426,6 +426,7 @@ def _run_chunk(
             lake_formation=project.config.governance.lake_formation)
     batch: DataFrame | None = None
     version: int | None = None
+    profiling: _Profiling | None = None
     try:
         check_compatible(spark, plan, tuple(c.name for c in plan.output))
         fault_point("before_compute")
@@ -447,13 +448,14 @@ def _run_chunk(
             tell("publishing", rows=gate.row_count)
             from featurebank.io.table_metadata import with_column_comments  # comments ride in the commit
 
+            profiling = _Profiling(batch, plan, run_id)  # beside the publish: its jobs fill the write's idle cores
             _archive_superseded(spark, project, plan, run_id)  # before the commit: a crash loses nothing
             version = publish(spark, with_column_comments(batch, plan), plan, run_id, catalog_type=project.config.catalog_type,
                               database=project.config.catalog_database, rows=gate.row_count, rows_by_date=by_date,
                               lake_formation=project.config.governance.lake_formation)
             fault_point("after_commit")
             outcome = _log_published(log, gate, version, by_date, plan, run_id, runs_path(feature_root))
-            _store_profiles(batch, plan, run_id, version, feature_root, personal)  # for `docs` and drift, no Spark
+            _store_profiles(profiling, plan, run_id, version, feature_root, personal)  # for `docs` and drift, no Spark
             if project.config.catalog_type != "none":  # table properties where a catalog shows them (Glue)
                 from featurebank.io.table_metadata import apply_table_metadata, register_published
 
@@ -484,6 +486,8 @@ def _run_chunk(
             raise explained from error
         raise
     finally:
+        if profiling is not None:
+            profiling.wait()  # its jobs read the persisted batch
         if batch is not None:
             batch.unpersist()
 
@@ -520,21 +524,54 @@ def _log_published(
         ) from error
 
 
-def _store_profiles(batch: DataFrame, plan: Plan, run_id: str, version: int, feature_root: str,
+class _Profiling:
+    """The batch's profile per snapshot date (`engine.profile.profile_batch`, two passes over the
+    persisted batch), computed in a thread of its own while the run archives and publishes: a
+    daily run's profile jobs are mostly waiting on the scheduler, which the write's jobs leave
+    idle. `result()` is the profiles or the exception that stopped them."""
+
+    def __init__(self, batch: DataFrame, plan: Plan, run_id: str) -> None:
+        from pyspark import InheritableThread  # the job's local properties follow; its JVM thread ends with it
+
+        self.outcome: list[Any] | BaseException = []
+        self.thread = InheritableThread(target=self._compute, args=(batch, plan, run_id), daemon=True,
+                                        name=f"featurebank-profile-{plan.group}")
+        self.thread.start()
+
+    def _compute(self, batch: DataFrame, plan: Plan, run_id: str) -> None:
+        from featurebank.engine.profile import profile_batch
+
+        try:
+            self.outcome = profile_batch(batch, plan.group, plan.feature_columns, run_id=run_id, data_hash=plan.data_hash)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller by result()
+            self.outcome = error
+
+    def wait(self) -> None:
+        self.thread.join()
+
+    def result(self) -> list[Any]:
+        self.wait()
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+
+def _store_profiles(profiling: _Profiling, plan: Plan, run_id: str, version: int, feature_root: str,
                     personal: frozenset[str]) -> None:
-    """Profile the published batch per snapshot date (`engine.profile`, two passes over the
-    persisted batch) and store each date's JSON at `gate.profile_location`. Never raises: the
-    data is committed, so a profile that cannot be computed or written is a warning, and the
-    catalog then says no profile was recorded for that date."""
-    from featurebank.engine.profile import profile_batch, profile_json, without_values
+    """Store the published batch's profiles (`_Profiling`), stamped with the commit's `version`,
+    one JSON per date at `gate.profile_location`. Never raises: the data is committed, so a
+    profile that cannot be computed or written is a warning, and the catalog then says no
+    profile was recorded for that date."""
+    from dataclasses import replace
+
+    from featurebank.engine.profile import profile_json, without_values
     from featurebank.gate import profile_location
     from featurebank.io.files import write_text
 
     try:
-        for profile in profile_batch(batch, plan.group, plan.feature_columns, version=version, run_id=run_id,
-                                     data_hash=plan.data_hash):
+        for profile in profiling.result():
             write_text(profile_location(feature_root, plan.group, profile.feature_date),
-                       profile_json(without_values(profile, personal)))
+                       profile_json(without_values(replace(profile, version=version), personal)))
     except Exception as error:  # noqa: BLE001 - see the docstring: never fail a published run
         logging.getLogger(__name__).warning(
             "featurebank: published %s %s..%s (run %s) but could not store its profiles under %s: %s", plan.group,
