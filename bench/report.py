@@ -265,8 +265,8 @@ def render_report(raw: dict[str, Any], wl: Workload) -> str:
 
     add("## Gate overhead (featurebank runs)\n")
     add("Measured inside each run by wrapping `featurebank.gate.run_gate` and `featurebank.io.tables.publish`: "
-        "the wrapper first materialises the batch exactly as `run_gate` starts (persist + count; counted as "
-        "compute), so *gate* is the checks alone (GX validation and its report).\n")
+        "the wrapper first materialises the batch (persist + count; counted as compute), so *gate* is the "
+        "checks alone (the one pass over the cached batch, GX where it judges, the report).\n")
     add("| run | total | compute (materialise) | gate | publish | gate share |\n|---|---|---|---|---|---|")
     for row in gate_rows:
         add(row)
