@@ -208,7 +208,7 @@ def publish(
         except Exception as error:
             if attempt == PUBLISH_ATTEMPTS - 1 or not is_retryable_conflict(error):
                 raise
-            if landed_version(spark, path, run_id) is not None:
+            if landed_version(spark, path, run_id, lake_formation=lake_formation) is not None:
                 break  # the commit landed; only its acknowledgement was lost
             backoff(attempt)
     version = _version_of_run(spark, path, run_id, lake_formation=lake_formation)
@@ -317,17 +317,11 @@ def is_delta_table(spark: SparkSession, path: str) -> bool:
 
 def _version_of_run(spark: SparkSession, path: str, run_id: str, *, lake_formation: bool = False) -> int:
     """The version of the commit this run made (found by its userMetadata, robust to others'
-    commits landing right after ours); from the Delta log without a JVM unless `lake_formation`."""
+    commits landing right after ours)."""
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
-    if lake_formation:
-        version = landed_version(spark, path, run_id)
-    else:
-        from featurebank.io.metadata import table_history
-
-        version = next((int(c["version"]) for c in table_history(path, limit=50)
-                        if f'"run_id": "{run_id}"' in str(c.get("userMetadata") or "")), None)
+    version = landed_version(spark, path, run_id, lake_formation=lake_formation)
     if version is not None:
         return version
     row = DeltaTable.forPath(spark, path).history(1).select(F.max("version")).first()
@@ -335,15 +329,24 @@ def _version_of_run(spark: SparkSession, path: str, run_id: str, *, lake_formati
     return int(row[0])
 
 
-def landed_version(spark: SparkSession, path: str, run_id: str, recent: int = 50) -> int | None:
-    """The version of run `run_id`'s commit among the table's last `recent` commits, or None."""
+def landed_version(spark: SparkSession, path: str, run_id: str, recent: int = 50, *,
+                   lake_formation: bool = False) -> int | None:
+    """The version of run `run_id`'s commit among the table's last `recent` commits, or None.
+    Read from the Delta log with delta-rs (no Spark job), through Spark where `lake_formation`
+    governs the table."""
+    marker = f'"run_id": "{run_id}"'
+    if not lake_formation:
+        from featurebank.io.metadata import table_history
+
+        return next((int(c["version"]) for c in table_history(path, limit=recent)
+                     if marker in str(c.get("userMetadata") or "")), None)
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
     if not is_delta_table(spark, path):
         return None
     history = DeltaTable.forPath(spark, path).history(recent)
-    row = history.where(F.col("userMetadata").contains(f'"run_id": "{run_id}"')).select("version").first()
+    row = history.where(F.col("userMetadata").contains(marker)).select("version").first()
     return None if row is None else int(row[0])
 
 
