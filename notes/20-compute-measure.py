@@ -1,6 +1,6 @@
 """Time featurebank's backfill compute alone (noop write) at a bench scale: wall, JVM CPU, plan counts.
 
-    PYTHONPATH=lib:tools:. python notes/20-compute-measure.py --scale 0.1 --repeats 2
+    PYTHONPATH=lib:tools:. python notes/20-compute-measure.py --scale 0.1 --repeats 2 [--conf k=v]
 CPU = user+sys of the JVM (the Spark driver/executors of local[2]) from /proc, in seconds.
 """
 import argparse
@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=0.1)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--plan", action="store_true")
+    ap.add_argument("--conf", action="append", default=[], help="k=v: a session setting over featurebank's")
     a = ap.parse_args()
     from bench.run import prepare_project
     from featurebank.io.spark import get_spark
@@ -51,6 +52,8 @@ def main() -> None:
     spark = get_spark(project.config, app_name="featurebank-measure", platform="local")
     plan = compile_plan(project, "customer_card_spend_bench", wl.backfill_start, wl.backfill_end)
     spark.conf.set("spark.sql.debug.maxToStringFields", "10000")
+    for setting in a.conf:
+        spark.conf.set(*setting.split("=", 1))
     batch = compute(spark, plan)
     text = batch._jdf.queryExecution().executedPlan().toString()
     counts = {k: len(re.findall(p, text)) for k, p in

@@ -84,3 +84,25 @@ def test_a_short_run_on_a_cluster_master_keeps_the_full_jit(monkeypatch):
     assert SHORT_JIT_OPTION not in session_conf(None, "local", SHORT)[JAVA]
     monkeypatch.setenv("FEATUREBANK_SPARK_MASTER", "local[2]")
     assert SHORT_JIT_OPTION in session_conf(None, "local", SHORT)[JAVA]
+
+
+HUGE = "spark.sql.codegen.hugeMethodLimit"
+
+
+@pytest.mark.parametrize("platform", ["local", "glue", "emr", "submit"])
+def test_every_session_compiles_wide_stages_and_conf_may_say_otherwise(platform, monkeypatch):
+    """A stage whose generated method HotSpot would never compile (over 8000 bytes of bytecode) runs
+    without whole-stage code generation, on every platform (notes/20-huge.md); a project's conf wins."""
+    from featurebank.definitions.config import Config, SparkSettings
+    from featurebank.io.spark import EXECUTION_CONF
+
+    monkeypatch.delenv(RUN_SIZE_ENV, raising=False)
+    assert EXECUTION_CONF[HUGE] == "8000"  # HotSpot's HugeMethodLimit, not Spark's default 65535
+    assert session_conf(None, platform)[HUGE] == "8000"
+    config = Config(env="x", feature_root="/tmp/f", spark=SparkSettings(((HUGE, "65535"),)))
+    assert session_conf(config, platform)[HUGE] == "65535"
+
+
+def test_the_test_session_runs_as_production_does(spark):
+    """Every engine test here judges the bytes of the execution production uses."""
+    assert spark.conf.get(HUGE) == "8000"

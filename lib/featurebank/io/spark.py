@@ -56,6 +56,15 @@ READ_CONF = {"spark.sql.legacy.parquet.nanosAsLong": "true"}
 # that no environment quietly turns it off; also set on a session someone else started.
 SEMANTICS_CONF = {"spark.sql.ansi.enabled": "true"}
 
+# How Spark executes, on every platform (before conf's own `spark.conf`, which may change it).
+# Spark compiles a stage's row loop into Java methods, and HotSpot never JIT-compiles a method of
+# more than 8000 bytes of bytecode (its HugeMethodLimit); Spark's own limit is the JVM's 65535, so
+# a wide stage (a group's finaliser: every feature's exact decimals and guards; the profiles'
+# buckets) ran in the bytecode interpreter. At 8000 Spark runs such a stage without whole-stage
+# code generation instead: the same expressions and bytes, compiled. Measured (issue 20,
+# notes/20-huge.md): the bench backfill's compute at scale 0.1 62.0 s / 120 CPU-s -> 37.4 s / 73.
+EXECUTION_CONF = {"spark.sql.codegen.hugeMethodLimit": "8000"}
+
 # Delta's session defaults for new tables' properties: conf's `retention` (see retention.py).
 RETENTION_DEFAULTS = ("spark.databricks.delta.properties.defaults.logRetentionDuration",
                       "spark.databricks.delta.properties.defaults.deletedFileRetentionDuration")
@@ -208,6 +217,7 @@ def session_conf(config: Config | None, platform: str, size: str | None = None) 
         conf.update(LOCAL_DEFAULTS)
     conf.update(DELTA_SQL_CONF)
     conf.update(READ_CONF)
+    conf.update(EXECUTION_CONF)
     if config is not None:
         conf.update(dict(config.spark.conf))
         if platform != "local":
