@@ -441,3 +441,42 @@ def test_profiles_are_stored_with_the_commits_version_and_a_failing_profile_only
     assert failed_profile.status == "published" and failed_profile.delta_version == outcome.delta_version + 1
     assert "could not store its profiles" in caplog.text and "profile store unreachable" in caplog.text
     assert not Path(profile_location(root, GROUP, later)).exists()
+
+
+def test_a_publish_that_fails_cancels_the_profiles_instead_of_waiting_for_them(spark, project, monkeypatch):
+    """A run that fails before storing its profiles never needs them: their Spark jobs are
+    cancelled (at scale they take minutes), the run fails with the publish's error, nothing is
+    stored and the table is as it was."""
+    import threading
+    import time
+
+    from featurebank.engine import profile as profile_module
+    from featurebank.gate import profile_location
+    from featurebank.io import tables
+
+    root = project.config.feature_root
+    [outcome] = run_group(project, GROUP, D1, D1, spark=spark)
+    before = _table(spark, project)
+    started = threading.Event()
+
+    def endless(batch, *args, **kwargs):  # a profile whose job would run for hours
+        started.set()
+        return batch.sparkSession.range(0, 10**13, numPartitions=2).where("id % 7 = 9").count()
+
+    def unwritable(*args, **kwargs):
+        assert started.wait(60)
+        time.sleep(1)  # its job is running
+        raise RuntimeError("the feature root is unwritable")
+
+    monkeypatch.setattr(profile_module, "profile_batch", endless)
+    monkeypatch.setattr(tables, "publish", unwritable)
+    later = D1 + timedelta(days=1)
+    began = time.monotonic()
+    with pytest.raises(RuntimeError, match="unwritable"):
+        run_group(project, GROUP, later, later, spark=spark)
+    assert time.monotonic() - began < 120  # the profile job alone would take hours
+    assert not [t for t in threading.enumerate() if t.name.startswith("featurebank-profile")]
+    assert not Path(profile_location(root, GROUP, later)).exists()
+    assert outcome.status == "published"
+    pd.testing.assert_frame_equal(_table(spark, project), before)
+    assert spark.range(3).count() == 3  # the session still runs jobs

@@ -476,6 +476,8 @@ def _run_chunk(
         tell("failed", status="gate_failed", message=_first_line(error), **logged)
         raise
     except BaseException as error:
+        if profiling is not None:  # first: its jobs would hold the cores the failure's own jobs need
+            profiling.cancel()
         explained = _ansi_explained(spark, plan, error, batch) if version is None else None
         logged = {}
         if version is None:  # a committed run is published: never log it failed
@@ -486,8 +488,8 @@ def _run_chunk(
             raise explained from error
         raise
     finally:
-        if profiling is not None:
-            profiling.wait()  # its jobs read the persisted batch
+        if profiling is not None:  # stored by now, or never will be; its jobs read the persisted batch
+            profiling.cancel()
         if batch is not None:
             batch.unpersist()
 
@@ -534,6 +536,8 @@ class _Profiling:
         from pyspark import InheritableThread  # the job's local properties follow; its JVM thread ends with it
 
         self.outcome: list[Any] | BaseException = []
+        self.context = batch.sparkSession.sparkContext
+        self.job_group = f"featurebank-profile-{run_id}"
         self.thread = InheritableThread(target=self._compute, args=(batch, plan, run_id), daemon=True,
                                         name=f"featurebank-profile-{plan.group}")
         self.thread.start()
@@ -542,12 +546,21 @@ class _Profiling:
         from featurebank.engine.profile import profile_batch
 
         try:
+            self.context.setJobGroup(self.job_group, f"profiles of {plan.group}", interruptOnCancel=True)
             self.outcome = profile_batch(batch, plan.group, plan.feature_columns, run_id=run_id, data_hash=plan.data_hash)
         except BaseException as error:  # noqa: BLE001 - handed to the caller by result()
             self.outcome = error
 
     def wait(self) -> None:
         self.thread.join()
+
+    def cancel(self) -> None:
+        """End the profiling now: a run that failed before storing its profiles never needs them,
+        and at scale they take minutes. Cancels the thread's Spark jobs until it has ended (a job
+        it starts after one cancel meets the next); nothing to cancel once it ended."""
+        while self.thread.is_alive():
+            self.context.cancelJobGroup(self.job_group)
+            self.thread.join(timeout=0.5)
 
     def result(self) -> list[Any]:
         self.wait()
