@@ -4,7 +4,7 @@
     FIN=full python notes/20-finaliser-measure.py  # as featurebank computes
 Run 1 of each reuses run 0's shuffle (same DataFrame), so it times the stages after the exchange.
 """
-import os, sys, time, runpy
+import os, sys, runpy
 sys.path[:0] = ["lib", "tools", "."]
 from featurebank.engine import aggregate as A
 mode = os.environ.get("FIN", "full")
