@@ -8,7 +8,8 @@ that owns everything about it, in the style of Chronon's `SimpleAggregators`:
   gets), its empty-window value (`empty`: 0 for the count family, else NULL) and the
   sentence the catalog prints (`sentence`, `empty_sentence`);
 - how Spark computes it, one method per phase (`prepare` per event, `update` per day tile,
-  `annotate`, `carried`, `merge` across a window's tiles, `finalize` the window value,
+  `annotate`, `carried`, `merge` across a window's tiles, `settle` values read more than
+  once, `finalize` the window value,
   `direct` for short runs; `base.Aggregator` documents the contract). The windowing code,
   engine/aggregate.py, is generic over these phases and names no function.
 

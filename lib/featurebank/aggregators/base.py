@@ -135,6 +135,8 @@ class Aggregator:
     4. `carried(slot)`: the tile columns `merge` reads, put on the dense day grid.
     5. `merge(slot, frames)`: window-function reads over the grid, per snapshot day D, from
        frames ending before D (`Frames`): tiles merged across each window.
+    5b. `settle(slot)`: optional: columns `finalize` reads, in stages of one projection each
+       (a value several features read is computed once per row).
     6. `finalize(slot, window, fail)`: the published value over `window` days at a snapshot
        row, from `merge`'s reads, with the empty-window value when the window has no value.
     7. `direct(slot, window, inside, fail)`: short runs: the same value as one aggregate
@@ -200,6 +202,12 @@ class Aggregator:
 
     def merge(self, slot: Slot, frames: Frames) -> list[Column]:
         raise NotImplementedError(self.name)
+
+    def settle(self, slot: Slot) -> list[list[Column]]:
+        """Optional, grid path: columns `finalize` reads instead of recomputing them, in stages
+        (each stage one projection over the window reads, reading the stages before it): a value
+        used several times is computed once per row (default none)."""
+        return []
 
     def finalize(self, slot: Slot, window: int, fail: Fail) -> Column:
         raise NotImplementedError(self.name)

@@ -37,7 +37,8 @@ API, no UDFs):
    aggregates each date's window of events with conditional aggregates [direct], like a
    hand-written daily job, which costs less than a grid of `max_window` lookback days per
    entity.
-5. `snapshot_columns`: each window's value [finalize], with SPEC's empty-window values
+5. `snapshot_columns`: values several features read, once per row [settle]; each window's
+   value [finalize], with SPEC's empty-window values
    (count family 0, everything else NULL); add `feature_date`, `feature_ts`, then derived
    features in order. Both paths give the same bytes (tests/test_numeric_contract.py).
 """
@@ -241,6 +242,9 @@ def snapshot_columns(rolled: DataFrame, plan: Plan, slots: list[Slot]) -> DataFr
     """Final snapshot rows of the grid path: window reads turned into features [finalize]."""
     from pyspark.sql import functions as F
 
+    settled = [s.aggregator.settle(s) for s in slots]
+    for depth in range(max((len(stages) for stages in settled), default=0)):
+        rolled = rolled.select("*", *unique_columns([c for stages in settled if depth < len(stages) for c in stages[depth]]))
     at = day_date(F.col(SNAPSHOT_DAY)).cast("string")
     features = [
         s.aggregator.finalize(s, w, failure(s, "snapshot date ", at)).alias(name)
