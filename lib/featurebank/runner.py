@@ -527,7 +527,7 @@ def _log_published(
 
 
 class _Profiling:
-    """The batch's profile per snapshot date (`engine.profile.profile_batch`, two passes over the
+    """The batch's profile per snapshot date (`engine.profile.profile_batch`, a few passes over the
     persisted batch), computed in a thread of its own while the run archives and publishes: a
     daily run's profile jobs are mostly waiting on the scheduler, which the write's jobs leave
     idle. `result()` is the profiles or the exception that stopped them."""

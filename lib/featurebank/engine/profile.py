@@ -1,4 +1,4 @@
-"""A profile of every feature per snapshot date of a batch, in two passes, and its stored format.
+"""A profile of every feature per snapshot date of a batch, in a few passes, and its stored format.
 
 The runner profiles the batch it has just published (`profile_batch`, on the persisted batch
 the gate judged) and stores one small JSON document per snapshot date beside the gate reports
@@ -6,12 +6,16 @@ the gate judged) and stores one small JSON document per snapshot date beside the
 a drift gate can compare two of them. Nothing here reads or writes storage.
 
 Pass 1 is one `groupBy(feature_date).agg(...)` computing, for every feature at once: non-NULL
-count, min/mean/max and quartiles (`percentile_approx`) for numeric features, approximate
-distinct count for the others. Pass 2 is one `groupBy` over the batch unpivoted with
-`stack(...)`: for every numeric feature the equal-width histogram bin of each value (bins from
-that date's pass-1 min and max, joined in from a small frame), for every low-cardinality
-categorical feature the value itself. Never one query per feature or per date: the cost is two
-scans of the batch whatever its width and its number of dates.
+count, min/mean/max for numeric features, min/max and an approximate distinct count for the
+others. The quartiles (`percentile_approx`) come from one more aggregation over a sample of at
+most about `QUARTILE_ROWS` rows per date, picked by a hash of the row's entity (so a rerun
+profiles the same rows): the sketch sorts boxed values, and over every row it cost five times
+the rest of pass 1 (issue 20, notes/20-profiles.md). The histograms: for every numeric feature the rows of
+each equal-width bin (bins from that date's pass-1 min and max, joined in from a small frame) as
+conditional counts of one `groupBy(feature_date)`, `HISTOGRAM_FEATURES` features per pass (one
+aggregation over more falls out of whole-stage code generation and runs several times slower);
+for every low-cardinality categorical feature the rows of each value. Never one query per date
+and never a row per (row, feature): a few scans of the persisted batch whatever its dates.
 
 NaN and ±Infinity in floating features are left out of the numeric statistics (they would
 make min/max meaningless) and counted separately as `non_finite`.
@@ -51,6 +55,8 @@ MAX_CATEGORIES = 40  # a categorical feature with more distinct values shows onl
 NUMERIC_TYPES = ("tinyint", "smallint", "int", "bigint", "float", "double")
 TIME_TYPES = ("date", "timestamp", "timestamp_ntz")
 PARTITION_COLUMN = "feature_date"
+QUARTILE_ROWS = 10_000  # quartiles from a sample of about this many rows per date at most
+HISTOGRAM_FEATURES = 5  # numeric features per histogram pass (measured: 3 and 5 alike, 15 2.7x slower)
 FORMAT = "featurebank.profile"
 FORMAT_VERSION = 1
 
@@ -115,7 +121,7 @@ def _finite(name: str, type_: str) -> Column:
 
 def profile_batch(frame: DataFrame, group: str, features: tuple[str, ...], *, version: int | None = None,
                   run_id: str | None = None, data_hash: str | None = None) -> list[GroupProfile]:
-    """Profile `features` of `frame` for each of its `feature_date`s, in two passes (see the
+    """Profile `features` of `frame` for each of its `feature_date`s, in a few passes (see the
     module docstring); one GroupProfile per date holding rows, oldest first, each feature in
     `features` order. Unknown columns are skipped; dates without rows get no profile."""
     from pyspark.sql import functions as F
@@ -131,14 +137,15 @@ def profile_batch(frame: DataFrame, group: str, features: tuple[str, ...], *, ve
         if is_numeric(type_):
             value = _finite(name, type_)
             stats += [F.count(value).alias(f"f{i}"), F.min(value).alias(f"min{i}"), F.avg(value).alias(f"avg{i}"),
-                      F.max(value).alias(f"max{i}"),
-                      F.percentile_approx(value, [0.25, 0.5, 0.75], 1000).alias(f"q{i}")]
+                      F.max(value).alias(f"max{i}")]
         elif type_ in TIME_TYPES:
             stats += [F.min(column).alias(f"min{i}"), F.max(column).alias(f"max{i}"),
                       F.approx_count_distinct(column).alias(f"d{i}")]
         else:
             stats.append(F.approx_count_distinct(column).alias(f"d{i}"))
     firsts = {r[PARTITION_COLUMN]: r.asDict() for r in frame.groupBy(day).agg(*stats).collect()}
+    for when, quartiles in _quartiles(frame, present, types, firsts).items():
+        firsts[when].update(quartiles)
     counts = _bucket_counts(frame, present, types, firsts)
     return [_group_profile(group, when, row, present, types, counts.get(when, {}), version, run_id, data_hash)
             for when, row in sorted(firsts.items())]
@@ -155,18 +162,54 @@ def _categorical(type_: str) -> bool:
     return not is_numeric(type_) and type_ not in TIME_TYPES
 
 
-def _bucket_counts(frame: DataFrame, present: list[str], types: dict[str, str],
-                   firsts: dict[date, dict[str, Any]]) -> dict[date, dict[str, dict[str, int]]]:
-    """Pass 2: rows per (date, feature, bucket): a numeric feature's bin index on that date's
-    range, a categorical feature's value (only where it has at most MAX_CATEGORIES values)."""
+def _with_values(present: list[str], types: dict[str, str], firsts: dict[date, dict[str, Any]]) -> list[int]:
+    """The indexes of the numeric features that have a value on some date."""
+    return [i for i, name in enumerate(present) if is_numeric(types[name])
+            and any(_edges(row, i) for row in firsts.values())]
+
+
+def _quartiles(frame: DataFrame, present: list[str], types: dict[str, str],
+               firsts: dict[date, dict[str, Any]]) -> dict[date, dict[str, Any]]:
+    """Each numeric feature's quartiles per date (`q<i>`), from the rows whose entity hashes into
+    that date's sample: 1 in ceil(rows / QUARTILE_ROWS), so a date of at most QUARTILE_ROWS rows
+    is profiled whole. The entity is every column but the features and the snapshot's date
+    and time (all columns if there is no other)."""
     from pyspark.sql import functions as F
 
-    numeric = [i for i, name in enumerate(present) if is_numeric(types[name])
-               and any(_edges(row, i) for row in firsts.values())]
+    numeric = _with_values(present, types, firsts)
+    if not numeric:
+        return {}
+    moduli = [(when, -(-int(row["__rows"]) // QUARTILE_ROWS)) for when, row in firsts.items()]
+    rows = frame
+    if any(m > 1 for _, m in moduli):
+        entity = [c for c in frame.columns if c not in present and c not in (PARTITION_COLUMN, "feature_ts")]
+        moduli_frame = frame.sparkSession.createDataFrame(moduli, schema=f"{PARTITION_COLUMN} DATE, __m BIGINT")
+        rows = frame.join(F.broadcast(moduli_frame), on=PARTITION_COLUMN, how="inner").where(
+            F.pmod(F.xxhash64(*[F.col(f"`{c}`") for c in entity or frame.columns]), F.col("__m")) == 0)
+    quartiles = [F.percentile_approx(_finite(present[i], types[present[i]]), [0.25, 0.5, 0.75], 1000).alias(f"q{i}")
+                 for i in numeric]
+    return {r[PARTITION_COLUMN]: r.asDict() for r in rows.groupBy(PARTITION_COLUMN).agg(*quartiles).collect()}
+
+
+def _bucket_counts(frame: DataFrame, present: list[str], types: dict[str, str],
+                   firsts: dict[date, dict[str, Any]]) -> dict[date, dict[str, dict[str, int]]]:
+    """Rows per (date, feature, bucket): a numeric feature's bin index on that date's range, a
+    categorical feature's value (only where it has at most MAX_CATEGORIES values)."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    numeric = _with_values(present, types, firsts)
     categorical = [i for i, name in enumerate(present) if _categorical(types[name])
                    and any((row.get(f"d{i}") or 0) <= MAX_CATEGORIES for row in firsts.values())]
     if not (numeric or categorical) or not firsts:
         return {}
+    counts: dict[date, dict[str, dict[str, int]]] = {}
+
+    def found(when: date, i: int, bucket: str, rows: int) -> None:
+        if rows:
+            counts.setdefault(when, {}).setdefault(present[i], {})[bucket] = int(rows)
+
     # Each date's bin range, as the values pass 1 found (a Python float each, as a literal would be).
     ranges = []
     for when, row in firsts.items():
@@ -178,24 +221,29 @@ def _bucket_counts(frame: DataFrame, present: list[str], types: dict[str, str],
         ranges.append(tuple(values))
     ddl = ", ".join([f"{PARTITION_COLUMN} DATE", *[f"lo{i} DOUBLE, w{i} DOUBLE" for i in numeric]])
     edges_frame = frame.sparkSession.createDataFrame(ranges, schema=ddl)
-    joined = frame.join(F.broadcast(edges_frame), on=PARTITION_COLUMN, how="inner")
-    buckets: list[tuple[int, Column]] = []
-    for i in numeric:
-        value, bin_low, bin_width = _finite(present[i], types[present[i]]), F.col(f"lo{i}"), F.col(f"w{i}")
-        # least() skips NULLs (least(NULL, 11) = 11): keep NULL values out of every bin explicitly
-        index = F.when(value.isNotNull() & (bin_width > 0),
-                       F.least(F.floor((value - bin_low) / bin_width), F.lit(BINS - 1))).when(value.isNotNull(), F.lit(0))
-        buckets.append((i, index.cast("string")))
-    for i in categorical:
-        buckets.append((i, F.col(f"`{present[i]}`").cast("string")))
-    pairs = ", ".join(f"'{i}', b{i}" for i, _ in buckets)
-    stacked = joined.select(F.col(PARTITION_COLUMN), *[expr.alias(f"b{i}") for i, expr in buckets]).selectExpr(
-        PARTITION_COLUMN, f"stack({len(buckets)}, {pairs}) as (feature_index, bucket)")
-    counts: dict[date, dict[str, dict[str, int]]] = {}
-    grouped = stacked.where("bucket is not null").groupBy(PARTITION_COLUMN, "feature_index", "bucket").count()
-    for r in grouped.collect():
-        name = present[int(r["feature_index"])]
-        counts.setdefault(r[PARTITION_COLUMN], {}).setdefault(name, {})[r["bucket"]] = int(r["count"])
+    for first in range(0, len(numeric), HISTOGRAM_FEATURES):
+        some = numeric[first:first + HISTOGRAM_FEATURES]
+        bins = edges_frame.select(PARTITION_COLUMN, *[c for i in some for c in (f"lo{i}", f"w{i}")])
+        joined = frame.join(F.broadcast(bins), on=PARTITION_COLUMN, how="inner")
+        indexes = []
+        for i in some:
+            value, bin_low, bin_width = _finite(present[i], types[present[i]]), F.col(f"lo{i}"), F.col(f"w{i}")
+            # least() skips NULLs (least(NULL, 11) = 11): keep NULL values out of every bin explicitly
+            indexes.append(F.when(value.isNotNull() & (bin_width > 0),
+                                  F.least(F.floor((value - bin_low) / bin_width), F.lit(BINS - 1)))
+                           .when(value.isNotNull(), F.lit(0)).alias(f"b{i}"))
+        rows = joined.select(PARTITION_COLUMN, *indexes).groupBy(PARTITION_COLUMN).agg(
+            *[F.count_if(F.col(f"b{i}") == k).alias(f"c{i}_{k}") for i in some for k in range(BINS)]).collect()
+        for r in rows:
+            for i in some:
+                for k in range(BINS):
+                    found(r[PARTITION_COLUMN], i, str(k), r[f"c{i}_{k}"])
+    if categorical:
+        values_of = reduce(lambda a, b: a.unionAll(b), [frame.select(
+            PARTITION_COLUMN, F.lit(i).alias("feature_index"), F.col(f"`{present[i]}`").cast("string").alias("bucket"))
+            for i in categorical])
+        for r in values_of.where("bucket is not null").groupBy(PARTITION_COLUMN, "feature_index", "bucket").count().collect():
+            found(r[PARTITION_COLUMN], int(r["feature_index"]), r["bucket"], r["count"])
     return counts
 
 
