@@ -2,7 +2,7 @@
 of the runner timed (wall, in order of first call), the batch materialised before the gate as
 bench/tasks.py does,.
 
-    PYTHONPATH=lib:tools:. python notes/20-daily-measure.py bench/data/scale-1/project-30d 2025-01-01 [end] [repeats]
+    PYTHONPATH=lib:tools:. python notes/20-daily-measure.py bench/data/scale-1/project-30d 2025-01-01 [end] [repeats] [k=v ...]
 FRESH=1 drops the copy's warehouse (a first publish). The project (conf, features, warehouse) is copied to a temporary directory for each repeat, so every
 repeat starts from the same published state.
 """
@@ -39,6 +39,8 @@ def main() -> None:
     started = time.perf_counter()
     spark, _ = spark_session(str(source))
     spark.sparkContext.setLogLevel("ERROR")
+    for setting in sys.argv[5:]:  # k=v: a session setting over featurebank's
+        spark.conf.set(*setting.split("=", 1))
     print(f"session {time.perf_counter() - started:.1f} s", flush=True)
     spent: dict[str, list[float]] = {}
 
