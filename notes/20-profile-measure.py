@@ -16,23 +16,16 @@ from pathlib import Path
 sys.path[:0] = [os.environ.get("FB_LIB", "lib"), "tools", "."]
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _measure_helpers():  # cpu_seconds(pid), jvm_pid(): notes/20-compute-measure.py's
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compute_measure", Path(__file__).with_name("20-compute-measure.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.cpu_seconds, module.jvm_pid
 
 
-def jvm_pid() -> int:
-    me = str(os.getpid())
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                stat = (p / "stat").read_text().rsplit(")", 1)[1].split()
-                cmd = (p / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if stat[1] == me and b"java" in cmd:
-                return int(p.name)
-    raise SystemExit("no JVM child found")
+cpu_seconds, jvm_pid = _measure_helpers()
 
 
 def main() -> None:
