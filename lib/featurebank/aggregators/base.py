@@ -215,6 +215,14 @@ class Aggregator:
     def direct(self, slot: Slot, window: int, inside: Column, fail: Fail) -> Column:
         raise NotImplementedError(self.name)
 
+    def direct_apart(self, slot: Slot, rows: DataFrame, by: list[str], age: Column) -> DataFrame | None:
+        """Optional, direct path: the slot's windows computed apart from the other aggregations,
+        as a frame of `by` (keys, snapshot day) and one column per window named
+        `slot.column(f"direct_{w}")`, NULL where `rows` gives the pair no row (read as `empty`);
+        `rows` are the events joined to their snapshot days, `age` = days before D. None (default):
+        the windows are conditional aggregates of the one group-by [direct]."""
+        return None
+
 
 def failure(slot: Slot, where: str, at: Column) -> Fail:
     """`fail(cause)`: a Column that fails the run naming the feature, the keys and `where`+`at`."""

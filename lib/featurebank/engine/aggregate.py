@@ -229,13 +229,23 @@ def direct_snapshots(events: DataFrame, plan: Plan, slots: list[Slot], start_day
     rows = events.select("*", F.explode(days).alias(SNAPSHOT_DAY))
     age = F.col(SNAPSHOT_DAY) - day
     at = day_date(F.col(SNAPSHOT_DAY)).cast("string")
+    by = [*plan.keys, SNAPSHOT_DAY]
+    apart = {s.index: frame for s in slots if (frame := s.aggregator.direct_apart(s, rows, by, age)) is not None}
     features = [
         s.aggregator.direct(s, w, age <= w, failure(s, "snapshot date ", at)).alias(name)
-        for s, a in zip(slots, plan.aggregates)
+        for s, a in zip(slots, plan.aggregates) if s.index not in apart
         for w, name in zip(a.windows, a.output_names())
     ]
-    per_date = rows.groupBy(*[F.col(f"`{k}`") for k in plan.keys], SNAPSHOT_DAY).agg(*features)
-    return finish_snapshots(per_date, [F.col(f"`{n}`") for a in plan.aggregates for n in a.output_names()], plan)
+    per_date = rows.groupBy(*[F.col(f"`{c}`") for c in by]).agg(F.count(F.lit(1)).alias("_rows"), *features)
+    for frame in apart.values():  # NULL keys match NULL keys (`<=>`), as in the group-by
+        renamed = frame.select(*[F.col(f"`{c}`").alias(f"_by{i}") for i, c in enumerate(by)],
+                               *[F.col(f"`{c}`") for c in frame.columns if c not in by])
+        on = reduce(lambda a, b: a & b, [F.col(f"`{c}`").eqNullSafe(F.col(f"_by{i}")) for i, c in enumerate(by)])
+        per_date = per_date.join(renamed, on=on, how="left").drop(*[f"_by{i}" for i in range(len(by))])
+    read = [F.coalesce(F.col(s.column(f"direct_{w}")), F.lit(s.aggregator.empty)).alias(name) if s.index in apart
+            else F.col(f"`{name}`")
+            for s, a in zip(slots, plan.aggregates) for w, name in zip(a.windows, a.output_names())]
+    return finish_snapshots(per_date, read, plan)
 
 
 def snapshot_columns(rolled: DataFrame, plan: Plan, slots: list[Slot]) -> DataFrame:
