@@ -230,3 +230,19 @@ def test_a_day_total_beyond_the_exact_range_fails_the_run_in_every_path(spark, d
     # Each 6e19 converts exactly; their sum 1.2e20 does not fit decimal(38,18): no double fallback.
     with pytest.raises(Exception, match=r"aggregation 'amount_sum' \(sum\) cannot be computed exactly.*customer_id=c9"):
         one_entity_run(spark, [6e19, 6e19], [1, 1], AggregateSpec("amount_sum", "sum", "amount", (1, 3)), dates)
+
+
+def test_a_null_key_entity_counts_its_distinct_values_alike_on_both_paths(spark) -> None:  # noqa: ANN001
+    """The direct path counts distinct values apart and joins them back: NULL keys must meet NULL keys."""
+    at = datetime(2024, 3, 2, 12, tzinfo=dt_timezone.utc)
+    rows = [(c, at + timedelta(days=d), 1.0, 1, None, m, "OK")
+            for c, m, d in ((None, "m1", 0), (None, "m2", -3), (None, None, 0), (None, "m1", -5), ("c9", "m1", 0))]
+    aggregate = AggregateSpec("merchants", "count_distinct", "merchant", (1, 7))
+    start = date(2024, 3, 3)
+    got = {}
+    for dates in (1, DIRECT_MAX_DATES + 2):  # the direct path, the grid path
+        plan = make_plan((aggregate,), start, start + timedelta(days=dates - 1), "UTC")
+        got[dates] = {(r["customer_id"], r["feature_date"]): (r["merchants_1d"], r["merchants_7d"])
+                      for r in compute_aggregation(spark.createDataFrame(rows, SCHEMA), plan).collect()
+                      if r["feature_date"] == start}
+    assert got[1] == got[DIRECT_MAX_DATES + 2] == {(None, start): (1, 2), ("c9", start): (1, 1)}
