@@ -36,7 +36,8 @@ API, no UDFs):
    Runs of at most `DIRECT_MAX_DATES` dates (the daily run) skip steps 2-4: `direct_snapshots`
    aggregates each date's window of events with conditional aggregates [direct], like a
    hand-written daily job, which costs less than a grid of `max_window` lookback days per
-   entity.
+   entity; an aggregator may compute its windows in a frame of their own, joined back by
+   (keys, D) [direct_apart] (count_distinct: one row per value first).
 5. `snapshot_columns`: values several features read, once per row [settle]; each window's
    value [finalize], with SPEC's empty-window values
    (count family 0, everything else NULL); add `feature_date`, `feature_ts`, then derived
@@ -218,7 +219,11 @@ def alias_name(c: Column) -> str:
 def direct_snapshots(events: DataFrame, plan: Plan, slots: list[Slot], start_day: int, end_day: int) -> DataFrame:
     """Snapshot rows for a short run: each event joins the snapshot days D it is inside the
     largest window of (`D - max_window <= day < D`, clipped to the run), then one group-by
-    per (keys, D) computes every window as a conditional aggregate (`D - day <= w`) [direct].
+    per (keys, D) computes every window as a conditional aggregate (`D - day <= w`) [direct],
+    except the windows an aggregator computes apart [direct_apart], joined back on (keys, D)
+    NULL-safe, an empty window read as the aggregator's `empty`. The apart frames read the
+    events again (Spark scans the source once per aggregation); measured cheaper than
+    `collect_set` in the one group-by all the same (notes/20-daily.md).
 
     Same rows and bytes as the grid path (tests/test_numeric_contract.py).
     """
