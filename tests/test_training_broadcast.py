@@ -54,3 +54,57 @@ def test_a_row_level_group_or_broadcasts_off_keep_the_sort(shared_world):  # noq
         assert "Sort [__fb_row_id" in _plan(_build(shared_world, pdf))
     finally:
         spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
+
+
+def test_the_default_broadcast_limit_follows_the_drivers_heap_and_result_size(spark):
+    from featurebank.training.join import BROADCAST_HEAP_SHARE, broadcast_limit
+
+    heap = int(spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory())
+    result = spark.conf.get("spark.driver.maxResultSize", "1g")
+    assert result == "1g"  # the test session's: a broadcast's collect must stay under it
+    assert broadcast_limit(spark) == min(heap // BROADCAST_HEAP_SHARE, (1 << 30) // 2)
+    assert 0 < broadcast_limit(spark) <= 512 << 20
+
+
+def _fingerprint_as_recorded_before(frame, columns, instant, zone):
+    """The fingerprint as every manifest before session 9 recorded it: the row hashes summed as
+    decimal(38,0) over all rows, the dates by collect_set (the oracle of the grouped BIGINT pass)."""
+    import hashlib
+    import json
+
+    from pyspark.sql import functions as F
+
+    from featurebank.days import local_date
+
+    cols = [F.col(f"`{c}`") for c in columns]
+    row = frame.agg(F.count(F.lit(1)).alias("rows"),
+                    F.sum(F.xxhash64(*cols).cast("decimal(38,0)")).alias("h1"),
+                    F.sum(F.hash(*cols).cast("decimal(38,0)")).alias("h2"),
+                    F.collect_set(local_date(F.col(instant), zone)).alias("dates")).first()
+    schema = tuple((f.name, f.dataType.simpleString()) for f in frame.schema.fields if f.name in columns)
+    text = json.dumps({"schema": schema, "rows": row["rows"], "h1": str(row["h1"]), "h2": str(row["h2"])})
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest(), frozenset(row["dates"] or ())
+
+
+def test_the_spine_fingerprint_and_dates_are_those_manifests_recorded_before(spark):
+    """A spine's fingerprint is compared with its manifest's on every rebuild: the grouped BIGINT
+    pass must give the decimal pass's exact sums (negative hashes, NULL values and instants, one
+    date or many, an empty spine)."""
+    import datetime as dt
+
+    from featurebank.training.spine import profile_spine
+
+    rnd = random.Random(9)
+    zone = "America/Sao_Paulo"
+    base = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
+    rows = [(i, rnd.choice([None, "c1", "c2", f"c{rnd.randrange(10**6)}"]),
+             None if rnd.random() < 0.05 else base + dt.timedelta(seconds=rnd.randrange(40 * 86400)),
+             rnd.choice([None, 0, 1, -(2**31)])) for i in range(5000)]
+    frame = spark.createDataFrame(rows, "row_id long, customer_id string, ts timestamp, label int")
+    columns = ["row_id", "customer_id", "ts", "label"]
+    for part in (frame, frame.where("ts < '2024-03-02'"), frame.limit(1), frame.limit(0)):
+        profile = profile_spine(part, columns, "ts", zone)
+        fingerprint, dates = _fingerprint_as_recorded_before(part, columns, "ts", zone)
+        assert (profile.fingerprint, profile.dates) == (fingerprint, dates)
+        assert profile.rows == part.count()
+    assert len(profile_spine(frame, columns, "ts", zone).dates) > 30

@@ -26,7 +26,11 @@ JOINED_TS = "__fb_joined_ts"  # with `chosen`: the row-level version's feature_t
 # The most bytes of pruned feature rows a build broadcasts to keep the spine unshuffled (`broadcasts`);
 # conf's `spark.conf` may set it. Spark's own `spark.sql.autoBroadcastJoinThreshold` = -1 turns it off.
 BROADCAST_BYTES_CONF = "spark.featurebank.training.broadcastBytes"
-BROADCAST_BYTES = 128 * 1024 * 1024
+BROADCAST_BYTES = 128 * 1024 * 1024  # where the driver's heap cannot be read
+# Unset, the limit is this share of the driver's heap (the driver collects the rows, builds the hash
+# table and cuts it into blocks: about three copies), and at most half of `spark.driver.maxResultSize`,
+# which a broadcast's collect must stay under.
+BROADCAST_HEAP_SHARE = 16
 _BYTES_PER_VALUE = {"string": 32, "date": 4, "boolean": 1, "int": 4, "smallint": 2, "tinyint": 1}  # else 8 (16: decimal)
 
 
@@ -49,13 +53,13 @@ def broadcasts(spark: SparkSession, tables: Sequence[tuple[PinnedGroup, DataFram
     Only aggregation groups (a row-level as-of join sorts by time per entity anyway), and only
     when each group's pruned rows fit: at most one feature row per spine row (a snapshot row is
     unique per keys and date), estimated at `rows` x the columns' width, under conf's
-    `BROADCAST_BYTES_CONF` (default `BROADCAST_BYTES`). False when Spark's broadcasts are off.
+    `BROADCAST_BYTES_CONF` (default `broadcast_limit`). False when Spark's broadcasts are off.
     """
     if not tables or any(p.read.kind != "aggregation" for p, _ in tables):
         return False
     if str(spark.conf.get("spark.sql.autoBroadcastJoinThreshold", None)).strip() == "-1":
         return False
-    limit = int(spark.conf.get(BROADCAST_BYTES_CONF, None) or BROADCAST_BYTES)
+    limit = int(spark.conf.get(BROADCAST_BYTES_CONF, None) or broadcast_limit(spark))
     for pinned, table in tables:
         types = dict(table.dtypes)
         names = [*pinned.read.keys, *(feature for feature, _ in pinned.read.features)]
@@ -64,6 +68,24 @@ def broadcasts(spark: SparkSession, tables: Sequence[tuple[PinnedGroup, DataFram
         if rows * width > limit:
             return False
     return True
+
+
+def broadcast_limit(spark: SparkSession) -> int:
+    """The bytes of pruned feature rows a build may broadcast when conf does not say: a
+    `BROADCAST_HEAP_SHARE`th of the driver's heap (an 8 GiB driver: ~480 MiB, a 1 GiB one: 64 MiB),
+    at most half of `spark.driver.maxResultSize`; `BROADCAST_BYTES` where the driver's JVM cannot be
+    asked (Spark Connect). A 1 M-row spine of 15 features needs ~180 MB (bench/RESULTS.md)."""
+    from pyspark.sql.utils import is_remote
+
+    if is_remote():
+        return BROADCAST_BYTES
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None  # a classic session's driver
+    heap = int(jvm.java.lang.Runtime.getRuntime().maxMemory())
+    result = int(jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(
+        spark.conf.get("spark.driver.maxResultSize", "1g")))  # 0: unlimited
+    limit = heap // BROADCAST_HEAP_SHARE
+    return min(limit, result // 2) if result > 0 else limit
 
 
 def join_group(spine: DataFrame, table: DataFrame, pinned: PinnedGroup, profile: SpineProfile, *, instant: str,

@@ -114,7 +114,16 @@ def read_spine(spark: SparkSession, spine: Any, timestamp_column: str, timezone:
 
 
 def profile_spine(frame: DataFrame, columns: list[str], instant: str, timezone: str) -> SpineProfile:
-    """Rows, fingerprint and snapshot dates of the spine, in one aggregate pass."""
+    """Rows, fingerprint and snapshot dates of the spine, in one aggregate pass.
+
+    The fingerprint is a SHA-256 over the schema, the row count and the exact sums of two row
+    hashes (`xxhash64` and `hash` over `columns`): order-free, so a reordered spine has the same
+    one. The pass groups by the rows' local date (a plain hash aggregation: some hundreds of
+    groups) and sums in BIGINT, each 64-bit hash as its signed high and unsigned low 32 bits;
+    Python adds the groups' sums exactly. The same numbers as summing the hashes as
+    decimal(38,0) over all rows with a `collect_set` of the dates, which cost 2-4 s of a 1 M-row
+    spine against 0.5 s (issue 20), so manifests written before keep their fingerprint.
+    """
     import hashlib
     import json
 
@@ -123,17 +132,20 @@ def profile_spine(frame: DataFrame, columns: list[str], instant: str, timezone: 
     from featurebank.days import local_date
 
     cols = [F.col(f"`{c}`") for c in columns]
-    row = frame.agg(
+    wide = F.xxhash64(*cols)
+    rows = frame.groupBy(local_date(F.col(instant), timezone).alias("date")).agg(
         F.count(F.lit(1)).alias("rows"),
-        F.sum(F.xxhash64(*cols).cast("decimal(38,0)")).alias("h1"),
-        F.sum(F.hash(*cols).cast("decimal(38,0)")).alias("h2"),
-        F.collect_set(local_date(F.col(instant), timezone)).alias("dates"),
-    ).first()
-    assert row is not None
+        F.sum(F.shiftright(wide, 32)).alias("high"),  # |high| < 2^31: exact in BIGINT below 2^32 rows a date
+        F.sum(wide.bitwiseAND(F.lit(0xFFFFFFFF))).alias("low"),
+        F.sum(F.hash(*cols).cast("bigint")).alias("narrow"),
+    ).collect()
+    count = sum(int(r["rows"]) for r in rows)
+    h1 = sum((int(r["high"]) << 32) + int(r["low"]) for r in rows) if rows else None
+    h2 = sum(int(r["narrow"]) for r in rows) if rows else None
     schema = tuple((f.name, f.dataType.simpleString()) for f in frame.schema.fields if f.name in columns)
-    text = json.dumps({"schema": schema, "rows": row["rows"], "h1": str(row["h1"]), "h2": str(row["h2"])})
-    return SpineProfile(int(row["rows"]), "sha256:" + hashlib.sha256(text.encode()).hexdigest(),
-                        frozenset(row["dates"] or ()), schema)
+    text = json.dumps({"schema": schema, "rows": count, "h1": str(h1), "h2": str(h2)})
+    return SpineProfile(count, "sha256:" + hashlib.sha256(text.encode()).hexdigest(),
+                        frozenset(r["date"] for r in rows if r["date"] is not None), schema)
 
 
 def _instant(column: str, kind: str, timezone: str) -> Column:
