@@ -24,8 +24,8 @@ should be named in the output. Spine timestamps are instants (`TimestampType`).
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from functools import reduce
 from datetime import date
+from functools import reduce
 from typing import TYPE_CHECKING
 
 from featurebank.days import MICROS_PER_DAY, local_date
@@ -97,9 +97,10 @@ def snapshot_join(
     the table holds them): Spark then probes a long-keyed map for each of the table's rows
     instead of hashing and comparing a row of keys (the probe was a quarter of a 1 M-row
     build's CPU, issue 20). A collision only lets a row through that the outer join, on the
-    exact keys and date, then matches with no spine row: the result is the same. With `broadcast_features` (the caller knows those rows fit in memory) they
-    are broadcast instead: the spine is not shuffled and its rows keep their partitions and
-    order (a broadcast hash join streams them), so a caller need not sort the result again.
+    exact keys and date, then matches with no spine row: the result is the same. With
+    `broadcast_features` (the caller knows those rows fit in memory) they are broadcast
+    instead: the spine is not shuffled and its rows keep their partitions and order (a
+    broadcast hash join streams them), so a caller need not sort the result again.
 
     `features` holds keys, `feature_date` and the feature columns; (keys, feature_date) is
     unique (the publish gate guarantees it). `published_dates` are the snapshot dates the

@@ -72,7 +72,7 @@ def broadcasts(spark: SparkSession, tables: Sequence[tuple[PinnedGroup, DataFram
 
 def broadcast_limit(spark: SparkSession) -> int:
     """The bytes of pruned feature rows a build may broadcast when conf does not say: a
-    `BROADCAST_HEAP_SHARE`th of the driver's heap (an 8 GiB driver: ~480 MiB, a 1 GiB one: 64 MiB),
+    `BROADCAST_HEAP_SHARE`th of the driver's heap (an 8 GiB driver: 512 MiB, a 1 GiB one: 64 MiB),
     at most half of `spark.driver.maxResultSize`; `BROADCAST_BYTES` where the driver's JVM cannot be
     asked (Spark Connect). A 1 M-row spine of 15 features needs ~180 MB (bench/RESULTS.md)."""
     from pyspark.sql.utils import is_remote
