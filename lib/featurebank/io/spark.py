@@ -315,6 +315,22 @@ def _quiet_codegen_fallback(spark: SparkSession) -> None:
         pass
 
 
+def driver_memory(spark: SparkSession) -> tuple[int, int] | None:
+    """The driver's heap (`Runtime.maxMemory`) and `spark.driver.maxResultSize` in bytes (0: no
+    limit), as the driver's JVM reads them; None where this process has no JVM to ask (Spark
+    Connect). What a plan that collects to the driver (a broadcast) may hold."""
+    from pyspark.sql.utils import is_remote
+
+    if is_remote():
+        return None
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None  # a classic session's driver
+    heap = int(jvm.java.lang.Runtime.getRuntime().maxMemory())
+    result = int(jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(
+        spark.conf.get("spark.driver.maxResultSize", "1g")))
+    return heap, result
+
+
 @contextmanager
 def spark_output(*, verbose: bool = False, debug: bool = False, size: str | None = None) -> Iterator[SparkOutput]:
     """Where Spark's own output goes while a command runs, as the CLI and the demo want it.

@@ -74,16 +74,13 @@ def broadcast_limit(spark: SparkSession) -> int:
     """The bytes of pruned feature rows a build may broadcast when conf does not say: a
     `BROADCAST_HEAP_SHARE`th of the driver's heap (an 8 GiB driver: 512 MiB, a 1 GiB one: 64 MiB),
     at most half of `spark.driver.maxResultSize`; `BROADCAST_BYTES` where the driver's JVM cannot be
-    asked (Spark Connect). A 1 M-row spine of 15 features needs ~180 MB (bench/RESULTS.md)."""
-    from pyspark.sql.utils import is_remote
+    asked (Spark Connect). A 1 M-row spine of 15 features needs ~180 MB (notes/20-training.md)."""
+    from featurebank.io.spark import driver_memory
 
-    if is_remote():
+    memory = driver_memory(spark)
+    if memory is None:
         return BROADCAST_BYTES
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None  # a classic session's driver
-    heap = int(jvm.java.lang.Runtime.getRuntime().maxMemory())
-    result = int(jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(
-        spark.conf.get("spark.driver.maxResultSize", "1g")))  # 0: unlimited
+    heap, result = memory
     limit = heap // BROADCAST_HEAP_SHARE
     return min(limit, result // 2) if result > 0 else limit
 
