@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import date
-from functools import reduce
 from typing import TYPE_CHECKING
 
 from featurebank.days import MICROS_PER_DAY, local_date
@@ -124,17 +123,16 @@ def snapshot_join(
     left = spine.withColumn(f"{_P}spine_date", local_date(F.col(timestamp_column), timezone))
     condition = [_spine_key(spine, features, k) == F.col(f"{_P}k{i}") for i, k in enumerate(keys)]
     condition.append(F.col(f"{_P}spine_date") == F.col(date_col))
+    null_input = F.col(f"{_P}spine_date").isNull()
+    for k in keys:
+        null_input = null_input | F.col(k).isNull()
     if small_spine:  # (keys, date) asked for, as one 64-bit hash: a long-keyed probe per table row
         asked_keys = [_spine_key(spine, features, k) for k in keys]
-        known = reduce(lambda a, b: a & b, [c.isNotNull() for c in asked_keys], F.col(f"{_P}spine_date").isNotNull())
-        asked = left.where(known).select(F.xxhash64(*asked_keys, F.col(f"{_P}spine_date")).alias(f"{_P}asked"))
+        asked = left.where(~null_input).select(F.xxhash64(*asked_keys, F.col(f"{_P}spine_date")).alias(f"{_P}asked"))
         offered = F.xxhash64(*(F.col(f"{_P}k{i}") for i in range(len(keys))), F.col(date_col))
         right = right.join(F.broadcast(asked), on=offered == F.col(f"{_P}asked"), how="left_semi")
     joined = left.join(F.broadcast(right) if broadcast_features else right, on=condition, how="left")
 
-    null_input = F.col(f"{_P}spine_date").isNull()
-    for k in keys:
-        null_input = null_input | F.col(k).isNull()
     dates = sorted(set(published_dates))
     covered = F.col(f"{_P}spine_date").isin(dates) if dates else F.lit(False)
     hit = F.col(f"{_P}hit").isNotNull()
