@@ -136,3 +136,44 @@ def test_the_small_workload_keeps_the_generator_and_puts_the_spine_in_the_last_9
     first = wl.end_exclusive - timedelta(days=DATES)
     assert len(spine) == 1_500
     assert spine["ts"].dt.date.min() >= first and spine["ts"].dt.date.max() < wl.end_exclusive
+
+
+def _run(seconds: float, **extra: object) -> dict[str, object]:
+    return {"seconds": seconds, "startup_seconds": 5.0, "wall_seconds": seconds + 6.0, "cpu_seconds": seconds,
+            "rows": 1, **extra}
+
+
+def _targets(report: str) -> dict[str, str]:
+    section = report.split("## Targets", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    return {cells[0].lstrip("| "): cells[-1].rstrip(" |") for cells in rows[1:]}
+
+
+def test_the_report_judges_issue_20s_done_when_at_its_thresholds() -> None:
+    """Each target of issue 20 is met just inside its threshold and missed just past it."""
+    from bench.report import render_report
+    from bench.workload import workload_for
+
+    def report(fb_backfill: float, daily30: float, daily365: float, fb_train: float, gate: float,
+               daily_gate: float) -> dict[str, str]:
+        stages = {"materialize": 1.0, "gate": gate * fb_backfill, "publish": 1.0}
+        results = {  # the per-date job: 10 s a date, x 365 = 3650 s; DuckDB 100 s; naive 100 s, ASOF 10 s
+            "backfill/featurebank": [_run(fb_backfill, stages=stages)],
+            "backfill/per-date Spark": [_run(60.0, per_date_seconds=[10.0, 10.0], dates=["2024-01-02"] * 2)],
+            "backfill/DuckDB": [_run(100.0)],
+            "incremental/30 days of history": [_run(daily30)],
+            "incremental/365 days of history": [_run(daily365, stages={**stages, "gate": daily_gate * daily365})],
+            "training/featurebank": [_run(fb_train)],
+            "training/naive Spark": [_run(100.0)],
+            "training/DuckDB ASOF": [_run(10.0)],
+        }
+        raw = {"results": results, "args": {"per_date_sample": 2, "repeats": 1, "timeout": 600, "budget": 75},
+               "command": "python -m bench.run", "elapsed_seconds": 60.0, "load_before": [0.1], "load_after": [0.1],
+               "commit": "abc1234", "generated": "2026-11-27 00:00 UTC", "checks": {}, "setups": []}
+        return _targets(render_report(raw, workload_for(1.0)))
+
+    met = report(fb_backfill=148.0, daily30=14.8, daily365=14.8, fb_train=16.0, gate=0.09, daily_gate=0.095)
+    assert len(met) == 8 and set(met.values()) == {"**met**"}, met
+    missed = report(fb_backfill=370.0, daily30=13.7, daily365=15.2, fb_train=20.5, gate=0.09, daily_gate=0.11)  # the gate: the daily run's
+    assert [k for k, v in missed.items() if not v.startswith("**missed**")] == [
+        "within 24 GiB, no spill failures"], missed
