@@ -49,6 +49,7 @@ def test_lookups_are_short_and_training_sets_are_long():
 
 def test_a_short_local_session_gets_c1_only_and_a_backfill_does_not(monkeypatch):
     monkeypatch.delenv(RUN_SIZE_ENV, raising=False)
+    monkeypatch.setenv("FEATUREBANK_JVM_ARCHIVE", "off")  # its options: tests/test_class_archive.py
     monkeypatch.delenv("FEATUREBANK_SPARK_MASTER", raising=False)
     short = session_conf(None, "local", SHORT)
     long = session_conf(None, "local", LONG)

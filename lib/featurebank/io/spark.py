@@ -176,14 +176,20 @@ def size_conf(conf: dict[str, str], size: str | None) -> dict[str, str]:
     options (conf's own options kept): on a cluster the executors do the long work, and a
     backfill's compute would pay twice the CPU. Returns a new dict; `conf` is not changed.
     """
-    master = conf["spark.master"]
-    sized = dict(conf)
-    if size != SHORT or not master.startswith("local"):
-        return sized
-    options = sized.get("spark.driver.extraJavaOptions", "")
-    if SHORT_JIT_OPTION not in options.split():
-        sized["spark.driver.extraJavaOptions"] = f"{options} {SHORT_JIT_OPTION}".strip()
-    return sized
+    if size != SHORT or not conf["spark.master"].startswith("local"):
+        return dict(conf)
+    return with_driver_options(conf, [SHORT_JIT_OPTION])
+
+
+def with_driver_options(conf: dict[str, str], options: list[str]) -> dict[str, str]:
+    """`conf` with `options` appended to the driver's java options (those already there kept, none
+    twice). Returns a new dict."""
+    out = dict(conf)
+    present = out.get("spark.driver.extraJavaOptions", "")
+    added = [o for o in options if o not in present.split()]
+    if added:
+        out["spark.driver.extraJavaOptions"] = " ".join([present, *added]).strip()
+    return out
 
 
 def detect_platform() -> str:
@@ -204,7 +210,8 @@ def session_conf(config: Config | None, platform: str, size: str | None = None) 
     """The Spark settings a session gets on `platform`, before the builder applies them.
 
     `size` (`run_size`; default the `RUN_SIZE_ENV` the CLI set, else none: a long run's settings)
-    adds a short run's settings to a local session (`size_conf`).
+    adds a short run's settings to a local session (`size_conf`); a local master's JVM also maps
+    the class archive `make setup` wrote, when there is one (`io.class_archive`: a faster start).
 
     Only a `local` session takes `spark.master` from conf (else `FEATUREBANK_SPARK_MASTER`, else
     `local[*]`): everywhere else the launcher (spark-submit's `--master`, YARN on EMR, Glue) has
@@ -234,6 +241,10 @@ def session_conf(config: Config | None, platform: str, size: str | None = None) 
     if platform == "local":
         conf.setdefault("spark.master", os.environ.get("FEATUREBANK_SPARK_MASTER", "local[*]"))
         conf = size_conf(conf, size or os.environ.get(RUN_SIZE_ENV))
+        if conf["spark.master"].startswith("local"):  # our JVM: it may map the class archive
+            from featurebank.io.class_archive import java_options
+
+            conf = with_driver_options(conf, java_options())
     return conf
 
 
