@@ -35,12 +35,20 @@ def default_path() -> Path:
     return Path(sys.prefix) / "share" / "featurebank" / "spark-classes.jsa"
 
 
+def chosen_path() -> Path | None:
+    """The archive's file as the environment chooses it: `ARCHIVE_ENV`'s path, `default_path()`
+    when unset, None when `off`."""
+    chosen = os.environ.get(ARCHIVE_ENV, "").strip()
+    if chosen.lower() == OFF:
+        return None
+    return Path(chosen) if chosen else default_path()
+
+
 def archive_path() -> Path | None:
     """The archive a local session should be given, or None (off, absent, or not the size recorded)."""
-    chosen = os.environ.get(ARCHIVE_ENV, "")
-    if chosen.strip().lower() == OFF:
+    path = chosen_path()
+    if path is None:
         return None
-    path = Path(chosen) if chosen.strip() else default_path()
     try:
         recorded = int(_size_file(path).read_text().strip())
         return path if path.stat().st_size == recorded else None
@@ -115,9 +123,9 @@ def create(path: Path) -> bool:
                   f"{(made.stderr.strip().splitlines() or ['no output'])[-1]}); local sessions start without one",
                   file=sys.stderr)
             return False
+        _size_file(temporary).write_text(str(temporary.stat().st_size))  # first: the proof's session maps it
         proof = subprocess.run([sys.executable, "-m", MODULE, "--prove"], capture_output=True, text=True,
                                timeout=900, env={**os.environ, ARCHIVE_ENV: str(temporary)})
-        _size_file(temporary).write_text(str(temporary.stat().st_size))
         if proof.returncode != 0:
             print(f"featurebank: the JVM class archive {temporary} did not start a session (exit "
                   f"{proof.returncode}); local sessions start without one", file=sys.stderr)
@@ -137,14 +145,16 @@ def main(argv: list[str]) -> int:
         _warm_up()
         _stop_jvm()
         return 0
-    if argv == ["--prove"]:  # a session on the archive under test: it starts, runs and stops
+    if argv == ["--prove"]:  # a session that maps the archive under test starts, runs and stops
         from featurebank.io.spark import get_spark
 
-        return 0 if get_spark(None, platform="local").range(10).count() == 10 else 1
-    chosen = os.environ.get(ARCHIVE_ENV, "").strip()
-    if chosen.lower() == OFF:
-        return 0
-    create(Path(chosen) if chosen else default_path())
+        spark = get_spark(None, platform="local")
+        options = spark.conf.get("spark.driver.extraJavaOptions", "") or ""
+        mapped = f"-XX:SharedArchiveFile={chosen_path()}" in options.split()
+        return 0 if mapped and spark.range(10).count() == 10 else 1
+    path = chosen_path()
+    if path is not None:
+        create(path)
     return 0
 
 
