@@ -13,6 +13,7 @@ from featurebank.io.spark import (
     LONG,
     RUN_SIZE_ENV,
     SHORT,
+    SHORT_CODE_CACHE_OPTION,
     SHORT_JIT_OPTION,
     run_size,
     session_conf,
@@ -54,8 +55,9 @@ def test_a_short_local_session_gets_c1_only_and_a_backfill_does_not(monkeypatch)
     short = session_conf(None, "local", SHORT)
     long = session_conf(None, "local", LONG)
     unsized = session_conf(None, "local")
-    assert short[JAVA].split() == ["-Duser.timezone=UTC", SHORT_JIT_OPTION]
-    assert SHORT_JIT_OPTION not in long[JAVA] and SHORT_JIT_OPTION not in unsized[JAVA]
+    assert short[JAVA].split() == ["-Duser.timezone=UTC", SHORT_JIT_OPTION, SHORT_CODE_CACHE_OPTION]
+    for option in (SHORT_JIT_OPTION, SHORT_CODE_CACHE_OPTION):
+        assert option not in long[JAVA] and option not in unsized[JAVA]
     for conf in (short, long, unsized):  # local: the log replays in few tasks whatever the size
         assert conf["spark.databricks.delta.snapshotPartitions"] == "2"
         assert conf["spark.sql.ansi.enabled"] == "true"
@@ -85,6 +87,31 @@ def test_a_short_run_on_a_cluster_master_keeps_the_full_jit(monkeypatch):
     assert SHORT_JIT_OPTION not in session_conf(None, "local", SHORT)[JAVA]
     monkeypatch.setenv("FEATUREBANK_SPARK_MASTER", "local[2]")
     assert SHORT_JIT_OPTION in session_conf(None, "local", SHORT)[JAVA]
+
+
+def code_cache_bytes(options: list[str]) -> int:
+    """The code cache a JVM started with `options` reserves (HotSpot's final flag value)."""
+    import re
+    import shutil
+    import subprocess
+
+    java = shutil.which("java", path=os.path.join(os.environ.get("JAVA_HOME", ""), "bin")) or "java"
+    flags = subprocess.run([java, *options, "-XX:+PrintFlagsFinal", "-version"], capture_output=True,
+                           text=True, check=True).stdout
+    found = re.search(r"\bReservedCodeCacheSize\s*=\s*(\d+)", flags)
+    assert found, flags[-500:]
+    return int(found.group(1))
+
+
+def test_a_short_runs_jvm_keeps_a_code_cache_it_cannot_fill(monkeypatch):
+    """C1 alone shrinks HotSpot's code cache to 48 MiB, and a full cache stops all compiling for the
+    rest of the process; the bench's daily run alone used 39 MiB of it. A short run's JVM keeps
+    tiered compilation's 240 MiB. A real JVM (no Spark): the flags as HotSpot settles them."""
+    monkeypatch.delenv("FEATUREBANK_SPARK_MASTER", raising=False)
+    mib = 1024 * 1024
+    assert code_cache_bytes([SHORT_JIT_OPTION]) <= 48 * mib  # why the second option is there
+    short_options = session_conf(None, "local", SHORT)[JAVA].split()
+    assert code_cache_bytes(short_options) >= 240 * mib
 
 
 HUGE = "spark.sql.codegen.hugeMethodLimit"

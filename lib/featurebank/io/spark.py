@@ -153,6 +153,11 @@ LOOKUP_COMMANDS = frozenset({"preview", "explain", "describe", "list", "history"
 # C1 only: the JVM compiles hot code quickly and never spends CPU on C2's optimised code. Measured
 # in issue 20: a short job 32 s -> 15 s, session start 9 s -> 5 s; on long compute it doubles CPU.
 SHORT_JIT_OPTION = "-XX:TieredStopAtLevel=1"
+# With C1 only, HotSpot shrinks its code cache from 240 MiB to 48 MiB, and when that is full it stops
+# compiling for the rest of the process: every method not yet compiled runs in the interpreter. The
+# bench's daily run alone filled 39 MiB of it, a second run in the same JVM filled it (notes/20-codecache.md),
+# so a wider group's daily run would fall off that cliff. The short run keeps tiered's size.
+SHORT_CODE_CACHE_OPTION = "-XX:ReservedCodeCacheSize=240m"
 
 
 def run_size(command: str, dates: int | None) -> str:
@@ -172,13 +177,14 @@ def run_size(command: str, dates: int | None) -> str:
 def size_conf(conf: dict[str, str], size: str | None) -> dict[str, str]:
     """`conf` (a local session's settings, `spark.master` included) with a `short` run's JIT option.
 
-    Only a `short` run on a local master gets `SHORT_JIT_OPTION`, appended to the driver's java
-    options (conf's own options kept): on a cluster the executors do the long work, and a
-    backfill's compute would pay twice the CPU. Returns a new dict; `conf` is not changed.
+    Only a `short` run on a local master gets `SHORT_JIT_OPTION` (with `SHORT_CODE_CACHE_OPTION`, the
+    code cache tiered compilation would have), appended to the driver's java options (conf's own
+    options kept): on a cluster the executors do the long work, and a backfill's compute would pay
+    twice the CPU. Returns a new dict; `conf` is not changed.
     """
     if size != SHORT or not conf["spark.master"].startswith("local"):
         return dict(conf)
-    return with_driver_options(conf, [SHORT_JIT_OPTION])
+    return with_driver_options(conf, [SHORT_JIT_OPTION, SHORT_CODE_CACHE_OPTION])
 
 
 def with_driver_options(conf: dict[str, str], options: list[str]) -> dict[str, str]:
