@@ -349,6 +349,24 @@ def driver_memory(spark: SparkSession) -> tuple[int, int] | None:
 
 
 @contextmanager
+def session_settings(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
+    """`settings` on `spark`'s session for the duration of the block, each key then back to what it
+    was (unset if it was unset): for what Spark reads from the session only (a Delta commit's
+    `userMetadata` for a DELETE, the Parquet writer's settings, which Delta's write options drop)."""
+    previous: dict[str, str | None] = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, was in previous.items():
+            if was is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, was)
+
+
+@contextmanager
 def spark_output(*, verbose: bool = False, debug: bool = False, size: str | None = None) -> Iterator[SparkOutput]:
     """Where Spark's own output goes while a command runs, as the CLI and the demo want it.
 

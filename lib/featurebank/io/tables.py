@@ -30,6 +30,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from featurebank.errors import DefinitionError
+from featurebank.io.spark import session_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -242,7 +243,24 @@ def _commit(spark: SparkSession, batch: DataFrame, plan: Plan, metadata: str) ->
         writer = writer.option(STATS_COLUMNS_PROPERTY, ",".join(stats_columns(batch.columns, plan.keys)))
     if merge:
         writer = writer.option("mergeSchema", "true")
-    writer.save(path)
+    with session_settings(spark, plain_encoded(batch.schema, plan.keys)):  # Delta drops Parquet write options
+        writer.save(path)
+
+
+def plain_encoded(schema: StructType, keys: Iterable[str]) -> dict[str, str]:
+    """The Parquet writer's settings that store the keys and the floating-point and decimal
+    columns without dictionary encoding (`parquet.enable.dictionary#<column>`).
+
+    A feature table holds one row per key and date, so a file's keys are all distinct, and a
+    sum, mean or maximum of amounts rarely repeats: the writer hashed every such value into a
+    dictionary it then gave up on, or kept one as large as the column. Counts, dates and
+    `feature_ts` (one value per date) keep their dictionaries. Measured (issue 20,
+    notes/20-codecache.md): the write of 5.9 M bench rows 31% faster, files 2.5% larger, reads alike.
+    """
+    wanted = set(keys)
+    plain = [f.name for f in schema.fields
+             if f.name in wanted or f.dataType.typeName() in ("double", "float", "decimal")]
+    return {f"parquet.enable.dictionary#{name}": "false" for name in plain}
 
 
 def stats_columns(columns: Iterable[str], keys: Iterable[str]) -> list[str]:
@@ -398,16 +416,8 @@ def delete_rows(spark: SparkSession, path: str, column: str, keys: Iterable[str]
     from pyspark.sql import functions as F
 
     before = table_version(spark, path)
-    key = "spark.databricks.delta.commitInfo.userMetadata"
-    previous = spark.conf.get(key, None)
-    spark.conf.set(key, metadata)
-    try:
+    with session_settings(spark, {"spark.databricks.delta.commitInfo.userMetadata": metadata}):
         DeltaTable.forPath(spark, path).delete(F.col(column).isin(list(keys)))
-    finally:
-        if previous is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, previous)
     after = table_version(spark, path)
     return None if after == before else after
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from featurebank.errors import UsageError
 from featurebank.io import files
+from featurebank.io.spark import session_settings
 from featurebank.training.manifest import MANIFEST_FILE, read_manifest
 
 if TYPE_CHECKING:
@@ -116,13 +117,8 @@ def write_parquet(frame: DataFrame, out: str, timezone: str = "UTC") -> None:
     or else `timezone` (the project's), as `to_pandas` shows it. Only a zone other than UTC
     costs a rewrite of the files.
     """
-    spark = frame.sparkSession
-    previous = spark.conf.get(_OUTPUT_TIMESTAMP_TYPE)
-    spark.conf.set(_OUTPUT_TIMESTAMP_TYPE, "TIMESTAMP_MICROS")
-    try:
+    with session_settings(frame.sparkSession, {_OUTPUT_TIMESTAMP_TYPE: "TIMESTAMP_MICROS"}):
         frame.write.mode("overwrite").parquet(out)
-    finally:
-        spark.conf.set(_OUTPUT_TIMESTAMP_TYPE, previous or "INT96")
     zones = {f.name: f.metadata.get(ZONE_KEY, timezone) for f in frame.schema.fields
              if f.dataType.typeName() == "timestamp" and f.metadata.get(ZONE_KEY, timezone) != "UTC"}
     if zones:
