@@ -92,10 +92,9 @@ def test_a_short_run_on_a_cluster_master_keeps_the_full_jit(monkeypatch):
 def code_cache_bytes(options: list[str]) -> int:
     """The code cache a JVM started with `options` reserves (HotSpot's final flag value)."""
     import re
-    import shutil
     import subprocess
 
-    java = shutil.which("java", path=os.path.join(os.environ.get("JAVA_HOME", ""), "bin")) or "java"
+    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else "java"  # as spark-class
     flags = subprocess.run([java, *options, "-XX:+PrintFlagsFinal", "-version"], capture_output=True,
                            text=True, check=True).stdout
     found = re.search(r"\bReservedCodeCacheSize\s*=\s*(\d+)", flags)
