@@ -122,3 +122,47 @@ def test_keys_and_amounts_are_written_plain_and_counts_keep_their_dictionary(spa
         assert spark.conf.get("parquet.enable.dictionary#customer_id", None) is None
     finally:
         spark.conf.unset("parquet.enable.dictionary#spend_sum_7d")
+
+
+def test_session_settings_held_by_two_threads_are_restored_by_the_last_to_leave(spark):
+    """Two publishes in one session, each in a thread (test_publish's concurrent commits), overlap
+    in their settings: the first to leave must not restore what the other still needs, and the
+    last must restore what was there before either (CI once found `false` left behind). A
+    different value for a key held waits for its holders: an erasure's `userMetadata` must never
+    label a commit it did not make."""
+    import threading
+
+    from featurebank.io.spark import session_settings
+
+    key, other = "parquet.enable.dictionary#held_a", "spark.databricks.delta.commitInfo.userMetadata"
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, str | None] = {}
+
+    def first() -> None:
+        with session_settings(spark, {key: "false", other: "erase-1"}):
+            first_in.set()
+            second_in.wait(30)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(30)
+        with session_settings(spark, {key: "false"}):
+            second_in.set()
+            first_out.wait(30)
+            seen["after the first left"] = spark.conf.get(key, None)
+            seen["metadata after the first left"] = spark.conf.get(other, None)
+
+    def third() -> None:  # another value for the metadata: waits until the first has left
+        first_in.wait(30)
+        with session_settings(spark, {other: "erase-2"}):
+            seen["first left before the third entered"] = str(first_out.is_set())
+
+    threads = [threading.Thread(target=f) for f in (first, second, third)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert seen == {"after the first left": "false", "metadata after the first left": None,
+                    "first left before the third entered": "True"}
+    assert spark.conf.get(key, None) is None
+    assert spark.conf.get(other, None) is None

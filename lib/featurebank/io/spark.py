@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -348,22 +349,50 @@ def driver_memory(spark: SparkSession) -> tuple[int, int] | None:
     return heap, result
 
 
+# The settings `session_settings` holds, per (session, key): [value, holders, the value before]. A
+# session's settings are shared by its threads (two publishes in one session, each in a thread of
+# its own): the first holder saves and sets, the last restores, and a different value for a key held
+# waits until its holders leave (an erasure's `userMetadata` must never label another commit).
+_HELD_SETTINGS: dict[tuple[Any, str], list[Any]] = {}
+_HELD_SETTINGS_CHANGED = threading.Condition()
+
+
 @contextmanager
 def session_settings(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
     """`settings` on `spark`'s session for the duration of the block, each key then back to what it
     was (unset if it was unset): for what Spark reads from the session only (a Delta commit's
-    `userMetadata` for a DELETE, the Parquet writer's settings, which Delta's write options drop)."""
-    previous: dict[str, str | None] = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
+    `userMetadata` for a DELETE, the Parquet writer's settings, which Delta's write options drop).
+    Safe across threads of one session (`_HELD_SETTINGS`); a block must not nest another that sets
+    one of its keys to a different value (it would wait for itself)."""
+    session = getattr(spark, "_jsparkSession", None) or id(spark)  # py4j: Java's equals/hashCode, one per JVM session
+    held = {(session, key): value for key, value in settings.items()}
+
+    def free() -> bool:
+        return all(_HELD_SETTINGS.get(key, [value])[0] == value for key, value in held.items())
+
+    with _HELD_SETTINGS_CHANGED:
+        _HELD_SETTINGS_CHANGED.wait_for(free)
+        for (_, key), value in held.items():
+            entry = _HELD_SETTINGS.get((session, key))
+            if entry is None:
+                _HELD_SETTINGS[(session, key)] = [value, 1, spark.conf.get(key, None)]
+                spark.conf.set(key, value)
+            else:
+                entry[1] += 1
     try:
         yield
     finally:
-        for key, was in previous.items():
-            if was is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, was)
+        with _HELD_SETTINGS_CHANGED:
+            for (_, key) in held:
+                entry = _HELD_SETTINGS[(session, key)]
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del _HELD_SETTINGS[(session, key)]
+                    if entry[2] is None:
+                        spark.conf.unset(key)
+                    else:
+                        spark.conf.set(key, entry[2])
+            _HELD_SETTINGS_CHANGED.notify_all()
 
 
 @contextmanager
