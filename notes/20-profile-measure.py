@@ -2,7 +2,7 @@
 published bench table: wall and JVM CPU per variant, and a digest of what each computes.
 
     PYTHONPATH=lib:tools:. python notes/20-profile-measure.py <delta table> <dates> [variant ...]
-variants: full (profile_batch as the run calls it), pass1, pass1-noq (pass 1 without the quartiles),
+variants: full (profile_batch as the run calls it), quartiles (its sampled quartiles alone), pass1, pass1-noq (pass 1 without the quartiles),
 pass2 (the histogram/top-value pass alone, on pass 1's result), pass2-int (buckets as int), pass2-cond
 (one conditional count per feature and bin, no unpivot). Same digest = same profiles (pass2* agree among
 themselves when every feature is numeric).
@@ -165,6 +165,7 @@ def main() -> None:
         "pass1": lambda: repr(sorted((d, sorted(r.items())) for d, r in pass1(True).items())),
         "pass1-noq": lambda: repr(sorted((d, sorted(r.items())) for d, r in pass1(False).items())),
         "pass2": lambda: canonical(P._bucket_counts(batch, list(features), types, firsts)),
+        "quartiles": lambda: repr(sorted(P._quartiles(batch, list(features), types, firsts).items())),
         "pass2-int": pass2_int,
         "pass2-cond": pass2_cond,
         "pass2-arr": pass2_arr,
