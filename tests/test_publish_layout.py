@@ -157,7 +157,8 @@ def test_session_settings_held_by_two_threads_are_restored_by_the_last_to_leave(
         with session_settings(spark, {other: "erase-2"}):
             seen["first left before the third entered"] = str(first_out.is_set())
 
-    threads = [threading.Thread(target=f) for f in (first, second, third)]
+    # daemons: a thread that hung fails the assertion below and never blocks the suite's exit
+    threads = [threading.Thread(target=f, daemon=True) for f in (first, second, third)]
     for thread in threads:
         thread.start()
     for thread in threads:
