@@ -131,17 +131,20 @@ def test_session_settings_held_by_two_threads_are_restored_by_the_last_to_leave(
     different value for a key held waits for its holders: an erasure's `userMetadata` must never
     label a commit it did not make."""
     import threading
+    import time
 
     from featurebank.io.spark import session_settings
 
     key, other = "parquet.enable.dictionary#held_a", "spark.databricks.delta.commitInfo.userMetadata"
-    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    first_in, second_in, first_leaving, first_out = (threading.Event() for _ in range(4))
     seen: dict[str, str | None] = {}
 
     def first() -> None:
         with session_settings(spark, {key: "false", other: "erase-1"}):
             first_in.set()
             second_in.wait(30)
+            time.sleep(0.3)  # a third that did not wait would enter here, before `first_leaving`
+            first_leaving.set()
         first_out.set()
 
     def second() -> None:
@@ -150,20 +153,24 @@ def test_session_settings_held_by_two_threads_are_restored_by_the_last_to_leave(
             second_in.set()
             first_out.wait(30)
             seen["after the first left"] = spark.conf.get(key, None)
-            seen["metadata after the first left"] = spark.conf.get(other, None)
 
     def third() -> None:  # another value for the metadata: waits until the first has left
         first_in.wait(30)
         with session_settings(spark, {other: "erase-2"}):
-            seen["first left before the third entered"] = str(first_out.is_set())
+            seen["first was leaving when the third entered"] = str(first_leaving.is_set())
+            seen["metadata inside the third"] = spark.conf.get(other, None)
 
-    # daemons: a thread that hung fails the assertion below and never blocks the suite's exit
+    # daemons: a thread that hung fails the assertions below and never blocks the suite's exit.
+    # What the third sees after the first left is not asserted from the second: the third may
+    # already hold the key by then. That the first restored it shows at the end: the third saved
+    # what it found and restores that.
     threads = [threading.Thread(target=f, daemon=True) for f in (first, second, third)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert seen == {"after the first left": "false", "metadata after the first left": None,
-                    "first left before the third entered": "True"}
+    assert not any(thread.is_alive() for thread in threads)
+    assert seen == {"after the first left": "false", "first was leaving when the third entered": "True",
+                    "metadata inside the third": "erase-2"}
     assert spark.conf.get(key, None) is None
     assert spark.conf.get(other, None) is None
