@@ -35,6 +35,9 @@ def main() -> None:
     from bench.tasks import spark_session
     from featurebank.engine import profile as P
 
+    if os.environ.get("FB_HISTOGRAM_FEATURES"):  # numeric features per histogram pass, for a variant
+        P.HISTOGRAM_FEATURES = int(os.environ["FB_HISTOGRAM_FEATURES"])
+
     table, days, variants = sys.argv[1], int(sys.argv[2]), [v for v in sys.argv[3:] if "=" not in v] or ["full"]
     spark, _ = spark_session(str(Path(__file__).resolve().parent.parent / "bench" / "project"))
     spark.sparkContext.setLogLevel("ERROR")
