@@ -96,15 +96,26 @@ def commit_time(spark: SparkSession, path: str, version: int) -> datetime | None
     return None if row is None else datetime.fromtimestamp(row[0] / 1e6, tz=timezone.utc)
 
 
+VACUUM_TASKS_PER_CORE = 4  # tasks of VACUUM's file listing per core of the cluster
+
+
 def vacuum_table(spark: SparkSession, path: str, hours: int, *, dry_run: bool = False) -> tuple[str, ...]:
     """VACUUM the table at `path` keeping `hours` of history; returns the data files removed (a
     dry run: that would be removed), relative to the table, sorted."""
-    if dry_run:
-        rows = spark.sql(f"VACUUM {_quoted_path(path)} RETAIN {hours} HOURS DRY RUN").collect()
-        return tuple(sorted(_relative(path, str(r[0])) for r in rows))
-    before = _data_files(path)
-    spark.sql(f"VACUUM {_quoted_path(path)} RETAIN {hours} HOURS").collect()
-    return tuple(sorted(before - _data_files(path)))
+    from featurebank.io.spark import session_settings
+
+    # Delta lists the table's files in `parallelPartitionDiscovery.parallelism` tasks, 10,000 by
+    # default whatever the table's size: a minute of empty tasks on one machine (notes/20-threads.md).
+    # A few tasks per core still spreads a big table's directories over the whole cluster.
+    listing = {"spark.sql.sources.parallelPartitionDiscovery.parallelism":
+               str(VACUUM_TASKS_PER_CORE * spark.sparkContext.defaultParallelism)}
+    with session_settings(spark, listing):
+        if dry_run:
+            rows = spark.sql(f"VACUUM {_quoted_path(path)} RETAIN {hours} HOURS DRY RUN").collect()
+            return tuple(sorted(_relative(path, str(r[0])) for r in rows))
+        before = _data_files(path)
+        spark.sql(f"VACUUM {_quoted_path(path)} RETAIN {hours} HOURS").collect()
+        return tuple(sorted(before - _data_files(path)))
 
 
 def _data_files(path: str) -> set[str]:
