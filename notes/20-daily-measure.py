@@ -3,7 +3,8 @@ of the runner timed (wall, in order of first call), the batch materialised befor
 bench/tasks.py does,.
 
     PYTHONPATH=lib:tools:. python notes/20-daily-measure.py bench/data/scale-1/project-30d 2025-01-01 [end] [repeats] [k=v ...]
-FRESH=1 drops the copy's warehouse (a first publish). The project (conf, features, warehouse) is copied to a temporary directory for each repeat, so every
+FRESH=1 drops the copy's warehouse (a first publish); FB_STEPS=module:attribute,... times more functions
+(patched on their module: a function called through its module's global, e.g. featurebank.io.tables:_commit). The project (conf, features, warehouse) is copied to a temporary directory for each repeat, so every
 repeat starts from the same published state.
 """
 import os
@@ -67,7 +68,8 @@ def main() -> None:
 
     import featurebank.runner  # noqa: F401 - the modules must exist before patching
 
-    for module_name, attribute in STEPS:
+    extra = [tuple(step.split(":", 1)) for step in os.environ.get("FB_STEPS", "").split(",") if step]
+    for module_name, attribute in [*STEPS, *extra]:  # FB_STEPS=module:attribute,...: more steps timed
         module = importlib.import_module(module_name)
         real = getattr(module, attribute)
         setattr(module, attribute, timed(attribute, real))

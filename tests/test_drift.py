@@ -114,7 +114,7 @@ checks:
 """
 
 
-def _bank(shift_on: date | None = None, customers: int = 300) -> "pd.DataFrame":  # noqa: F821
+def _bank(shift_on: date | None = None, customers: int = 300, factor: float = 1.0) -> "pd.DataFrame":  # noqa: F821
     import pandas as pd
 
     rng = random.Random(11)
@@ -122,7 +122,7 @@ def _bank(shift_on: date | None = None, customers: int = 300) -> "pd.DataFrame":
     day = date(2024, 2, 25)
     while day <= date(2024, 3, 12):
         for c in range(customers):
-            amount = round(rng.gauss(100, 15), 2) * (2.0 if day == shift_on else 1.0)
+            amount = round(rng.gauss(100, 15), 2) * (2.0 if day == shift_on else 1.0) * factor
             rows.append((f"t{len(rows)}", f"c{c}", f"a{c}", "m1", "mcc1", amount, "EUR", "web", "SETTLED",
                          pd.Timestamp(day.isoformat() + " 12:00", tz="UTC")))
         day += timedelta(days=1)
@@ -166,3 +166,55 @@ def test_a_drift_check_blocks_a_shifted_day_passes_a_stable_one_and_can_be_accep
     logged = {r.run_id: r for r in read_run_log(project.config.feature_root, "daily_spend", spark=None,
                                                  lake_formation=False)}
     assert logged[accepted.run_id].accepted == "drift:spend_1d"
+
+
+def test_a_backfill_profiles_its_latest_dates_and_a_check_reaching_older_ones_profiles_the_published_rows(
+        spark, example_project) -> None:  # noqa: ANN001
+    """A run stores the profiles of its latest `profiled_span` dates only (a backfill's older dates
+    cost the profile's passes and no reader looks at them); a drift check whose reference dates
+    have no profile, or only one made before the date was republished, profiles the published
+    rows of those dates first. With the stale profiles of step 3 as its reference, step 4's
+    restatement (the values as published, doubled) would be refused as a 2x shift."""
+    from test_runner import _write_sources
+
+    from featurebank.compile.run import compile_plan
+    from featurebank.definitions import load_project
+    from featurebank.engine.profile import profile_from_json
+    from featurebank.errors import GateFailed
+    from featurebank.gate import profile_location
+    from featurebank.gate.drift import profiled_span
+    from featurebank.runner import run_group
+
+    (example_project / "features" / "cards" / "daily.yaml").write_text(DRIFT_GROUP)
+    project = load_project(example_project, "local")
+    root = project.config.feature_root
+    days = [date(2024, 3, 1) + timedelta(days=k) for k in range(12)]
+
+    def stored(day: date) -> GroupProfile | None:
+        location = Path(profile_location(root, "daily_spend", day))
+        return profile_from_json(location.read_text()) if location.exists() else None
+
+    # 1. a backfill of 12 dates profiles its latest 7 (the default reference span; this check reads 4)
+    _write_sources(example_project, _bank())
+    [backfill] = run_group(project, "daily_spend", days[0], days[-1], spark=spark)
+    assert profiled_span(compile_plan(project, "daily_spend", days[0], days[-1])) == 7
+    assert [d for d in days if stored(d)] == days[5:]
+    assert {stored(d).run_id for d in days[5:]} == {backfill.run_id}
+    # 2. a shifted restatement of Mar 5 reaches Mar 1-4, which have no profile: profiled from the table, then refused
+    _write_sources(example_project, _bank(shift_on=date(2024, 3, 4)))
+    with pytest.raises(GateFailed) as refused:
+        run_group(project, "daily_spend", days[4], days[4], spark=spark)
+    failed = refused.value.result.failed[0]
+    assert failed.observed_value["psi"] > 1
+    assert failed.observed_value["reference_dates"] == [d.isoformat() for d in days[:4]]
+    assert [(stored(d).run_id, stored(d).version) for d in days[:4]] == [(backfill.run_id, backfill.delta_version)] * 4
+    # 3. every date republished with doubled values: Mar 1-4 keep step 2's profiles, now of rows no longer published
+    _write_sources(example_project, _bank(factor=2.0))
+    [doubled] = run_group(project, "daily_spend", days[0], days[-1], spark=spark)
+    assert [stored(d).run_id for d in days[:4]] == [backfill.run_id] * 4
+    # 4. restating Mar 5 as published: the reference is the doubled rows, profiled again, so it passes
+    [restated] = run_group(project, "daily_spend", days[4], days[4], spark=spark)
+    drift = next(c for c in restated.gate.checks if c.expectation == "expect_column_drift_to_be_below")
+    assert drift.success and drift.observed_value["psi"] < 0.1, drift.observed_value
+    assert [stored(d).run_id for d in days[:4]] == [doubled.run_id] * 4
+

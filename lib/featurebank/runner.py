@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import partial
 from datetime import date, datetime, timedelta, timezone
@@ -448,7 +448,7 @@ def _run_chunk(
             tell("publishing", rows=gate.row_count)
             from featurebank.io.table_metadata import with_column_comments  # comments ride in the commit
 
-            profiling = _Profiling(batch, plan, run_id)  # beside the publish: its jobs fill the write's idle cores
+            profiling = _Profiling(batch, plan, run_id, by_date)  # beside the publish: its jobs fill the write's idle cores
             _archive_superseded(spark, project, plan, run_id)  # before the commit: a crash loses nothing
             version = publish(spark, with_column_comments(batch, plan), plan, run_id, catalog_type=project.config.catalog_type,
                               database=project.config.catalog_database, rows=gate.row_count, rows_by_date=by_date,
@@ -527,14 +527,23 @@ def _log_published(
 
 
 class _Profiling:
-    """The batch's profile per snapshot date (`engine.profile.profile_batch`, a few passes over the
-    persisted batch), computed in a thread of its own while the run archives and publishes: a
-    daily run's profile jobs are mostly waiting on the scheduler, which the write's jobs leave
-    idle. `result()` is the profiles or the exception that stopped them."""
+    """The profile per snapshot date (`engine.profile.profile_batch`, a few passes over the
+    persisted batch) of the batch's latest `gate.drift.profiled_span(plan)` dates holding rows
+    (`rows_by_date`): what `featurebank docs` and the next runs' drift checks read; a drift check
+    that reaches an older date profiles it then. Computed in a thread of its own while the run
+    archives and publishes: a daily run's profile jobs are mostly waiting on the scheduler, which
+    the write's jobs leave idle. `result()` is the profiles or the exception that stopped them."""
 
-    def __init__(self, batch: DataFrame, plan: Plan, run_id: str) -> None:
+    def __init__(self, batch: DataFrame, plan: Plan, run_id: str, rows_by_date: Mapping[date, int]) -> None:
         from pyspark import InheritableThread  # the job's local properties follow; its JVM thread ends with it
+        from pyspark.sql import functions as F
 
+        from featurebank.engine.profile import PARTITION_COLUMN
+        from featurebank.gate.drift import profiled_span
+
+        with_rows, span = sorted(day for day, rows in rows_by_date.items() if rows), profiled_span(plan)
+        if len(with_rows) > span:
+            batch = batch.where(F.col(PARTITION_COLUMN) >= F.lit(with_rows[-span]))
         self.outcome: list[Any] | BaseException = []
         self.context = batch.sparkSession.sparkContext
         self.job_group = f"featurebank-profile-{run_id}"
@@ -577,14 +586,11 @@ def _store_profiles(profiling: _Profiling, plan: Plan, run_id: str, version: int
     profile was recorded for that date."""
     from dataclasses import replace
 
-    from featurebank.engine.profile import profile_json, without_values
     from featurebank.gate import profile_location
-    from featurebank.io.files import write_text
+    from featurebank.gate.report import write_profiles
 
     try:
-        for profile in profiling.result():
-            write_text(profile_location(feature_root, plan.group, profile.feature_date),
-                       profile_json(without_values(replace(profile, version=version), personal)))
+        write_profiles(feature_root, plan.group, [replace(p, version=version) for p in profiling.result()], personal)
     except Exception as error:  # noqa: BLE001 - see the docstring: never fail a published run
         logging.getLogger(__name__).warning(
             "featurebank: published %s %s..%s (run %s) but could not store its profiles under %s: %s", plan.group,

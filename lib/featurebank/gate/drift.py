@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from featurebank.compile.group import CheckSpec
     from featurebank.compile.run import Plan
     from featurebank.definitions.model import Project
+    from featurebank.engine.profile import GroupProfile
     from featurebank.gate.results import CheckResult
+    from featurebank.io.runlog import RunRecord
 
 DRIFT = DRIFT_EXPECTATION
 DEFAULTS = {"threshold": 0.25, "reference_dates": 7, "min_rows": 500, "bins": DEFAULT_BINS}
@@ -95,9 +97,25 @@ def judge_drift(batch: DataFrame, checks: Sequence[CheckSpec], references: Mappi
     return results
 
 
+def profiled_span(plan: Plan) -> int:
+    """How many of a run's latest snapshot dates (with rows) it profiles at publish: the most
+    reference dates a drift check of the group reads, at least the default's (`DEFAULTS`), so the
+    next runs' checks and `featurebank docs` find the profiles they read stored. A backfill does
+    not profile its older dates; a check that reaches one profiles it then (`drift_references`)."""
+    spans = [int(arguments(c)["reference_dates"]) for c in plan.checks if is_drift(c)]
+    return max([int(DEFAULTS["reference_dates"]), *spans])
+
+
 def drift_references(project: Project, plan: Plan, spark: SparkSession) -> dict[str, Reference | None] | None:
-    """Per column a drift check tests, its reference: the stored profiles of the group's last
-    `reference_dates` published dates before `plan.start` (`gate.drift`); None without drift checks."""
+    """Per column a drift check tests, its reference: the profiles of the group's last
+    `reference_dates` published dates before `plan.start` (`gate.drift`); None without drift checks.
+
+    A date's stored profile counts only when the run that last published the date made it (the
+    run log's newest commit covering the date). A date without one (its run profiled only its
+    latest dates, `profiled_span`; or it was republished since, erased from, or published before
+    profiles) is profiled from the published table now, in one Spark pass over those dates, and
+    stored for the next run: a reference is never a profile of rows that are no longer published.
+    """
     from featurebank.engine.drift import reference_of
     from featurebank.engine.profile import profile_from_json
     from featurebank.gate.report import profile_location
@@ -110,20 +128,51 @@ def drift_references(project: Project, plan: Plan, spark: SparkSession) -> dict[
     feature_root = project.config.feature_root
     runs = read_run_log(feature_root, plan.group, spark=lambda: spark,
                         lake_formation=project.config.governance.lake_formation)
-    published = sorted({d for r in runs if r.status == "published" for d in r.dates() if d < plan.start})
+    publisher = {}  # date -> the run whose commit last published it
+    for run in sorted((r for r in runs if r.status == "published" and r.delta_version is not None),
+                      key=lambda r: r.delta_version or 0):
+        publisher.update(dict.fromkeys(run.dates(), run))
+    published = sorted(d for d in publisher if d < plan.start)
     wanted = max(int(arguments(c)["reference_dates"]) for c in checks)
     profiles = []
     for day in published[-wanted:]:
         try:
-            profiles.append(profile_from_json(read_text(profile_location(feature_root, plan.group, day))))
-        except (OSError, ValueError):  # no profile stored for that date (published before profiles): not in it
+            profile = profile_from_json(read_text(profile_location(feature_root, plan.group, day)))
+        except (OSError, ValueError):  # none stored, or unreadable: profiled below
             continue
+        if profile.run_id == publisher[day].run_id:
+            profiles.append(profile)
+    missing = sorted(set(published[-wanted:]) - {p.feature_date for p in profiles})
+    if missing:
+        profiles += _profile_published(project, plan, spark, {day: publisher[day] for day in missing})
     references: dict[str, Reference | None] = {}
     for check in checks:
         settings = arguments(check)
         recent = [p for p in profiles if p.feature_date in published[-int(settings["reference_dates"]):]]
         references[str(settings["column"])] = reference_of(recent, str(settings["column"]), int(settings["bins"]))
     return references
+
+
+def _profile_published(project: Project, plan: Plan, spark: SparkSession, publishers: Mapping[date, RunRecord]
+                       ) -> list[GroupProfile]:
+    """Profiles of the published rows of `publishers`' dates, one pass over the table (dates that
+    hold no rows get none), each stamped with the run and commit that published its date and
+    stored as the runner stores its own (`gate.report.write_profiles`)."""
+    from dataclasses import replace
+
+    from pyspark.sql import functions as F
+
+    from featurebank.definitions.governance import column_pii
+    from featurebank.engine.profile import PARTITION_COLUMN, profile_batch, without_values
+    from featurebank.gate.report import write_profiles
+
+    rows = spark.read.format("delta").load(plan.table_path).where(F.col(PARTITION_COLUMN).isin(sorted(publishers)))
+    personal = frozenset(c for c, pii in column_pii(project, plan.group).items() if pii.pii)
+    profiles = [without_values(replace(p, run_id=publishers[p.feature_date].run_id, version=publishers[p.feature_date].delta_version,
+                                       data_hash=publishers[p.feature_date].definition_hash), personal)
+                for p in profile_batch(rows, plan.group, plan.feature_columns)]
+    write_profiles(project.config.feature_root, plan.group, profiles, personal)
+    return profiles  # as stored: a personal feature's values are no reference now either
 
 
 def _result(check: CheckSpec, reference: Reference | None, by_date: dict[date, list[int]],

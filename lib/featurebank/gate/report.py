@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING
 from featurebank.gate.results import CheckResult, GateResult, _short
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from featurebank.compile.run import Plan
+    from featurebank.engine.profile import GroupProfile
 
 
 def artifact_dir(feature_root: str, area: str, group: str, run_id: str) -> str:
@@ -27,6 +30,17 @@ def profile_location(feature_root: str, group: str, feature_date: date) -> str:
     """Where the profile of one published snapshot date is stored, beside the gate reports:
     `<feature_root>/_reports/<group>/profiles/<feature_date>.json` (`engine.profile` format)."""
     return f"{artifact_dir(feature_root, '_reports', group, 'profiles')}/{feature_date.isoformat()}.json"
+
+
+def write_profiles(feature_root: str, group: str, profiles: Iterable[GroupProfile], personal: frozenset[str]) -> None:
+    """Store each profile at `profile_location`, the values of `personal` features left out
+    (`engine.profile.without_values`): the runner's profiles of what it published, and the drift
+    check's profiles of reference dates that had none (`gate.drift.drift_references`)."""
+    from featurebank.engine.profile import profile_json, without_values
+    from featurebank.io.files import write_text
+
+    for profile in profiles:
+        write_text(profile_location(feature_root, group, profile.feature_date), profile_json(without_values(profile, personal)))
 
 
 def write_report(result: GateResult, plan: Plan) -> None:
