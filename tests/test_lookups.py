@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from featurebank.catalog.profile import NO_ROWS, NOT_RECORDED, group_profile, latest_rows_date, stored_profile
+from featurebank.catalog.profile import NO_ROWS, NOT_CURRENT, NOT_RECORDED, group_profile, latest_rows_date, stored_profile
 from featurebank.cli import main
 from featurebank.engine.profile import FORMAT_VERSION, FeatureProfile, GroupProfile, profile_from_json, profile_json
 from featurebank.errors import UsageError
@@ -94,13 +94,16 @@ def test_the_profile_shown_is_of_the_newest_date_whose_latest_publish_wrote_rows
 
 def test_a_group_published_before_profiles_says_so_and_a_stored_one_is_shown(tmp_path: Path) -> None:
     root = str(tmp_path / "features")
-    runs = [_run(date(2024, 3, 20), by_date={"2024-03-20": 3})]
+    runs = [_run(date(2024, 3, 20), hours=1, by_date={"2024-03-20": 3})]  # run-01, the profile's run
     assert group_profile(root, GROUP, []) == (None, NO_ROWS)
     assert group_profile(root, GROUP, runs) == (None, NOT_RECORDED)
     location = profile_location(root, GROUP, date(2024, 3, 20))
     assert location == f"{root}/_reports/{GROUP}/profiles/2024-03-20.json"
     write_text(location, profile_json(_profile()))
     assert group_profile(root, GROUP, runs) == (_profile(), "")
+    # republished by run-02, which stored no profile (killed after its commit): run-01's is of replaced rows
+    assert group_profile(root, GROUP, [_run(date(2024, 3, 20), hours=2, by_date={"2024-03-20": 4}), *runs]) \
+        == (None, NOT_CURRENT)
     write_text(location, "{not json")
     profile, note = group_profile(root, GROUP, runs)
     assert profile is None and location in note and "cannot be read" in note

@@ -542,23 +542,34 @@ class _Profiling:
         from featurebank.gate.drift import profiled_span
 
         with_rows, span = sorted(day for day, rows in rows_by_date.items() if rows), profiled_span(plan)
-        if len(with_rows) > span:
+        sliced = len(with_rows) > span
+        if sliced:
             batch = batch.where(F.col(PARTITION_COLUMN) >= F.lit(with_rows[-span]))
         self.outcome: list[Any] | BaseException = []
         self.context = batch.sparkSession.sparkContext
         self.job_group = f"featurebank-profile-{run_id}"
-        self.thread = InheritableThread(target=self._compute, args=(batch, plan, run_id), daemon=True,
+        self.thread = InheritableThread(target=self._compute, args=(batch, plan, run_id, sliced), daemon=True,
                                         name=f"featurebank-profile-{plan.group}")
         self.thread.start()
 
-    def _compute(self, batch: DataFrame, plan: Plan, run_id: str) -> None:
+    def _compute(self, batch: DataFrame, plan: Plan, run_id: str, sliced: bool) -> None:
+        """`sliced`: `batch` is a few dates of the persisted batch, persisted in turn, so that the
+        profile's passes do not each read every row of a backfill's batch (measured: 17.8 s waited
+        for after a 365-date publish, notes/20-profiles.md)."""
+        from pyspark import StorageLevel
+
         from featurebank.engine.profile import profile_batch
 
         try:
             self.context.setJobGroup(self.job_group, f"profiles of {plan.group}", interruptOnCancel=True)
+            if sliced:
+                batch = batch.persist(StorageLevel.MEMORY_AND_DISK)
             self.outcome = profile_batch(batch, plan.group, plan.feature_columns, run_id=run_id, data_hash=plan.data_hash)
         except BaseException as error:  # noqa: BLE001 - handed to the caller by result()
             self.outcome = error
+        finally:
+            if sliced:
+                batch.unpersist()
 
     def wait(self) -> None:
         self.thread.join()

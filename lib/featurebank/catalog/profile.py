@@ -1,10 +1,11 @@
 """The profile the catalog shows for a group: the one stored when its latest date was published.
 
-The runner stores a profile per published snapshot date (`engine.profile`, JSON at
+Each run stores the profiles of its latest published snapshot dates (`engine.profile`, JSON at
 `gate.profile_location`); the catalog reads the one of the group's latest published date that
 holds rows (from the run log's rows per date), through `io.files`, and never starts Spark.
 A date published before profiles were stored has none, and the page says so
-(`NOT_RECORDED`) rather than computing one.
+(`NOT_RECORDED`) rather than computing one; a profile stored by an earlier run than the date's
+last publisher describes rows no longer published, and the page says that (`NOT_CURRENT`).
 """
 
 from __future__ import annotations
@@ -15,33 +16,30 @@ from datetime import date
 
 from featurebank.catalog.status import read_text
 from featurebank.engine.profile import GroupProfile, profile_from_json
-from featurebank.io.runlog import RunRecord
+from featurebank.io.runlog import RunRecord, publishers
 
 NO_ROWS = "no published rows"
 NOT_RECORDED = "no profile recorded (published before profiles)"
+NOT_CURRENT = "no profile of the rows as last published (the run that published them stored none)"
 
 
 def latest_rows_date(runs: Sequence[RunRecord]) -> date | None:
     """The newest snapshot date whose latest publish wrote rows; None when none did.
 
-    `runs` newest first (`GroupStatus.runs`). A date's rows come from the newest published run
-    covering it (`rows_by_date`); a run logged before rows per date were recorded counts each
-    of its dates as holding rows when it wrote any.
+    A date's rows come from its last publisher (`io.runlog.publishers`); a run logged before
+    rows per date were recorded counts each of its dates as holding rows when it wrote any.
     """
-    rows: dict[date, int] = {}
-    for run in runs:
-        if run.status != "published":
-            continue
-        try:
-            by_date = {date.fromisoformat(d): int(n) for d, n in json.loads(run.rows_by_date).items()} \
-                if run.rows_by_date else None
-        except (ValueError, AttributeError, TypeError):
-            by_date = None
-        for day in run.dates():
-            if day not in rows:
-                rows[day] = by_date.get(day, 0) if by_date is not None else run.rows_written
-    with_rows = [day for day, n in rows.items() if n > 0]
+    with_rows = [day for day, run in publishers(runs).items() if _rows_on(run, day) > 0]
     return max(with_rows) if with_rows else None
+
+
+def _rows_on(run: RunRecord, day: date) -> int:
+    try:
+        by_date = {date.fromisoformat(d): int(n) for d, n in json.loads(run.rows_by_date).items()} \
+            if run.rows_by_date else None
+    except (ValueError, AttributeError, TypeError):
+        by_date = None
+    return by_date.get(day, 0) if by_date is not None else run.rows_written
 
 
 def stored_profile(feature_root: str, group: str, feature_date: date) -> GroupProfile | None:
@@ -71,4 +69,6 @@ def group_profile(feature_root: str, group: str, runs: Sequence[RunRecord]) -> t
         profile = stored_profile(feature_root, group, day)
     except ValueError as problem:
         return None, str(problem)
-    return (profile, "") if profile is not None else (None, NOT_RECORDED)
+    if profile is None:
+        return None, NOT_RECORDED
+    return (profile, "") if profile.run_id == publishers(runs)[day].run_id else (None, NOT_CURRENT)

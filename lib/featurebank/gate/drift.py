@@ -120,7 +120,7 @@ def drift_references(project: Project, plan: Plan, spark: SparkSession) -> dict[
     from featurebank.engine.profile import profile_from_json
     from featurebank.gate.report import profile_location
     from featurebank.io.files import read_text
-    from featurebank.io.runlog import read_run_log
+    from featurebank.io.runlog import publishers, read_run_log
 
     checks = [c for c in plan.checks if is_drift(c)]
     if not checks:
@@ -128,10 +128,7 @@ def drift_references(project: Project, plan: Plan, spark: SparkSession) -> dict[
     feature_root = project.config.feature_root
     runs = read_run_log(feature_root, plan.group, spark=lambda: spark,
                         lake_formation=project.config.governance.lake_formation)
-    publisher = {}  # date -> the run whose commit last published it
-    for run in sorted((r for r in runs if r.status == "published" and r.delta_version is not None),
-                      key=lambda r: r.delta_version or 0):
-        publisher.update(dict.fromkeys(run.dates(), run))
+    publisher = publishers(runs)
     published = sorted(d for d in publisher if d < plan.start)
     wanted = max(int(arguments(c)["reference_dates"]) for c in checks)
     profiles = []

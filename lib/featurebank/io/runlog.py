@@ -32,7 +32,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -97,6 +97,17 @@ class RunRecord:
         """Every snapshot date the run covered."""
         days = (self.end_date - self.start_date).days
         return [self.start_date + timedelta(days=i) for i in range(days + 1)]
+
+
+def publishers(runs: Iterable[RunRecord]) -> dict[date, RunRecord]:
+    """Each snapshot date's last publisher: of the `published` runs covering the date, the one of
+    the newest commit (`delta_version`, then `finished_at`). Its rows and its stored profile are
+    the date's current ones (`catalog.profile`, `gate.drift`)."""
+    last: dict[date, RunRecord] = {}
+    for run in sorted((r for r in runs if r.status == "published"),
+                      key=lambda r: (-1 if r.delta_version is None else r.delta_version, r.finished_at)):
+        last.update(dict.fromkeys(run.dates(), run))
+    return last
 
 
 def runs_path(feature_root: str) -> str:
