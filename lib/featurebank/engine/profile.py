@@ -1,9 +1,11 @@
 """A profile of every feature per snapshot date of a batch, in a few passes, and its stored format.
 
-The runner profiles the batch it has just published (`profile_batch`, on the persisted batch
-the gate judged) and stores one small JSON document per snapshot date beside the gate reports
-(`gate.profile_location`); `featurebank docs` shows the latest one without starting Spark, and
-a drift gate can compare two of them. Nothing here reads or writes storage.
+The runner profiles the latest dates of the batch it has just published (`profile_batch`, on
+the persisted batch the gate judged; `gate.drift.profiled_span`) and stores one small JSON
+document per snapshot date beside the gate reports (`gate.profile_location`); `featurebank docs`
+shows the latest one without starting Spark, and a drift check pools a few as its reference
+(profiling from the published table a reference date that has no current one). Nothing here
+reads or writes storage.
 
 Pass 1 is one `groupBy(feature_date).agg(...)` computing, for every feature at once: non-NULL
 count, min/mean/max for numeric features, min/max and an approximate distinct count for the
