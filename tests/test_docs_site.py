@@ -18,7 +18,7 @@ import pytest
 from deltalake import DeltaTable
 
 from featurebank.catalog.collect import collect_catalog
-from featurebank.catalog.profile import stored_profile
+from featurebank.gate.report import stored_profile
 from featurebank.catalog.site import build_site
 from featurebank.compile.run import compile_plan
 from featurebank.engine.profile import BINS

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from featurebank.catalog.profile import NO_ROWS, NOT_CURRENT, NOT_RECORDED, group_profile, latest_rows_date, stored_profile
+from featurebank.catalog.profile import NO_ROWS, NOT_CURRENT, NOT_RECORDED, group_profile, latest_rows_date
 from featurebank.cli import main
 from featurebank.engine.profile import FORMAT_VERSION, FeatureProfile, GroupProfile, profile_from_json, profile_json
 from featurebank.errors import UsageError
 from featurebank.gate import profile_location
+from featurebank.gate.report import stored_profile
 from featurebank.io.files import write_text
 from featurebank.io.runlog import RunRecord
 from published_project import NOW, RUN_DATES, published  # noqa: F401 - the session's published project
@@ -245,7 +246,7 @@ def test_a_date_published_before_profiles_reads_as_not_recorded_on_the_page(publ
 def test_a_stored_profile_keeps_only_counts_of_personal_data(published, tmp_path: Path) -> None:  # noqa: ANN001, F811
     from featurebank.definitions import load_project
     from featurebank.io.runlog import read_run_log
-    from featurebank.runner import pii_columns_of
+    from featurebank.definitions.governance import pii_columns_of
 
     project = load_project(published.root, "local")
     group = "customer_profile"

@@ -138,7 +138,7 @@ def preview(
         verdict = None
         if gate:
             from featurebank.gate import judge_batch
-            from featurebank.runner import pii_columns_of
+            from featurebank.definitions.governance import pii_columns_of
 
             verdict = judge_batch(batch, plan, PREVIEW_RUN_ID, pii_columns=pii_columns_of(project, group))
     finally:

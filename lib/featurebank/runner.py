@@ -434,6 +434,7 @@ def _run_chunk(
         source_rows = check_source(spark, plan, run_id, feature_root)  # rows per event day, for the run log
         batch = compute(spark, plan)
         tell("gating", checks=len(plan.checks))
+        from featurebank.definitions.governance import pii_columns_of
         from featurebank.gate.drift import drift_references
 
         personal = pii_columns_of(project, plan.group)
@@ -607,13 +608,6 @@ def _store_profiles(profiling: _Profiling, plan: Plan, run_id: str, version: int
             "featurebank: published %s %s..%s (run %s) but could not store its profiles under %s: %s", plan.group,
             plan.start, plan.end, run_id, profile_location(feature_root, plan.group, plan.start).rsplit("/", 1)[0],
             _first_line(error))
-
-
-def pii_columns_of(project: Project, group: str) -> frozenset[str]:
-    """The group's output columns holding personal data (their values are masked in reports)."""
-    from featurebank.definitions.governance import column_pii
-
-    return frozenset(column for column, pii in column_pii(project, group).items() if pii.pii)
 
 
 def _by_date_json(by_date: dict[date, int] | None) -> str:

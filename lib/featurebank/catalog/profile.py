@@ -14,8 +14,8 @@ import json
 from collections.abc import Sequence
 from datetime import date
 
-from featurebank.catalog.status import read_text
-from featurebank.engine.profile import GroupProfile, profile_from_json
+from featurebank.engine.profile import GroupProfile
+from featurebank.gate.report import stored_profile
 from featurebank.io.runlog import RunRecord, publishers
 
 NO_ROWS = "no published rows"
@@ -40,23 +40,6 @@ def _rows_on(run: RunRecord, day: date) -> int:
     except (ValueError, AttributeError, TypeError):
         by_date = None
     return by_date.get(day, 0) if by_date is not None else run.rows_written
-
-
-def stored_profile(feature_root: str, group: str, feature_date: date) -> GroupProfile | None:
-    """The profile stored for `group` on `feature_date`; None when none was stored.
-
-    Raises ValueError naming the file when one is there but cannot be read as a profile.
-    """
-    from featurebank.gate import profile_location
-
-    location = profile_location(feature_root, group, feature_date)
-    text = read_text(location)
-    if text is None:
-        return None
-    try:
-        return profile_from_json(text)
-    except ValueError as problem:
-        raise ValueError(f"the profile {location} cannot be read: {problem}") from None
 
 
 def group_profile(feature_root: str, group: str, runs: Sequence[RunRecord]) -> tuple[GroupProfile | None, str]:

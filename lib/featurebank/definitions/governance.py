@@ -106,6 +106,12 @@ def physical_location(format_: str, location: str) -> str:
     return f"{scheme}:" + posixpath.normpath("/" + rest.lstrip("/"))
 
 
+def pii_columns_of(project: Project, group: str) -> frozenset[str]:
+    """The group's output columns holding personal data (their values are masked in reports and
+    stored profiles)."""
+    return frozenset(column for column, pii in column_pii(project, group).items() if pii.pii)
+
+
 def column_pii(project: Project, group: str | FeatureGroup, _seen: frozenset[str] = frozenset()) -> dict[str, ColumnPii]:
     """Every output column of a group (keys, time columns, features) → whether it is PII, and why.
 

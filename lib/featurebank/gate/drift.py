@@ -117,9 +117,7 @@ def drift_references(project: Project, plan: Plan, spark: SparkSession) -> dict[
     stored for the next run: a reference is never a profile of rows that are no longer published.
     """
     from featurebank.engine.drift import reference_of
-    from featurebank.engine.profile import profile_from_json
-    from featurebank.gate.report import profile_location
-    from featurebank.io.files import read_text
+    from featurebank.gate.report import stored_profile
     from featurebank.io.runlog import publishers, read_run_log
 
     checks = [c for c in plan.checks if is_drift(c)]
@@ -130,16 +128,16 @@ def drift_references(project: Project, plan: Plan, spark: SparkSession) -> dict[
                         lake_formation=project.config.governance.lake_formation)
     publisher = publishers(runs)
     published = sorted(d for d in publisher if d < plan.start)
-    wanted = max(int(arguments(c)["reference_dates"]) for c in checks)
+    reference_days = published[-max(int(arguments(c)["reference_dates"]) for c in checks):]
     profiles = []
-    for day in published[-wanted:]:
+    for day in reference_days:
         try:
-            profile = profile_from_json(read_text(profile_location(feature_root, plan.group, day)))
-        except (OSError, ValueError):  # none stored, or unreadable: profiled below
+            profile = stored_profile(feature_root, plan.group, day)
+        except ValueError:  # unreadable: profiled below
             continue
-        if profile.run_id == publisher[day].run_id:
+        if profile is not None and profile.run_id == publisher[day].run_id:
             profiles.append(profile)
-    missing = sorted(set(published[-wanted:]) - {p.feature_date for p in profiles})
+    missing = sorted(set(reference_days) - {p.feature_date for p in profiles})
     if missing:
         profiles += _profile_published(project, plan, spark, {day: publisher[day] for day in missing})
     references: dict[str, Reference | None] = {}
@@ -159,17 +157,17 @@ def _profile_published(project: Project, plan: Plan, spark: SparkSession, publis
 
     from pyspark.sql import functions as F
 
-    from featurebank.definitions.governance import column_pii
-    from featurebank.engine.profile import PARTITION_COLUMN, profile_batch, without_values
+    from featurebank.definitions.governance import pii_columns_of
+    from featurebank.engine.profile import PARTITION_COLUMN, profile_batch
     from featurebank.gate.report import write_profiles
 
     rows = spark.read.format("delta").load(plan.table_path).where(F.col(PARTITION_COLUMN).isin(sorted(publishers)))
-    personal = frozenset(c for c, pii in column_pii(project, plan.group).items() if pii.pii)
-    profiles = [without_values(replace(p, run_id=publishers[p.feature_date].run_id, version=publishers[p.feature_date].delta_version,
-                                       data_hash=publishers[p.feature_date].definition_hash), personal)
-                for p in profile_batch(rows, plan.group, plan.feature_columns)]
-    write_profiles(project.config.feature_root, plan.group, profiles, personal)
-    return profiles  # as stored: a personal feature's values are no reference now either
+    stamped = []
+    for profile in profile_batch(rows, plan.group, plan.feature_columns):
+        run = publishers[profile.feature_date]
+        stamped.append(replace(profile, run_id=run.run_id, version=run.delta_version, data_hash=run.definition_hash))
+    # as stored: a personal feature's values are no reference now either
+    return write_profiles(project.config.feature_root, plan.group, stamped, pii_columns_of(project, plan.group))
 
 
 def _result(check: CheckSpec, reference: Reference | None, by_date: dict[date, list[int]],

@@ -32,15 +32,38 @@ def profile_location(feature_root: str, group: str, feature_date: date) -> str:
     return f"{artifact_dir(feature_root, '_reports', group, 'profiles')}/{feature_date.isoformat()}.json"
 
 
-def write_profiles(feature_root: str, group: str, profiles: Iterable[GroupProfile], personal: frozenset[str]) -> None:
+def stored_profile(feature_root: str, group: str, feature_date: date) -> GroupProfile | None:
+    """The profile stored for `group` on `feature_date`; None when none was stored.
+
+    Raises ValueError naming the file when one is there but cannot be read as a profile.
+    """
+    from featurebank.engine.profile import profile_from_json
+    from featurebank.io.files import read_text
+
+    location = profile_location(feature_root, group, feature_date)
+    try:
+        text = read_text(location)
+    except (OSError, UnicodeDecodeError):  # absent, or unreadable as text
+        return None
+    try:
+        return profile_from_json(text)
+    except ValueError as problem:
+        raise ValueError(f"the profile {location} cannot be read: {problem}") from None
+
+
+def write_profiles(feature_root: str, group: str, profiles: Iterable[GroupProfile], personal: frozenset[str]
+                   ) -> list[GroupProfile]:
     """Store each profile at `profile_location`, the values of `personal` features left out
     (`engine.profile.without_values`): the runner's profiles of what it published, and the drift
-    check's profiles of reference dates that had none (`gate.drift.drift_references`)."""
+    check's profiles of reference dates that had none (`gate.drift.drift_references`). Returns
+    the profiles as stored."""
     from featurebank.engine.profile import profile_json, without_values
     from featurebank.io.files import write_text
 
-    for profile in profiles:
-        write_text(profile_location(feature_root, group, profile.feature_date), profile_json(without_values(profile, personal)))
+    stored = [without_values(profile, personal) for profile in profiles]
+    for profile in stored:
+        write_text(profile_location(feature_root, group, profile.feature_date), profile_json(profile))
+    return stored
 
 
 def write_report(result: GateResult, plan: Plan) -> None:
