@@ -4,6 +4,7 @@ write; same rows, per-file record counts kept, still one commit per run."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -65,10 +66,12 @@ def test_a_local_write_coalesces_without_an_exchange(spark):
     batch = make_batch(spark, batch_rows(D1, D1 + timedelta(days=3))).repartition(8, "customer_id").persist()
     try:
         batch.count()  # persisted, as the runner hands it to publish
-        laid = clustered(spark, batch, ("customer_id",))
+        laid = clustered(spark, batch)
         assert laid.rdd.getNumPartitions() <= min(2, LOCAL_FILES_PER_DATE)
         above_cache = laid._jdf.queryExecution().executedPlan().toString().split("InMemoryTableScan")[0]
         assert "Coalesce" in above_cache and "Exchange" not in above_cache
+        # sorted by the date alone: a radix sort, not a comparison of keys within each date (notes/20-inputs.md)
+        assert re.search(r"Sort \[feature_date#\d+ ASC NULLS FIRST\], false", above_cache), above_cache
     finally:
         batch.unpersist()
 

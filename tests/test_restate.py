@@ -23,7 +23,7 @@ from featurebank.compile.missing import DateSpan, MissingDates, PublishedDate
 from featurebank.compile.restate import (DayChange, FileEntry, Fingerprint, affected_dates, changed_days,
                                          restate_dates, union, upstream_forced)
 from featurebank.definitions import load_project
-from featurebank.io.fingerprints import local_days, read_fingerprint, take_fingerprint
+from featurebank.io.fingerprints import list_source, local_days, read_fingerprint, read_listing, take_fingerprint
 from featurebank.review import review_group
 from featurebank.runner import decide_restate, run_group, run_missing
 from test_runner import _transactions, _write_sources
@@ -138,6 +138,28 @@ def test_an_unchanged_file_is_not_read_again(tmp_path, example_project):
     poisoned = {p: FileEntry(p, e.size, e.mtime, (date(2000, 1, 1),)) for p, e in first.files.items()}
     again = take_fingerprint(source, "UTC", known=poisoned)
     assert {e.days for e in again.files.values()} == {(date(2000, 1, 1),)}  # taken from `known`, not read
+
+
+def test_a_file_rewritten_between_the_listing_and_its_read_records_no_days_so_any_change_reaches_every_date(
+        tmp_path, example_project):
+    """A run lists its source before it reads it and reads the listed files beside its compute
+    (`record_inputs`): a file rewritten in between holds rows the listing never saw, so its
+    entry must not vouch for them (no days, no digests), and the next fingerprint reads it again."""
+    project = _project(example_project)
+    source = _compiled_source(project)
+    listing = list_source(source)
+    _late(example_project)  # part-feb.parquet rewritten (one corrected day), part-late.parquet added after the listing
+    taken = read_listing(source, "UTC", listing)
+    assert "part-late.parquet" not in taken.files  # not listed: shows as added next time
+    assert taken.files["part-feb.parquet"].days is None and taken.files["part-feb.parquet"].digests is None
+    assert taken.files["part-mar-a.parquet"].days is not None  # unchanged files are read as usual
+
+    now = take_fingerprint(source, "UTC", known=taken.files)
+    assert now.files["part-feb.parquet"].days is not None  # read again: its listed entry knew no days
+    changes = changed_days(taken, now)
+    assert None in changes  # the rewritten file's days are unknown: every published date is reached
+    assert affected_dates(changes, "aggregation", 2, [_d("2024-03-01"), _d("2024-03-09")]).keys() == {
+        _d("2024-03-01"), _d("2024-03-09")}
 
 
 # --- the oracle: real Spark, real Delta --------------------------------------------------------

@@ -20,6 +20,7 @@ from test_runner import D1, GROUP, _table, _transactions, _write_sources
 from featurebank.cli import main
 from featurebank.definitions import load_project
 from featurebank.faults import FAULT_ENV
+from featurebank.io.fingerprints import read_fingerprint
 from featurebank.io.spark import get_spark
 from featurebank.io.tables import table_version
 from featurebank.io.runlog import published_dates, read_runs
@@ -56,6 +57,8 @@ def test_a_run_killed_at_any_phase_leaves_table_log_and_coverage_consistent(spar
     if committed:
         assert (killed.status, killed.delta_version, killed.repaired) == ("published", 1, True)
         assert killed.rows_written == len(table_now)
+        # its source's fingerprint was stored before its commit: `run --restate` knows what it read
+        assert read_fingerprint(project.config.feature_root, GROUP, killed.run_id) is not None
     else:
         assert (killed.status, killed.delta_version) == ("incomplete", None)
     assert published_dates(spark, project.config.feature_root, GROUP) == set(table_now.feature_date)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -382,8 +383,9 @@ def _run_chunk(
     reasons: dict[date, str] | None = None,
 ) -> RunOutcome:
     """One run: log started, compute, gate, publish, log; the batch is computed once and persisted.
-    `accepted` names what the caller accepted (`breaking`), recorded in every run-log row. Before
-    the source is read, its fingerprint is stored with `reasons` (`io.fingerprints`; not for a dry run)."""
+    `accepted` names what the caller accepted (`breaking`), recorded in every run-log row. The
+    source is listed before it is read, and its fingerprint is stored with `reasons` before the
+    commit (`io.fingerprints`; not for a dry run)."""
     from featurebank.readiness import check_source
     from featurebank.gate import run_gate
     from featurebank.io.tables import check_compatible, publish
@@ -418,10 +420,11 @@ def _run_chunk(
 
     source_rows: dict[date, int] | None = None  # set by the source guard; every later row records it
     append_run(spark, feature_root, record("started", 0, None, None, None))  # a killed run still shows
-    if not dry_run:  # what it reads, taken before it reads (a file landing meanwhile shows as changed next time)
+    inputs: threading.Thread | None = None  # the source's fingerprint, read beside the compute
+    if not dry_run:  # what it reads, listed before it reads (a file landing meanwhile shows as changed next time)
         from featurebank.io.fingerprints import record_inputs
 
-        record_inputs(feature_root, plan.group, run_id, plan.source, plan.timezone, reasons={
+        inputs = record_inputs(feature_root, plan.group, run_id, plan.source, plan.timezone, reasons={
             d: why for d, why in (reasons or {}).items() if plan.start <= d <= plan.end},
             lake_formation=project.config.governance.lake_formation)
     batch: DataFrame | None = None
@@ -451,6 +454,8 @@ def _run_chunk(
 
             profiling = _Profiling(batch, plan, run_id, by_date)  # beside the publish: its jobs fill the write's idle cores
             _archive_superseded(spark, project, plan, run_id)  # before the commit: a crash loses nothing
+            if inputs is not None:  # stored before the commit: every published run has its fingerprint
+                inputs.join()
             version = publish(spark, with_column_comments(batch, plan), plan, run_id, catalog_type=project.config.catalog_type,
                               database=project.config.catalog_database, rows=gate.row_count, rows_by_date=by_date,
                               lake_formation=project.config.governance.lake_formation)
@@ -491,6 +496,8 @@ def _run_chunk(
     finally:
         if profiling is not None:  # stored by now, or never will be; its jobs read the persisted batch
             profiling.cancel()
+        if inputs is not None:
+            inputs.join()
         if batch is not None:
             batch.unpersist()
 

@@ -126,6 +126,19 @@ def exists(location: str | Path) -> bool:
     return kind(location) is not None
 
 
+def file_stat(location: str | Path) -> tuple[int, float] | None:
+    """(bytes, modification time in epoch seconds) of the file at `location`, as `list_stats`
+    gives them; None when there is no such file."""
+    if not is_s3(location):
+        try:
+            stat = local_path(location).stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_size, stat.st_mtime
+    head = _head(s3_location(str(location)), str(location))
+    return None if head is None else (int(head.get("ContentLength", 0)), head["LastModified"].timestamp())
+
+
 def object_metadata(location: str, *, region: str | None = None) -> dict[str, str] | None:
     """The user metadata of the S3 object at `location` (`x-amz-meta-*`), None when absent.
     `region`: the bucket's, when the caller knows it (conf's `aws.region`)."""

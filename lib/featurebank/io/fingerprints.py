@@ -1,7 +1,8 @@
 """What a run read, as a fingerprint: per source file its size, modification time and event days.
 
-A run takes its source's fingerprint just before it reads the source (`record_inputs`), so a
-file added while it runs shows as changed next time (the safe direction). Parquet and CSV
+A run lists its source's files just before it reads the source (`record_inputs`), so a file
+added while it runs shows as changed next time (the safe direction), and reads the listed
+files' facts in a thread beside its compute. Parquet and CSV
 sources: every data file under the location, from a listing (`io.files.list_stats`); Delta
 sources: the table version and its current data files, from the Delta log (delta-rs). Each
 file's event days (the project time zone) are read from its own timestamp column with pyarrow
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -27,7 +29,9 @@ from urllib.parse import unquote
 from featurebank.days import EPOCH
 from featurebank.compile.restate import DayChange, FileEntry, Fingerprint, affected_dates, changed_days
 from featurebank.redact import redact
-from featurebank.io.files import is_s3, join, list_names, list_stats, local_path, read_bytes, read_text, write_text
+from featurebank.io.files import (
+    file_stat, is_s3, join, list_names, list_stats, local_path, read_bytes, read_text, write_text,
+)
 
 if TYPE_CHECKING:
     from featurebank.compile.group import CompiledGroup, SourceRead
@@ -41,13 +45,20 @@ def inputs_dir(feature_root: str, group: str) -> str:
     return f"{feature_root.rstrip('/')}/_reports/{group}/inputs"
 
 
+Listing = tuple[int | None, list[tuple[str, int, float]]]  # a Delta source's version; (path, bytes, mtime) per file
+
+
 def take_fingerprint(source: SourceRead, zone: str, *, known: Mapping[str, FileEntry] | None = None,
                      lake_formation: bool = False) -> Fingerprint:
     """The fingerprint of `source` now; files `known` with the same size and modification time
     keep their recorded days (not read again). Raises `ValueError` for a catalog `table`
     source (no files to list) and the storage's own errors."""
-    known = known or {}
-    version: int | None = None
+    return read_listing(source, zone, list_source(source, lake_formation=lake_formation), known=known)
+
+
+def list_source(source: SourceRead, *, lake_formation: bool = False) -> Listing:
+    """The source's data files now, with their sizes and modification times (and a Delta
+    source's version); raises `ValueError` for a catalog `table` source."""
     if source.format == "table":
         raise ValueError(f"source {source.name} is the catalog table {source.location}: its files are not listed")
     if source.format == "delta":
@@ -55,18 +66,32 @@ def take_fingerprint(source: SourceRead, zone: str, *, known: Mapping[str, FileE
 
         found = table_file_stats(source.location, lake_formation=lake_formation)
         version, listed = found if found is not None else (None, [])
-        listed = [(unquote(p), size, mtime) for p, size, mtime in listed]
-    else:
-        listed = [(p, size, mtime) for p, size, mtime in list_stats(source.location)
+        return version, [(unquote(p), size, mtime) for p, size, mtime in listed]
+    return None, [(p, size, mtime) for p, size, mtime in list_stats(source.location)
                   if not any(part.startswith(("_", ".")) for part in p.split("/"))]
+
+
+def read_listing(source: SourceRead, zone: str, listing: Listing, *,
+                 known: Mapping[str, FileEntry] | None = None) -> Fingerprint:
+    """The fingerprint of the files `listing` found: each file `known` with the same size and
+    modification time keeps its recorded facts, the others are read. A file that changed
+    between the listing and its read records no days (so any later change to it reaches every
+    date, and the next fingerprint reads it again): its rows read are not the listed file's.
+    Delta data files never change in place."""
+    known = known or {}
+    version, listed = listing
     files: dict[str, FileEntry] = {}
     for path, size, mtime in listed:
         entry = FileEntry(path, size, mtime, None)
         old = known.get(path)
         if old is not None and old.same_file(entry) and old.days is not None:
             files[path] = old
-        else:
-            files[path] = FileEntry(path, size, mtime, *file_facts(source, join(source.location, path), zone))
+            continue
+        location = join(source.location, path)
+        facts = file_facts(source, location, zone)
+        if source.format == "delta" or file_stat(location) == (size, mtime):
+            entry = FileEntry(path, size, mtime, *facts)
+        files[path] = entry
     return Fingerprint(source.name, source.location, files, version)
 
 
@@ -156,21 +181,38 @@ def _day_of(column: Any, zone: str) -> Any:
 
 
 def record_inputs(feature_root: str, group: str, run_id: str, source: SourceRead, zone: str, *,
-                  lake_formation: bool = False, reasons: Mapping[date, str] | None = None) -> None:
-    """Take the source's fingerprint (reusing the group's newest one as a cache) and store it
-    for `run_id`, with `reasons` (why a restating run recomputes each date). Never raises: a
-    run is not refused for this; its dates then show as having no recorded fingerprint."""
-    try:
-        previous = latest_fingerprint(feature_root, group)
-        taken = take_fingerprint(source, zone, known=previous.files if previous else None,
-                                 lake_formation=lake_formation)
-        # no ${env:...} value is stored (a location may hold one): masked like the run log's text
-        write_text(f"{inputs_dir(feature_root, group)}/{run_id}.json", redact(fingerprint_json(taken, run_id, group, reasons)))
-    except Exception as error:  # noqa: BLE001 - see the docstring
+                  lake_formation: bool = False, reasons: Mapping[date, str] | None = None) -> threading.Thread:
+    """List the source's files now, and store the fingerprint of that listing for `run_id` (with
+    `reasons`: why a restating run recomputes each date) from a thread of its own, returned, that
+    reads the files the group's newest fingerprint does not already know. The run reads the
+    source meanwhile (a first run's fingerprint reads every row of the source: 16-17 s at the
+    bench's scale 1, notes/20-inputs.md) and joins the thread before it publishes. Never raises:
+    a run is not refused for this; its dates then show as having no recorded fingerprint."""
+
+    def warn(error: BaseException) -> None:
         text = str(error).splitlines()[0] if str(error) else type(error).__name__
         logging.getLogger(__name__).warning(
             "featurebank: run %s of %s could not record the fingerprint of source %s (%s): %s; `run --restate` will "
             "not know whether its dates' inputs change", run_id, group, source.name, source.location, text)
+
+    def store(listing: Listing, previous: Fingerprint | None) -> None:
+        try:
+            taken = read_listing(source, zone, listing, known=previous.files if previous else None)
+            # no ${env:...} value is stored (a location may hold one): masked like the run log's text
+            write_text(f"{inputs_dir(feature_root, group)}/{run_id}.json",
+                       redact(fingerprint_json(taken, run_id, group, reasons)))
+        except Exception as error:  # noqa: BLE001 - see the docstring
+            warn(error)
+
+    try:
+        listing, previous = list_source(source, lake_formation=lake_formation), latest_fingerprint(feature_root, group)
+        thread = threading.Thread(target=store, args=(listing, previous), daemon=True,
+                                  name=f"featurebank-inputs-{group}")
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        warn(error)
+        thread = threading.Thread(target=lambda: None, daemon=True)
+    thread.start()
+    return thread
 
 
 def fingerprint_json(taken: Fingerprint, run_id: str, group: str, reasons: Mapping[date, str] | None = None) -> str:
