@@ -127,16 +127,20 @@ def exists(location: str | Path) -> bool:
 
 
 def file_stat(location: str | Path) -> tuple[int, float] | None:
-    """(bytes, modification time in epoch seconds) of the file at `location`, as `list_stats`
-    gives them; None when there is no such file."""
+    """(bytes, modification time in epoch seconds) of the file at `location`, from the same call
+    `list_stats` makes (S3: a listing, not HeadObject, whose time has another resolution), so the
+    two compare equal for an unchanged file; None when there is no such file."""
     if not is_s3(location):
         try:
             stat = local_path(location).stat()
         except FileNotFoundError:
             return None
         return stat.st_size, stat.st_mtime
-    head = _head(s3_location(str(location)), str(location))
-    return None if head is None else (int(head.get("ContentLength", 0)), head["LastModified"].timestamp())
+    s3 = s3_location(str(location))
+    with _s3_errors("list", str(location)):
+        page = _client().list_objects_v2(Bucket=s3.bucket, Prefix=s3.key, MaxKeys=1)
+    found = [o for o in page.get("Contents", []) if o["Key"] == s3.key]
+    return (int(found[0].get("Size", 0)), found[0]["LastModified"].timestamp()) if found else None
 
 
 def object_metadata(location: str, *, region: str | None = None) -> dict[str, str] | None:
