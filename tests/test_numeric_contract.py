@@ -211,18 +211,21 @@ def test_an_integer_sum_beyond_bigint_fails_the_run_instead_of_wrapping(spark, d
         one_entity_run(spark, [1.0] * 3, [2**62] * 3, AggregateSpec("qty_sum", "sum", "qty", (2,)), dates)
 
 
-def test_a_backfill_whose_running_total_leaves_the_exact_range_fails_rather_than_publishing(spark):
-    # 6e18 a day: every 1-day window fits decimal(37,18) (|total| < 1e19), the grid's running
-    # total over three days does not. A short run publishes; the backfill refuses, never rounds.
+def test_a_backfill_publishes_what_short_runs_publish_when_the_entitys_history_leaves_the_exact_range(spark):
+    # 6e18 a day: every 1-day window fits decimal(37,18) (|total| < 1e19), the entity's total over
+    # three days does not. Before the kernel the backfill read windows as differences of running
+    # totals and refused what a short run of the same dates published; a window's total is now
+    # the exact sum of its own days on every path, so both publish the same bytes.
     at = datetime(2024, 3, 1, 12, tzinfo=dt_timezone.utc)
     rows = [("c9", at + timedelta(days=d), 6e18, 1, None, "m", "OK") for d in range(3)]
     events = spark.createDataFrame(rows, SCHEMA)
     aggregate = (AggregateSpec("amount_sum", "sum", "amount", (1,)),)
-    short = compute_aggregation(events, make_plan(aggregate, date(2024, 3, 4), date(2024, 3, 4), "UTC")).collect()
-    assert [r.amount_sum_1d for r in short] == [6e18]
-    backfill = make_plan(aggregate, date(2024, 3, 2), date(2024, 3, 2) + timedelta(days=DIRECT_MAX_DATES + 1), "UTC")
-    with pytest.raises(Exception, match=r"'amount_sum' \(sum\) cannot be computed exactly: an exact window total is outside"):
-        compute_aggregation(events, backfill).collect()
+    start, end = date(2024, 3, 2), date(2024, 3, 2) + timedelta(days=DIRECT_MAX_DATES + 1)
+    short = [r for i in range((end - start).days + 1)
+             for r in compute_aggregation(events, make_plan(aggregate, start + timedelta(days=i), start + timedelta(days=i), "UTC")).collect()]
+    backfill = compute_aggregation(events, make_plan(aggregate, start, end, "UTC")).collect()
+    assert [(r.feature_date, r.amount_sum_1d) for r in backfill] == [(r.feature_date, r.amount_sum_1d) for r in short]
+    assert [r.amount_sum_1d for r in backfill] == [6e18, 6e18, 6e18]
 
 
 @pytest.mark.parametrize("dates", [1, DIRECT_MAX_DATES + 2])

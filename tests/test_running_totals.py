@@ -1,12 +1,12 @@
-"""The grid path's running totals at the edges of the exact range (issue 20, notes/20-limbs.md).
+"""Window totals at the edges of the exact range (issue 20, notes/20-limbs.md, notes/20-kernel.md).
 
-The grid reads a window's exact total as (running total before D) - (running total before
-D - w); the second is the first read w rows earlier on the dense day grid. Here the day totals
-sit next to the contract's limit (|total| < 1e19 for doubles), change sign from day to day,
-cancel to zero, are -0.0 or come from days whose values are all NULL, and every published value
-must equal the brute-force oracle's exact arithmetic bit for bit, on the grid path and on the
-short-run path. A running total that reaches 1e19 still fails the backfill (README "Numeric
-contract"), with the contract's sentence.
+A backfill's kernel (engine/kernel.py) sums a window's exact day totals as 128-bit integers in
+32-bit limbs, from prefix sums over the entity's tiles. Here the day totals sit next to the
+contract's limit (|total| < 1e19 for doubles), change sign from day to day, cancel to zero, are
+-0.0 or come from days whose values are all NULL, and every published value must equal the
+brute-force oracle's exact arithmetic bit for bit, on the backfill path and on the short-run
+path. A window total that reaches 1e19 fails the run (README "Numeric contract"), with the
+contract's sentence.
 """
 
 from __future__ import annotations
@@ -95,8 +95,8 @@ def test_running_totals_next_to_the_limit_with_sign_changes_zeros_and_null_days_
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_a_running_total_of_exactly_the_limit_fails_the_backfill_naming_the_contract(spark, sign):
-    # 5e18 + 5e18 = 1e19 = the limit itself: every 1-day window fits, the running total does not
+def test_a_window_total_of_exactly_the_limit_fails_the_backfill_naming_the_contract(spark, sign):
+    # 5e18 + 5e18 = 1e19 = the limit itself: every 1-day window fits, the 2- and 3-day ones do not
     events = [
         {"customer_id": "c9", "event_ts": datetime(2024, 3, 1 + d, 12, tzinfo=dt_timezone.utc), "amount": sign * 5e18, "qty": 1}
         for d in range(2)

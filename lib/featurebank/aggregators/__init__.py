@@ -8,27 +8,26 @@ that owns everything about it, in the style of Chronon's `SimpleAggregators`:
   gets), its empty-window value (`empty`: 0 for the count family, else NULL) and the
   sentence the catalog prints (`sentence`, `empty_sentence`);
 - how Spark computes it, one method per phase (`prepare` per event, `update` per day tile,
-  `annotate`, `carried`, `merge` across a window's tiles, `settle` values read more than
-  once, `finalize` the window value,
-  `direct` for short runs; `base.Aggregator` documents the contract). The windowing code,
-  engine/aggregate.py, is generic over these phases and names no function.
+  `annotate`, `reads` what the window kernel computes over a window's tiles, `finalize` the
+  window value, `direct` for short runs; `base.Aggregator` documents the contract). The
+  windowing code, engine/aggregate.py and engine/kernel.py, is generic over these phases and
+  names no function.
 
 `aggregator(name)` returns the one instance of a function; `AGGREGATION_FUNCTIONS` is the
 tuple of names, in the order definitions list them. Rank 0: nothing from featurebank is
 imported, and pyspark only inside the phase methods, so definitions and compile read types
 and sentences without a JVM.
 
-Families: additive.py (count, sum, avg, stddev: the exact numeric contract, window =
-running total before D minus running total before D - w), ordered.py (min, max, last),
+Families: additive.py (count, sum, avg, stddev: the exact numeric contract, window = exact
+sum of its day totals), ordered.py (min, max, last),
 distinct.py (count_distinct, approx_count_distinct).
 
 To add a function, say `median`:
 1. Write `class Median(Aggregator)` (a new module, or ordered.py): `name = "median"`,
    `accepts = "number"`, `words = "median of {x}"`, `output_type` ("double"), and the
-   phases: `update` a day tile (e.g. `F.collect_list(slot.value())`), `carried` the tile
-   column, `merge` the window's tiles (e.g. `F.flatten(F.collect_list(tile)).over(
-   frames.trailing(w))`), `finalize` the median of the merged values (`F.percentile(...)`
-   or a sort and pick), `direct` the same over `F.when(inside, slot.value())`. Name every
+   phases: `update` a day tile (e.g. `F.collect_list(slot.value())`), `reads` the window's
+   tiles (a new `Read` op, computed in engine/kernel.py's `Block.read`), `finalize` the
+   median of what it read, `direct` the same over `F.when(inside, slot.value())`. Name every
    column with `slot.column(...)`.
 2. Add it to `_FUNCTIONS` below. Definitions, `plan`, the catalog and the engine pick it up.
 3. Add its plain-Python case to aggregators/reference.py (`CASES["median"]`: the window's
@@ -43,8 +42,8 @@ from __future__ import annotations
 
 from featurebank.aggregators.additive import Avg, Count, Stddev, Sum
 from featurebank.aggregators.base import (
-    FLOATING_TYPES, INTEGRAL_TYPES, SEGMENT, SNAPSHOT_DAY, UNKNOWN_TYPE, EVENT_DAY, EVENT_TS,
-    Aggregator, Fail, Frames, Input, Slot, failure, value_column,
+    FLOATING_TYPES, INTEGRAL_TYPES, SNAPSHOT_DAY, UNKNOWN_TYPE, EVENT_DAY, EVENT_TS,
+    Aggregator, Fail, Input, Read, Slot, failure, value_column,
 )
 from featurebank.aggregators.distinct import ApproxCountDistinct, CountDistinct
 from featurebank.aggregators.ordered import Last, Max, Min
@@ -66,6 +65,6 @@ def aggregator(name: str) -> Aggregator:
 
 
 __all__ = [
-    "AGGREGATION_FUNCTIONS", "EVENT_DAY", "EVENT_TS", "FLOATING_TYPES", "INTEGRAL_TYPES", "SEGMENT", "SNAPSHOT_DAY",
-    "UNKNOWN_TYPE", "Aggregator", "Fail", "Frames", "Input", "Slot", "aggregator", "failure", "value_column",
+    "AGGREGATION_FUNCTIONS", "EVENT_DAY", "EVENT_TS", "FLOATING_TYPES", "INTEGRAL_TYPES", "SNAPSHOT_DAY",
+    "UNKNOWN_TYPE", "Aggregator", "Fail", "Input", "Read", "Slot", "aggregator", "failure", "value_column",
 ]

@@ -4,14 +4,13 @@ README "Numeric contract" is the text; this module is its one implementation. Ea
 is described by the exact values it adds up per event (`terms`) and by `value`, which turns a
 window's exact totals into the published value. Both paths of engine/aggregate.py run the
 same terms and the same `value`: the short-run path sums the terms of the window's events,
-the grid path sums them per day and subtracts running totals (the window is "deletable", in
-Chronon's words: total before D minus total before D - w). Decimal addition is exact, so the
-totals, and the bytes `value` makes of them, cannot depend on order, partitioning or the
-run's shape. Totals are cast to `decimal(37, s)` before anything reads them, so the
-difference of two running totals is still exact (Spark would round a `decimal(38, s)`
-difference to s - 1 digits) and every path has the same range.
+the backfill sums them per day (Spark) and then each window's day totals (engine/kernel.py,
+exact 128-bit integers from prefix sums over the tiles). Decimal and integer addition are
+exact, so the totals, and the bytes `value` makes of them, cannot depend on order,
+partitioning or the run's shape. Window totals are read as `decimal(37, s)` on every path,
+so every path has the same range.
 
-Everything is DataFrame API (no UDFs). A value the contract cannot hold fails the run through
+Everything here is DataFrame API (no UDFs). A value the contract cannot hold fails the run through
 `raise_error` with the feature, keys and cause named, whether or not ANSI mode is on.
 """
 
@@ -21,8 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, ClassVar
 
 from featurebank.aggregators.base import (
-    FLOAT_SCALE, FLOATING_TYPES, INTEGRAL_TYPES, SEGMENT, SNAPSHOT_DAY, TOTAL_PRECISION, UNKNOWN_TYPE,
-    Aggregator, Fail, Frames, Input, Slot, decimal_of,
+    FLOAT_SCALE, FLOATING_TYPES, INTEGRAL_TYPES, TOTAL_PRECISION, UNKNOWN_TYPE,
+    Aggregator, Fail, Input, Read, Slot, decimal_of,
 )
 
 if TYPE_CHECKING:
@@ -99,7 +98,7 @@ class Additive(Aggregator):
     """A function of exact window totals of per-event terms (count, sum, avg, stddev).
 
     Subclasses give `suffixes` (the terms' names, "n" first: the count of non-NULL values),
-    `terms` and `value`; tiles, merge and both paths are shared.
+    `terms` and `value`; tiles, reads and both paths are shared.
     """
 
     suffixes: ClassVar[tuple[str, ...]] = ("n",)
@@ -119,8 +118,8 @@ class Additive(Aggregator):
         return [t.value.alias(self._term(slot, t.suffix)) for t in self.terms(slot, slot.value(), fail)]
 
     def update(self, slot: Slot, fail: Fail) -> list[Column]:
-        """Day totals of every term; never NULL (0 without values), so a NULL running total in
-        `merge` can only be an overflow; a day total that overflows fails here."""
+        """Day totals of every term; never NULL (0 without values); a day total that overflows
+        fails here."""
         from pyspark.sql import functions as F
 
         parts = []
@@ -132,20 +131,15 @@ class Additive(Aggregator):
             parts.append((F.count(t) if suffix == "n" else day_total).alias(slot.shared_column(suffix)))
         return parts
 
-    def carried(self, slot: Slot) -> list[str]:
-        return [slot.shared_column(suffix) for suffix in self.suffixes]
-
-    def merge(self, slot: Slot, frames: Frames) -> list[Column]:
-        """Running totals up to D - 1 (`end_`) and up to D - w - 1 (`start_`, per window)."""
-        from pyspark.sql import functions as F
-
-        reads = []
-        for suffix in self.suffixes:
-            tile = slot.shared_column(suffix)
-            reads.append(F.try_sum(tile).over(frames.before(1)).alias(slot.shared_column(f"end_{suffix}")))
-            reads += [F.try_sum(tile).over(frames.before(w + 1)).alias(slot.shared_column(f"start_{suffix}_{w}"))
-                      for w in slot.windows]
-        return reads
+    def reads(self, slot: Slot) -> list[Read]:
+        """Per window: the count of values ("n", BIGINT) and each exact term's total, the exact sum
+        of the window's day totals as `decimal(37, scale)` (NULL when it does not fit)."""
+        scales = self.scales(slot)
+        return [
+            Read(slot.shared_column(f"w_{suffix}_{w}"), "count", (slot.shared_column(suffix),), w) if suffix not in scales
+            else Read(slot.shared_column(f"nx_{suffix}_{w}"), "total", (slot.shared_column(suffix),), w, scales[suffix])
+            for suffix in self.suffixes for w in slot.windows
+        ]
 
     def scales(self, slot: Slot) -> dict[str, int]:
         """The scale of each exact term's total (the terms counted, like "n", have none)."""
@@ -154,40 +148,11 @@ class Additive(Aggregator):
         return {t.suffix: t.scale for t in self.terms(slot, slot.value(), lambda cause: F.lit(None))
                 if t.scale is not None}
 
-    def settle(self, slot: Slot) -> list[list[Column]]:
-        """Each window's exact total, read as `decimal(37, scale)` (NULL when it does not fit), in
-        two projections: the running totals narrowed once per row, then each window's difference.
-        Written as one expression, every guard re-evaluated the guards below it (a `decimal(38,s)`
-        decoded from bytes at each read): notes/20-huge.md measured the finaliser at ~43% of the compute.
-
-        Running total before D minus running total before D - w. The later frame is empty exactly
-        when D - w - 1 < seg (the segment's first row is a tile); otherwise a NULL there is an
-        overflow, which must reach `value` as NULL, never as 0.
-        """
-        from pyspark.sql import functions as F
-
-        running, windows = [], []
-        for suffix, scale in self.scales(slot).items():
-            end = slot.shared_column(f"end_{suffix}")
-            running.append(narrowed(F.col(end), TOTAL_PRECISION, scale).alias(slot.shared_column(f"ne_{suffix}")))
-            for w in slot.windows:
-                start = slot.shared_column(f"start_{suffix}_{w}")
-                reaches = F.col(SNAPSHOT_DAY) - (w + 1) >= F.col(SEGMENT)
-                before_window = F.when(reaches, narrowed(F.col(start), TOTAL_PRECISION, scale))
-                running.append(before_window.otherwise(F.lit(0).cast(total_type(scale)))
-                               .alias(slot.shared_column(f"ns_{suffix}_{w}")))
-                difference = F.col(slot.shared_column(f"ne_{suffix}")) - F.col(slot.shared_column(f"ns_{suffix}_{w}"))
-                windows.append(narrowed(difference, TOTAL_PRECISION, scale).alias(slot.shared_column(f"nx_{suffix}_{w}")))
-        return [running, windows]
-
     def finalize(self, slot: Slot, window: int, fail: Fail) -> Column:
         from pyspark.sql import functions as F
 
         def total(suffix: str, scale: int | None) -> Column:
-            if scale is None:  # counts: BIGINT running totals, never NULL
-                end, start = F.col(slot.shared_column(f"end_{suffix}")), F.col(slot.shared_column(f"start_{suffix}_{window}"))
-                return F.coalesce(end, F.lit(0)) - F.coalesce(start, F.lit(0))
-            return F.col(slot.shared_column(f"nx_{suffix}_{window}"))  # `settle`: exact, narrowed
+            return F.col(slot.shared_column(f"w_{suffix}_{window}" if scale is None else f"nx_{suffix}_{window}"))
 
         return self.from_totals(slot, total, fail)
 

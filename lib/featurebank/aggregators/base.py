@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, ClassVar
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, WindowSpec
+    from pyspark.sql import Column, DataFrame
+    from pyspark.sql.types import DataType
 
 UNKNOWN_TYPE = "?"  # a type compile cannot infer; the engine sees the real one
 INTEGRAL_TYPES = ("tinyint", "smallint", "int", "bigint")
@@ -25,8 +26,7 @@ TOTAL_PRECISION = 37  # exact totals are decimal(37, s): |total| < 10^(37-s)
 # definition for both sides.
 EVENT_DAY = "day"  # events and tiles: the local epoch day (featurebank.days) of the event / tile
 EVENT_TS = "_ts"  # events: the event time, an instant
-SEGMENT = "seg"  # grid and snapshot rows: first tile day of the entity's activity segment
-SNAPSHOT_DAY = "D"  # grid, snapshot and short-run rows: the snapshot's epoch day
+SNAPSHOT_DAY = "D"  # snapshot and short-run rows: the snapshot's epoch day
 
 Fail = Callable[[str], "Column"]  # fail(cause): a Column that fails the run naming where
 
@@ -65,11 +65,11 @@ def value_column(index: int) -> str:
 class Slot:
     """One aggregation of a group as the windowing code runs it: position, names, windows, input.
 
-    `column(part)` names every column the aggregator adds to a frame (events, tiles, grid,
+    `column(part)` names every column the aggregator adds to a frame (events, tiles,
     snapshot rows); names are unique per slot, so aggregators never collide, and only the
     aggregator that makes a column reads it. `shared_column(part)` names a column that is a
     function of the input expression and `part` alone (exact terms, their day totals and
-    running totals), so aggregations of the same expression (sum and avg of `amount`) share it:
+    window totals), so aggregations of the same expression (sum and avg of `amount`) share it:
     the windowing code keeps the first column of each name (`unique_columns`).
     """
 
@@ -99,21 +99,42 @@ class Slot:
         return F.col(value_column(self.index)) if self.has_input else F.lit(1)
 
 
-class Frames:
-    """Window frames over one entity segment's dense day grid (one row per day, ordered by day)."""
+READ_OPS = ("count", "total", "largest", "smallest", "latest", "distinct")
 
-    def __init__(self, axis: WindowSpec) -> None:
-        self.axis = axis
 
-    def before(self, back: int) -> WindowSpec:
-        """From the segment's first day to `back` days before the row (running totals)."""
-        from pyspark.sql import Window
+@dataclass(frozen=True)
+class Read:
+    """One value the backfill's window kernel (engine/kernel.py) computes per snapshot row for
+    an aggregation, from tile columns, over the window `[D - window, D)`:
 
-        return self.axis.rowsBetween(Window.unboundedPreceding, -back)
+    - "count": the sum of a BIGINT tile column (BIGINT);
+    - "total": the exact sum of a decimal tile column, as `decimal(37, scale)`, NULL when it
+      does not fit;
+    - "largest" / "smallest": the greatest / least non-NULL tile value (the tile's type), NULL
+      when there is none;
+    - "latest": the entity's latest non-NULL tile before D, any day (the tile's type; `window`
+      unused);
+    - "distinct": distinct values from the tiles' occurrence counts `tiles = (p, f, e)`
+      (CountDistinct.annotate), BIGINT.
 
-    def trailing(self, days: int) -> WindowSpec:
-        """The `days` days before the row (the row itself excluded)."""
-        return self.axis.rowsBetween(-days, -1)
+    Reads are data (picklable, no Spark) because the kernel runs in Python workers.
+    """
+
+    name: str  # the snapshot row's column; finalize reads it
+    op: str  # one of READ_OPS
+    tiles: tuple[str, ...]  # the tile columns it reads
+    window: int = 0
+    scale: int = 0  # "total": fractional digits of the decimal
+
+    def spark_type(self, tile_types: dict[str, DataType]) -> DataType:
+        """The read's Spark type, given the tile columns' types."""
+        from pyspark.sql.types import DecimalType, LongType
+
+        if self.op in ("count", "distinct"):
+            return LongType()
+        if self.op == "total":
+            return DecimalType(TOTAL_PRECISION, self.scale)
+        return tile_types[self.tiles[0]]
 
 
 class Aggregator:
@@ -132,18 +153,13 @@ class Aggregator:
     3. `annotate(slot, tiles)`: optional: `tiles` (one row per (keys, day), partitioned by
        the keys) with columns added that depend on the entity's other tiles (distinct counts);
        the same rows, and no join or shuffle (windows and groups within the entity only).
-    4. `carried(slot)`: the tile columns `merge` reads, put on the dense day grid.
-    5. `merge(slot, frames)`: window-function reads over the grid, per snapshot day D, from
-       frames ending before D (`Frames`): tiles merged across each window.
-    5b. `settle(slot)`: optional: columns `finalize` reads, in stages of one projection each
-       (a value several features read is computed once per row).
-    6. `finalize(slot, window, fail)`: the published value over `window` days at a snapshot
-       row, from `merge`'s reads, with the empty-window value when the window has no value.
-    7. `direct(slot, window, inside, fail)`: short runs: the same value as one aggregate
+    4. `reads(slot)`: what the window kernel (engine/kernel.py) computes per snapshot row
+       from the tiles (`Read`: window counts, exact totals, extremes, the latest tile).
+    5. `finalize(slot, window, fail)`: the published value over `window` days at a snapshot
+       row, from the reads, with the empty-window value when the window has no value.
+    6. `direct(slot, window, inside, fail)`: short runs: the same value as one aggregate
        expression over the events of a snapshot day's rows where `inside` holds.
-    A vectorised kernel (Arrow batches in a pandas UDF, say) can be added phase by phase as
-    further methods over the same tile columns; `prepare`/`update`/`finalize` are its
-    reference, and the oracle and numeric-contract tests judge both.
+    The oracle and numeric-contract tests judge both paths against each other and Python.
     """
 
     name: ClassVar[str]
@@ -197,17 +213,8 @@ class Aggregator:
     def annotate(self, slot: Slot, tiles: DataFrame) -> DataFrame | None:
         return None
 
-    def carried(self, slot: Slot) -> list[str]:
+    def reads(self, slot: Slot) -> list[Read]:
         raise NotImplementedError(self.name)
-
-    def merge(self, slot: Slot, frames: Frames) -> list[Column]:
-        raise NotImplementedError(self.name)
-
-    def settle(self, slot: Slot) -> list[list[Column]]:
-        """Optional, grid path: columns `finalize` reads instead of recomputing them, in stages
-        (each stage one projection over the window reads, reading the stages before it): a value
-        used several times is computed once per row (default none)."""
-        return []
 
     def finalize(self, slot: Slot, window: int, fail: Fail) -> Column:
         raise NotImplementedError(self.name)

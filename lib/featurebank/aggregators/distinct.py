@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from featurebank.aggregators.base import EVENT_DAY, Aggregator, Fail, Frames, Slot
+from featurebank.aggregators.base import EVENT_DAY, Aggregator, Fail, Read, Slot
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 class CountDistinct(Aggregator):
     """The day's set of values is the tile; occurrence counts make the window count a difference
-    of running totals (see `annotate`)."""
+    of prefix sums over the tiles (see `annotate`)."""
 
     name = "count_distinct"
     empty = 0
@@ -63,19 +63,9 @@ class CountDistinct(Aggregator):
         same = [F.first(f"`{c}`").alias(c) for c in kept if c not in (*keys, EVENT_DAY)]  # one value per tile
         return occ.groupBy(*keys, EVENT_DAY).agg(*same, *parts)
 
-    def carried(self, slot: Slot) -> list[str]:
-        return [slot.column("p"), *[slot.column(f"{k}{w}") for w in slot.windows for k in ("f", "e")]]
-
-    def merge(self, slot: Slot, frames: Frames) -> list[Column]:
-        from pyspark.sql import functions as F
-
-        seen = F.coalesce(F.sum(slot.column("p")).over(frames.before(1)), F.lit(0))
-        reads = []
-        for w in slot.windows:
-            renewed = F.coalesce(F.sum(slot.column(f"f{w}")).over(frames.before(1)), F.lit(0))
-            expired = F.coalesce(F.sum(slot.column(f"e{w}")).over(frames.before(w + 1)), F.lit(0))
-            reads.append((seen - renewed - expired).alias(slot.column(f"distinct_{w}")))
-        return reads
+    def reads(self, slot: Slot) -> list[Read]:
+        return [Read(slot.column(f"distinct_{w}"), "distinct", (slot.column("p"), slot.column(f"f{w}"), slot.column(f"e{w}")), w)
+                for w in slot.windows]
 
     def finalize(self, slot: Slot, window: int, fail: Fail) -> Column:
         from pyspark.sql import functions as F

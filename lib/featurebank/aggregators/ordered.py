@@ -1,10 +1,10 @@
-"""min, max, last: functions of an orderable value, merged over a frame of the window's days."""
+"""min, max, last: functions of an orderable value, read over the window's day tiles."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from featurebank.aggregators.base import EVENT_DAY, EVENT_TS, SNAPSHOT_DAY, Aggregator, Fail, Frames, Slot
+from featurebank.aggregators.base import EVENT_DAY, EVENT_TS, SNAPSHOT_DAY, Aggregator, Fail, Read, Slot
 
 if TYPE_CHECKING:
     from pyspark.sql import Column
@@ -25,14 +25,9 @@ class Extreme(Aggregator):
     def update(self, slot: Slot, fail: Fail) -> list[Column]:
         return [self.pick()(slot.value()).alias(slot.column(self.name))]
 
-    def carried(self, slot: Slot) -> list[str]:
-        return [slot.column(self.name)]
-
-    def merge(self, slot: Slot, frames: Frames) -> list[Column]:
-        from pyspark.sql import functions as F
-
-        tile = F.col(slot.column(self.name))
-        return [self.pick()(tile).over(frames.trailing(w)).alias(slot.column(f"read_{w}")) for w in slot.windows]
+    def reads(self, slot: Slot) -> list[Read]:
+        op = "largest" if self.name == "max" else "smallest"
+        return [Read(slot.column(f"read_{w}"), op, (slot.column(self.name),), w) for w in slot.windows]
 
     def finalize(self, slot: Slot, window: int, fail: Fail) -> Column:
         from pyspark.sql import functions as F
@@ -57,7 +52,7 @@ class Max(Extreme):
 
 class Last(Aggregator):
     """The latest non-NULL value: the greatest `struct(day, ts, value)` (SPEC's tie rule: later
-    time, then greater value). The merge carries the latest struct up to D - 1 and the window
+    time, then greater value). The kernel reads the latest tile struct before D and the window
     keeps it when its day is inside the window."""
 
     name = "last"
@@ -75,13 +70,8 @@ class Last(Aggregator):
         v = slot.value()
         return [self._latest(v, v.isNotNull()).alias(slot.column("last"))]
 
-    def carried(self, slot: Slot) -> list[str]:
-        return [slot.column("last")]
-
-    def merge(self, slot: Slot, frames: Frames) -> list[Column]:
-        from pyspark.sql import functions as F
-
-        return [F.last(slot.column("last"), ignorenulls=True).over(frames.before(1)).alias(slot.column("read_last"))]
+    def reads(self, slot: Slot) -> list[Read]:
+        return [Read(slot.column("read_last"), "latest", (slot.column("last"),))]
 
     def finalize(self, slot: Slot, window: int, fail: Fail) -> Column:
         from pyspark.sql import functions as F

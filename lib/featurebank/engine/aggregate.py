@@ -20,26 +20,19 @@ API, no UDFs):
    keys once before this step; every later group, window and annotation stays within one
    entity, so that is the plan's only shuffle (and its only scan of the events).
    Aggregations of one input expression (sum and avg of `amount`) share their terms, day
-   totals and running totals (`Slot.shared_column`): each is computed once.
-3. `activity_segments`: per entity, tiles closer than `max_window` days apart form one
-   segment; the days with a snapshot row are exactly `[first + 1, last + max_window]` of
-   each segment, clipped to the run. Nothing before a segment can reach into it, so the
-   window below is partitioned by (keys, segment). Segments, their last tile and each
-   tile's next tile come from windows over (keys) ordered by day: one sort.
-4. `day_grid` makes the segment's days dense (one row per day, the tile's partials [carried]
-   on its own day), so a frame of k rows is k days, and `rolling_windows` reads every
-   window from one sort of that grid with frames that end the row before D [merge]: running
-   totals (growing frames: O(1) per row, no re-aggregation; exact decimals, so their
-   difference is the window's exact total), frames of the w rows before D, the latest value.
-   Rows: the segment's days (snapshot days plus at most `max_window` days before the run);
-   a one-day run costs one row per entity and lookback day, not a re-read of raw events.
-   Runs of at most `DIRECT_MAX_DATES` dates (the daily run) skip steps 2-4: `direct_snapshots`
+   totals and window totals (`Slot.shared_column`): each is computed once.
+3. `kernel_reads`: the tiles, sorted by (keys, day) within their partitions, go through
+   `mapInArrow` to engine/kernel.py, which makes every snapshot row (an entity has one on D
+   exactly when one of its tiles lies in `[D - max_window, D)`) and computes what each
+   aggregation reads over its windows (`Read`: exact window totals as sums of the day
+   totals, counts, extremes, the latest tile, distinct counts), vectorised per block of
+   entities. No dense day grid, no window operator, no running total.
+   Runs of at most `DIRECT_MAX_DATES` dates (the daily run) skip steps 2-3: `direct_snapshots`
    aggregates each date's window of events with conditional aggregates [direct], like a
-   hand-written daily job, which costs less than a grid of `max_window` lookback days per
-   entity; an aggregator may compute its windows in a frame of their own, joined back by
-   (keys, D) [direct_apart] (count_distinct: one row per value first).
-5. `snapshot_columns`: values several features read, once per row [settle]; each window's
-   value [finalize], with SPEC's empty-window values
+   hand-written daily job, which costs less than a pass over every entity's tiles; an
+   aggregator may compute its windows in a frame of their own, joined back by (keys, D)
+   [direct_apart] (count_distinct: one row per value first).
+4. `snapshot_columns`: each window's value [finalize], with SPEC's empty-window values
    (count family 0, everything else NULL); add `feature_date`, `feature_ts`, then derived
    features in order. Both paths give the same bytes (tests/test_numeric_contract.py).
 """
@@ -50,7 +43,7 @@ from functools import reduce
 from typing import TYPE_CHECKING
 
 from featurebank.aggregators import (
-    EVENT_DAY, EVENT_TS, SEGMENT, SNAPSHOT_DAY, Frames, Input, Slot, aggregator, failure, value_column,
+    EVENT_DAY, EVENT_TS, SNAPSHOT_DAY, Input, Slot, aggregator, failure, value_column,
 )
 from featurebank.compile.run import Plan
 from featurebank.days import day_date, day_start_ts, epoch_day, local_epoch_day
@@ -59,8 +52,8 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 # Runs of at most this many snapshot dates (the daily run, a short catch-up) aggregate each
-# date's window of events directly: cost ~ events in the window x dates, against the grid's
-# ~ entities x (dates + max_window) rows and window sort, which only pays off for backfills.
+# date's window of events directly: cost ~ events in the window x dates, against a pass over
+# every entity's tiles of the run and its lookback, which only pays off for backfills.
 DIRECT_MAX_DATES = 3
 
 
@@ -77,13 +70,11 @@ def compute_aggregation(events: DataFrame, plan: Plan) -> DataFrame:
     events, slots = event_days(events, plan, first_day=start_day - max_window, last_day=end_day - 1)
     if end_day - start_day + 1 <= DIRECT_MAX_DATES:
         return direct_snapshots(events, plan, slots, start_day, end_day)
-    # The one exchange of the grid path: every later step groups, joins or windows within one
+    # The one exchange of the backfill: every later step groups, windows or rolls within one
     # entity, and hash partitioning by the keys satisfies them all (no shuffle after this one).
     events = events.repartition(*[events[f"`{k}`"] for k in keys])
     tiles = annotate_tiles(daily_tiles(events, keys, slots), keys, slots)
-    tiles = activity_segments(tiles, keys, max_window)
-    grid = day_grid(tiles, keys, slots, max_window, end_day)
-    rolled = rolling_windows(grid, keys, slots, start_day, end_day)
+    rolled = kernel_reads(tiles, keys, slots, max_window, start_day, end_day)
     return snapshot_columns(rolled, plan, slots)
 
 
@@ -130,67 +121,27 @@ def annotate_tiles(tiles: DataFrame, keys: list[str], slots: list[Slot]) -> Data
     return reduce(lambda annotated, s: s.aggregator.annotate(s, annotated) or annotated, slots, tiles)
 
 
-def activity_segments(tiles: DataFrame, keys: list[str], max_window: int) -> DataFrame:
-    """Add `seg` (first tile day of the entity's activity segment), `seg_last` (its last tile
-    day) and `_next` (the next tile day in the same segment, NULL on the last).
+def kernel_reads(tiles: DataFrame, keys: list[str], slots: list[Slot], max_window: int, start_day: int,
+                 end_day: int) -> DataFrame:
+    """One row per (keys, D) for every snapshot day `start_day <= D <= end_day` the entity has
+    a tile within `max_window` days before, with every aggregation's reads (`Read`), computed
+    by engine/kernel.py in each partition's Python worker: keys, `D` (INT), then the reads."""
+    from functools import partial
 
-    Tiles more than `max_window` days apart start a new segment: no window can span the gap.
-    Every window here is over (keys) ordered by day, so they share one sort of the tiles.
-    """
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
+    from pyspark.sql.types import IntegerType, StructField, StructType
 
-    day = F.col(EVENT_DAY)
-    by_day = Window.partitionBy(*keys).orderBy(EVENT_DAY)
-    gap = day - F.lag(EVENT_DAY).over(by_day)
-    following = F.lead(EVENT_DAY).over(by_day)
-    marked = tiles.select(
-        "*", (gap.isNull() | (gap > max_window)).alias("_new"),
-        F.when(following - day <= max_window, following).alias("_next"),
-    )
-    running = by_day.rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    rest = by_day.rowsBetween(Window.currentRow, Window.unboundedFollowing)
-    return marked.select(
-        *[F.col(f"`{c}`") for c in tiles.columns], "_next",
-        F.max(F.when(F.col("_new"), day)).over(running).alias(SEGMENT),
-        F.min(F.when(F.col("_next").isNull(), day)).over(rest).alias("seg_last"),
-    )
+    from featurebank.engine.kernel import Spec, roll_partition
 
-
-def day_grid(tiles: DataFrame, keys: list[str], slots: list[Slot], max_window: int, end_day: int) -> DataFrame:
-    """One row per (keys, seg, g) for every day g of each activity segment, dense.
-
-    A segment's grid runs from its first tile day to `min(seg_last + max_window, end_day)`
-    (the last snapshot day it has a row on); each tile owns the days up to the next tile.
-    The tile's partials [carried] sit on the row of its own day (`g == day`), NULL on the
-    other rows, so a frame of k rows is exactly k days.
-    """
-    from pyspark.sql import functions as F
-
-    day = F.col(EVENT_DAY)
-    last_day = F.least(F.col("seg_last") + max_window, F.lit(end_day))
-    owned = F.least(F.coalesce(F.col("_next") - 1, last_day), last_day)
-    carried = list(dict.fromkeys(c for s in slots for c in s.aggregator.carried(s)))
-    owners = tiles.select(*keys, SEGMENT, EVENT_DAY, owned.alias("_owned"), *carried)
-    grid = owners.select("*", F.explode(F.sequence(day, F.greatest(day, F.col("_owned")))).alias("g"))
-    on_tile = F.col("g") == day
-    return grid.select(*keys, SEGMENT, "g", *[F.when(on_tile, F.col(c)).alias(c) for c in carried])
-
-
-def rolling_windows(grid: DataFrame, keys: list[str], slots: list[Slot], start_day: int, end_day: int) -> DataFrame:
-    """Per snapshot row (keys, seg, D): every window's reads [merge], from one sorted pass.
-
-    On the dense grid every read is a frame of rows ending before D (`Frames`). Only days
-    `seg < D`, `start_day <= D <= end_day` are snapshot rows.
-    """
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    frames = Frames(Window.partitionBy(*keys, SEGMENT).orderBy("g"))
-    reads = unique_columns([c for s in slots for c in s.aggregator.merge(s, frames)])
-    rolled = grid.select(*keys, SEGMENT, F.col("g").alias(SNAPSHOT_DAY), *reads)
-    snapshot = F.col(SNAPSHOT_DAY)
-    return rolled.filter((snapshot > F.col(SEGMENT)) & (snapshot >= start_day) & (snapshot <= end_day))
+    reads = list({r.name: r for s in slots for r in s.aggregator.reads(s)}.values())
+    carried = list(dict.fromkeys(c for r in reads for c in r.tiles))
+    sorted_tiles = tiles.select(*[F.col(f"`{c}`") for c in (*keys, EVENT_DAY, *carried)]).sortWithinPartitions(
+        *[F.col(f"`{c}`") for c in (*keys, EVENT_DAY)])
+    types = {f.name: f.dataType for f in sorted_tiles.schema.fields}
+    schema = StructType([*[StructField(k, types[k]) for k in keys], StructField(SNAPSHOT_DAY, IntegerType()),
+                         *[StructField(r.name, r.spark_type(types)) for r in reads]])
+    spec = Spec(tuple(keys), max_window, start_day, end_day, tuple(reads))
+    return sorted_tiles.mapInArrow(partial(roll_partition, spec), schema)
 
 
 def unique_columns(columns: list[Column]) -> list[Column]:
@@ -225,7 +176,7 @@ def direct_snapshots(events: DataFrame, plan: Plan, slots: list[Slot], start_day
     events again (Spark scans the source once per aggregation); measured cheaper than
     `collect_set` in the one group-by all the same (notes/20-daily.md).
 
-    Same rows and bytes as the grid path (tests/test_numeric_contract.py).
+    Same rows and bytes as the backfill path (tests/test_numeric_contract.py).
     """
     from pyspark.sql import functions as F
 
@@ -254,12 +205,9 @@ def direct_snapshots(events: DataFrame, plan: Plan, slots: list[Slot], start_day
 
 
 def snapshot_columns(rolled: DataFrame, plan: Plan, slots: list[Slot]) -> DataFrame:
-    """Final snapshot rows of the grid path: window reads turned into features [finalize]."""
+    """Final snapshot rows of a backfill: the kernel's reads turned into features [finalize]."""
     from pyspark.sql import functions as F
 
-    settled = [s.aggregator.settle(s) for s in slots]
-    for depth in range(max((len(stages) for stages in settled), default=0)):
-        rolled = rolled.select("*", *unique_columns([c for stages in settled if depth < len(stages) for c in stages[depth]]))
     at = day_date(F.col(SNAPSHOT_DAY)).cast("string")
     features = [
         s.aggregator.finalize(s, w, failure(s, "snapshot date ", at)).alias(name)
