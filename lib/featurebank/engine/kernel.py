@@ -244,7 +244,7 @@ class Block:
         valid = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
         score = np.where(valid, rank if largest else -rank, _NONE)
         holder = np.zeros(int(rank.max(initial=0)) + 1, dtype=np.int64)
-        holder[rank] = np.arange(n)  # a tile holding each rank (equal values: equal bytes)
+        holder[rank[valid]] = np.flatnonzero(valid)  # a tile holding each rank (Arrow ranks NULL with NaN)
         lo, hi = self.lo(read.window), self.hi
         length = hi - lo
         levels = max(int(length.max(initial=1)).bit_length(), 1)
