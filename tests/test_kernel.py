@@ -26,6 +26,7 @@ START, END = 20, 60
 READS = (
     Read("n_3", "count", ("n",), 3), Read("n_9", "count", ("n",), 9),
     Read("s_1", "total", ("s",), 1, 18), Read("s_9", "total", ("s",), 9, 18),
+    Read("d_1", "double", ("s",), 1, 18), Read("d_9", "double", ("s",), 9, 18),
     Read("hi_4", "largest", ("x",), 4), Read("lo_4", "smallest", ("x",), 4), Read("lo_9", "smallest", ("word",), 9),
     Read("last", "latest", ("last",)),
 )
@@ -40,7 +41,9 @@ def random_tiles(seed: int) -> list[dict]:
     for key in (None, "a", "b", "c", "d", "e"):
         day = rng.randrange(0, 15)
         for _ in range(rng.randrange(1, 25)):
-            total = rng.choice([0, 1, -1, BIG, -BIG, LIMIT - 1, -(LIMIT - 1), 5 * 10**36, rng.randrange(-10**20, 10**20)])
+            total = rng.choice([0, 1, -1, BIG, -BIG, LIMIT - 1, -(LIMIT - 1), 5 * 10**36, rng.randrange(-10**20, 10**20),
+                                rng.randrange(-10**9, 10**9) * 10**16, rng.randrange(-10**12, 10**12) * 10**13,
+                                (2**53 + rng.randrange(-3, 3)) * 10**rng.choice([0, 9, 18])])
             x = rng.choice([None, math.nan, -1.5, 0.0, 2.25, 1e300, -1e300, 7.0])
             word = rng.choice([None, "", "a", "ab", "b", "é"])
             last = None if x is None else {"day": day, "v": x}
@@ -75,9 +78,11 @@ def brute_force(tiles: list[dict]) -> list[tuple]:
                 window = inside(read.window)
                 if read.op == "count":
                     row.append(sum(t["n"] for t in window))
-                elif read.op == "total":
+                elif read.op in ("total", "double"):
                     total = sum(int(t["s"].scaleb(18, context=EXACT)) for t in window)
-                    row.append(Decimal(f"{total}E-18") if abs(total) < LIMIT else None)
+                    exact = Decimal(f"{total}E-18")
+                    fits = abs(total) < LIMIT
+                    row.append((exact if read.op == "total" else float(exact)) if fits else None)
                 elif read.op in ("largest", "smallest"):
                     column = read.tiles[0]
                     values = [t[column] for t in window if t[column] is not None]
@@ -114,8 +119,11 @@ def test_every_snapshot_row_and_read_equals_brute_force_however_the_tiles_are_ba
     assert out.schema.field("s_9").type == pa.decimal128(37, 18)
     got = [tuple(r.values()) for r in out.to_pylist()]
     assert comparable(got) == comparable(brute_force(tiles))
-    assert any(r[READS.index(READS[3]) + 2] is None for r in got)  # some 9-day totals leave the range
-    assert any(isinstance(r[6], float) and math.isnan(r[6]) for r in got)  # NaN is some window's largest
+    named = {r.name: i + 2 for i, r in enumerate(READS)}
+    assert any(r[named["s_9"]] is None for r in got)  # some 9-day totals leave the range
+    assert any(isinstance(r[named["hi_4"]], float) and math.isnan(r[named["hi_4"]]) for r in got)  # NaN is a largest
+    doubles = [r[named["d_9"]] for r in got if r[named["d_9"]] is not None]
+    assert any(d != int(d) and abs(d) > 1e6 for d in doubles)  # totals with cents, not only whole numbers
 
 
 def test_no_tiles_give_no_rows() -> None:
@@ -123,3 +131,25 @@ def test_no_tiles_give_no_rows() -> None:
     assert list(kernel.roll_partition(spec, iter([]))) == []
     empty = pa.Table.from_pylist([], schema=SCHEMA).to_batches()
     assert list(kernel.roll_partition(spec, iter(empty))) == []
+
+
+def test_totals_round_to_the_nearest_double_as_sparks_decimal_cast_does() -> None:
+    """`double`: every exact total rounded once (ties to even), the fast path (at most 15
+    significant digits) and Python's alike, against `float(Decimal)` (correctly rounded, as
+    java.math.BigDecimal.doubleValue behind Spark's cast is): ties, 2^53 neighbours, cents."""
+    rng = random.Random(7)
+    totals = [0, 1, -1, 5, 10**18, -(10**18), 2**53 * 10**18, (2**53 + 1) * 10**18, (2**53 + 1) * 10**17, LIMIT - 1]
+    totals += [rng.randrange(-10**9, 10**9) * 10**16 for _ in range(3000)]  # money: cents
+    totals += [rng.randrange(-10**15, 10**15) * 10**rng.randrange(0, 19) for _ in range(3000)]
+    totals += [rng.randrange(-10**k, 10**k) for k in (17, 19, 25, 36) for _ in range(500)]  # long digit strings
+    totals += [(2 * rng.randrange(2**52, 2**53) + 1) * 2**e * 10**18 // 2**19 for e in range(0, 19)]  # near ties
+    totals = [t for t in totals if abs(t) < LIMIT]
+    tiles = [{"k": f"e{i}", "day": START - 1, "n": 1, "s": Decimal(f"{t}E-18"), "x": None, "word": None, "last": None}
+             for i, t in enumerate(totals)]
+    spec = kernel.Spec(("k",), 1, START, START, (Read("d", "double", ("s",), 1, 18),))
+    batches = pa.Table.from_pylist(tiles, schema=SCHEMA).to_batches()
+    out = pa.Table.from_batches(list(kernel.roll_partition(spec, iter(batches))))
+    got = dict(zip(out.column("k").to_pylist(), out.column("d").to_pylist()))
+    wrong = [(t, got[f"e{i}"], float(Decimal(f"{t}E-18"))) for i, t in enumerate(totals)
+             if got[f"e{i}"] != float(Decimal(f"{t}E-18"))]
+    assert not wrong, wrong[:5]

@@ -40,7 +40,8 @@ class Term:
 
 
 Total = Callable[[str, "int | None"], "Column"]  # total(suffix, scale): a window's total of a term
-ExactTotal = Callable[[str, int], "Column"]  # the same, read as decimal(37, scale), range-checked
+# the same, read as decimal(37, scale), range-checked; `as_double=True`: rounded once to DOUBLE
+ExactTotal = Callable[..., "Column"]
 
 
 def total_type(scale: int) -> str:
@@ -131,15 +132,26 @@ class Additive(Aggregator):
             parts.append((F.count(t) if suffix == "n" else day_total).alias(slot.shared_column(suffix)))
         return parts
 
+    def rounded(self, slot: Slot) -> tuple[str, ...]:
+        """The exact terms `value` reads only rounded to DOUBLE (`exact_total(..., as_double=True)`):
+        the kernel rounds them itself, cheaper than Spark's cast of a 128-bit decimal."""
+        return ()
+
     def reads(self, slot: Slot) -> list[Read]:
         """Per window: the count of values ("n", BIGINT) and each exact term's total, the exact sum
-        of the window's day totals as `decimal(37, scale)` (NULL when it does not fit)."""
-        scales = self.scales(slot)
-        return [
-            Read(slot.shared_column(f"w_{suffix}_{w}"), "count", (slot.shared_column(suffix),), w) if suffix not in scales
-            else Read(slot.shared_column(f"nx_{suffix}_{w}"), "total", (slot.shared_column(suffix),), w, scales[suffix])
-            for suffix in self.suffixes for w in slot.windows
-        ]
+        of the window's day totals as `decimal(37, scale)` (NULL when it does not fit), or that
+        total rounded once to DOUBLE for the terms in `rounded`."""
+        scales, rounded = self.scales(slot), self.rounded(slot)
+
+        def read(suffix: str, w: int) -> Read:
+            tile = (slot.shared_column(suffix),)
+            if suffix not in scales:
+                return Read(slot.shared_column(f"w_{suffix}_{w}"), "count", tile, w)
+            if suffix in rounded:
+                return Read(slot.shared_column(f"dx_{suffix}_{w}"), "double", tile, w, scales[suffix])
+            return Read(slot.shared_column(f"nx_{suffix}_{w}"), "total", tile, w, scales[suffix])
+
+        return [read(suffix, w) for suffix in self.suffixes for w in slot.windows]
 
     def scales(self, slot: Slot) -> dict[str, int]:
         """The scale of each exact term's total (the terms counted, like "n", have none)."""
@@ -154,7 +166,9 @@ class Additive(Aggregator):
         def total(suffix: str, scale: int | None) -> Column:
             return F.col(slot.shared_column(f"w_{suffix}_{window}" if scale is None else f"nx_{suffix}_{window}"))
 
-        return self.from_totals(slot, total, fail)
+        rounded = self.rounded(slot)
+        return self.from_totals(slot, total, fail,
+                                lambda suffix: F.col(slot.shared_column(f"dx_{suffix}_{window}")) if suffix in rounded else None)
 
     def direct(self, slot: Slot, window: int, inside: Column, fail: Fail) -> Column:
         from pyspark.sql import functions as F
@@ -165,18 +179,23 @@ class Additive(Aggregator):
 
         return self.from_totals(slot, total, fail)
 
-    def from_totals(self, slot: Slot, total: Total, fail: Fail) -> Column:
+    def from_totals(self, slot: Slot, total: Total, fail: Fail,
+                    rounded: Callable[[str], Column | None] = lambda suffix: None) -> Column:
         """The published value from a window's totals (`total(suffix, scale)`, NULL or 0 when the
         window has no value); every exact total is read as `decimal(37, scale)`, and one that
-        does not fit fails the run."""
+        does not fit fails the run. `exact_total(suffix, scale, as_double=True)` is that total
+        rounded once to DOUBLE: Spark's cast of the decimal, or `rounded(suffix)` where the
+        kernel already rounded it the same way (NULL when it does not fit)."""
         from pyspark.sql import functions as F
 
         n = F.coalesce(total("n", None), F.lit(0)).cast("bigint")
 
-        def exact_total(suffix: str, scale: int) -> Column:
-            t = narrowed(total(suffix, scale), TOTAL_PRECISION, scale)
+        def exact_total(suffix: str, scale: int, as_double: bool = False) -> Column:
+            ready = rounded(suffix) if as_double else None
+            t = ready if ready is not None else narrowed(total(suffix, scale), TOTAL_PRECISION, scale)
             outside = f"an exact window total is outside |total| < 1e{TOTAL_PRECISION - scale}"
-            return F.when((n > 0) & t.isNull(), fail(outside)).otherwise(t)
+            checked = F.when((n > 0) & t.isNull(), fail(outside)).otherwise(t)
+            return checked.cast("double") if as_double and ready is None else checked
 
         return self.value(slot, n, exact_total, fail)
 
@@ -229,18 +248,22 @@ class Sum(Additive):
     def terms(self, slot: Slot, v: Column, fail: Fail) -> list[Term]:
         return [Term("n", v, None), Term("s", exact(v, slot.input, slot.input.scale, fail), slot.input.scale)]
 
+    def rounded(self, slot: Slot) -> tuple[str, ...]:
+        """A sum of doubles is its exact total rounded to DOUBLE."""
+        return () if slot.input.decimal or slot.input.type in INTEGRAL_TYPES else ("s",)
+
     def value(self, slot: Slot, n: Column, exact_total: ExactTotal, fail: Fail) -> Column:
         from pyspark.sql import functions as F
 
         source = slot.input
+        if "s" in self.rounded(slot):
+            return F.when(n > 0, exact_total("s", source.scale, as_double=True))
         s = exact_total("s", source.scale)
         if source.decimal:
             declared_sum, refused = _declared_sum(s, n, source, fail)
             return F.when(n > 0, refused.otherwise(declared_sum))
-        if source.type in INTEGRAL_TYPES:
-            fits = s.between(F.lit(BIGINT[0]).cast("decimal(38,0)"), F.lit(BIGINT[1]).cast("decimal(38,0)"))
-            return F.when(n > 0, F.when(fits, s.cast("bigint")).otherwise(fail("the sum is outside BIGINT")))
-        return F.when(n > 0, s.cast("double"))
+        fits = s.between(F.lit(BIGINT[0]).cast("decimal(38,0)"), F.lit(BIGINT[1]).cast("decimal(38,0)"))
+        return F.when(n > 0, F.when(fits, s.cast("bigint")).otherwise(fail("the sum is outside BIGINT")))
 
 
 class Avg(Sum):
@@ -254,17 +277,21 @@ class Avg(Sum):
             return f"decimal({min(38, precision + 4)},{min(38, scale + 4)})"
         return "double" if input_type in (*INTEGRAL_TYPES, *FLOATING_TYPES, UNKNOWN_TYPE) else UNKNOWN_TYPE
 
+    def rounded(self, slot: Slot) -> tuple[str, ...]:
+        """A mean of integers or doubles divides the exact total rounded to DOUBLE."""
+        return () if slot.input.decimal else ("s",)
+
     def value(self, slot: Slot, n: Column, exact_total: ExactTotal, fail: Fail) -> Column:
         from pyspark.sql import functions as F
 
         source = slot.input
+        if not source.decimal:
+            return F.when(n > 0, exact_total("s", source.scale, as_double=True) / n.cast("double"))
         s = exact_total("s", source.scale)
-        if source.decimal:
-            declared_sum, refused = _declared_sum(s, n, source, fail)
-            # Spark's decimal avg: sum / CAST(n AS DECIMAL(20,0)), then the declared type.
-            mean = (declared_sum / n.cast("decimal(20,0)")).cast(self.output_type(source.type))
-            return F.when(n > 0, refused.otherwise(mean))
-        return F.when(n > 0, s.cast("double") / n.cast("double"))
+        declared_sum, refused = _declared_sum(s, n, source, fail)
+        # Spark's decimal avg: sum / CAST(n AS DECIMAL(20,0)), then the declared type.
+        mean = (declared_sum / n.cast("decimal(20,0)")).cast(self.output_type(source.type))
+        return F.when(n > 0, refused.otherwise(mean))
 
 
 class Stddev(Additive):

@@ -99,7 +99,7 @@ class Slot:
         return F.col(value_column(self.index)) if self.has_input else F.lit(1)
 
 
-READ_OPS = ("count", "total", "largest", "smallest", "latest", "distinct")
+READ_OPS = ("count", "total", "double", "largest", "smallest", "latest", "distinct")
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,8 @@ class Read:
 
     - "count": the sum of a BIGINT tile column (BIGINT);
     - "total": the exact sum of a decimal tile column, as `decimal(37, scale)`, NULL when it
-      does not fit;
+      does not fit; "double": that sum rounded once to the nearest DOUBLE, as Spark's cast of
+      the decimal rounds it (NULL when it does not fit);
     - "largest" / "smallest": the greatest / least non-NULL tile value (the tile's type), NULL
       when there is none;
     - "latest": the entity's latest non-NULL tile before D, any day (the tile's type; `window`
@@ -128,10 +129,12 @@ class Read:
 
     def spark_type(self, tile_types: dict[str, DataType]) -> DataType:
         """The read's Spark type, given the tile columns' types."""
-        from pyspark.sql.types import DecimalType, LongType
+        from pyspark.sql.types import DecimalType, DoubleType, LongType
 
         if self.op in ("count", "distinct"):
             return LongType()
+        if self.op == "double":
+            return DoubleType()
         if self.op == "total":
             return DecimalType(TOTAL_PRECISION, self.scale)
         return tile_types[self.tiles[0]]

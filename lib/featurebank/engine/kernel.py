@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Context, Decimal
 from typing import TYPE_CHECKING, Any
 
 from featurebank.aggregators.base import EVENT_DAY, SNAPSHOT_DAY, TOTAL_PRECISION, Read
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 BLOCK_TILES = 262_144  # tiles per vectorised block (whole entities; a block of one entity may be larger)
 OUT_ROWS = 131_072  # rows per Arrow batch handed back to Spark
 _NONE = -(2**62)  # a rank no value has: a NULL tile, an empty window
+_EXACT = Context(prec=80)  # wide enough for any 128-bit total
+_POWERS = tuple(float(10**k) for k in range(23))  # 10^k, exact doubles up to 10^22
 
 
 @dataclass(frozen=True)
@@ -209,26 +212,70 @@ class Block:
             self._limbs[name] = out
         return self._limbs[name]
 
+    def window_limbs(self, read: Read) -> tuple[np.ndarray, np.ndarray]:
+        """The window's exact unscaled total as normalised limbs (rows, 4): limbs 0..2 in
+        [0, 2^32), the top one signed; and where it fits decimal(37, scale) (|total| < 10^37)."""
+        p = self.limbs(read.tiles[0])
+        d = p[self.hi] - p[self.lo(read.window)]  # each limb exact, not yet normalised
+        _carry(d)
+        fits = _greater(d, _limbs_of(-(10**TOTAL_PRECISION))) & ~_greater_equal(d, _limbs_of(10**TOTAL_PRECISION))
+        d[~fits] = 0
+        return d, fits
+
     def total(self, read: Read) -> pa.Array:
         """The window's exact decimal total as decimal(37, scale); NULL when |total| >= 10^37
         (unscaled), which finalize turns into the contract's failure."""
         import numpy as np
         import pyarrow as pa
 
-        p = self.limbs(read.tiles[0])
-        d = p[self.hi] - p[self.lo(read.window)]  # (rows, 4), each limb exact, not yet normalised
-        for k in range(3):  # carry: limbs 0..2 into [0, 2^32), the top one keeps the sign
-            carry = d[:, k] >> 32
-            d[:, k] -= carry << 32
-            d[:, k + 1] += carry
-        fits = _greater(d, _limbs_of(-(10**TOTAL_PRECISION))) & ~_greater_equal(d, _limbs_of(10**TOTAL_PRECISION))
-        d[~fits] = 0
+        d, fits = self.window_limbs(read)
         words = np.empty((self.rows, 2), dtype=np.uint64)
         words[:, 0] = d[:, 0].astype(np.uint64) | (d[:, 1].astype(np.uint64) << np.uint64(32))
         words[:, 1] = (d[:, 2].astype(np.uint64)) | (d[:, 3].astype(np.uint64) << np.uint64(32))
         validity = None if fits.all() else pa.array(fits).buffers()[1]
         return pa.Array.from_buffers(pa.decimal128(TOTAL_PRECISION, read.scale), self.rows,
                                      [validity, pa.py_buffer(words.tobytes())], null_count=int((~fits).sum()))
+
+    def double(self, read: Read) -> pa.Array:
+        """The window's exact total rounded once to the nearest double (ties to even), as Spark's
+        `CAST(decimal(37, scale) AS DOUBLE)` rounds it (java.math.BigDecimal.doubleValue is
+        correctly rounded); NULL when it does not fit decimal(37, scale).
+
+        Exact and fast for every total with at most 15 significant digits once its trailing
+        zeros are gone (money: cents): the total is U' * 10^-k with |U'| < 2^53 and k <= 18,
+        both exact doubles, so one IEEE division rounds it exactly once. Any other total
+        goes through Python's correctly rounded `float(Decimal)`.
+        """
+        import numpy as np
+        import pyarrow as pa
+
+        d, fits = self.window_limbs(read)
+        negative = d[:, 3] < 0
+        d[negative] = -d[negative]
+        _carry(d)  # |total|, limbs normalised and non-negative
+        high, r1 = _divmod_limbs(d, 10**9)  # |total| = high * 10^9 + r1
+        top, r2 = _divmod_limbs(high, 10**9)  # high = top * 10^9 + r2
+        zeros = np.where(r1 == 0, 9 + _trailing_zeros(r2), _trailing_zeros(r1))
+        # U' = |total| / 10^zeros, built in int64 only where it stays below 2^53
+        low_part = np.where(zeros >= 9, r2, r1)
+        upper = np.where(zeros >= 9, _small(top), _small(high))  # -1: does not fit 63 bits
+        shift = np.where(zeros >= 9, zeros - 9, zeros)
+        lift = 9 - shift  # upper * 10^lift + low_part // 10^shift
+        bound = (2**53) // (10**lift)
+        scale = read.scale - zeros
+        exact = fits & (upper >= 0) & (upper < bound) & (np.abs(scale) < len(_POWERS))
+        mantissa = np.where(exact, upper * 10**lift + low_part // 10**shift, 0)
+        value = np.zeros(self.rows, dtype=np.float64)
+        powers = np.array(_POWERS)
+        up = exact & (scale <= 0)
+        value[up] = mantissa[up].astype(np.float64) * powers[-scale[up]]  # one rounding of an exact product
+        down = exact & (scale > 0)
+        value[down] = mantissa[down].astype(np.float64) / powers[scale[down]]
+        for i in np.flatnonzero(fits & ~exact):  # more than 15 significant digits: Python, exactly
+            unscaled = int(d[i, 3]) << 96 | int(d[i, 2]) << 64 | int(d[i, 1]) << 32 | int(d[i, 0])
+            value[i] = float(Decimal(unscaled).scaleb(-read.scale, context=_EXACT))
+        value = np.where(negative, -value, value)
+        return pa.array(value, type=pa.float64(), mask=~fits)
 
     def extreme(self, read: Read, largest: bool) -> pa.Array:
         """The window's largest (smallest) non-NULL tile value, by Spark's ordering; NULL when
@@ -281,6 +328,8 @@ class Block:
             return self.count(read)
         if read.op == "total":
             return self.total(read)
+        if read.op == "double":
+            return self.double(read)
         if read.op in ("largest", "smallest"):
             return self.extreme(read, read.op == "largest")
         if read.op == "latest":
@@ -306,6 +355,45 @@ def roll_block(tiles: pa.Table, spec: Spec) -> Iterator[pa.RecordBatch]:
     out = pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
     for start in range(0, out.num_rows, OUT_ROWS):
         yield out.slice(start, OUT_ROWS)
+
+
+def _carry(d: np.ndarray) -> None:
+    """Normalise limbs in place: limbs 0..2 into [0, 2^32), the carries into the next; the top
+    limb keeps the sign."""
+    for k in range(3):
+        carry = d[:, k] >> 32
+        d[:, k] -= carry << 32
+        d[:, k + 1] += carry
+
+
+def _divmod_limbs(d: np.ndarray, divisor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative normalised limbs divided by `divisor` < 2^31: the quotient's limbs, the remainder."""
+    import numpy as np
+
+    quotient = np.empty_like(d)
+    remainder = np.zeros(len(d), dtype=np.int64)
+    for k in (3, 2, 1, 0):
+        current = (remainder << 32) | d[:, k]  # < divisor * 2^32 < 2^63
+        quotient[:, k], remainder = np.divmod(current, divisor)
+    return quotient, remainder
+
+
+def _trailing_zeros(r: np.ndarray) -> np.ndarray:
+    """Trailing decimal zeros of r in [0, 10^9), at most 9 (r = 0 gives 9)."""
+    import numpy as np
+
+    zeros = np.zeros(len(r), dtype=np.int64)
+    for j in range(1, 10):
+        zeros += (r % 10**j == 0)
+    return zeros
+
+
+def _small(d: np.ndarray) -> np.ndarray:
+    """Non-negative normalised limbs as int64 where the value is below 2^53, else -1."""
+    import numpy as np
+
+    small = (d[:, 3] == 0) & (d[:, 2] == 0) & (d[:, 1] < 2**21)
+    return np.where(small, (d[:, 1] << 32) | d[:, 0], -1)
 
 
 def _limbs_of(value: int) -> tuple[int, int, int, int]:
