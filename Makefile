@@ -94,13 +94,15 @@ container-demo: setup
 VENV4 := .venv-spark4
 BIN4 := $(VENV4)/bin
 STAMP4 := $(VENV4)/.installed
-CORE_TESTS := tests/test_aggregate.py tests/test_aggregators.py tests/test_numeric_contract.py tests/test_pit.py \
+CORE_TESTS := tests/test_aggregate.py tests/test_aggregators.py tests/test_kernel.py tests/test_numeric_contract.py tests/test_pit.py \
 	tests/test_rows.py tests/test_gate.py tests/test_publish.py tests/test_training.py tests/test_definitions.py \
 	tests/test_runner.py tests/test_ansi.py tests/test_spark4_portability.py tests/test_demo.py
 # The fast subset CI runs on the lane (notes/24-spark4.md: why these): the aggregators' phases, the
+# backfill's kernel and the aggregation oracle (mapInArrow's Arrow types differ between lanes), the
 # point-in-time oracle, the broken-definitions corpus and the ANSI sentences; minutes, not the
 # lane's hour (the numeric contract and portability files are the slow ones; test-spark4 has them).
-CORE_TESTS_FAST := tests/test_aggregators.py tests/test_pit.py tests/test_definitions.py tests/test_ansi.py
+CORE_TESTS_FAST := tests/test_aggregators.py tests/test_kernel.py tests/test_aggregate.py tests/test_pit.py \
+	tests/test_definitions.py tests/test_ansi.py
 
 .PHONY: setup-spark4 test-spark4 test-spark4-fast test-all lanes-compare
 
