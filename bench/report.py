@@ -387,9 +387,10 @@ def _render_limits(add: Any, t1: Any, t2: Any, t3: Any, t4: Any, gate_share: Any
         st = fb[0]["stages"]
         notes.append(f"The featurebank backfill time splits into compute {st['materialize']:.1f} s, gate {st['gate']:.1f} s, "
                      f"publish {st['publish']:.1f} s (first run); DuckDB writes plain Parquet with no gate, "
-                     "no Delta commit and no JVM. The compute runs Spark's row-at-a-time window operators over every "
-                     f"entity's active days ({fb[0].get('rows', 0):,} snapshot rows plus up to 90 lookback days "
-                     "each); DuckDB's are vectorised on the same two cores.")
+                     "no Delta commit and no JVM. The compute makes daily tiles in Spark (a scan, exact decimal "
+                     "day totals, one shuffle), rolls every window in featurebank's vectorised kernel (numpy in "
+                     f"Python workers, through Arrow), then finalises {fb[0].get('rows', 0):,} snapshot rows in Spark; "
+                     "DuckDB does all of it in one vectorised engine, in-process.")
     inc = [r for r in _ok(res.get("incremental/365 days of history", [])) if r.get("stages")]
     if daily is not None and daily > 1.5 and inc:
         st, total = inc[0]["stages"], inc[0]["seconds"]
