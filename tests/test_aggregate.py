@@ -190,7 +190,7 @@ def test_every_snapshot_value_matches_brute_force_oracle(spark, seed, timezone, 
      (3, "America/Sao_Paulo", date(2023, 12, 20), 30, 2)],
 )
 def test_short_runs_aggregate_each_window_directly_and_match_the_oracle(spark, seed, timezone, first_day, offset, dates):
-    assert dates <= DIRECT_MAX_DATES  # the direct path, not the day grid the test above runs
+    assert dates <= DIRECT_MAX_DATES  # the direct path, not the backfill kernel the test above runs
     events = random_events(seed, timezone, first_day)
     start = first_day + timedelta(days=offset)
     end = start + timedelta(days=dates - 1)

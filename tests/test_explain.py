@@ -142,7 +142,7 @@ def project(spark, tmp_path_factory):
         "region": ["south"], "opened_at": [stamp("2020-01-01")], "updated_at": [stamp("2024-03-05 23:30")],
     }).astype({"income": "float64"}).to_parquet(root / "warehouse" / "raw" / "customers" / "part-1.parquet", index=False)
     loaded = load_project(root, "local")
-    run_group(loaded, TERMINALS, *RUN, spark=spark)  # 6 dates: the grid path
+    run_group(loaded, TERMINALS, *RUN, spark=spark)  # 6 dates: the backfill kernel
     run_group(loaded, TERMINALS, RUN[1], RUN[1], spark=spark)  # the last date again: the direct path
     run_group(loaded, SPEND, *RUN, spark=spark)
     run_group(loaded, "customer_profile", PROFILE[0], PROFILE[1], spark=spark)

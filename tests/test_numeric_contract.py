@@ -1,7 +1,7 @@
 """The numeric contract (README "Numeric contract"): bit-identical values whatever the run's shape.
 
 Issue 16 finding 11: rerunning one date (the short-range direct path) changed published sums in
-the last digits against the backfill's grid path. Here every function runs over
+the last digits against the backfill's path. Here every function runs over
 order-sensitive values (1e16, 1, -1e16, 0.1, ...) with NULLs, time ties and events at local
 midnight, from a Parquet source of 1 file and of 7 files, as a 60-date backfill, 3-date and
 1-date runs, three 1-date runs and chunked runs; every value is compared by its bytes (no
@@ -129,7 +129,7 @@ def sources(spark, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def backfill(spark, sources):
-    """The 60-date backfill (the grid path) from the 1-file source."""
+    """The 60-date backfill (the kernel path) from the 1-file source."""
     _, by_files = sources
     return published(spark, by_files[1], plan_for(FIRST + timedelta(days=5), FIRST + timedelta(days=64)))
 
@@ -161,7 +161,7 @@ def test_source_in_seven_files_publishes_the_same_bytes_as_one_file(spark, sourc
 
 @pytest.mark.parametrize("files", [1, 7])
 def test_short_runs_publish_the_backfills_bytes(spark, sources, backfill, files):
-    # 3 dates and 1 date take the direct path; both must equal the grid path's bytes.
+    # 3 dates and 1 date take the direct path; both must equal the backfill's bytes.
     _, by_files = sources
     start = FIRST + timedelta(days=31)
     for dates in (DIRECT_MAX_DATES, 1):
@@ -177,7 +177,7 @@ def test_three_dates_as_three_one_date_runs_and_chunked_runs_publish_the_backfil
     start, end = FIRST + timedelta(days=30), FIRST + timedelta(days=37)
     shapes = {
         "three 1-date runs": date_chunks(start, start + timedelta(days=2), 1),
-        "8 dates in chunks of 4 (grid)": date_chunks(start, end, 4),
+        "8 dates in chunks of 4 (kernel)": date_chunks(start, end, 4),
     }
     for shape, chunks in shapes.items():
         got: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -243,7 +243,7 @@ def test_a_null_key_entity_counts_its_distinct_values_alike_on_both_paths(spark)
     aggregate = AggregateSpec("merchants", "count_distinct", "merchant", (1, 7))
     start = date(2024, 3, 3)
     got = {}
-    for dates in (1, DIRECT_MAX_DATES + 2):  # the direct path, the grid path
+    for dates in (1, DIRECT_MAX_DATES + 2):  # the direct path, the backfill kernel
         plan = make_plan((aggregate,), start, start + timedelta(days=dates - 1), "UTC")
         got[dates] = {(r["customer_id"], r["feature_date"]): (r["merchants_1d"], r["merchants_7d"])
                       for r in compute_aggregation(spark.createDataFrame(rows, SCHEMA), plan).collect()

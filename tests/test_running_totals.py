@@ -78,20 +78,20 @@ def expected(events: list[dict[str, Any]], start: date, end: date) -> dict[Any, 
 def test_running_totals_next_to_the_limit_with_sign_changes_zeros_and_null_days_equal_the_oracle(spark):
     events = edge_events()
     start, end = FIRST + timedelta(days=1), FIRST + timedelta(days=12)
-    assert end - start >= timedelta(days=DIRECT_MAX_DATES)  # the grid path
-    grid = published(spark, events, start, end)
+    assert end - start >= timedelta(days=DIRECT_MAX_DATES)  # the backfill kernel
+    backfill = published(spark, events, start, end)
     want = expected(events, start, end)
-    assert set(grid) == set(want)
-    diffs = [(k, c, grid[k][c], v) for k, row in want.items() for c, v in row.items() if grid[k][c] != v]
+    assert set(backfill) == set(want)
+    diffs = [(k, c, backfill[k][c], v) for k, row in want.items() for c, v in row.items() if backfill[k][c] != v]
     assert not diffs, f"{len(diffs)} values differ, e.g. (row, feature, got, want): {diffs[:4]}"
     # the cancelling days publish an exact 0, the NULL-only day an empty sum next to its events
-    assert grid[("c9", FIRST + timedelta(days=5))]["total_1d"] == ("NoneType", None)
-    assert grid[("c9", FIRST + timedelta(days=5))]["n_1d"] == ("int", 0)
-    assert grid[("c9", FIRST + timedelta(days=8))]["total_1d"] == ("double", (0.0).hex())
+    assert backfill[("c9", FIRST + timedelta(days=5))]["total_1d"] == ("NoneType", None)
+    assert backfill[("c9", FIRST + timedelta(days=5))]["n_1d"] == ("int", 0)
+    assert backfill[("c9", FIRST + timedelta(days=8))]["total_1d"] == ("double", (0.0).hex())
     # the short-run path publishes the same bytes on every date
     for day in range(2, 13, 4):
         d = FIRST + timedelta(days=day)
-        assert published(spark, events, d, d) == {k: v for k, v in grid.items() if k[1] == d}
+        assert published(spark, events, d, d) == {k: v for k, v in backfill.items() if k[1] == d}
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
