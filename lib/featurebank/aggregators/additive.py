@@ -44,11 +44,6 @@ Total = Callable[[str, "int | None"], "Column"]  # total(suffix, scale): a windo
 ExactTotal = Callable[..., "Column"]
 
 
-def total_type(scale: int) -> str:
-    """The decimal type every exact total is read as."""
-    return f"decimal({TOTAL_PRECISION},{scale})"
-
-
 def narrowed(c: Column, precision: int, scale: int) -> Column:
     """`c`, a decimal of scale `scale`, as `decimal(precision, scale)`, or NULL when it does not
     fit. Never Spark's cast, which raises in ANSI mode without feature or keys; NULL is how
@@ -166,9 +161,10 @@ class Additive(Aggregator):
         def total(suffix: str, scale: int | None) -> Column:
             return F.col(slot.shared_column(f"w_{suffix}_{window}" if scale is None else f"nx_{suffix}_{window}"))
 
-        rounded = self.rounded(slot)
-        return self.from_totals(slot, total, fail,
-                                lambda suffix: F.col(slot.shared_column(f"dx_{suffix}_{window}")) if suffix in rounded else None)
+        def rounded(suffix: str) -> Column | None:
+            return F.col(slot.shared_column(f"dx_{suffix}_{window}")) if suffix in self.rounded(slot) else None
+
+        return self.from_totals(slot, total, fail, rounded)
 
     def direct(self, slot: Slot, window: int, inside: Column, fail: Fail) -> Column:
         from pyspark.sql import functions as F

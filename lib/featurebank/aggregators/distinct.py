@@ -64,8 +64,8 @@ class CountDistinct(Aggregator):
         return occ.groupBy(*keys, EVENT_DAY).agg(*same, *parts)
 
     def reads(self, slot: Slot) -> list[Read]:
-        return [Read(slot.column(f"distinct_{w}"), "distinct", (slot.column("p"), slot.column(f"f{w}"), slot.column(f"e{w}")), w)
-                for w in slot.windows]
+        occurrences = [(slot.column("p"), slot.column(f"f{w}"), slot.column(f"e{w}")) for w in slot.windows]
+        return [Read(slot.column(f"distinct_{w}"), "distinct", tiles, w) for w, tiles in zip(slot.windows, occurrences)]
 
     def finalize(self, slot: Slot, window: int, fail: Fail) -> Column:
         from pyspark.sql import functions as F

@@ -1,6 +1,6 @@
 """The backfill's window kernel: an entity's daily tiles → every snapshot row's window reads, vectorised.
 
-engine/aggregate.py's grid path hands this module the daily tiles (one row per (keys, day),
+engine/aggregate.py's backfill path hands this module the daily tiles (one row per (keys, day),
 the partials each aggregation's [update] and [annotate] phases made), hash-partitioned by the
 keys and sorted by (keys, day) within each partition, through `DataFrame.mapInArrow`. Here,
 per block of a few hundred thousand tiles (whole entities only; an entity never spans two
@@ -97,7 +97,7 @@ def entity_starts(table: pa.Table, keys: tuple[str, ...]) -> np.ndarray:
         return change
     change[0] = True
     for key in keys:
-        column = table.column(key).combine_chunks() if table.column(key).num_chunks != 1 else table.column(key).chunk(0)
+        column = _array(table, key)
         after, before = column.slice(1), column.slice(0, n - 1)
         same = pc.fill_null(pc.equal(after, before), False)
         both_null = pc.and_(pc.is_null(after), pc.is_null(before))
@@ -118,7 +118,7 @@ class Block:
     def __init__(self, tiles: pa.Table, spec: Spec) -> None:
         import numpy as np
 
-        self.tiles, self.spec = tiles, spec
+        self.tiles = tiles
         n = tiles.num_rows
         day = np.asarray(tiles.column(EVENT_DAY).to_numpy(), dtype=np.int64)
         first = entity_starts(tiles, spec.keys)
@@ -163,8 +163,7 @@ class Block:
         return self._lo[window]
 
     def column(self, name: str) -> pa.Array:
-        column = self.tiles.column(name)
-        return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        return _array(self.tiles, name)
 
     def prefix(self, name: str) -> np.ndarray:
         """Prefix sums of a BIGINT tile column (NULL adds nothing), one leading 0."""
@@ -218,7 +217,8 @@ class Block:
         p = self.limbs(read.tiles[0])
         d = p[self.hi] - p[self.lo(read.window)]  # each limb exact, not yet normalised
         _carry(d)
-        fits = _greater(d, _limbs_of(-(10**TOTAL_PRECISION))) & ~_greater_equal(d, _limbs_of(10**TOTAL_PRECISION))
+        limit = 10**TOTAL_PRECISION
+        fits = _above(d, _limbs_of(-limit), or_equal=False) & ~_above(d, _limbs_of(limit), or_equal=True)
         d[~fits] = 0
         return d, fits
 
@@ -357,6 +357,12 @@ def roll_block(tiles: pa.Table, spec: Spec) -> Iterator[pa.RecordBatch]:
         yield out.slice(start, OUT_ROWS)
 
 
+def _array(table: pa.Table, name: str) -> pa.Array:
+    """A table's column as one Arrow array."""
+    column = table.column(name)
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def _carry(d: np.ndarray) -> None:
     """Normalise limbs in place: limbs 0..2 into [0, 2^32), the carries into the next; the top
     limb keeps the sign."""
@@ -397,21 +403,15 @@ def _small(d: np.ndarray) -> np.ndarray:
 
 
 def _limbs_of(value: int) -> tuple[int, int, int, int]:
-    """A Python integer as the normalised limbs `total` compares with (low three in [0, 2^32))."""
+    """A Python integer as the normalised limbs `window_limbs` compares with (low three in [0, 2^32))."""
     mask = (1 << 32) - 1
     return (value & mask, (value >> 32) & mask, (value >> 64) & mask, value >> 96)
 
 
-def _greater_equal(d: np.ndarray, limbs: tuple[int, int, int, int]) -> np.ndarray:
-    """Row-wise (d3, d2, d1, d0) >= limbs, lexicographically (= numerically, once normalised)."""
-    result = d[:, 0] >= limbs[0]
-    for k in (1, 2, 3):
-        result = (d[:, k] > limbs[k]) | ((d[:, k] == limbs[k]) & result)
-    return result
-
-
-def _greater(d: np.ndarray, limbs: tuple[int, int, int, int]) -> np.ndarray:
-    result = d[:, 0] > limbs[0]
+def _above(d: np.ndarray, limbs: tuple[int, int, int, int], or_equal: bool) -> np.ndarray:
+    """Row-wise (d3, d2, d1, d0) > limbs (>= with `or_equal`), lexicographically (= numerically,
+    once normalised)."""
+    result = d[:, 0] >= limbs[0] if or_equal else d[:, 0] > limbs[0]
     for k in (1, 2, 3):
         result = (d[:, k] > limbs[k]) | ((d[:, k] == limbs[k]) & result)
     return result
