@@ -5,7 +5,8 @@ the boundary (and a hair above it), `row_condition`s that keep some, all or no r
 is judged by the one pass (`gate.judge`) and by GX (`gate.gx.gx_judge`) on the same persisted
 batch, and their unexpected counts, element counts, percentages, success and observed values
 must be equal. Checks the one pass does not cover go to GX; uniqueness needs no exchange on
-a key-partitioned batch.
+a key-partitioned batch; the key check's day bitmaps decide unique batches alone and never
+miss a duplicate (a Python count is their oracle).
 """
 
 from __future__ import annotations
@@ -218,3 +219,73 @@ def test_drift_statistics_ride_in_the_one_pass_and_change_no_count(spark):
 
 
 DDL_COLUMNS = ("id", "feature_date", "x", "n", "s")
+
+
+def _unique_rows(seed: int, size: int) -> list[tuple]:
+    """Rows with no (id, feature_date) twice (NULLs equal): dates far apart, before 1970, on
+    the 64-day blocks' edges (bit 63 is BIGINT's sign) and NULL; ids NULL too."""
+    rng = random.Random(seed)
+    epoch = date(1970, 1, 1)
+    edges = [-129, -65, -64, -63, -1, 0, 1, 62, 63, 64, 127, 128, 19_800, 19_863, 19_864]
+    rows, seen = [], set()
+    while len(rows) < size:
+        key = rng.choice([None] + [f"k{i}" for i in range(size // 20 + 1)])
+        offset = rng.choice([None, rng.choice(edges), rng.randrange(-40_000, 40_000), rng.randrange(19_700, 19_900)])
+        day = None if offset is None else epoch + timedelta(days=offset)
+        if (key, day) not in seen:
+            seen.add((key, day))
+            rows.append((key, day, 1.0, rng.choice([None, 1, 2]), rng.choice([None, "a", ""])))
+    return rows
+
+
+def _python_uniqueness(rows: list[tuple], keep) -> tuple[int, int]:
+    """(rows kept, rows whose (id, feature_date) occurs more than once): the oracle."""
+    from collections import Counter
+
+    kept_rows = [(r[0], r[1]) for r in rows if keep(r)]
+    counts = Counter(kept_rows)
+    return len(kept_rows), sum(n for n in counts.values() if n > 1)
+
+
+@pytest.mark.parametrize("seed", [3, 11, 29])
+def test_day_bitmaps_prove_unique_batches_and_never_miss_a_duplicate(spark, seed, monkeypatch):
+    """The key check's fast path (`metrics._day_bitmaps`): on a batch with every (id, date)
+    once it decides alone (the exact grouping is never asked) and counts the kept rows; add
+    one duplicate anywhere (a NULL date's, a date 64 days from another of its key's) and it
+    declines, and the exact count names the duplicate rows. Python counts are the oracle."""
+    rules = {
+        "all_values_are_missing": lambda r: r[0] is not None or r[1] is not None,
+        "any_value_is_missing": lambda r: r[0] is not None and r[1] is not None,
+        "never": lambda r: True,
+    }
+    rng = random.Random(seed)
+    unique = _unique_rows(seed, 400)
+    twins = [unique[0], next(r for r in unique if r[1] is None),
+             next(r for r in unique if r[0] is not None and r[1] is not None)]
+    late = next(r for r in unique if r[1] is not None)
+    near_twin = (late[0], late[1] + timedelta(days=64), *late[2:])  # same bit, next block: no duplicate
+    calls = []
+    exact = metrics.duplicate_groups
+    monkeypatch.setattr(metrics, "duplicate_groups", lambda *a: calls.append(a) or exact(*a))
+    for rule, keep in rules.items():
+        for condition in (None, "n IS NOT NULL"):
+            arguments = {"column_list": ["id", "feature_date"], "ignore_row_if": rule}
+            if condition:
+                arguments |= {"row_condition": condition, "condition_parser": "spark"}
+            check = _check("expect_compound_columns_to_be_unique", **arguments)
+            kept = (lambda r, keep=keep: keep(r) and r[3] is not None) if condition else keep
+            rows = [r for r in unique if (r[0], r[1]) != (near_twin[0], near_twin[1])]
+            rows.append(near_twin)
+            rng.shuffle(rows)
+            batch = spark.createDataFrame(rows, DDL).repartition(3).persist()
+            calls.clear()
+            assert metrics._uniqueness(batch, check) == _python_uniqueness(rows, kept)
+            assert calls == []  # decided by the bitmaps alone
+            batch.unpersist()
+            for twin in twins:
+                doubled = [*rows, twin]
+                rng.shuffle(doubled)
+                batch = spark.createDataFrame(doubled, DDL).repartition(3).persist()
+                assert metrics._day_bitmaps(batch, check) is None or not kept(twin)
+                assert metrics._uniqueness(batch, check) == _python_uniqueness(doubled, kept)
+                batch.unpersist()

@@ -5,8 +5,8 @@ and judges every check of the plan (the always-on key checks included). The chec
 reproduces exactly — not-null, between, in-set and compound uniqueness, with `mostly`,
 `row_condition` (Spark SQL) and GX's NULL rules — are judged from one pass over the
 persisted batch (`gate.metrics`: one `agg` for every row-level count — grouped by date, with
-the drift checks' bucket counts, when there are drift checks — one `groupBy` per
-uniqueness check, no exchange of a key-partitioned batch); every other check is validated
+the drift checks' bucket counts, when there are drift checks — and one grouping per
+uniqueness check that moves a few rows per key, not the batch); every other check is validated
 by Great Expectations itself on the persisted batch (`gate.gx`), which is imported only
 then. GX stays the engine of record: the one pass computes GX's metrics with GX's Spark
 expressions and applies GX's rules (`gate.judge.verdict`), and tests/test_gate_one_pass.py

@@ -14,8 +14,10 @@ by construction (tests/test_gate_one_pass.py compares them with GX on random bat
   unexpected rows instead. NaN is not NULL (Spark's `isNull`).
 - `expect_compound_columns_to_be_unique`: GX drops the rows `ignore_row_if` names, then a row
   is unexpected when its tuple of values (NULLs equal, as in a window partition) occurs more
-  than once. Here that is a `groupBy` of those columns: on the cached batch, hash-partitioned
-  by the entity keys, it needs no exchange of the batch (only the per-task partial sums move).
+  than once. When the tuple holds a DATE (the always-on key check: keys and `feature_date`),
+  one bit per day in a BIGINT per 64 days proves every tuple distinct from a grouping each
+  task folds to a few rows per key (`_day_bitmaps`); otherwise, or when it finds a tuple
+  twice, the count is a `groupBy` of the columns and the rows of each tuple.
 
 Every row-level count of every check is one `sum(CASE ...)` in a single `agg`: one scan of
 the in-memory batch for all of them, where GX runs one job per metric domain. Uniqueness is
@@ -226,13 +228,49 @@ def duplicate_groups(batch: DataFrame, check: CheckSpec) -> DataFrame:
 
 
 def _uniqueness(batch: DataFrame, check: CheckSpec) -> tuple[int, int]:
-    """(rows kept, rows whose tuple occurs more than once) for a uniqueness check."""
+    """(rows kept, rows whose tuple occurs more than once) for a uniqueness check: from
+    `_day_bitmaps` when the tuple has a DATE and it finds every tuple once, else from the
+    tuples' row counts (`duplicate_groups`)."""
     from pyspark.sql import functions as F
 
+    kept_rows = _day_bitmaps(batch, check)
+    if kept_rows is not None:
+        return kept_rows, 0
     n = F.col("n")
     row = duplicate_groups(batch, check).agg(F.sum(n), F.sum(F.when(n > 1, n).otherwise(0))).first()
     assert row is not None  # a global aggregate always returns one row
     return int(row[0] or 0), int(row[1] or 0)
+
+
+def _day_bitmaps(batch: DataFrame, check: CheckSpec) -> int | None:
+    """The rows a uniqueness check keeps when no tuple of its columns occurs twice; None when
+    one might (or the tuple has no DATE column).
+
+    A tuple that holds a DATE is grouped by its other columns and the date's 64-day block
+    (`floor(days / 64)`, NULL for a NULL date), each row setting bit `days mod 64` of a BIGINT
+    (bit 0 for a NULL date): a group's rows are pairwise distinct tuples exactly when the
+    number of bits its `bit_or` sets equals its row count. Each task's partial aggregate
+    folds a key's rows into one row per 64 days, so the exchange moves a key's blocks, not
+    its rows: the uniqueness of a year of daily snapshots costs a scan, where the rows'
+    own `groupBy` shuffles and hashes every row (20.6 s of a 35.9 M-row backfill's 23 s gate).
+    Any group in doubt (a duplicate) sends the caller to the exact count.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DateType
+
+    columns = list(tested_columns(check.arguments))
+    dated = [c for c in columns if isinstance(batch.schema[c].dataType, DateType)]
+    if not dated:
+        return None
+    days = F.datediff(F.col(dated[0]), F.lit("1970-01-01").cast("date"))
+    bit = F.call_function("shiftleft", F.lit(1).cast("bigint"), F.coalesce(F.pmod(days, F.lit(64)), F.lit(0)))
+    others = [F.col(c) for c in columns if c != dated[0]]
+    blocks = (batch.where(kept(check)).groupBy(*others, F.floor(days / 64).alias("__fb_block"))
+              .agg(F.count(F.lit(1)).alias("n"), F.bit_or(bit).alias("bits")))
+    n = F.col("n")
+    row = blocks.agg(F.sum(n), F.sum(F.when(n != F.bit_count("bits"), 1).otherwise(0))).first()
+    assert row is not None  # a global aggregate always returns one row
+    return None if row[1] else int(row[0] or 0)
 
 
 def examples(batch: DataFrame, check: CheckSpec, index: tuple[str, ...], limit: int) -> list[dict[str, Any]]:
