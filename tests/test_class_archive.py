@@ -14,7 +14,7 @@ import pytest
 
 from featurebank.io import class_archive
 from featurebank.io.class_archive import ARCHIVE_ENV, archive_path, java_options
-from featurebank.io.spark import RUN_SIZE_ENV, session_conf
+from featurebank.io.spark import LOCAL_GC_OPTION, RUN_SIZE_ENV, session_conf
 
 JAVA = "spark.driver.extraJavaOptions"
 
@@ -33,7 +33,7 @@ def test_a_local_session_maps_a_proved_archive_and_no_other(tmp_path, monkeypatc
     monkeypatch.setenv(ARCHIVE_ENV, str(path))
     assert archive_path() == path
     assert session_conf(None, "local")[JAVA].split() == [
-        "-Duser.timezone=UTC", f"-XX:SharedArchiveFile={path}", *class_archive.QUIET]
+        "-Duser.timezone=UTC", LOCAL_GC_OPTION, f"-XX:SharedArchiveFile={path}", *class_archive.QUIET]
     for platform in ("glue", "emr", "submit"):  # their JVMs are not ours to start
         assert "SharedArchiveFile" not in session_conf(None, platform).get(JAVA, "")
     monkeypatch.setenv("FEATUREBANK_SPARK_MASTER", "spark://head:7077")  # a cluster's executors: other jars

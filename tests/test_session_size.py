@@ -15,6 +15,7 @@ from featurebank.io.spark import (
     SHORT,
     SHORT_CODE_CACHE_OPTION,
     SHORT_JIT_OPTION,
+    LOCAL_GC_OPTION,
     run_size,
     session_conf,
     spark_output,
@@ -55,7 +56,7 @@ def test_a_short_local_session_gets_c1_only_and_a_backfill_does_not(monkeypatch)
     short = session_conf(None, "local", SHORT)
     long = session_conf(None, "local", LONG)
     unsized = session_conf(None, "local")
-    assert short[JAVA].split() == ["-Duser.timezone=UTC", SHORT_JIT_OPTION, SHORT_CODE_CACHE_OPTION]
+    assert short[JAVA].split() == ["-Duser.timezone=UTC", SHORT_JIT_OPTION, SHORT_CODE_CACHE_OPTION, LOCAL_GC_OPTION]
     for option in (SHORT_JIT_OPTION, SHORT_CODE_CACHE_OPTION):
         assert option not in long[JAVA] and option not in unsized[JAVA]
     for conf in (short, long, unsized):  # local: the log replays in few tasks whatever the size
@@ -78,7 +79,7 @@ def test_the_size_comes_from_the_environment_the_cli_sets(monkeypatch):
 @pytest.mark.parametrize("platform", ["glue", "emr", "submit"])
 def test_never_on_a_cluster(platform, monkeypatch):
     conf = session_conf(None, platform, SHORT)
-    assert SHORT_JIT_OPTION not in conf.get(JAVA, "")
+    assert SHORT_JIT_OPTION not in conf.get(JAVA, "") and LOCAL_GC_OPTION not in conf.get(JAVA, "")
     assert "spark.databricks.delta.snapshotPartitions" not in conf
 
 
@@ -89,17 +90,23 @@ def test_a_short_run_on_a_cluster_master_keeps_the_full_jit(monkeypatch):
     assert SHORT_JIT_OPTION in session_conf(None, "local", SHORT)[JAVA]
 
 
-def code_cache_bytes(options: list[str]) -> int:
-    """The code cache a JVM started with `options` reserves (HotSpot's final flag value)."""
+def _final_flag(options: list[str], flag: str) -> str:
+    """A JVM flag's value as HotSpot settles it with `options` (a real JVM, no Spark); raises when
+    the JVM refuses the options (two collectors, for one)."""
     import re
     import subprocess
 
-    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else "java"  # as spark-class
+    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else "java"
     flags = subprocess.run([java, *options, "-XX:+PrintFlagsFinal", "-version"], capture_output=True,
                            text=True, check=True).stdout
-    found = re.search(r"\bReservedCodeCacheSize\s*=\s*(\d+)", flags)
+    found = re.search(rf"\b{flag}\s*=\s*(\w+)", flags)
     assert found, flags[-500:]
-    return int(found.group(1))
+    return found.group(1)
+
+
+def code_cache_bytes(options: list[str]) -> int:
+    """The code cache a JVM started with `options` reserves (HotSpot's final flag value)."""
+    return int(_final_flag(options, "ReservedCodeCacheSize"))
 
 
 def test_a_short_runs_jvm_keeps_a_code_cache_it_cannot_fill(monkeypatch):
@@ -133,3 +140,25 @@ def test_every_session_compiles_wide_stages_and_conf_may_say_otherwise(platform,
 def test_the_test_session_runs_as_production_does(spark):
     """Every engine test here judges the bytes of the execution production uses."""
     assert spark.conf.get(HUGE) == "8000"
+
+
+@pytest.mark.parametrize("size", [SHORT, LONG])
+def test_a_local_jvm_collects_for_throughput_unless_conf_or_the_environment_chose(size, monkeypatch):
+    """Every local session's JVM runs the parallel collector (a batch job: no pauses to hide, notes/
+    20-session17.md); a collector in conf's java options or in JAVA_TOOL_OPTIONS is kept (a JVM given
+    two refuses to start); a cluster's JVMs are never touched."""
+    from featurebank.definitions.config import Config, SparkSettings
+
+    for name in ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS", "FEATUREBANK_SPARK_MASTER"):
+        monkeypatch.delenv(name, raising=False)
+    ours = session_conf(None, "local", size)[JAVA].split()
+    assert ours.count(LOCAL_GC_OPTION) == 1
+    assert _final_flag(ours, "UseParallelGC") == "true"
+    mine = Config(env="x", feature_root="/tmp/f", spark=SparkSettings(((JAVA, "-XX:+UseG1GC -Xss4m"),)))
+    kept = session_conf(mine, "local", size)[JAVA].split()
+    assert LOCAL_GC_OPTION not in kept and _final_flag(kept, "UseG1GC") == "true"
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-XX:+UseSerialGC")
+    assert LOCAL_GC_OPTION not in session_conf(None, "local", size)[JAVA]
+    monkeypatch.delenv("JAVA_TOOL_OPTIONS")
+    monkeypatch.setenv("FEATUREBANK_SPARK_MASTER", "spark://head:7077")
+    assert LOCAL_GC_OPTION not in session_conf(None, "local", size).get(JAVA, "")

@@ -159,6 +159,12 @@ SHORT_JIT_OPTION = "-XX:TieredStopAtLevel=1"
 # bench's daily run alone filled 39 MiB of it, a second run in the same JVM filled it (notes/20-codecache.md),
 # so a wider group's daily run would fall off that cliff. The short run keeps tiered's size.
 SHORT_CODE_CACHE_OPTION = "-XX:ReservedCodeCacheSize=240m"
+# A local master's one JVM collects with the throughput collector: a batch job has no pause to hide,
+# and G1's write barriers and concurrent marking cost it CPU. Measured in issue 20 (notes/20-session17.md):
+# the scale-1 backfill 167-179 s -> 156 s (the publish 50-54 s -> 40 s), a cold training set -8%, a daily
+# run alike. A JVM refuses two collectors, so conf's or the environment's own choice is kept.
+LOCAL_GC_OPTION = "-XX:+UseParallelGC"
+_JAVA_ENVIRONMENT = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS")
 
 
 def run_size(command: str, dates: int | None) -> str:
@@ -199,6 +205,18 @@ def with_driver_options(conf: dict[str, str], options: list[str]) -> dict[str, s
     return out
 
 
+def with_local_gc(conf: dict[str, str]) -> dict[str, str]:
+    """`conf` (a local master's) with `LOCAL_GC_OPTION` for the driver, unless its java options or
+    the JVM's environment (`JAVA_TOOL_OPTIONS` and the like) already choose a collector
+    (`-XX:+Use...GC`). Returns a new dict."""
+    import re
+
+    chosen = [conf.get("spark.driver.extraJavaOptions", ""), *(os.environ.get(name, "") for name in _JAVA_ENVIRONMENT)]
+    if any(re.search(r"-XX:\+Use\w*GC\b", options) for options in chosen):
+        return dict(conf)
+    return with_driver_options(conf, [LOCAL_GC_OPTION])
+
+
 def detect_platform() -> str:
     """Where this process runs: `glue`, `emr`, `submit` (spark-submit) or `local`."""
     explicit = os.environ.get("FEATUREBANK_PLATFORM")
@@ -217,8 +235,9 @@ def session_conf(config: Config | None, platform: str, size: str | None = None) 
     """The Spark settings a session gets on `platform`, before the builder applies them.
 
     `size` (`run_size`; default the `RUN_SIZE_ENV` the CLI set, else none: a long run's settings)
-    adds a short run's settings to a local session (`size_conf`); a local master's JVM also maps
-    the class archive `make setup` wrote, when there is one (`io.class_archive`: a faster start).
+    adds a short run's settings to a local session (`size_conf`); a local master's JVM also gets
+    the throughput collector (`with_local_gc`) and maps the class archive `make setup` wrote, when
+    there is one (`io.class_archive`: a faster start).
 
     Only a `local` session takes `spark.master` from conf (else `FEATUREBANK_SPARK_MASTER`, else
     `local[*]`): everywhere else the launcher (spark-submit's `--master`, YARN on EMR, Glue) has
@@ -248,10 +267,10 @@ def session_conf(config: Config | None, platform: str, size: str | None = None) 
     if platform == "local":
         conf.setdefault("spark.master", os.environ.get("FEATUREBANK_SPARK_MASTER", "local[*]"))
         conf = size_conf(conf, size or os.environ.get(RUN_SIZE_ENV))
-        if conf["spark.master"].startswith("local"):  # our JVM: it may map the class archive
+        if conf["spark.master"].startswith("local"):  # our JVM: its collector, and the class archive
             from featurebank.io.class_archive import java_options
 
-            conf = with_driver_options(conf, java_options())
+            conf = with_driver_options(with_local_gc(conf), java_options())
     return conf
 
 
