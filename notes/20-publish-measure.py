@@ -1,12 +1,13 @@
 """Where the backfill's publish goes at a bench scale: the batch computed and persisted once, then
-each variant of the write timed on it (wall, JVM CPU, spill).
+each variant of the write timed on it (wall, JVM CPU, files written).
 
     PYTHONPATH=lib:tools:. python notes/20-publish-measure.py --scale 1 [--variants sort,delta,...]
-Variants: `sort` (clustered(batch) to noop: the sort alone), `scan` (batch to noop), `delta` (the
-publish's own write: clustered, partitioned Delta, stats and encodings as io.tables._commit),
-`parquet` (the same rows and layout as plain Parquet, no Delta), `concurrent` (Delta, no sort, Spark's
-concurrent partition writers), `keysorted` (Delta, rows left in the kernel's order, one sort by date
-after a coalesce).
+Variants: `scan` (batch to noop), `sort` (clustered(batch) to noop: coalesce + the sort by date),
+`sort8` (the sort by date within the compute's partitions, to noop), `delta` (the publish's own
+write: clustered, partitioned Delta, stats and encodings as io.tables._commit), `delta4` / `delta8`
+(the same from 4 coalesced / all compute partitions, each sorted), `parquet` (clustered, plain
+Parquet, Spark's own encodings), `concurrent` (Delta from coalesce(2), unsorted, Spark's concurrent
+partition writers: WRITERS, default 512).
 """
 import argparse
 import os
@@ -67,7 +68,7 @@ def main() -> None:
         "delta4": lambda path: delta(batch.coalesce(4).sortWithinPartitions(PARTITION_COLUMN), path),
         "delta8": lambda path: delta(batch.sortWithinPartitions(PARTITION_COLUMN), path),
         "parquet": lambda path: clustered(spark, batch).write.mode("overwrite").partitionBy(PARTITION_COLUMN).parquet(path),
-        "concurrent": lambda path: concurrent(path),
+        "concurrent": concurrent,
     }
     for name in a.variants.split(","):
         path = tempfile.mkdtemp(prefix="fb-publish-")

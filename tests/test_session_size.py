@@ -10,12 +10,12 @@ import pytest
 
 from featurebank import cli
 from featurebank.io.spark import (
+    LOCAL_GC_OPTION,
     LONG,
     RUN_SIZE_ENV,
     SHORT,
     SHORT_CODE_CACHE_OPTION,
     SHORT_JIT_OPTION,
-    LOCAL_GC_OPTION,
     run_size,
     session_conf,
     spark_output,
@@ -96,7 +96,7 @@ def _final_flag(options: list[str], flag: str) -> str:
     import re
     import subprocess
 
-    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else "java"
+    java = os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else "java"  # as spark-class
     flags = subprocess.run([java, *options, "-XX:+PrintFlagsFinal", "-version"], capture_output=True,
                            text=True, check=True).stdout
     found = re.search(rf"\b{flag}\s*=\s*(\w+)", flags)
