@@ -54,9 +54,8 @@ def _nearest_rank(values: list[float], p: float) -> float:
 
 @pytest.fixture()
 def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Limits small enough that this data samples its big date and splits its histograms."""
+    """A limit small enough that this data samples its big date."""
     monkeypatch.setattr(P, "QUARTILE_ROWS", 100)
-    monkeypatch.setattr(P, "HISTOGRAM_FEATURES", 3)
 
 
 def test_every_statistic_matches_a_brute_force_and_quartiles_come_from_the_hash_sample(spark, small_limits) -> None:  # noqa: ANN001

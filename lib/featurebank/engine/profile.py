@@ -12,12 +12,13 @@ count, min/mean/max for numeric features, min/max and an approximate distinct co
 others. The quartiles (`percentile_approx`) come from one more aggregation over a sample of at
 most about `QUARTILE_ROWS` rows per date, picked by a hash of the row's entity (so a rerun
 profiles the same rows): the sketch sorts boxed values, and over every row it cost five times
-the rest of pass 1 (issue 20, notes/20-profiles.md). The histograms: for every numeric feature the rows of
-each equal-width bin (bins from that date's pass-1 min and max, joined in from a small frame) as
-conditional counts of one `groupBy(feature_date)`, `HISTOGRAM_FEATURES` features per pass (one
-aggregation over more falls out of whole-stage code generation and runs several times slower);
-for every low-cardinality categorical feature the rows of each value. Never one query per date
-and never a row per (row, feature): a few scans of the persisted batch whatever its dates.
+the rest of pass 1 (issue 20, notes/20-profiles.md). The histograms: for every numeric feature the rows
+of each equal-width bin (bins from that date's pass-1 min and max), counted by numpy in one
+`mapInArrow` pass over every numeric feature (`_bin_counts`: each partition's counts per feature,
+date and bin, summed by Spark): Spark's conditional counts took a pass per few features and
+several times the time (notes/20-session18.md). For every low-cardinality categorical feature the
+rows of each value. Never one query per date and never a row per (row, feature): a few scans of
+the persisted batch whatever its dates.
 
 NaN and ±Infinity in floating features are left out of the numeric statistics (they would
 make min/max meaningless) and counted separately as `non_finite`.
@@ -42,13 +43,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from featurebank.aggregators import FLOATING_TYPES
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import Column, DataFrame
 
 BINS = 12
@@ -58,7 +62,6 @@ NUMERIC_TYPES = ("tinyint", "smallint", "int", "bigint", "float", "double")
 TIME_TYPES = ("date", "timestamp", "timestamp_ntz")
 PARTITION_COLUMN = "feature_date"
 QUARTILE_ROWS = 10_000  # quartiles from a sample of about this many rows per date at most
-HISTOGRAM_FEATURES = 5  # numeric features per histogram pass (measured: 3 and 5 alike, 15 2.7x slower)
 FORMAT = "featurebank.profile"
 FORMAT_VERSION = 1
 
@@ -195,8 +198,8 @@ def _quartiles(frame: DataFrame, present: list[str], types: dict[str, str],
 
 def _bucket_counts(frame: DataFrame, present: list[str], types: dict[str, str],
                    firsts: dict[date, dict[str, Any]]) -> dict[date, dict[str, dict[str, int]]]:
-    """Rows per (date, feature, bucket): a numeric feature's bin index on that date's range, a
-    categorical feature's value (only where it has at most MAX_CATEGORIES values)."""
+    """Rows per (date, feature, bucket): a numeric feature's bin index on that date's range
+    (`_bin_counts`), a categorical feature's value (only where it has at most MAX_CATEGORIES values)."""
     from functools import reduce
 
     from pyspark.sql import functions as F
@@ -204,42 +207,22 @@ def _bucket_counts(frame: DataFrame, present: list[str], types: dict[str, str],
     numeric = _with_values(present, types, firsts)
     categorical = [i for i, name in enumerate(present) if _categorical(types[name])
                    and any((row.get(f"d{i}") or 0) <= MAX_CATEGORIES for row in firsts.values())]
-    if not (numeric or categorical) or not firsts:
-        return {}
     counts: dict[date, dict[str, dict[str, int]]] = {}
 
     def found(when: date, i: int, bucket: str, rows: int) -> None:
         if rows:
             counts.setdefault(when, {}).setdefault(present[i], {})[bucket] = int(rows)
 
-    # Each date's bin range, as the values pass 1 found (a Python float each, as a literal would be).
-    ranges = []
-    for when, row in firsts.items():
-        values: list[Any] = [when]
-        for i in numeric:
-            edges = _edges(row, i)
-            low, high = edges if edges else (None, None)
-            values += [low, None if low is None or high is None else (high - low) / BINS]
-        ranges.append(tuple(values))
-    ddl = ", ".join([f"{PARTITION_COLUMN} DATE", *[f"lo{i} DOUBLE, w{i} DOUBLE" for i in numeric]])
-    edges_frame = frame.sparkSession.createDataFrame(ranges, schema=ddl)
-    for first in range(0, len(numeric), HISTOGRAM_FEATURES):
-        some = numeric[first:first + HISTOGRAM_FEATURES]
-        bins = edges_frame.select(PARTITION_COLUMN, *[c for i in some for c in (f"lo{i}", f"w{i}")])
-        joined = frame.join(F.broadcast(bins), on=PARTITION_COLUMN, how="inner")
-        indexes = []
-        for i in some:
-            value, bin_low, bin_width = _finite(present[i], types[present[i]]), F.col(f"lo{i}"), F.col(f"w{i}")
-            # least() skips NULLs (least(NULL, 11) = 11): keep NULL values out of every bin explicitly
-            indexes.append(F.when(value.isNotNull() & (bin_width > 0),
-                                  F.least(F.floor((value - bin_low) / bin_width), F.lit(BINS - 1)))
-                           .when(value.isNotNull(), F.lit(0)).alias(f"b{i}"))
-        rows = joined.select(PARTITION_COLUMN, *indexes).groupBy(PARTITION_COLUMN).agg(
-            *[F.count_if(F.col(f"b{i}") == k).alias(f"c{i}_{k}") for i in some for k in range(BINS)]).collect()
-        for r in rows:
-            for i in some:
-                for k in range(BINS):
-                    found(r[PARTITION_COLUMN], i, str(k), r[f"c{i}_{k}"])
+    if numeric and firsts:
+        days = sorted(firsts)
+        edges = [[_edges(firsts[when], i) for when in days] for i in numeric]
+        lows = [[None if e is None else e[0] for e in per_date] for per_date in edges]
+        widths = [[None if e is None else (e[1] - e[0]) / BINS for e in per_date] for per_date in edges]
+        values = frame.select(PARTITION_COLUMN, *[_finite(present[i], types[present[i]]).alias(f"v{i}") for i in numeric])
+        binned = values.mapInArrow(partial(_bin_counts, [d.toordinal() for d in days], lows, widths),
+                                   "feature INT, day INT, bin INT, rows BIGINT")
+        for r in binned.groupBy("feature", "day", "bin").agg(F.sum("rows").alias("rows")).collect():
+            found(days[r["day"]], numeric[r["feature"]], str(r["bin"]), r["rows"])
     if categorical:
         values_of = reduce(lambda a, b: a.unionAll(b), [frame.select(
             PARTITION_COLUMN, F.lit(i).alias("feature_index"), F.col(f"`{present[i]}`").cast("string").alias("bucket"))
@@ -247,6 +230,39 @@ def _bucket_counts(frame: DataFrame, present: list[str], types: dict[str, str],
         for r in values_of.where("bucket is not null").groupBy(PARTITION_COLUMN, "feature_index", "bucket").count().collect():
             found(r[PARTITION_COLUMN], int(r["feature_index"]), r["bucket"], r["count"])
     return counts
+
+
+def _bin_counts(ordinals: list[int], lows: list[list[float | None]], widths: list[list[float | None]],
+                batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow's function: one partition's (feature_date, value per numeric feature) rows in,
+    its rows per (feature, date, bin) out, for dates `ordinals` (`date.toordinal()`, ascending;
+    `day` is the index into it) and each feature's per-date bin range (`lows[f][day]`,
+    `widths[f][day]`; None where the feature has no value on that date). NULL values (a
+    non-finite one is NULL here) are in no bin. The bin is Spark's `least(floor((value - low) /
+    width), BINS - 1)` in the same IEEE double arithmetic; every value in bin 0 where the width is 0."""
+    import numpy as np
+    import pyarrow as pa
+
+    epoch = date(1970, 1, 1).toordinal()
+    known = np.asarray(ordinals, dtype=np.int64) - epoch  # days since 1970, as Arrow's date32
+    low = np.array([[np.nan if v is None else v for v in row] for row in lows], dtype=np.float64)
+    width = np.array([[np.nan if v is None else v for v in row] for row in widths], dtype=np.float64)
+    cells = len(ordinals) * BINS
+    total = np.zeros((len(lows), cells), dtype=np.int64)
+    for batch in batches:
+        day = np.searchsorted(known, batch.column(0).cast(pa.int32()).to_numpy(zero_copy_only=False))
+        for f in range(len(lows)):
+            value = batch.column(f + 1).to_numpy(zero_copy_only=False)  # NULL as NaN
+            present = ~np.isnan(value)
+            on, kept = day[present], value[present]
+            bins = np.zeros(len(kept), dtype=np.int64)
+            spread = width[f, on] > 0
+            bins[spread] = np.minimum(np.floor((kept[spread] - low[f, on][spread]) / width[f, on][spread]), BINS - 1)
+            total[f] += np.bincount(on * BINS + bins, minlength=cells)
+    feature, cell = np.nonzero(total)
+    yield pa.RecordBatch.from_arrays(
+        [pa.array(feature, pa.int32()), pa.array(cell // BINS, pa.int32()), pa.array(cell % BINS, pa.int32()),
+         pa.array(total[feature, cell], pa.int64())], names=["feature", "day", "bin", "rows"])
 
 
 def _group_profile(group: str, when: date, row: dict[str, Any], present: list[str], types: dict[str, str],
