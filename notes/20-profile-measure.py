@@ -3,7 +3,8 @@ published bench table: wall and JVM CPU per variant, and a digest of what each c
 
     PYTHONPATH=lib:tools:. python notes/20-profile-measure.py <delta table> <dates> [variant ...]
 variants: full (profile_batch as the run calls it), quartiles (its sampled quartiles alone), pass1, pass1-noq (pass 1 without the quartiles),
-pass2 (the histogram/top-value pass alone, on pass 1's result), pass2-int (buckets as int), pass2-cond
+pass2 (the histogram/top-value passes alone, on pass 1's result: since session 18 numpy's counts in one
+mapInArrow pass), pass2-int (buckets as int), pass2-cond
 (one conditional count per feature and bin, no unpivot). Same digest = same profiles (pass2* agree among
 themselves when every feature is numeric).
 """
@@ -34,9 +35,6 @@ def main() -> None:
 
     from bench.tasks import spark_session
     from featurebank.engine import profile as P
-
-    if os.environ.get("FB_HISTOGRAM_FEATURES"):  # numeric features per histogram pass, for a variant
-        P.HISTOGRAM_FEATURES = int(os.environ["FB_HISTOGRAM_FEATURES"])
 
     table, days, variants = sys.argv[1], int(sys.argv[2]), [v for v in sys.argv[3:] if "=" not in v] or ["full"]
     spark, _ = spark_session(str(Path(__file__).resolve().parent.parent / "bench" / "project"))

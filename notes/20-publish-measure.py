@@ -7,7 +7,10 @@ Variants: `scan` (batch to noop), `sort` (clustered(batch) to noop: coalesce + t
 write: clustered, partitioned Delta, stats and encodings as io.tables._commit), `delta4` / `delta8`
 (the same from 4 coalesced / all compute partitions, each sorted), `parquet` (clustered, plain
 Parquet, Spark's own encodings), `concurrent` (Delta from coalesce(2), unsorted, Spark's concurrent
-partition writers: WRITERS, default 512).
+partition writers: WRITERS, default 512), `range8` / `hash8` (Delta from a shuffle of the batch into 8
+partitions by date range / date hash, each sorted: one file per date), `range8sort` (that shuffle and
+sort alone, to noop). Prints the persisted batch's cache size first. Spill figures: run it with
+`spark.eventLog.enabled` in a `SPARK_CONF_DIR`'s spark-defaults.conf and read the stages' spill metrics.
 """
 import argparse
 import os
@@ -48,6 +51,8 @@ def main() -> None:
     t0 = time.perf_counter()
     batch = compute(spark, plan).persist(StorageLevel.MEMORY_AND_DISK)
     print(f"compute + persist: {batch.count()} rows in {time.perf_counter() - t0:.1f} s", flush=True)
+    for info in spark.sparkContext._jsc.sc().getRDDStorageInfo():
+        print(f"cached: {info.memSize() / 2**30:.2f} GiB in memory, {info.diskSize() / 2**30:.2f} GiB on disk", flush=True)
     settings = plain_encoded(batch.schema, plan.keys)
     stats = ",".join(stats_columns(batch.columns, plan.keys))
 
@@ -69,6 +74,10 @@ def main() -> None:
         "delta8": lambda path: delta(batch.sortWithinPartitions(PARTITION_COLUMN), path),
         "parquet": lambda path: clustered(spark, batch).write.mode("overwrite").partitionBy(PARTITION_COLUMN).parquet(path),
         "concurrent": concurrent,
+        "range8": lambda path: delta(batch.repartitionByRange(8, PARTITION_COLUMN).sortWithinPartitions(PARTITION_COLUMN), path),
+        "hash8": lambda path: delta(batch.repartition(8, PARTITION_COLUMN).sortWithinPartitions(PARTITION_COLUMN), path),
+        "range8sort": lambda path: batch.repartitionByRange(8, PARTITION_COLUMN).sortWithinPartitions(PARTITION_COLUMN)
+        .write.format("noop").mode("overwrite").save(),
     }
     for name in a.variants.split(","):
         path = tempfile.mkdtemp(prefix="fb-publish-")
