@@ -213,7 +213,7 @@ def _bucket_counts(frame: DataFrame, present: list[str], types: dict[str, str],
         if rows:
             counts.setdefault(when, {}).setdefault(present[i], {})[bucket] = int(rows)
 
-    if numeric and firsts:
+    if numeric:  # a feature with values on some date: `firsts` has dates
         days = sorted(firsts)
         edges = [[_edges(firsts[when], i) for when in days] for i in numeric]
         lows = [[None if e is None else e[0] for e in per_date] for per_date in edges]
@@ -255,9 +255,10 @@ def _bin_counts(ordinals: list[int], lows: list[list[float | None]], widths: lis
             value = batch.column(f + 1).to_numpy(zero_copy_only=False)  # NULL as NaN
             present = ~np.isnan(value)
             on, kept = day[present], value[present]
+            bin_low, bin_width = low[f, on], width[f, on]
             bins = np.zeros(len(kept), dtype=np.int64)
-            spread = width[f, on] > 0
-            bins[spread] = np.minimum(np.floor((kept[spread] - low[f, on][spread]) / width[f, on][spread]), BINS - 1)
+            spread = bin_width > 0
+            bins[spread] = np.minimum(np.floor((kept[spread] - bin_low[spread]) / bin_width[spread]), BINS - 1)
             total[f] += np.bincount(on * BINS + bins, minlength=cells)
     feature, cell = np.nonzero(total)
     yield pa.RecordBatch.from_arrays(
