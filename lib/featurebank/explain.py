@@ -337,7 +337,7 @@ def _published_row(spark: SparkSession, project: Project, compiled: CompiledGrou
     else:
         from featurebank.io.metadata import read_partition, table_schema
 
-        table = read_partition(compiled.table_path, "feature_date", when, [(k, "=", v) for k, v in typed.items()])
+        table = read_partition(compiled.table_path, "feature_date", when, typed)
         columns = table_schema(compiled.table_path) or ()
         schema = ", ".join(f"`{c.name}` {c.type}" for c in columns)
         rows = [{k: _as_spark_collects(v) for k, v in r.items()} for r in (table.to_pylist() if table is not None else [])

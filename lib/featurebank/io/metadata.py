@@ -21,7 +21,9 @@ it through the catalog (Spark) instead.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -151,19 +153,66 @@ def read_rows(location: str, columns: list[str] | None = None, *, lake_formation
     table = _open(location, lake_formation)
     if table is None:
         return None
-    present = None if columns is None else [c for c in columns if c in {f.name for f in table.schema().fields}]
-    return table.to_pyarrow_table(columns=present)
+    present = [f.name for f in table.schema().fields]
+    wanted = present if columns is None else [c for c in columns if c in present]
+    return _select(table, wanted)
 
 
-def read_partition(location: str, column: str, value: Any, filters: list[tuple[str, str, Any]] | None = None, *,
+def read_partition(location: str, column: str, day: date, keys: Mapping[str, Any], *,
                    lake_formation: bool = False) -> Any:
-    """The rows of one partition (`column` = `value`) that match `filters` ((column, op, value),
-    e.g. an entity's keys) as a `pyarrow.Table`, or None when there is no table. Only that
-    partition's files are opened; row groups the filters rule out are skipped (`featurebank explain`)."""
+    """The rows of one date partition (`column` = `day`) whose `keys` columns equal the given
+    values, as a `pyarrow.Table`, or None when there is no table. Only that partition's files
+    are read (`featurebank explain`)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     table = _open(location, lake_formation)
     if table is None:
         return None
-    return table.to_pyarrow_table(partitions=[(column, "=", str(value))], filters=filters or None)
+    rows = _select(table, [f.name for f in table.schema().fields], f"{_identifier(column)} = DATE '{day.isoformat()}'")
+    for key, value in keys.items():  # in Arrow, not SQL: no key value is ever spelled into a statement
+        rows = rows.filter(pc.equal(rows[key], pa.scalar(value, type=rows[key].type)))
+    return rows
+
+
+def _select(table: Any, columns: list[str], where: str | None = None) -> Any:
+    """`columns` of the delta-rs `table` (rows matching the SQL `where`) as a `pyarrow.Table`,
+    read by delta-rs's own engine (DataFusion, in Rust). Not `DeltaTable.to_pyarrow_table`: that
+    scans through a Python file system on Arrow's I/O threads, which abort the process at its
+    exit (`terminate called without an active exception`, exit -6) in a third of the processes
+    that exit right after a read (tests/test_metadata.py). Strings come back as Arrow's plain
+    `string`, as Spark's writer typed them, not DataFusion's `string_view`."""
+    import pyarrow as pa
+    from deltalake import QueryBuilder
+
+    if not columns:
+        return pa.table({})
+    query = f"SELECT {', '.join(_identifier(c) for c in columns)} FROM t" + (f" WHERE {where}" if where else "")
+    rows = pa.table(QueryBuilder().register("t", table).execute(query))
+    return rows.cast(pa.schema([f.with_type(_plain(f.type)) for f in rows.schema]))
+
+
+def _plain(type_: Any) -> Any:
+    """`type_` with DataFusion's view types, at any depth, as the plain ones Spark writes."""
+    import pyarrow as pa
+
+    if type_ == pa.string_view():
+        return pa.string()
+    if type_ == pa.binary_view():
+        return pa.binary()
+    if pa.types.is_map(type_):
+        return pa.map_(type_.key_field.with_type(_plain(type_.key_type)), type_.item_field.with_type(_plain(type_.item_type)))
+    if pa.types.is_list(type_) or pa.types.is_large_list(type_):
+        kind = pa.list_ if pa.types.is_list(type_) else pa.large_list
+        return kind(type_.value_field.with_type(_plain(type_.value_type)))
+    if pa.types.is_struct(type_):
+        return pa.struct([f.with_type(_plain(f.type)) for f in type_])
+    return type_
+
+
+def _identifier(name: str) -> str:
+    """`name` as a quoted SQL identifier: any character stays part of the name."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def spark_type(delta_type: Any) -> str:
