@@ -13,6 +13,7 @@ import pytest
 from deltalake import DeltaTable
 from rich.console import Console
 
+from featurebank.io import metadata
 from featurebank_demo.datagen import DatagenParams
 from featurebank_demo.demo import TRAINING_SET, ensure_bank, main, print_summary, run_demo
 
@@ -46,7 +47,7 @@ def test_demo_publishes_every_group_partitioned_by_feature_date_as_spark_sees_it
         assert outcome.status == "published", outcome
         table = DeltaTable(outcome.table_path)
         assert table.metadata().partition_columns == ["feature_date"], outcome.group
-        rows = table.to_pyarrow_table()
+        rows = metadata.read_rows(outcome.table_path)
         seen_by_spark = spark.read.format("delta").load(outcome.table_path)
         assert rows.num_rows == seen_by_spark.count() == outcome.rows > 0, outcome.group
         con = duckdb.connect()

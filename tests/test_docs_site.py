@@ -19,6 +19,7 @@ from deltalake import DeltaTable
 
 from featurebank.catalog.collect import collect_catalog
 from featurebank.gate.report import stored_profile
+from featurebank.io import metadata
 from featurebank.catalog.site import build_site
 from featurebank.compile.run import compile_plan
 from featurebank.engine.profile import BINS
@@ -91,7 +92,7 @@ def test_profile_matches_a_brute_force_computation_of_the_latest_partition(built
     profile = stored_profile(project.config.feature_root, plan.group, RUN_DATES[1])  # stored by the second run
     assert profile is not None and profile.feature_date == RUN_DATES[1]
     assert profile.version == DeltaTable(plan.table_path).version()
-    rows = DeltaTable(plan.table_path).to_pyarrow_table()  # noqa: F841 - read by duckdb below
+    rows = metadata.read_rows(plan.table_path)  # noqa: F841 - read by duckdb below
     where = f"feature_date = DATE '{RUN_DATES[1]}'"
     assert profile.rows == duckdb.sql(f"select count(*) from rows where {where}").fetchall()[0][0] > 0
     for name in ("spend_sum_30d", "txn_count_7d", "avg_ticket_7d", "spend_stddev_90d"):
