@@ -153,9 +153,8 @@ def read_rows(location: str, columns: list[str] | None = None, *, lake_formation
     table = _open(location, lake_formation)
     if table is None:
         return None
-    present = [f.name for f in table.schema().fields]
-    wanted = present if columns is None else [c for c in columns if c in present]
-    return _select(table, wanted)
+    present = None if columns is None else [c for c in columns if c in {f.name for f in table.schema().fields}]
+    return _select(table, present)
 
 
 def read_partition(location: str, column: str, day: date, keys: Mapping[str, Any], *,
@@ -169,14 +168,14 @@ def read_partition(location: str, column: str, day: date, keys: Mapping[str, Any
     table = _open(location, lake_formation)
     if table is None:
         return None
-    rows = _select(table, [f.name for f in table.schema().fields], f"{_identifier(column)} = DATE '{day.isoformat()}'")
+    rows = _select(table, None, f"{_identifier(column)} = DATE '{day.isoformat()}'")
     for key, value in keys.items():  # in Arrow, not SQL: no key value is ever spelled into a statement
         rows = rows.filter(pc.equal(rows[key], pa.scalar(value, type=rows[key].type)))
     return rows
 
 
-def _select(table: Any, columns: list[str], where: str | None = None) -> Any:
-    """`columns` of the delta-rs `table` (rows matching the SQL `where`) as a `pyarrow.Table`,
+def _select(table: Any, columns: list[str] | None, where: str | None = None) -> Any:
+    """`columns` (None: all) of the delta-rs `table` (rows matching the SQL `where`) as a `pyarrow.Table`,
     read by delta-rs's own engine (DataFusion, in Rust). Not `DeltaTable.to_pyarrow_table`: that
     scans through a Python file system on Arrow's I/O threads, which abort the process at its
     exit (`terminate called without an active exception`, exit -6) in a third of the processes
@@ -185,9 +184,10 @@ def _select(table: Any, columns: list[str], where: str | None = None) -> Any:
     import pyarrow as pa
     from deltalake import QueryBuilder
 
-    if not columns:
+    if columns == []:
         return pa.table({})
-    query = f"SELECT {', '.join(_identifier(c) for c in columns)} FROM t" + (f" WHERE {where}" if where else "")
+    listed = "*" if columns is None else ", ".join(_identifier(c) for c in columns)
+    query = f"SELECT {listed} FROM t" + (f" WHERE {where}" if where else "")
     rows = pa.table(QueryBuilder().register("t", table).execute(query))
     return rows.cast(pa.schema([f.with_type(_plain(f.type)) for f in rows.schema]))
 
