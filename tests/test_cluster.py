@@ -379,9 +379,9 @@ def _check_profiles(world: World, group: str, aggregations: object) -> None:
 
 
 def _delta(path: Path, order: list[str]) -> pd.DataFrame:
-    from deltalake import DeltaTable
+    from featurebank.io import metadata
 
-    frame = DeltaTable(str(path)).to_pandas()
+    frame = metadata.read_rows(str(path)).to_pandas()
     return frame.sort_values(order).reset_index(drop=True)
 
 
